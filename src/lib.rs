@@ -1,0 +1,8 @@
+//! jumpcloud-scim: a SCIM 2.0 service provider in front of JumpCloud.
+//!
+//! # Layout
+//! Reads are answered from an immutable in-memory snapshot of the directory that a background task
+//! refreshes; writes go to JumpCloud first and are then published into the snapshot.
+
+/// In-memory JumpCloud API with fault injection, written from the facts sheet alone; used by tests and `demo`.
+pub mod emulator;

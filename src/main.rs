@@ -1,0 +1,189 @@
+//! Command line: `serve | demo | emulator | check | healthcheck`. anyhow lives only here.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use jumpcloud_scim::emulator::{self, EmulatorConfig, FaultConfig};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "jumpcloud-scim",
+    version,
+    about = "SCIM 2.0 service provider in front of JumpCloud"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The service, in front of a real (or emulated) JumpCloud.
+    Serve {
+        /// TOML configuration file (also `JCSCIM_CONFIG`).
+        #[arg(long, env = "JCSCIM_CONFIG")]
+        config: Option<std::path::PathBuf>,
+    },
+    /// Emulator and service in one process: seeded directory, faults on, ready to aggregate.
+    Demo(EmulatorFlags),
+    /// The JumpCloud emulator alone.
+    Emulator(EmulatorFlags),
+    /// Try the configured JumpCloud URL and key and report what was found; exit 0 ok, 1 not.
+    Check {
+        #[arg(long, env = "JCSCIM_CONFIG")]
+        config: Option<std::path::PathBuf>,
+    },
+    /// Ask the running service's `/healthz` at the configured `listen`; exit 0 or 1.
+    Healthcheck {
+        #[arg(long, env = "JCSCIM_CONFIG")]
+        config: Option<std::path::PathBuf>,
+    },
+}
+
+/// Flags of `emulator`, and the same names on `demo` (whose defaults differ where noted).
+#[derive(Args, Debug, Clone)]
+struct EmulatorFlags {
+    /// Where to listen (emulator 127.0.0.1:8081; demo: the service, 127.0.0.1:8080).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The only `x-api-key` accepted.
+    #[arg(long, default_value = "demo-key")]
+    api_key: String,
+    /// Number of seeded users (up to 100000).
+    #[arg(long, default_value_t = 601, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    users: u32,
+    /// Number of seeded user groups.
+    #[arg(long, default_value_t = 50)]
+    groups: u32,
+    /// Seeded data is a pure function of the seed and the sizes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Share of requests answered with a gateway 502 (emulator 0, demo 0.2).
+    #[arg(long)]
+    fail_rate: Option<f64>,
+    /// Outage period in seconds; 0 turns it off (emulator off, demo 600).
+    #[arg(long)]
+    outage_every: Option<u64>,
+    /// Outage length in seconds (demo 100).
+    #[arg(long)]
+    outage_for: Option<u64>,
+    /// Added to every answer.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Share of requests answered 429 with `Retry-After`.
+    #[arg(long, default_value_t = 0.0)]
+    rate_limit_rate: f64,
+    /// Share of writes applied and then answered 502.
+    #[arg(long, default_value_t = 0.0)]
+    commit_then_fail_rate: f64,
+    /// The API key belongs to a multi-tenant admin: requests without `x-org-id` get 401.
+    #[arg(long)]
+    multi_tenant: bool,
+    /// Bearer token the demo's service accepts (demo only; random when absent).
+    #[arg(long)]
+    token: Option<String>,
+}
+
+impl EmulatorFlags {
+    /// Emulator configuration with `demo` defaults when `demo` is true.
+    fn emulator_config(&self, demo: bool) -> anyhow::Result<EmulatorConfig> {
+        let fail_rate = self.fail_rate.unwrap_or(if demo { 0.2 } else { 0.0 });
+        for (name, rate) in [
+            ("--fail-rate", fail_rate),
+            ("--rate-limit-rate", self.rate_limit_rate),
+            ("--commit-then-fail-rate", self.commit_then_fail_rate),
+        ] {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&rate),
+                "{name} must be between 0 and 1, got {rate}"
+            );
+        }
+        let outage_every_s = self.outage_every.unwrap_or(if demo { 600 } else { 0 });
+        let outage_for_s = self.outage_for.unwrap_or(if demo { 100 } else { 0 });
+        Ok(EmulatorConfig {
+            api_key: self.api_key.clone(),
+            users: self.users as usize,
+            groups: self.groups as usize,
+            seed: self.seed,
+            multi_tenant: self.multi_tenant,
+            faults: FaultConfig {
+                fail_rate,
+                outage_every_s,
+                outage_for_s,
+                latency_ms: self.latency_ms,
+                rate_limit_rate: self.rate_limit_rate,
+                commit_then_fail_rate: self.commit_then_fail_rate,
+                ..FaultConfig::default()
+            },
+        })
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("while starting the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    init_logging();
+    match cli.command {
+        Command::Emulator(flags) => run_emulator(flags).await,
+        Command::Demo(_)
+        | Command::Serve { .. }
+        | Command::Check { .. }
+        | Command::Healthcheck { .. } => {
+            anyhow::bail!("this command is not available in this build yet")
+        }
+    }
+}
+
+async fn run_emulator(flags: EmulatorFlags) -> anyhow::Result<()> {
+    let config = flags.emulator_config(false)?;
+    let addr = flags
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8081)));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("while binding the emulator to {addr}"))?;
+    let local = listener.local_addr()?;
+    println!("listening on http://{local}");
+    emulator::serve(listener, config, shutdown_signal())
+        .await
+        .context("while serving the emulator")
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
