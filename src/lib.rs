@@ -4,5 +4,7 @@
 //! Reads are answered from an immutable in-memory snapshot of the directory that a background task
 //! refreshes; writes go to JumpCloud first and are then published into the snapshot.
 
+/// Layered configuration (defaults → TOML → `JCSCIM_*` environment), validated once; the only reader of env vars.
+pub mod config;
 /// In-memory JumpCloud API with fault injection, written from the facts sheet alone; used by tests and `demo`.
 pub mod emulator;

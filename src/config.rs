@@ -1,0 +1,639 @@
+//! Layered configuration: built-in defaults → TOML file → `JCSCIM_*` environment (`__` for nesting), with
+//! `*_FILE` variants for every secret. The only reader of environment variables.
+//!
+//! Loading validates once and yields a [`Config`]; secrets are [`Secret`]s whose `Debug` is redacted.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A secret string: redacted in `Debug` and `Display`, compared by the caller in constant time.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself; call sites are few and greppable.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// What a credential may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Read and write (the default for a credential without a scope).
+    #[default]
+    Provision,
+    /// Reads only; any write answers 403.
+    Read,
+}
+
+/// One static bearer token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// Hex SHA-256 of the token, so the file need not hold the token itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub scope: Scope,
+}
+
+/// An HTTP Basic credential (`password_hash` is a hex SHA-256 of the password).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BasicConfig {
+    pub username: String,
+    pub password_hash: String,
+    #[serde(default)]
+    pub scope: Scope,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct AuthConfig {
+    /// `[[auth.tokens]]` tables, or (from `JCSCIM_AUTH__TOKENS`) a comma-separated `TOKEN` / `TOKEN:read` list.
+    #[serde(default, deserialize_with = "de_tokens")]
+    pub tokens: Vec<TokenConfig>,
+    #[serde(default)]
+    pub basic: Vec<BasicConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JumpCloudConfig {
+    pub url: String,
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    #[serde(default)]
+    pub org_id: Option<String>,
+    /// Per-call timeout.
+    pub timeout_s: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshConfig {
+    pub interval_s: u64,
+    /// Share of the interval added or removed at random, so replicas do not refresh in lockstep.
+    pub jitter: f64,
+    pub max_shrink: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UsernamePolicy {
+    LocalPart,
+    Verbatim,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeleteMode {
+    Delete,
+    Suspend,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsersConfig {
+    pub username_policy: UsernamePolicy,
+    pub delete_mode: DeleteMode,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MappingConfig {
+    /// JumpCloud custom attribute that keeps the client's exact userName.
+    pub username_attribute: String,
+    /// JumpCloud custom attribute that keeps a user's externalId.
+    pub external_id_attribute: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupsConfig {
+    /// List each directory (AD, Google Workspace, M365) as a Group whose members are its holders.
+    pub directories_as_groups: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PagingConfig {
+    pub max_count: usize,
+    pub pin_ttl_s: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LimitsConfig {
+    pub body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditConfig {
+    pub destination: String,
+}
+
+/// The validated configuration of `serve`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Externally visible base URL of the service (for `meta.location`); default `http://{listen}`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    pub jumpcloud: JumpCloudConfig,
+    pub refresh: RefreshConfig,
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    pub users: UsersConfig,
+    pub mapping: MappingConfig,
+    pub groups: GroupsConfig,
+    pub paging: PagingConfig,
+    pub limits: LimitsConfig,
+    pub log: LogConfig,
+    pub audit: AuditConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            jumpcloud: JumpCloudConfig {
+                url: "https://console.jumpcloud.com".into(),
+                api_key: None,
+                org_id: None,
+                timeout_s: 20,
+            },
+            refresh: RefreshConfig {
+                interval_s: 60,
+                jitter: 0.1,
+                max_shrink: 0.1,
+            },
+            data_dir: None,
+            auth: AuthConfig::default(),
+            users: UsersConfig {
+                username_policy: UsernamePolicy::LocalPart,
+                delete_mode: DeleteMode::Delete,
+            },
+            mapping: MappingConfig {
+                username_attribute: "scimUserName".into(),
+                external_id_attribute: "scimExternalId".into(),
+            },
+            groups: GroupsConfig {
+                directories_as_groups: true,
+            },
+            paging: PagingConfig {
+                max_count: 1000,
+                pin_ttl_s: 900,
+            },
+            limits: LimitsConfig {
+                body_bytes: 1_048_576,
+            },
+            log: LogConfig {
+                format: LogFormat::Text,
+            },
+            audit: AuditConfig {
+                destination: "stdout".into(),
+            },
+        }
+    }
+}
+
+/// Why the configuration could not be loaded; every message says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration is invalid: {0}")]
+    Invalid(String),
+    #[error("while reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("configuration could not be parsed: {0}")]
+    Parse(#[from] Box<figment::Error>),
+}
+
+/// Secrets that may also come from a file named by `JCSCIM_<KEY>_FILE`.
+const FILE_SECRETS: &[(&str, &str)] = &[
+    ("JCSCIM_JUMPCLOUD__API_KEY", "jumpcloud.api_key"),
+    ("JCSCIM_AUTH__TOKENS", "auth.tokens"),
+];
+
+/// Every key the configuration knows, for the unknown-key warning.
+const KNOWN_KEYS: &[&str] = &[
+    "listen",
+    "public_url",
+    "jumpcloud.url",
+    "jumpcloud.api_key",
+    "jumpcloud.org_id",
+    "jumpcloud.timeout_s",
+    "refresh.interval_s",
+    "refresh.jitter",
+    "refresh.max_shrink",
+    "data_dir",
+    "auth.tokens",
+    "auth.basic",
+    "auth.clients",
+    "auth.jwt",
+    "users.username_policy",
+    "users.delete_mode",
+    "mapping.username_attribute",
+    "mapping.external_id_attribute",
+    "groups.directories_as_groups",
+    "paging.max_count",
+    "paging.pin_ttl_s",
+    "limits.body_bytes",
+    "log.format",
+    "audit.destination",
+];
+
+/// A loaded configuration and the warnings found while loading it (unknown keys and variables).
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Load from the process environment and an optional file (`--config` wins over `JCSCIM_CONFIG`).
+    pub fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &vars)
+    }
+
+    /// Load from an explicit environment (tests pass their own).
+    pub fn load_from(
+        file: Option<&Path>,
+        vars: &[(String, String)],
+    ) -> Result<Loaded, ConfigError> {
+        let mut warnings = Vec::new();
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let file = file.map(Path::to_path_buf).or_else(|| {
+            vars.iter()
+                .find(|(k, _)| k == "JCSCIM_CONFIG")
+                .map(|(_, v)| PathBuf::from(v))
+        });
+        if let Some(path) = &file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let table: toml::Table = text
+                .parse()
+                .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
+            collect_unknown_keys(&toml::Value::Table(table), "", &mut warnings, path);
+            figment = figment.merge(Toml::string(&text));
+        }
+
+        // Environment: JCSCIM_A__B=value → a.b; *_FILE variants read the file.
+        let mut env_pairs: Vec<(String, String)> = Vec::new();
+        for (key, value) in vars {
+            let Some(rest) = key.strip_prefix("JCSCIM_") else {
+                continue;
+            };
+            if rest == "CONFIG" {
+                continue;
+            }
+            if let Some(base) = key.strip_suffix("_FILE")
+                && let Some((_, dotted)) = FILE_SECRETS.iter().find(|(env, _)| *env == base)
+            {
+                let path = PathBuf::from(value);
+                let secret =
+                    std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
+                env_pairs.push((dotted.to_string(), secret.trim().to_string()));
+                continue;
+            }
+            let dotted = rest.to_ascii_lowercase().replace("__", ".");
+            if !KNOWN_KEYS.contains(&dotted.as_str()) {
+                warnings.push(format!("unknown environment variable {key} is ignored"));
+                continue;
+            }
+            env_pairs.push((dotted, value.clone()));
+        }
+        for (dotted, value) in env_pairs {
+            // Strings from the environment are taken as they are; figment's value parsing would turn a
+            // numeric token into a number.
+            let value = env_value(&dotted, &value);
+            figment = figment.merge(Serialized::global(&dotted, value));
+        }
+
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        config.validate()?;
+        Ok(Loaded { config, warnings })
+    }
+
+    /// Checks that need more than types.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        match &self.jumpcloud.api_key {
+            Some(k) if !k.is_empty() => {}
+            _ => {
+                return bad(
+                    "jumpcloud.api_key is required: set JCSCIM_JUMPCLOUD__API_KEY or \
+                     JCSCIM_JUMPCLOUD__API_KEY_FILE (a file holding the key)"
+                        .into(),
+                );
+            }
+        }
+        if !(self.jumpcloud.url.starts_with("http://")
+            || self.jumpcloud.url.starts_with("https://"))
+        {
+            return bad(format!(
+                "jumpcloud.url must start with http:// or https://, got {:?}",
+                self.jumpcloud.url
+            ));
+        }
+        if self.auth.tokens.is_empty() && self.auth.basic.is_empty() {
+            return bad("no client credential is configured, and the service is never open: set \
+                 JCSCIM_AUTH__TOKENS (comma-separated TOKEN or TOKEN:read) or [[auth.tokens]] in the file"
+                .into());
+        }
+        for (i, t) in self.auth.tokens.iter().enumerate() {
+            match (&t.token, &t.token_sha256) {
+                (Some(tok), None) if tok.expose().len() >= 8 => {}
+                (Some(_), None) => {
+                    return bad(format!(
+                        "auth.tokens[{i}]: a token must be at least 8 characters"
+                    ));
+                }
+                (None, Some(h)) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {}
+                (None, Some(_)) => {
+                    return bad(format!(
+                        "auth.tokens[{i}]: token_sha256 must be 64 hex digits"
+                    ));
+                }
+                _ => {
+                    return bad(format!(
+                        "auth.tokens[{i}]: set exactly one of token and token_sha256"
+                    ));
+                }
+            }
+        }
+        if self.refresh.interval_s == 0 {
+            return bad("refresh.interval_s must be at least 1".into());
+        }
+        if !(0.0..=0.5).contains(&self.refresh.jitter) {
+            return bad("refresh.jitter must be between 0 and 0.5".into());
+        }
+        if !(0.0..1.0).contains(&self.refresh.max_shrink) {
+            return bad("refresh.max_shrink must be at least 0 and below 1".into());
+        }
+        if self.paging.max_count == 0 {
+            return bad("paging.max_count must be at least 1".into());
+        }
+        if self.jumpcloud.timeout_s == 0 {
+            return bad("jumpcloud.timeout_s must be at least 1".into());
+        }
+        for (name, v) in [
+            (
+                "mapping.username_attribute",
+                &self.mapping.username_attribute,
+            ),
+            (
+                "mapping.external_id_attribute",
+                &self.mapping.external_id_attribute,
+            ),
+        ] {
+            if v.is_empty() {
+                return bad(format!("{name} must not be empty"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The externally visible base URL, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
+/// Environment values are strings; the few typed keys are converted here so that errors name the variable.
+fn env_value(dotted: &str, raw: &str) -> serde_json::Value {
+    use serde_json::Value;
+    match dotted {
+        "refresh.interval_s"
+        | "jumpcloud.timeout_s"
+        | "paging.max_count"
+        | "paging.pin_ttl_s"
+        | "limits.body_bytes" => raw
+            .trim()
+            .parse::<u64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(raw.into())),
+        "refresh.max_shrink" | "refresh.jitter" => raw
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
+            .unwrap_or_else(|| Value::String(raw.into())),
+        "groups.directories_as_groups" => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Value::Bool(true),
+            "false" | "0" | "no" | "off" => Value::Bool(false),
+            _ => Value::String(raw.into()),
+        },
+        _ => Value::String(raw.into()),
+    }
+}
+
+fn collect_unknown_keys(
+    value: &toml::Value,
+    prefix: &str,
+    warnings: &mut Vec<String>,
+    file: &Path,
+) {
+    let toml::Value::Table(table) = value else {
+        return;
+    };
+    let known: BTreeSet<&str> = KNOWN_KEYS.iter().copied().collect();
+    for (k, v) in table {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        if known.contains(path.as_str()) {
+            continue;
+        }
+        let is_section = known.iter().any(|kk| kk.starts_with(&format!("{path}.")));
+        if is_section {
+            collect_unknown_keys(v, &path, warnings, file);
+        } else {
+            warnings.push(format!(
+                "unknown key {path} in {} is ignored",
+                file.display()
+            ));
+        }
+    }
+}
+
+/// `auth.tokens` is a list of tables in TOML and a comma-separated string in the environment.
+fn de_tokens<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TokenConfig>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<TokenConfig>),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::List(list) => Ok(list),
+        Raw::Text(text) => Ok(parse_token_list(&text)),
+    }
+}
+
+/// `TOKEN,TOKEN:read` → token configs.
+pub fn parse_token_list(text: &str) -> Vec<TokenConfig> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let (token, scope) = match item.rsplit_once(':') {
+                Some((t, "read")) => (t, Scope::Read),
+                Some((t, "provision")) => (t, Scope::Provision),
+                _ => (item, Scope::Provision),
+            };
+            TokenConfig {
+                token: Some(Secret::new(token)),
+                token_sha256: None,
+                name: None,
+                scope,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_layers_over_defaults() {
+        let loaded = Config::load_from(
+            None,
+            &env(&[
+                ("JCSCIM_JUMPCLOUD__API_KEY", "k-123"),
+                ("JCSCIM_AUTH__TOKENS", "12345678,readonly-token:read"),
+                ("JCSCIM_REFRESH__INTERVAL_S", "5"),
+                ("JCSCIM_GROUPS__DIRECTORIES_AS_GROUPS", "false"),
+                ("JCSCIM_BOGUS", "x"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        let c = loaded.config;
+        assert_eq!(c.jumpcloud.api_key.unwrap().expose(), "k-123");
+        assert_eq!(c.refresh.interval_s, 5);
+        assert!(!c.groups.directories_as_groups);
+        assert_eq!(c.auth.tokens.len(), 2);
+        assert_eq!(
+            c.auth.tokens[0].token.as_ref().unwrap().expose(),
+            "12345678"
+        );
+        assert_eq!(c.auth.tokens[0].scope, Scope::Provision);
+        assert_eq!(c.auth.tokens[1].scope, Scope::Read);
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(loaded.warnings[0].contains("JCSCIM_BOGUS"));
+    }
+
+    #[test]
+    fn file_then_environment_and_file_secrets() {
+        let dir = std::env::temp_dir().join(format!("jcscim-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9999\"\nmystery = 1\n[jumpcloud]\nurl = \"http://127.0.0.1:1\"\n\
+             [[auth.tokens]]\ntoken = \"abcdefgh\"\nname = \"sailpoint\"\nscope = \"read\"\n",
+        )
+        .unwrap();
+        let keyfile = dir.join("key");
+        std::fs::write(&keyfile, "from-file\n").unwrap();
+        let loaded = Config::load_from(
+            Some(&file),
+            &env(&[("JCSCIM_JUMPCLOUD__API_KEY_FILE", keyfile.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.listen.port(), 9999);
+        assert_eq!(
+            loaded.config.jumpcloud.api_key.as_ref().unwrap().expose(),
+            "from-file"
+        );
+        assert_eq!(
+            loaded.config.auth.tokens[0].name.as_deref(),
+            Some("sailpoint")
+        );
+        assert_eq!(loaded.config.auth.tokens[0].scope, Scope::Read);
+        assert!(loaded.warnings.iter().any(|w| w.contains("mystery")));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn never_open_by_default_and_key_required() {
+        let err = Config::load_from(None, &env(&[("JCSCIM_JUMPCLOUD__API_KEY", "k")])).unwrap_err();
+        assert!(err.to_string().contains("never open"), "{err}");
+        let err =
+            Config::load_from(None, &env(&[("JCSCIM_AUTH__TOKENS", "abcdefgh")])).unwrap_err();
+        assert!(err.to_string().contains("api_key"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let loaded = Config::load_from(
+            None,
+            &env(&[
+                ("JCSCIM_JUMPCLOUD__API_KEY", "supersecret"),
+                ("JCSCIM_AUTH__TOKENS", "tok-secret-1"),
+            ]),
+        )
+        .unwrap();
+        let dbg = format!("{:?}", loaded.config);
+        assert!(
+            !dbg.contains("supersecret") && !dbg.contains("tok-secret-1"),
+            "{dbg}"
+        );
+    }
+}
