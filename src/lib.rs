@@ -8,3 +8,6 @@
 pub mod config;
 /// In-memory JumpCloud API with fault injection, written from the facts sheet alone; used by tests and `demo`.
 pub mod emulator;
+
+/// JumpCloud's wire format and nothing else: DTOs, the paging HTTP client, the classified `JcError`, retries.
+pub mod jumpcloud;

@@ -1,0 +1,18 @@
+//! The only module that knows JumpCloud's wire format: DTOs ([`model`]), the HTTP client with paging
+//! ([`client`]), the classified error ([`error`]) and the retry pieces ([`retry`]).
+//!
+//! Everything above this module speaks in these types and [`JcError`] variants; nothing here knows SCIM, the
+//! snapshot, or HTTP-server concerns.
+
+pub mod client;
+pub mod error;
+pub mod model;
+pub mod retry;
+
+pub use client::{ClientStats, EdgeOp, EdgeOutcome, JcClient, JcClientConfig, RequestObserver};
+pub use error::{JcError, StatusClass, classify_status, parse_retry_after};
+pub use model::{
+    AssocTarget, JcAddress, JcAttribute, JcDirectory, JcDirectoryKind, JcGroup, JcGroupWrite,
+    JcMfa, JcPhoneNumber, JcRestrictedField, JcUser, JcUserWrite, state,
+};
+pub use retry::{Backoff, InvalidBackoff, RetryEvent, RetryPolicy, clamp_retry_after};
