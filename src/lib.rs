@@ -4,10 +4,15 @@
 //! Reads are answered from an immutable in-memory snapshot of the directory that a background task
 //! refreshes; writes go to JumpCloud first and are then published into the snapshot.
 
+/// Client authentication (bearer tokens, Basic) and the `Principal` a request acts as.
+pub mod auth;
+/// The published snapshot and the background refresher.
+pub mod cache;
 /// Layered configuration (defaults → TOML → `JCSCIM_*` environment), validated once; the only reader of env vars.
 pub mod config;
 /// In-memory JumpCloud API with fault injection, written from the facts sheet alone; used by tests and `demo`.
 pub mod emulator;
-
 /// JumpCloud's wire format and nothing else: DTOs, the paging HTTP client, the classified `JcError`, retries.
 pub mod jumpcloud;
+/// JumpCloud ↔ SCIM mapping; the only module that sees both worlds.
+pub mod mapping;

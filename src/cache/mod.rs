@@ -1,0 +1,105 @@
+//! The published snapshot and the background task that refreshes it.
+//!
+//! [`Store`] owns the one pointer readers load (an `ArcSwapOption`, so readers never block the refresher
+//! or a write) and the bookkeeping operators see: version, age and the last refresh outcome.
+
+pub mod refresher;
+pub mod snapshot;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwapOption;
+use jiff::Timestamp;
+use tokio::sync::Mutex;
+
+pub use snapshot::{
+    BuildOptions, Data, Entry, GroupSource, Id, Kind, RawDirectory, Seen, Snapshot, Touched,
+};
+
+/// How the last refresh ended, for logs, `/readyz` and metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshStatus {
+    pub finished_at: Timestamp,
+    pub ok: bool,
+    /// Failure reason (never a secret), or `None` on success.
+    pub error: Option<String>,
+    pub calls: u64,
+    pub retries: u64,
+    pub duration_ms: u64,
+}
+
+/// A write recorded since a refresh started, so the refresh cannot roll it back.
+#[derive(Debug, Clone)]
+pub struct WriteRecord {
+    pub generation: u64,
+    pub touched: Touched,
+}
+
+/// The published snapshot and what is known about how it got there.
+#[derive(Debug)]
+pub struct Store {
+    current: ArcSwapOption<Snapshot>,
+    next_version: AtomicU64,
+    /// Serialises publication: a refresh and a write never publish over each other.
+    pub publish: Mutex<PublishState>,
+    last_refresh: std::sync::Mutex<Option<RefreshStatus>>,
+    pub options: BuildOptions,
+}
+
+/// State guarded by the publish lock.
+#[derive(Debug, Default)]
+pub struct PublishState {
+    /// Grows with every write published into the snapshot.
+    pub write_generation: u64,
+    /// Writes published recently (pruned once no refresh in flight predates them).
+    pub writes: Vec<WriteRecord>,
+}
+
+impl Store {
+    pub fn new(options: BuildOptions) -> Self {
+        Self {
+            current: ArcSwapOption::empty(),
+            next_version: AtomicU64::new(1),
+            publish: Mutex::new(PublishState::default()),
+            last_refresh: std::sync::Mutex::new(None),
+            options,
+        }
+    }
+
+    /// The latest published snapshot, if any.
+    pub fn load(&self) -> Option<Arc<Snapshot>> {
+        self.current.load_full()
+    }
+
+    /// A fresh version number (strictly growing).
+    pub fn take_version(&self) -> u64 {
+        self.next_version.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Make versions continue after `v` (a snapshot loaded from disk).
+    pub fn bump_version_past(&self, v: u64) {
+        self.next_version.fetch_max(v + 1, Ordering::Relaxed);
+    }
+
+    /// Publish with one atomic pointer swap. Callers hold the publish lock.
+    pub fn swap(&self, snapshot: Arc<Snapshot>) {
+        self.current.store(Some(snapshot));
+    }
+
+    pub fn record_refresh(&self, status: RefreshStatus) {
+        if let Ok(mut g) = self.last_refresh.lock() {
+            *g = Some(status);
+        }
+    }
+
+    pub fn last_refresh(&self) -> Option<RefreshStatus> {
+        self.last_refresh.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+/// Whole seconds between `then` and `now`, never negative.
+pub fn age_seconds(then: Timestamp, now: Timestamp) -> u64 {
+    let secs = now.as_second() - then.as_second();
+    secs.max(0) as u64
+}

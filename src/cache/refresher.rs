@@ -1,0 +1,208 @@
+//! The background task that keeps the snapshot fresh.
+//!
+//! One refresh reads the whole directory with the fewest calls (users, groups, each group's members, the
+//! directory list and each directory's user and group holders, every list in pages of 100), checks each list
+//! against its total (the client does), builds a new [`Snapshot`] sharing unchanged entries with the current
+//! one, and publishes it with one pointer swap. A failed refresh publishes nothing and keeps the last good
+//! snapshot; the next tick tries again. Writes published while a refresh was in flight are laid over its
+//! data, so a refresh can never roll back a write.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+use jiff::Timestamp;
+use rand::Rng;
+use tokio::sync::Notify;
+
+use super::{Data, RawDirectory, RefreshStatus, Snapshot, Store, age_seconds};
+use crate::jumpcloud::{AssocTarget, JcClient, JcDirectoryKind, JcError};
+
+/// How many list calls one refresh keeps in flight: enough to hide latency, few enough not to look like a burst.
+const FETCH_CONCURRENCY: usize = 4;
+
+/// When refreshes run.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub interval: Duration,
+    /// Share of the interval added or removed at random.
+    pub jitter: f64,
+    /// First delay before retrying when no snapshot exists yet (doubles up to `interval`).
+    pub first_retry: Duration,
+}
+
+impl Schedule {
+    fn next_delay(&self, rng: &mut impl Rng) -> Duration {
+        if self.jitter <= 0.0 {
+            return self.interval;
+        }
+        let f = 1.0 + rng.random_range(-self.jitter..=self.jitter);
+        self.interval.mul_f64(f.max(0.0))
+    }
+}
+
+/// Read the whole directory from JumpCloud.
+pub async fn fetch(client: &JcClient) -> Result<RawDirectory, JcError> {
+    let users = client.list_users().await?;
+    let groups = client.list_groups().await?;
+    let members: Vec<(String, Vec<String>)> = stream::iter(groups.iter().map(|g| g.id.clone()))
+        .map(|gid| async move {
+            let m = client.list_group_members(&gid).await?;
+            Ok::<_, JcError>((gid, m))
+        })
+        .buffered(FETCH_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let directories = client.list_directories().await?;
+    let holdable: Vec<_> = directories
+        .iter()
+        .filter(|d| !matches!(d.kind, JcDirectoryKind::Other(_)))
+        .collect();
+    let holders: Vec<(String, Vec<String>, Vec<String>)> = stream::iter(holdable)
+        .map(|d| async move {
+            let users = client
+                .list_directory_associations(d, AssocTarget::User)
+                .await?;
+            let groups = client
+                .list_directory_associations(d, AssocTarget::UserGroup)
+                .await?;
+            Ok::<_, JcError>((d.id.clone(), users, groups))
+        })
+        .buffered(FETCH_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut raw = RawDirectory {
+        users,
+        groups,
+        members: members.into_iter().collect(),
+        directories,
+        ..RawDirectory::default()
+    };
+    for (did, users, groups) in holders {
+        raw.directory_users.insert(did.clone(), users);
+        raw.directory_groups.insert(did, groups);
+    }
+    Ok(raw)
+}
+
+/// One refresh: fetch, build, publish. Returns what happened; never panics, never clears the snapshot.
+pub async fn refresh_once(store: &Store, client: &JcClient) -> RefreshStatus {
+    let started = tokio::time::Instant::now();
+    let before = client.stats();
+    let generation_at_start = store.publish.lock().await.write_generation;
+    let result = fetch(client).await;
+    let after = client.stats();
+    let calls = after.calls.saturating_sub(before.calls);
+    let retries = after.retries.saturating_sub(before.retries);
+    let status = match result {
+        Ok(raw) => {
+            let taken_at = Timestamp::now();
+            let mut data = Data::from_raw(raw);
+            let mut guard = store.publish.lock().await;
+            let current = store.load();
+            if let Some(cur) = &current {
+                for w in guard
+                    .writes
+                    .iter()
+                    .filter(|w| w.generation > generation_at_start)
+                {
+                    data.overlay(&cur.data, &w.touched);
+                }
+            }
+            let version = store.take_version();
+            let snapshot = Snapshot::build(
+                data,
+                version,
+                taken_at,
+                Timestamp::now(),
+                &store.options,
+                current.as_deref(),
+                &|_, _| None,
+            );
+            store.swap(Arc::new(snapshot));
+            // Every recorded write is now in the published data, and later refreshes start after it.
+            guard.writes.clear();
+            drop(guard);
+            RefreshStatus {
+                finished_at: Timestamp::now(),
+                ok: true,
+                error: None,
+                calls,
+                retries,
+                duration_ms: started.elapsed().as_millis() as u64,
+            }
+        }
+        Err(e) => RefreshStatus {
+            finished_at: Timestamp::now(),
+            ok: false,
+            error: Some(e.to_string()),
+            calls,
+            retries,
+            duration_ms: started.elapsed().as_millis() as u64,
+        },
+    };
+    log_refresh(store, &status);
+    store.record_refresh(status.clone());
+    status
+}
+
+fn log_refresh(store: &Store, status: &RefreshStatus) {
+    let snap = store.load();
+    let (version, age, users, groups) = match &snap {
+        Some(s) => (
+            s.version,
+            age_seconds(s.taken_at, Timestamp::now()),
+            s.user_count(),
+            s.group_count(),
+        ),
+        None => (0, 0, 0, 0),
+    };
+    if status.ok {
+        tracing::info!(
+            outcome = "ok",
+            calls = status.calls,
+            retries = status.retries,
+            duration_ms = status.duration_ms,
+            version,
+            age_s = age,
+            users,
+            groups,
+            "refresh published snapshot version {version}"
+        );
+    } else {
+        tracing::warn!(
+            outcome = "failed",
+            calls = status.calls,
+            retries = status.retries,
+            duration_ms = status.duration_ms,
+            version,
+            age_s = age,
+            error = status.error.as_deref().unwrap_or(""),
+            "refresh failed; still serving snapshot version {version}"
+        );
+    }
+}
+
+/// Refresh forever on `schedule`, or at once when `trigger` is notified. Cancel by aborting the task.
+pub async fn run(store: Arc<Store>, client: JcClient, schedule: Schedule, trigger: Arc<Notify>) {
+    let mut rng = rand::rngs::StdRng::from_os_rng();
+    let mut retry = schedule.first_retry;
+    loop {
+        let status = refresh_once(&store, &client).await;
+        let delay = if status.ok || store.load().is_some() {
+            retry = schedule.first_retry;
+            schedule.next_delay(&mut rng)
+        } else {
+            // Nothing to serve yet: try again soon, backing off up to the interval.
+            let d = retry;
+            retry = (retry * 2).min(schedule.interval);
+            d
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = trigger.notified() => {}
+        }
+    }
+}
+
+use rand::SeedableRng as _;

@@ -1,0 +1,942 @@
+//! The immutable snapshot of the directory that every read is answered from.
+//!
+//! A [`Snapshot`] holds JumpCloud's data as persistent maps ([`Data`]) and the SCIM resources derived from
+//! it ([`Entry`]: the JSON, its serialised bytes, its ETag and its `meta` times), with the indexes reads
+//! need. Versions share everything that did not change: the maps are `imbl` persistent maps (a clone is
+//! O(1), an update O(log n)) and each resource is an `Arc<Entry>` reused as long as its content hash is
+//! unchanged. That is also how `meta.lastModified` works: JumpCloud keeps no modification time, so an
+//! entry's `lastModified` is the time we first saw its current content.
+//!
+//! This module knows the JumpCloud DTOs only as data handed to `crate::mapping`; it does no IO.
+
+use std::collections::{BTreeSet, HashMap as StdHashMap};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use imbl::{HashMap, OrdMap, OrdSet};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::jumpcloud::{JcDirectory, JcGroup, JcUser};
+use crate::mapping::{self, Entitlement, GroupMember, GroupRef, MappingOptions, UserContext};
+
+/// Ids are shared strings: every map and index holds the same allocation.
+pub type Id = Arc<str>;
+
+/// What a full refresh read from JumpCloud, in plain collections.
+#[derive(Debug, Clone, Default)]
+pub struct RawDirectory {
+    pub users: Vec<JcUser>,
+    pub groups: Vec<JcGroup>,
+    /// Group id → member user ids.
+    pub members: StdHashMap<String, Vec<String>>,
+    pub directories: Vec<JcDirectory>,
+    /// Directory id → user ids associated directly.
+    pub directory_users: StdHashMap<String, Vec<String>>,
+    /// Directory id → user group ids bound to it.
+    pub directory_groups: StdHashMap<String, Vec<String>>,
+}
+
+/// JumpCloud's data as persistent maps, with the reverse edges derivation needs.
+#[derive(Debug, Clone, Default)]
+pub struct Data {
+    pub users: OrdMap<Id, Arc<JcUser>>,
+    pub groups: OrdMap<Id, Arc<JcGroup>>,
+    pub directories: OrdMap<Id, Arc<JcDirectory>>,
+    /// Group → member users.
+    pub members: HashMap<Id, OrdSet<Id>>,
+    /// User → groups it is a direct member of.
+    pub user_groups: HashMap<Id, OrdSet<Id>>,
+    /// Directory → users associated directly.
+    pub directory_users: HashMap<Id, OrdSet<Id>>,
+    /// Directory → user groups bound to it.
+    pub directory_groups: HashMap<Id, OrdSet<Id>>,
+    /// Manager → direct reports.
+    pub reports: HashMap<Id, OrdSet<Id>>,
+}
+
+/// Which resource type an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    User,
+    Group,
+}
+
+impl Kind {
+    pub fn resource_type(self) -> &'static str {
+        match self {
+            Kind::User => "User",
+            Kind::Group => "Group",
+        }
+    }
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            Kind::User => "Users",
+            Kind::Group => "Groups",
+        }
+    }
+}
+
+/// Where a Group entry comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupSource {
+    UserGroup,
+    Directory,
+}
+
+/// One SCIM resource of one snapshot version, with everything that depends only on its content.
+#[derive(Debug)]
+pub struct Entry {
+    pub id: Id,
+    pub kind: Kind,
+    /// For groups: a JumpCloud user group or a directory listed as a group.
+    pub group_source: Option<GroupSource>,
+    /// The full resource, `meta` included.
+    pub json: Value,
+    /// `json` serialised once, for answers with the default attribute set.
+    pub bytes: Bytes,
+    /// Weak ETag from the content (equal to `meta.version`).
+    pub etag: String,
+    /// Hash of the content without `meta`.
+    pub hash: [u8; 16],
+    pub created: Timestamp,
+    pub last_modified: Timestamp,
+}
+
+/// Content times carried across refreshes (and, with persistence, restarts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub hash: [u8; 16],
+    pub created: Timestamp,
+    pub last_modified: Timestamp,
+}
+
+/// Case-insensitive and exact lookups for indexed filters.
+#[derive(Debug, Clone, Default)]
+pub struct Indexes {
+    /// Lower-cased served userName → user.
+    pub user_name: HashMap<Arc<str>, OrdSet<Id>>,
+    /// Lower-cased email (primary and alternate) → users.
+    pub email: HashMap<Arc<str>, OrdSet<Id>>,
+    /// externalId (case-exact) → users.
+    pub user_external_id: HashMap<Arc<str>, OrdSet<Id>>,
+    /// Lower-cased employeeNumber → users.
+    pub employee_number: HashMap<Arc<str>, OrdSet<Id>>,
+    /// Lower-cased displayName → groups.
+    pub group_name: HashMap<Arc<str>, OrdSet<Id>>,
+    /// externalId (case-exact) → groups.
+    pub group_external_id: HashMap<Arc<str>, OrdSet<Id>>,
+    /// Member user → Group entries listing it (user groups and directory groups).
+    pub member_of: HashMap<Id, OrdSet<Id>>,
+}
+
+/// One published version of the directory. Immutable once built.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Grows with each published snapshot.
+    pub version: u64,
+    /// When the data was read from JumpCloud (the snapshot's age counts from here).
+    pub taken_at: Timestamp,
+    pub data: Data,
+    pub users: OrdMap<Id, Arc<Entry>>,
+    pub groups: OrdMap<Id, Arc<Entry>>,
+    pub indexes: Indexes,
+    user_list: OnceLock<Arc<[Arc<Entry>]>>,
+    group_list: OnceLock<Arc<[Arc<Entry>]>>,
+}
+
+/// What a snapshot build needs besides the data.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub mapping: MappingOptions,
+    pub directories_as_groups: bool,
+}
+
+fn id(s: &str) -> Id {
+    Arc::from(s)
+}
+
+fn lower(s: &str) -> Arc<str> {
+    Arc::from(s.to_lowercase().as_str())
+}
+
+// === impl Data ===
+
+impl Data {
+    /// Index a refresh's plain collections, dropping edges to objects the lists did not contain.
+    pub fn from_raw(raw: RawDirectory) -> Data {
+        let mut data = Data::default();
+        for u in raw.users {
+            data.users.insert(id(&u.id), Arc::new(u));
+        }
+        for g in raw.groups {
+            data.groups.insert(id(&g.id), Arc::new(g));
+        }
+        for d in raw.directories {
+            data.directories.insert(id(&d.id), Arc::new(d));
+        }
+        for (gid, uids) in raw.members {
+            let Some((gid, _)) = data
+                .groups
+                .get_key_value(gid.as_str())
+                .map(|(k, v)| (k.clone(), v))
+            else {
+                continue;
+            };
+            for uid in uids {
+                if let Some((uid, _)) = data.users.get_key_value(uid.as_str()) {
+                    let uid = uid.clone();
+                    data.add_member(&gid, &uid);
+                }
+            }
+        }
+        for (did, uids) in raw.directory_users {
+            let Some(did) = data
+                .directories
+                .get_key_value(did.as_str())
+                .map(|(k, _)| k.clone())
+            else {
+                continue;
+            };
+            let set: OrdSet<Id> = uids
+                .iter()
+                .filter_map(|u| data.users.get_key_value(u.as_str()).map(|(k, _)| k.clone()))
+                .collect();
+            data.directory_users.insert(did, set);
+        }
+        for (did, gids) in raw.directory_groups {
+            let Some(did) = data
+                .directories
+                .get_key_value(did.as_str())
+                .map(|(k, _)| k.clone())
+            else {
+                continue;
+            };
+            let set: OrdSet<Id> = gids
+                .iter()
+                .filter_map(|g| {
+                    data.groups
+                        .get_key_value(g.as_str())
+                        .map(|(k, _)| k.clone())
+                })
+                .collect();
+            data.directory_groups.insert(did, set);
+        }
+        data.rebuild_reports();
+        data
+    }
+
+    pub fn add_member(&mut self, group: &Id, user: &Id) {
+        self.members
+            .entry(group.clone())
+            .or_default()
+            .insert(user.clone());
+        self.user_groups
+            .entry(user.clone())
+            .or_default()
+            .insert(group.clone());
+    }
+
+    pub fn remove_member(&mut self, group: &Id, user: &Id) {
+        if let Some(set) = self.members.get_mut(group) {
+            set.remove(user);
+        }
+        if let Some(set) = self.user_groups.get_mut(user) {
+            set.remove(group);
+        }
+    }
+
+    /// Recompute manager → reports from the users' `manager` fields.
+    pub fn rebuild_reports(&mut self) {
+        let mut reports: HashMap<Id, OrdSet<Id>> = HashMap::new();
+        for (uid, u) in &self.users {
+            if let Some(m) = u.manager.as_deref().filter(|m| !m.is_empty()) {
+                reports.entry(id(m)).or_default().insert(uid.clone());
+            }
+        }
+        self.reports = reports;
+    }
+
+    /// Take what `from` (the published data) says about the objects a write `touched`: a refresh that read
+    /// JumpCloud before the write landed must not roll the write back.
+    pub fn overlay(&mut self, from: &Data, touched: &Touched) {
+        for u in &touched.users {
+            match from.users.get(u) {
+                Some(ju) => {
+                    self.users.insert(u.clone(), ju.clone());
+                }
+                None => {
+                    self.users.remove(u);
+                }
+            }
+            let old: Vec<Id> = self
+                .user_groups
+                .get(u)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
+            for g in old {
+                self.remove_member(&g, u);
+            }
+            for (_, set) in self.directory_users.iter_mut() {
+                set.remove(u);
+            }
+            if !self.users.contains_key(u) {
+                self.user_groups.remove(u);
+                continue;
+            }
+            for g in from.user_groups.get(u).into_iter().flatten() {
+                if self.groups.contains_key(g) {
+                    self.add_member(g, u);
+                }
+            }
+            for (did, set) in &from.directory_users {
+                if set.contains(u) && self.directories.contains_key(did) {
+                    self.directory_users
+                        .entry(did.clone())
+                        .or_default()
+                        .insert(u.clone());
+                }
+            }
+        }
+        for g in &touched.groups {
+            let old: Vec<Id> = self
+                .members
+                .get(g)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
+            for u in old {
+                self.remove_member(g, &u);
+            }
+            for (_, set) in self.directory_groups.iter_mut() {
+                set.remove(g);
+            }
+            match from.groups.get(g) {
+                Some(jg) => {
+                    self.groups.insert(g.clone(), jg.clone());
+                }
+                None => {
+                    self.groups.remove(g);
+                    self.members.remove(g);
+                    continue;
+                }
+            }
+            for u in from.members.get(g).into_iter().flatten() {
+                if self.users.contains_key(u) {
+                    self.add_member(g, u);
+                }
+            }
+            for (did, set) in &from.directory_groups {
+                if set.contains(g) && self.directories.contains_key(did) {
+                    self.directory_groups
+                        .entry(did.clone())
+                        .or_default()
+                        .insert(g.clone());
+                }
+            }
+        }
+        for d in &touched.directories {
+            if !self.directories.contains_key(d) {
+                continue;
+            }
+            let users: OrdSet<Id> = from
+                .directory_users
+                .get(d)
+                .into_iter()
+                .flatten()
+                .filter(|u| self.users.contains_key(*u))
+                .cloned()
+                .collect();
+            let groups: OrdSet<Id> = from
+                .directory_groups
+                .get(d)
+                .into_iter()
+                .flatten()
+                .filter(|g| self.groups.contains_key(*g))
+                .cloned()
+                .collect();
+            self.directory_users.insert(d.clone(), users);
+            self.directory_groups.insert(d.clone(), groups);
+        }
+        self.rebuild_reports();
+    }
+
+    /// Users holding a directory: directly, or through a bound group (`true` = only through a group).
+    pub fn directory_holders(&self, dir: &Id) -> Vec<(Id, bool)> {
+        let mut out: std::collections::BTreeMap<Id, bool> = std::collections::BTreeMap::new();
+        if let Some(groups) = self.directory_groups.get(dir) {
+            for g in groups {
+                if let Some(members) = self.members.get(g) {
+                    for u in members {
+                        out.insert(u.clone(), true);
+                    }
+                }
+            }
+        }
+        if let Some(users) = self.directory_users.get(dir) {
+            for u in users {
+                out.insert(u.clone(), false);
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// Directories a user holds, with `true` when held only through a group.
+    fn user_directories(&self, user: &Id) -> Vec<(Id, bool)> {
+        let groups = self.user_groups.get(user);
+        let mut out = Vec::new();
+        for did in self.directories.keys() {
+            let direct = self
+                .directory_users
+                .get(did)
+                .is_some_and(|s| s.contains(user));
+            let inherited = !direct
+                && groups.is_some_and(|gs| {
+                    self.directory_groups
+                        .get(did)
+                        .is_some_and(|bound| bound.iter().any(|g| gs.contains(g)))
+                });
+            if direct || inherited {
+                out.push((did.clone(), inherited));
+            }
+        }
+        out
+    }
+}
+
+// === impl Snapshot ===
+
+/// The ETag (and `meta.version`) of a content hash.
+fn etag_of(hash: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(36);
+    s.push_str("W/\"");
+    for b in &hash[..10] {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s.push('"');
+    s
+}
+
+fn content_hash(v: &Value) -> [u8; 16] {
+    let bytes = serde_json::to_vec(v).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+/// Everything derivation needs to look up while building entries.
+struct Ctx<'a> {
+    data: &'a Data,
+    opts: &'a BuildOptions,
+    now: Timestamp,
+    /// Previous content times, by (kind, id).
+    seen: &'a dyn Fn(Kind, &str) -> Option<Seen>,
+    /// Previous entries, reused as they are when the content hash is unchanged.
+    prev: Option<&'a Snapshot>,
+}
+
+impl Ctx<'_> {
+    fn finish(
+        &self,
+        kind: Kind,
+        rid: &Id,
+        mut resource: Value,
+        jc_created: Option<Timestamp>,
+        source: Option<GroupSource>,
+    ) -> Arc<Entry> {
+        let hash = content_hash(&resource);
+        if let Some(prev) = self.prev {
+            let map = match kind {
+                Kind::User => &prev.users,
+                Kind::Group => &prev.groups,
+            };
+            if let Some(e) = map.get(rid)
+                && e.hash == hash
+            {
+                return e.clone();
+            }
+        }
+        let seen = (self.seen)(kind, rid);
+        let (created, last_modified) = match seen {
+            Some(s) if s.hash == hash => (s.created, s.last_modified),
+            Some(s) => (jc_created.unwrap_or(s.created), self.now),
+            None => (jc_created.unwrap_or(self.now), self.now),
+        };
+        let etag = etag_of(&hash);
+        if let Value::Object(map) = &mut resource {
+            map.insert(
+                "meta".into(),
+                json!({
+                    "resourceType": kind.resource_type(),
+                    "created": created.to_string(),
+                    "lastModified": last_modified.to_string(),
+                    "location": format!("{}/{}/{}", self.opts.mapping.scim_base, kind.endpoint(), rid),
+                    "version": etag,
+                }),
+            );
+        }
+        let bytes = Bytes::from(serde_json::to_vec(&resource).unwrap_or_default());
+        Arc::new(Entry {
+            id: rid.clone(),
+            kind,
+            group_source: source,
+            json: resource,
+            bytes,
+            etag,
+            hash,
+            created,
+            last_modified,
+        })
+    }
+
+    fn user_entry(&self, uid: &Id, user: &JcUser) -> Arc<Entry> {
+        let data = self.data;
+        let mut groups: Vec<GroupRef> = data
+            .user_groups
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter_map(|g| {
+                data.groups.get(g).map(|jg| GroupRef {
+                    id: g.to_string(),
+                    display: jg.name.clone(),
+                    indirect: false,
+                })
+            })
+            .collect();
+        let mut entitlements = Vec::new();
+        for (did, inherited) in data.user_directories(uid) {
+            let Some(dir) = data.directories.get(&did) else {
+                continue;
+            };
+            let Some(kind) = mapping::directory_type_name(&dir.kind) else {
+                continue;
+            };
+            let display = mapping::directory_display(dir);
+            if self.opts.directories_as_groups {
+                groups.push(GroupRef {
+                    id: did.to_string(),
+                    display: display.clone(),
+                    indirect: inherited,
+                });
+            }
+            entitlements.push(Entitlement {
+                value: did.to_string(),
+                display,
+                kind,
+            });
+        }
+        groups.sort();
+        let manager_display = user
+            .manager
+            .as_deref()
+            .and_then(|m| data.users.get(m))
+            .map(|m| mapping::user_display(m, &self.opts.mapping));
+        let ctx = UserContext {
+            groups: &groups,
+            entitlements: &entitlements,
+            manager_display: manager_display.as_deref(),
+        };
+        let resource = mapping::user_to_scim(user, &ctx, &self.opts.mapping);
+        let created = user
+            .created
+            .as_deref()
+            .and_then(|c| c.parse::<Timestamp>().ok());
+        self.finish(Kind::User, uid, resource, created, None)
+    }
+
+    fn member_list(&self, users: impl IntoIterator<Item = Id>) -> Vec<GroupMember> {
+        users
+            .into_iter()
+            .filter_map(|u| {
+                self.data.users.get(&u).map(|ju| GroupMember {
+                    id: u.to_string(),
+                    display: mapping::user_display(ju, &self.opts.mapping),
+                })
+            })
+            .collect()
+    }
+
+    fn group_entry(&self, gid: &Id, group: &JcGroup) -> Arc<Entry> {
+        let members = self.member_list(self.data.members.get(gid).into_iter().flatten().cloned());
+        let resource = mapping::group_to_scim(group, &members, &self.opts.mapping);
+        self.finish(
+            Kind::Group,
+            gid,
+            resource,
+            None,
+            Some(GroupSource::UserGroup),
+        )
+    }
+
+    fn directory_entry(&self, did: &Id, dir: &JcDirectory) -> Option<Arc<Entry>> {
+        let holders =
+            self.member_list(self.data.directory_holders(did).into_iter().map(|(u, _)| u));
+        let resource = mapping::directory_to_scim(dir, &holders, &self.opts.mapping)?;
+        Some(self.finish(
+            Kind::Group,
+            did,
+            resource,
+            None,
+            Some(GroupSource::Directory),
+        ))
+    }
+}
+
+/// What changed in a write, so only affected entries are derived again.
+#[derive(Debug, Default, Clone)]
+pub struct Touched {
+    pub users: BTreeSet<Id>,
+    pub groups: BTreeSet<Id>,
+    pub directories: BTreeSet<Id>,
+}
+
+impl Snapshot {
+    /// An empty snapshot (version 0), the base of the first build.
+    pub fn empty() -> Snapshot {
+        Snapshot {
+            version: 0,
+            taken_at: Timestamp::UNIX_EPOCH,
+            data: Data::default(),
+            users: OrdMap::new(),
+            groups: OrdMap::new(),
+            indexes: Indexes::default(),
+            user_list: OnceLock::new(),
+            group_list: OnceLock::new(),
+        }
+    }
+
+    /// Derive every resource from `data`. Entries whose content is unchanged since `prev` are shared with it;
+    /// `seen` supplies content times of resources `prev` does not hold (a snapshot loaded from disk).
+    pub fn build(
+        data: Data,
+        version: u64,
+        taken_at: Timestamp,
+        now: Timestamp,
+        opts: &BuildOptions,
+        prev: Option<&Snapshot>,
+        seen: &dyn Fn(Kind, &str) -> Option<Seen>,
+    ) -> Snapshot {
+        let prev_seen = |kind: Kind, rid: &str| -> Option<Seen> {
+            if let Some(p) = prev {
+                let map = match kind {
+                    Kind::User => &p.users,
+                    Kind::Group => &p.groups,
+                };
+                if let Some(e) = map.get(rid) {
+                    return Some(Seen {
+                        hash: e.hash,
+                        created: e.created,
+                        last_modified: e.last_modified,
+                    });
+                }
+            }
+            seen(kind, rid)
+        };
+        let ctx = Ctx {
+            data: &data,
+            opts,
+            now,
+            seen: &prev_seen,
+            prev,
+        };
+        let mut users = OrdMap::new();
+        for (uid, u) in &data.users {
+            users.insert(uid.clone(), ctx.user_entry(uid, u));
+        }
+        let mut groups = OrdMap::new();
+        for (gid, g) in &data.groups {
+            groups.insert(gid.clone(), ctx.group_entry(gid, g));
+        }
+        if opts.directories_as_groups {
+            for (did, d) in &data.directories {
+                if let Some(e) = ctx.directory_entry(did, d) {
+                    groups.insert(did.clone(), e);
+                }
+            }
+        }
+        let mut snap = Snapshot {
+            version,
+            taken_at,
+            data,
+            users,
+            groups,
+            indexes: Indexes::default(),
+            user_list: OnceLock::new(),
+            group_list: OnceLock::new(),
+        };
+        snap.reindex_all();
+        snap
+    }
+
+    /// A new version after a write: `data` is this version's data with the write applied; only the entries
+    /// `touched` (and those whose representation shows them: their groups, members and reports) are derived again.
+    pub fn with_changes(
+        &self,
+        data: Data,
+        touched: &Touched,
+        version: u64,
+        now: Timestamp,
+        opts: &BuildOptions,
+    ) -> Snapshot {
+        let prev_seen = |kind: Kind, rid: &str| -> Option<Seen> {
+            let map = match kind {
+                Kind::User => &self.users,
+                Kind::Group => &self.groups,
+            };
+            map.get(rid).map(|e| Seen {
+                hash: e.hash,
+                created: e.created,
+                last_modified: e.last_modified,
+            })
+        };
+        let ctx = Ctx {
+            data: &data,
+            opts,
+            now,
+            seen: &prev_seen,
+            prev: Some(self),
+        };
+        // Expand what a change shows up in.
+        let mut users: BTreeSet<Id> = touched.users.clone();
+        let mut groups: BTreeSet<Id> = touched.groups.clone();
+        let mut dirs: BTreeSet<Id> = touched.directories.clone();
+        for u in &touched.users {
+            // Reports show their manager's name; groups and directories show their members' names.
+            for r in data
+                .reports
+                .get(u)
+                .into_iter()
+                .flatten()
+                .chain(self.data.reports.get(u).into_iter().flatten())
+            {
+                users.insert(r.clone());
+            }
+            for g in data
+                .user_groups
+                .get(u)
+                .into_iter()
+                .flatten()
+                .chain(self.data.user_groups.get(u).into_iter().flatten())
+            {
+                groups.insert(g.clone());
+            }
+            for (did, _) in data
+                .user_directories(u)
+                .into_iter()
+                .chain(self.data.user_directories(u))
+            {
+                dirs.insert(did);
+            }
+        }
+        for g in &touched.groups {
+            // Members show the group's name (and directories it grants).
+            for u in data
+                .members
+                .get(g)
+                .into_iter()
+                .flatten()
+                .chain(self.data.members.get(g).into_iter().flatten())
+            {
+                users.insert(u.clone());
+            }
+            for (did, bound) in data.directory_groups.iter() {
+                if bound.contains(g) {
+                    dirs.insert(did.clone());
+                }
+            }
+        }
+        for d in &dirs {
+            for (u, _) in data
+                .directory_holders(d)
+                .into_iter()
+                .chain(self.data.directory_holders(d))
+            {
+                users.insert(u);
+            }
+        }
+
+        let mut next = Snapshot {
+            version,
+            taken_at: self.taken_at,
+            data: data.clone(),
+            users: self.users.clone(),
+            groups: self.groups.clone(),
+            indexes: self.indexes.clone(),
+            user_list: OnceLock::new(),
+            group_list: OnceLock::new(),
+        };
+        for u in &users {
+            if let Some(old) = next.users.get(u).cloned() {
+                next.unindex(&old);
+            }
+            match data.users.get(u) {
+                Some(ju) => {
+                    let e = ctx.user_entry(u, ju);
+                    next.index(&e);
+                    next.users.insert(u.clone(), e);
+                }
+                None => {
+                    next.users.remove(u);
+                }
+            }
+        }
+        let group_ids: BTreeSet<Id> = groups.into_iter().chain(dirs).collect();
+        for g in &group_ids {
+            if let Some(old) = next.groups.get(g).cloned() {
+                next.unindex(&old);
+            }
+            let entry = if let Some(jg) = data.groups.get(g) {
+                Some(ctx.group_entry(g, jg))
+            } else if let (true, Some(d)) = (opts.directories_as_groups, data.directories.get(g)) {
+                ctx.directory_entry(g, d)
+            } else {
+                None
+            };
+            match entry {
+                Some(e) => {
+                    next.index(&e);
+                    next.groups.insert(g.clone(), e);
+                }
+                None => {
+                    next.groups.remove(g);
+                }
+            }
+        }
+        next
+    }
+
+    fn reindex_all(&mut self) {
+        let mut idx = Indexes::default();
+        let entries: Vec<Arc<Entry>> = self
+            .users
+            .values()
+            .chain(self.groups.values())
+            .cloned()
+            .collect();
+        std::mem::swap(&mut idx, &mut self.indexes);
+        for e in entries {
+            self.index(&e);
+        }
+    }
+
+    fn index_keys(e: &Entry) -> Vec<(u8, Arc<str>)> {
+        let j = &e.json;
+        let mut keys = Vec::new();
+        match e.kind {
+            Kind::User => {
+                if let Some(u) = j.get("userName").and_then(Value::as_str) {
+                    keys.push((0, lower(u)));
+                }
+                for em in j
+                    .get("emails")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(v) = em.get("value").and_then(Value::as_str) {
+                        keys.push((1, lower(v)));
+                    }
+                }
+                if let Some(x) = j.get("externalId").and_then(Value::as_str) {
+                    keys.push((2, Arc::from(x)));
+                }
+                if let Some(n) = j.pointer("/urn:ietf:params:scim:schemas:extension:enterprise:2.0:User/employeeNumber").and_then(Value::as_str) {
+                    keys.push((3, lower(n)));
+                }
+            }
+            Kind::Group => {
+                if let Some(n) = j.get("displayName").and_then(Value::as_str) {
+                    keys.push((4, lower(n)));
+                }
+                if let Some(x) = j.get("externalId").and_then(Value::as_str) {
+                    keys.push((5, Arc::from(x)));
+                }
+                for m in j
+                    .get("members")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(v) = m.get("value").and_then(Value::as_str) {
+                        keys.push((6, Arc::from(v)));
+                    }
+                }
+            }
+        }
+        keys
+    }
+
+    fn index_map(&mut self, which: u8) -> &mut HashMap<Arc<str>, OrdSet<Id>> {
+        let i = &mut self.indexes;
+        match which {
+            0 => &mut i.user_name,
+            1 => &mut i.email,
+            2 => &mut i.user_external_id,
+            3 => &mut i.employee_number,
+            4 => &mut i.group_name,
+            5 => &mut i.group_external_id,
+            _ => &mut i.member_of,
+        }
+    }
+
+    fn index(&mut self, e: &Entry) {
+        for (which, key) in Self::index_keys(e) {
+            self.index_map(which)
+                .entry(key)
+                .or_default()
+                .insert(e.id.clone());
+        }
+    }
+
+    fn unindex(&mut self, e: &Entry) {
+        for (which, key) in Self::index_keys(e) {
+            let map = self.index_map(which);
+            if let Some(set) = map.get_mut(&key) {
+                set.remove(&e.id);
+                if set.is_empty() {
+                    map.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Entries of a kind in id order, materialised once per version.
+    pub fn list(&self, kind: Kind) -> Arc<[Arc<Entry>]> {
+        let (cell, map) = match kind {
+            Kind::User => (&self.user_list, &self.users),
+            Kind::Group => (&self.group_list, &self.groups),
+        };
+        cell.get_or_init(|| map.values().cloned().collect::<Vec<_>>().into())
+            .clone()
+    }
+
+    pub fn get(&self, kind: Kind, rid: &str) -> Option<&Arc<Entry>> {
+        match kind {
+            Kind::User => self.users.get(rid),
+            Kind::Group => self.groups.get(rid),
+        }
+    }
+
+    /// The content times of every entry, for persistence and for the next build.
+    pub fn seen(&self, kind: Kind, rid: &str) -> Option<Seen> {
+        self.get(kind, rid).map(|e| Seen {
+            hash: e.hash,
+            created: e.created,
+            last_modified: e.last_modified,
+        })
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.data.users.len()
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.data.groups.len()
+    }
+}
+
+#[cfg(test)]
+#[path = "snapshot_tests.rs"]
+mod tests;

@@ -1,0 +1,297 @@
+use std::sync::Arc;
+
+use jiff::{Timestamp, ToSpan};
+
+use super::*;
+use crate::jumpcloud::{JcDirectoryKind, JcGroup, JcUser};
+
+fn user(id: &str, name: &str, manager: Option<&str>) -> JcUser {
+    JcUser {
+        id: id.into(),
+        username: name.into(),
+        email: format!("{name}@example.com"),
+        firstname: Some(name.to_uppercase()),
+        state: Some("ACTIVATED".into()),
+        activated: true,
+        manager: manager.map(Into::into),
+        ..Default::default()
+    }
+}
+
+fn group(id: &str, name: &str) -> JcGroup {
+    JcGroup {
+        id: id.into(),
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+fn raw() -> RawDirectory {
+    RawDirectory {
+        users: vec![
+            user("u1", "alice", None),
+            user("u2", "bob", Some("u1")),
+            user("u3", "carol", Some("u1")),
+        ],
+        groups: vec![group("g1", "Engineering"), group("g2", "Sales")],
+        members: [
+            ("g1".to_string(), vec!["u1".to_string(), "u2".to_string()]),
+            (
+                "g2".to_string(),
+                vec!["u3".to_string(), "ghost".to_string()],
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        directories: vec![
+            JcDirectory {
+                id: "d1".into(),
+                name: Some("corp.example.com".into()),
+                kind: JcDirectoryKind::ActiveDirectory,
+                default_domain: None,
+            },
+            JcDirectory {
+                id: "d2".into(),
+                name: Some("LDAP".into()),
+                kind: JcDirectoryKind::Other("ldap_server".into()),
+                default_domain: None,
+            },
+        ],
+        directory_users: [("d1".to_string(), vec!["u3".to_string()])]
+            .into_iter()
+            .collect(),
+        directory_groups: [("d1".to_string(), vec!["g1".to_string()])]
+            .into_iter()
+            .collect(),
+    }
+}
+
+fn opts() -> BuildOptions {
+    BuildOptions {
+        mapping: MappingOptions::default(),
+        directories_as_groups: true,
+    }
+}
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::UNIX_EPOCH + secs.seconds()
+}
+
+fn build(raw: RawDirectory, version: u64, now: Timestamp, prev: Option<&Snapshot>) -> Snapshot {
+    Snapshot::build(
+        Data::from_raw(raw),
+        version,
+        now,
+        now,
+        &opts(),
+        prev,
+        &|_, _| None,
+    )
+}
+
+#[test]
+fn build_derives_resources_edges_and_indexes() {
+    let s = build(raw(), 1, t(1000), None);
+    assert_eq!(s.users.len(), 3);
+    // Two user groups and the AD directory; the LDAP server is not something users hold as a group.
+    assert_eq!(s.groups.len(), 3);
+    let alice = &s.get(Kind::User, "u1").unwrap().json;
+    let groups: Vec<(&str, &str)> = alice["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["value"].as_str().unwrap(), g["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(groups, vec![("d1", "indirect"), ("g1", "direct")]);
+    let carol = &s.get(Kind::User, "u3").unwrap().json;
+    assert_eq!(carol["entitlements"][0]["type"], "active_directory");
+    assert_eq!(
+        carol["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["value"] == "d1")
+            .unwrap()["type"],
+        "direct"
+    );
+    // The unknown member "ghost" is dropped.
+    let sales = &s.get(Kind::Group, "g2").unwrap().json;
+    assert_eq!(sales["members"].as_array().unwrap().len(), 1);
+    let ad = &s.get(Kind::Group, "d1").unwrap().json;
+    assert_eq!(ad["members"].as_array().unwrap().len(), 3);
+    assert_eq!(ad["meta"]["resourceType"], "Group");
+    // Indexes.
+    assert!(s.indexes.user_name["alice"].contains("u1"));
+    assert!(s.indexes.email["bob@example.com"].contains("u2"));
+    assert!(s.indexes.group_name["engineering"].contains("g1"));
+    assert_eq!(s.indexes.member_of["u1"].len(), 2);
+    // Manager display and reports.
+    assert_eq!(
+        s.get(Kind::User, "u2").unwrap().json["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]
+            ["manager"]["displayName"],
+        "ALICE"
+    );
+    assert_eq!(s.data.reports["u1"].len(), 2);
+    // Meta and bytes agree.
+    let e = s.get(Kind::User, "u1").unwrap();
+    assert_eq!(e.json["meta"]["version"], e.etag.as_str());
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&e.bytes).unwrap(),
+        e.json
+    );
+    assert_eq!(
+        s.list(Kind::User)
+            .iter()
+            .map(|e| e.id.to_string())
+            .collect::<Vec<_>>(),
+        ["u1", "u2", "u3"]
+    );
+}
+
+#[test]
+fn unchanged_entries_are_shared_and_keep_their_times() {
+    let first = build(raw(), 1, t(1000), None);
+    let mut changed = raw();
+    changed.users[2].lastname = Some("Changed".into());
+    let second = build(changed, 2, t(2000), Some(&first));
+    let a1 = first.get(Kind::User, "u1").unwrap();
+    let a2 = second.get(Kind::User, "u1").unwrap();
+    assert!(
+        Arc::ptr_eq(a1, a2),
+        "an unchanged user is shared between versions"
+    );
+    assert!(Arc::ptr_eq(
+        first.get(Kind::Group, "g1").unwrap(),
+        second.get(Kind::Group, "g1").unwrap()
+    ));
+    let c1 = first.get(Kind::User, "u3").unwrap();
+    let c2 = second.get(Kind::User, "u3").unwrap();
+    assert_ne!(c1.etag, c2.etag);
+    assert_eq!(c1.last_modified, t(1000));
+    assert_eq!(c2.last_modified, t(2000));
+    assert_eq!(c2.created, c1.created, "created survives a change");
+}
+
+#[test]
+fn content_times_come_from_seen_when_there_is_no_previous_version() {
+    let first = build(raw(), 1, t(1000), None);
+    let seen = |k: Kind, id: &str| first.seen(k, id);
+    let again = Snapshot::build(
+        Data::from_raw(raw()),
+        7,
+        t(5000),
+        t(5000),
+        &opts(),
+        None,
+        &seen,
+    );
+    assert_eq!(again.get(Kind::User, "u1").unwrap().last_modified, t(1000));
+    assert_eq!(again.version, 7);
+}
+
+#[test]
+fn with_changes_rederives_only_what_shows_the_change() {
+    let s1 = build(raw(), 1, t(1000), None);
+    let mut data = s1.data.clone();
+    let mut alice = (**data.users.get("u1").unwrap()).clone();
+    alice.firstname = Some("Alicia".into());
+    data.users.insert(Arc::from("u1"), Arc::new(alice));
+    let touched = Touched {
+        users: [Arc::from("u1")].into_iter().collect(),
+        ..Touched::default()
+    };
+    let s2 = s1.with_changes(data, &touched, 2, t(2000), &opts());
+    // Bob's manager display changed, Engineering's member display changed; Carol's manager display too.
+    let bob = &s2.get(Kind::User, "u2").unwrap().json;
+    assert_eq!(
+        bob["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]["displayName"],
+        "Alicia"
+    );
+    let eng = &s2.get(Kind::Group, "g1").unwrap().json;
+    assert!(
+        eng["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["display"] == "Alicia")
+    );
+    // Sales does not list Alice: shared.
+    assert!(Arc::ptr_eq(
+        s1.get(Kind::Group, "g2").unwrap(),
+        s2.get(Kind::Group, "g2").unwrap()
+    ));
+    assert_eq!(s2.version, 2);
+}
+
+#[test]
+fn membership_change_moves_indexes() {
+    let s1 = build(raw(), 1, t(1000), None);
+    let mut data = s1.data.clone();
+    let (g2, u1): (Id, Id) = (Arc::from("g2"), Arc::from("u1"));
+    data.add_member(&g2, &u1);
+    let touched = Touched {
+        groups: [g2.clone()].into_iter().collect(),
+        ..Touched::default()
+    };
+    let s2 = s1.with_changes(data, &touched, 2, t(2000), &opts());
+    assert!(s2.indexes.member_of["u1"].contains("g2"));
+    let alice = &s2.get(Kind::User, "u1").unwrap().json;
+    assert!(
+        alice["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["value"] == "g2")
+    );
+    // Deleting a user drops it from every index.
+    let mut data = s2.data.clone();
+    data.remove_member(&g2, &u1);
+    data.remove_member(&Arc::from("g1"), &u1);
+    data.users.remove("u1");
+    let touched = Touched {
+        users: [u1.clone()].into_iter().collect(),
+        groups: [g2.clone(), Arc::from("g1")].into_iter().collect(),
+        ..Touched::default()
+    };
+    let s3 = s2.with_changes(data, &touched, 3, t(3000), &opts());
+    assert!(s3.get(Kind::User, "u1").is_none());
+    assert!(!s3.indexes.user_name.contains_key("alice"));
+    assert!(!s3.indexes.member_of.contains_key("u1"));
+    assert_eq!(s3.list(Kind::User).len(), 2);
+}
+
+#[test]
+fn overlay_keeps_writes_a_stale_refresh_missed() {
+    let s1 = build(raw(), 1, t(1000), None);
+    // A write added Bob to Sales and renamed Carol.
+    let mut published = s1.data.clone();
+    published.add_member(&Arc::from("g2"), &Arc::from("u2"));
+    let mut carol = (**published.users.get("u3").unwrap()).clone();
+    carol.lastname = Some("Written".into());
+    published.users.insert(Arc::from("u3"), Arc::new(carol));
+    let touched = Touched {
+        users: [Arc::from("u3")].into_iter().collect(),
+        groups: [Arc::from("g2")].into_iter().collect(),
+        ..Touched::default()
+    };
+    // A refresh that read JumpCloud before the write.
+    let mut stale = Data::from_raw(raw());
+    stale.overlay(&published, &touched);
+    assert!(stale.members["g2"].contains("u2"));
+    assert!(stale.user_groups["u2"].contains("g2"));
+    assert_eq!(stale.users["u3"].lastname.as_deref(), Some("Written"));
+    // A user deleted by the write stays deleted.
+    let mut published2 = s1.data.clone();
+    published2.users.remove("u2");
+    published2.remove_member(&Arc::from("g1"), &Arc::from("u2"));
+    let mut stale2 = Data::from_raw(raw());
+    stale2.overlay(
+        &published2,
+        &Touched {
+            users: [Arc::from("u2")].into_iter().collect(),
+            ..Touched::default()
+        },
+    );
+    assert!(!stale2.users.contains_key("u2"));
+    assert!(!stale2.members["g1"].contains("u2"));
+}

@@ -1,0 +1,62 @@
+//! The only place that sees both worlds: JumpCloud users, groups and directories ↔ SCIM resources.
+//!
+//! Pure functions, table-tested. Reading (`*_to_scim`) produces a resource without `meta` (the snapshot
+//! adds it, since `meta` depends on when the content was first seen); writing (`scim_*_to_jc`) turns a
+//! SCIM resource into the JumpCloud body that produces exactly it.
+
+mod group;
+mod user;
+
+pub use group::{
+    GroupMember, directory_display, directory_to_scim, group_external_id, group_to_scim,
+};
+pub use user::{
+    Entitlement, GroupRef, UserContext, served_user_name, user_display, user_external_id,
+    user_to_scim,
+};
+
+/// SCIM schema URNs used by the mapping.
+pub mod urn {
+    pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+    pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+    pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    pub const JC_USER: &str = "urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:User";
+    pub const JC_GROUP: &str = "urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:Group";
+}
+
+/// Settings the mapping needs from the configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappingOptions {
+    /// JumpCloud custom attribute holding the client's exact userName.
+    pub username_attribute: String,
+    /// JumpCloud custom attribute (users) and group `attributes` key (groups) holding externalId.
+    pub external_id_attribute: String,
+    /// SCIM base URL, e.g. `http://127.0.0.1:8080/scim/v2`, for `$ref`s.
+    pub scim_base: String,
+}
+
+impl Default for MappingOptions {
+    fn default() -> Self {
+        Self {
+            username_attribute: "scimUserName".into(),
+            external_id_attribute: "scimExternalId".into(),
+            scim_base: "http://localhost/scim/v2".into(),
+        }
+    }
+}
+
+/// The kind of a directory a user can hold, as SCIM `entitlements[].type` and the Group extension's `groupType`.
+pub fn directory_type_name(kind: &crate::jumpcloud::JcDirectoryKind) -> Option<&'static str> {
+    use crate::jumpcloud::JcDirectoryKind as K;
+    match kind {
+        K::ActiveDirectory => Some("active_directory"),
+        K::GSuite => Some("g_suite"),
+        K::Office365 => Some("office_365"),
+        K::Other(_) => None,
+    }
+}
+
+/// A non-empty string or nothing: JumpCloud sends `""` for unset strings. Values are kept exactly as stored.
+fn present(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|s| !s.is_empty())
+}
