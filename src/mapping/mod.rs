@@ -6,6 +6,7 @@
 
 mod group;
 mod user;
+pub mod write;
 
 pub use group::{
     GroupMember, directory_display, directory_to_scim, group_external_id, group_to_scim,
