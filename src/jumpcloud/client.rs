@@ -21,8 +21,8 @@ use serde::de::DeserializeOwned;
 
 use super::error::{self, JcError};
 use super::model::{
-    AssocTarget, GraphConnection, GraphOp, JcDirectory, JcGroup, JcGroupWrite, JcUser, JcUserWrite,
-    V1Page,
+    AssocTarget, GraphConnection, GraphOp, JcDirectory, JcDirectoryKind, JcGroup, JcGroupWrite,
+    JcUser, JcUserWrite, V1Page,
 };
 use super::retry::RetryPolicy;
 
@@ -179,23 +179,44 @@ const LIST_MEMBERS: Route = route(Verb::Get, "GET /api/v2/usergroups/{id}/member
 const EDIT_MEMBERS: Route = route(Verb::Post, "POST /api/v2/usergroups/{id}/members");
 const LIST_DIRECTORIES: Route = route(Verb::Get, "GET /api/v2/directories");
 
-fn list_assoc_route(collection: &str) -> Route {
-    match collection {
-        "activedirectories" => route(Verb::Get, "GET /api/v2/activedirectories/{id}/associations"),
-        "gsuites" => route(Verb::Get, "GET /api/v2/gsuites/{id}/associations"),
-        _ => route(Verb::Get, "GET /api/v2/office365s/{id}/associations"),
-    }
+/// A directory kind's association collection with its list and edit routes.
+struct AssocRoutes {
+    collection: &'static str,
+    list: Route,
+    edit: Route,
 }
 
-fn edit_assoc_route(collection: &str) -> Route {
-    match collection {
-        "activedirectories" => route(
-            Verb::Post,
+/// Only AD, Google Workspace and M365 directories have user/group associations; for other kinds the answer is a
+/// `Protocol` error, without a call.
+fn assoc_routes(dir: &JcDirectory) -> Result<AssocRoutes, JcError> {
+    let (collection, list, edit) = match dir.kind {
+        JcDirectoryKind::ActiveDirectory => (
+            "activedirectories",
+            "GET /api/v2/activedirectories/{id}/associations",
             "POST /api/v2/activedirectories/{id}/associations",
         ),
-        "gsuites" => route(Verb::Post, "POST /api/v2/gsuites/{id}/associations"),
-        _ => route(Verb::Post, "POST /api/v2/office365s/{id}/associations"),
-    }
+        JcDirectoryKind::GSuite => (
+            "gsuites",
+            "GET /api/v2/gsuites/{id}/associations",
+            "POST /api/v2/gsuites/{id}/associations",
+        ),
+        JcDirectoryKind::Office365 => (
+            "office365s",
+            "GET /api/v2/office365s/{id}/associations",
+            "POST /api/v2/office365s/{id}/associations",
+        ),
+        JcDirectoryKind::Other(ref kind) => {
+            return Err(JcError::protocol(format!(
+                "directory {} of type {kind:?} has no user or group associations",
+                dir.id
+            )));
+        }
+    };
+    Ok(AssocRoutes {
+        collection,
+        list: route(Verb::Get, list),
+        edit: route(Verb::Post, edit),
+    })
 }
 
 /// One request, ready to send (and to send again, for reads).
@@ -476,18 +497,18 @@ impl JcClient {
     }
 
     /// Ids of the users or user groups directly associated with an AD, Google Workspace or M365 directory.
-    /// Other kinds have no such associations: `Protocol` error without a call.
+    /// Other kinds have no such associations: `Protocol` error, without a call.
     pub async fn list_directory_associations(
         &self,
         dir: &JcDirectory,
         target: AssocTarget,
     ) -> Result<Vec<String>, JcError> {
-        let collection = directory_collection(dir)?;
+        let routes = assoc_routes(dir)?;
         let dir_id = path_id(&dir.id)?;
         let items = self
             .v2_list(
-                list_assoc_route(collection),
-                &["api", "v2", collection, dir_id, "associations"],
+                routes.list,
+                &["api", "v2", routes.collection, dir_id, "associations"],
                 vec![("targets", target.as_str().to_owned())],
                 |c: &GraphConnection| Some(c.to.id.as_str()),
             )
@@ -604,7 +625,7 @@ impl JcClient {
         target: AssocTarget,
         id: &str,
     ) -> Result<EdgeOutcome, JcError> {
-        let collection = directory_collection(dir)?;
+        let routes = assoc_routes(dir)?;
         let dir_id = path_id(&dir.id)?;
         let body = GraphOp {
             op: op.as_str(),
@@ -612,8 +633,8 @@ impl JcClient {
             id,
         };
         let call = Call::new(
-            edit_assoc_route(collection),
-            vec!["api", "v2", collection, dir_id, "associations"],
+            routes.edit,
+            vec!["api", "v2", routes.collection, dir_id, "associations"],
         )
         .json(&body)?;
         edge_outcome(op, self.send_once(&call).await)
@@ -768,7 +789,9 @@ impl JcClient {
                 let headers = response.headers().clone();
                 match response.bytes().await {
                     Ok(body) => Ok((status, headers, body.to_vec())),
-                    // The status line arrived, so the request did too.
+                    // A failure answer keeps its class without its body; a success whose body broke off is
+                    // worth asking again (the status line arrived, so the request did too).
+                    Err(_) if !(200..300).contains(&status) => Ok((status, headers, Vec::new())),
                     Err(e) => Err(match error::from_transport(e, &inner.secret) {
                         JcError::Transient { message, .. } => JcError::Transient {
                             status: Some(status),
@@ -830,16 +853,6 @@ fn initial_seed() -> u64 {
         .try_next_u64()
         // Jitter only needs to differ between processes; the clock is good enough when the OS is not.
         .unwrap_or_else(|_| jiff::Timestamp::now().as_nanosecond() as u64)
-}
-
-fn directory_collection(dir: &JcDirectory) -> Result<&'static str, JcError> {
-    dir.kind.collection().ok_or_else(|| {
-        JcError::protocol(format!(
-            "directory {} of type {:?} has no user or group associations",
-            dir.id,
-            dir.kind.as_str()
-        ))
-    })
 }
 
 /// Graph writes answer 204. Adding an edge that exists answers `{"message":"Already Exists"}` — most likely with
@@ -951,7 +964,6 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::jumpcloud::model::JcDirectoryKind;
     use crate::jumpcloud::retry::Backoff;
 
     const KEY: &str = "test-key-0123456789";
@@ -1759,6 +1771,52 @@ mod tests {
         .unwrap();
         client.list_users().await.unwrap();
         assert_eq!(up.seen()[0].path, "/prefix/api/systemusers");
+    }
+
+    #[tokio::test]
+    async fn a_success_whose_body_breaks_off_is_transient_and_retried() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                // Promise 100 bytes, send 1, hang up.
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{")
+                    .await;
+            }
+        });
+        let client = JcClient::new(JcClientConfig {
+            retry: RetryPolicy {
+                max_attempts: 2,
+                backoff: Backoff::new(MS, MS, 0.0).unwrap(),
+                retry_after_cap: MS,
+            },
+            ..JcClientConfig::new(url, KEY)
+        })
+        .unwrap();
+        let err = client.get_group("g1").await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JcError::Transient {
+                    status: Some(200),
+                    sent: true,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            client.stats(),
+            ClientStats {
+                calls: 2,
+                retries: 1
+            }
+        );
     }
 
     #[test]

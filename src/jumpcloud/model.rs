@@ -428,16 +428,6 @@ impl JcDirectoryKind {
             JcDirectoryKind::Other(s) => s,
         }
     }
-
-    /// The v2 collection holding this kind's associations, e.g. `activedirectories`.
-    pub fn collection(&self) -> Option<&'static str> {
-        match self {
-            JcDirectoryKind::ActiveDirectory => Some("activedirectories"),
-            JcDirectoryKind::GSuite => Some("gsuites"),
-            JcDirectoryKind::Office365 => Some("office365s"),
-            JcDirectoryKind::Other(_) => None,
-        }
-    }
 }
 
 impl From<&str> for JcDirectoryKind {
