@@ -21,8 +21,8 @@ use serde::de::DeserializeOwned;
 
 use super::error::{self, JcError};
 use super::model::{
-    AssocTarget, GraphConnection, GraphOp, JcDirectory, JcGroup, JcGroupWrite, JcUser, JcUserWrite,
-    V1Page,
+    AssocTarget, GraphConnection, GraphOp, JcDirectory, JcDirectoryKind, JcGroup, JcGroupWrite,
+    JcUser, JcUserWrite, V1Page,
 };
 use super::retry::RetryPolicy;
 
@@ -179,23 +179,44 @@ const LIST_MEMBERS: Route = route(Verb::Get, "GET /api/v2/usergroups/{id}/member
 const EDIT_MEMBERS: Route = route(Verb::Post, "POST /api/v2/usergroups/{id}/members");
 const LIST_DIRECTORIES: Route = route(Verb::Get, "GET /api/v2/directories");
 
-fn list_assoc_route(collection: &str) -> Route {
-    match collection {
-        "activedirectories" => route(Verb::Get, "GET /api/v2/activedirectories/{id}/associations"),
-        "gsuites" => route(Verb::Get, "GET /api/v2/gsuites/{id}/associations"),
-        _ => route(Verb::Get, "GET /api/v2/office365s/{id}/associations"),
-    }
+/// A directory kind's association collection with its list and edit routes.
+struct AssocRoutes {
+    collection: &'static str,
+    list: Route,
+    edit: Route,
 }
 
-fn edit_assoc_route(collection: &str) -> Route {
-    match collection {
-        "activedirectories" => route(
-            Verb::Post,
+/// Only AD, Google Workspace and M365 directories have user/group associations; for other kinds the answer is a
+/// `Protocol` error, without a call.
+fn assoc_routes(dir: &JcDirectory) -> Result<AssocRoutes, JcError> {
+    let (collection, list, edit) = match dir.kind {
+        JcDirectoryKind::ActiveDirectory => (
+            "activedirectories",
+            "GET /api/v2/activedirectories/{id}/associations",
             "POST /api/v2/activedirectories/{id}/associations",
         ),
-        "gsuites" => route(Verb::Post, "POST /api/v2/gsuites/{id}/associations"),
-        _ => route(Verb::Post, "POST /api/v2/office365s/{id}/associations"),
-    }
+        JcDirectoryKind::GSuite => (
+            "gsuites",
+            "GET /api/v2/gsuites/{id}/associations",
+            "POST /api/v2/gsuites/{id}/associations",
+        ),
+        JcDirectoryKind::Office365 => (
+            "office365s",
+            "GET /api/v2/office365s/{id}/associations",
+            "POST /api/v2/office365s/{id}/associations",
+        ),
+        JcDirectoryKind::Other(ref kind) => {
+            return Err(JcError::protocol(format!(
+                "directory {} of type {kind:?} has no user or group associations",
+                dir.id
+            )));
+        }
+    };
+    Ok(AssocRoutes {
+        collection,
+        list: route(Verb::Get, list),
+        edit: route(Verb::Post, edit),
+    })
 }
 
 /// One request, ready to send (and to send again, for reads).
@@ -263,6 +284,36 @@ fn parse<T: DeserializeOwned>(route: Route, body: &[u8]) -> Result<T, JcError> {
             route.template
         ))
     })
+}
+
+/// An object JumpCloud identifies by id.
+trait WireObject {
+    fn wire_id(&self) -> &str;
+}
+
+impl WireObject for JcUser {
+    fn wire_id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl WireObject for JcGroup {
+    fn wire_id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// A single object. The DTOs read leniently, so an answer that is not the object at all (`{}`, `[]`, an error
+/// envelope with 200) would read as an empty one; the id is what tells them apart.
+fn parse_object<T: DeserializeOwned + WireObject>(route: Route, body: &[u8]) -> Result<T, JcError> {
+    let object: T = parse(route, body)?;
+    if object.wire_id().is_empty() {
+        return Err(JcError::protocol(format!(
+            "{}: the answer carries no id",
+            route.template
+        )));
+    }
+    Ok(object)
 }
 
 /// 404 on a single-object read means "there is no such object".
@@ -446,18 +497,18 @@ impl JcClient {
     }
 
     /// Ids of the users or user groups directly associated with an AD, Google Workspace or M365 directory.
-    /// Other kinds have no such associations: `Protocol` error without a call.
+    /// Other kinds have no such associations: `Protocol` error, without a call.
     pub async fn list_directory_associations(
         &self,
         dir: &JcDirectory,
         target: AssocTarget,
     ) -> Result<Vec<String>, JcError> {
-        let collection = directory_collection(dir)?;
+        let routes = assoc_routes(dir)?;
         let dir_id = path_id(&dir.id)?;
         let items = self
             .v2_list(
-                list_assoc_route(collection),
-                &["api", "v2", collection, dir_id, "associations"],
+                routes.list,
+                &["api", "v2", routes.collection, dir_id, "associations"],
                 vec![("targets", target.as_str().to_owned())],
                 |c: &GraphConnection| Some(c.to.id.as_str()),
             )
@@ -495,7 +546,7 @@ impl JcClient {
             .query("fullValidationDetails", "password")
             .json(body)?;
         let reply = self.send_once(&call).await?;
-        parse(CREATE_USER, &reply.body)
+        parse_object(CREATE_USER, &reply.body)
     }
 
     /// Merge `body` into a user: named fields change, arrays in it replace JumpCloud's, the rest stays.
@@ -505,7 +556,7 @@ impl JcClient {
             .query("fullValidationDetails", "password")
             .json(body)?;
         let reply = self.send_once(&call).await?;
-        parse(UPDATE_USER, &reply.body)
+        parse_object(UPDATE_USER, &reply.body)
     }
 
     /// Delete a user. Without `cascade_manager`, deleting someone's manager is a 409 `Conflict`; with it,
@@ -523,7 +574,7 @@ impl JcClient {
     pub async fn create_group(&self, body: &JcGroupWrite) -> Result<JcGroup, JcError> {
         let call = Call::new(CREATE_GROUP, vec!["api", "v2", "usergroups"]).json(body)?;
         let reply = self.send_once(&call).await?;
-        parse(CREATE_GROUP, &reply.body)
+        parse_object(CREATE_GROUP, &reply.body)
     }
 
     /// Replace a user group: whatever `body` leaves `None` is cleared upstream.
@@ -531,7 +582,7 @@ impl JcClient {
         let id = path_id(id)?;
         let call = Call::new(PUT_GROUP, vec!["api", "v2", "usergroups", id]).json(body)?;
         let reply = self.send_once(&call).await?;
-        parse(PUT_GROUP, &reply.body)
+        parse_object(PUT_GROUP, &reply.body)
     }
 
     /// Delete a user group (JumpCloud answers 200 with the group, or 204).
@@ -574,7 +625,7 @@ impl JcClient {
         target: AssocTarget,
         id: &str,
     ) -> Result<EdgeOutcome, JcError> {
-        let collection = directory_collection(dir)?;
+        let routes = assoc_routes(dir)?;
         let dir_id = path_id(&dir.id)?;
         let body = GraphOp {
             op: op.as_str(),
@@ -582,8 +633,8 @@ impl JcClient {
             id,
         };
         let call = Call::new(
-            edit_assoc_route(collection),
-            vec!["api", "v2", collection, dir_id, "associations"],
+            routes.edit,
+            vec!["api", "v2", routes.collection, dir_id, "associations"],
         )
         .json(&body)?;
         edge_outcome(op, self.send_once(&call).await)
@@ -591,9 +642,12 @@ impl JcClient {
 
     // === plumbing ===
 
-    async fn get_one<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, JcError> {
+    async fn get_one<T: DeserializeOwned + WireObject>(
+        &self,
+        call: Call<'_>,
+    ) -> Result<T, JcError> {
         let reply = self.send_read(&call).await?;
-        parse(call.route, &reply.body)
+        parse_object(call.route, &reply.body)
     }
 
     /// All pages of a v1 list (`{totalCount, results}`), sorted by `_id` so `skip` paging is stable.
@@ -735,7 +789,9 @@ impl JcClient {
                 let headers = response.headers().clone();
                 match response.bytes().await {
                     Ok(body) => Ok((status, headers, body.to_vec())),
-                    // The status line arrived, so the request did too.
+                    // A failure answer keeps its class without its body; a success whose body broke off is
+                    // worth asking again (the status line arrived, so the request did too).
+                    Err(_) if !(200..300).contains(&status) => Ok((status, headers, Vec::new())),
                     Err(e) => Err(match error::from_transport(e, &inner.secret) {
                         JcError::Transient { message, .. } => JcError::Transient {
                             status: Some(status),
@@ -797,16 +853,6 @@ fn initial_seed() -> u64 {
         .try_next_u64()
         // Jitter only needs to differ between processes; the clock is good enough when the OS is not.
         .unwrap_or_else(|_| jiff::Timestamp::now().as_nanosecond() as u64)
-}
-
-fn directory_collection(dir: &JcDirectory) -> Result<&'static str, JcError> {
-    dir.kind.collection().ok_or_else(|| {
-        JcError::protocol(format!(
-            "directory {} of type {:?} has no user or group associations",
-            dir.id,
-            dir.kind.as_str()
-        ))
-    })
 }
 
 /// Graph writes answer 204. Adding an edge that exists answers `{"message":"Already Exists"}` — most likely with
@@ -878,9 +924,13 @@ where
             )));
         }
         for item in &items {
-            if let Some(id) = id_of(item)
-                && !seen.insert(id.to_owned())
-            {
+            let Some(id) = id_of(item) else { continue };
+            if id.is_empty() {
+                return Err(JcError::protocol(format!(
+                    "{name}: an item at skip={skip} has no id"
+                )));
+            }
+            if !seen.insert(id.to_owned()) {
                 return Err(JcError::protocol(format!(
                     "{name}: id {id} appears twice (the list changed while paging)"
                 )));
@@ -903,4 +953,888 @@ where
 
 fn show(total: Option<u64>) -> String {
     total.map_or_else(|| "none".to_owned(), |t| t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use axum::body::Body;
+    use axum::extract::Request;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::jumpcloud::retry::Backoff;
+
+    const KEY: &str = "test-key-0123456789";
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A request as the fake upstream saw it.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: String,
+        path: String,
+        query: Vec<(String, String)>,
+        headers: axum::http::HeaderMap,
+        body: String,
+    }
+
+    impl Seen {
+        fn q(&self, key: &str) -> Option<&str> {
+            self.query
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        }
+
+        fn skip(&self) -> usize {
+            self.q("skip").map_or(0, |s| s.parse().unwrap())
+        }
+
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers.get(name).map(|v| v.to_str().unwrap())
+        }
+
+        fn json(&self) -> Value {
+            serde_json::from_str(&self.body).unwrap()
+        }
+    }
+
+    /// An answer from the fake upstream.
+    struct Canned {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+    }
+
+    fn reply(status: u16, body: Value) -> Canned {
+        Canned {
+            status,
+            headers: vec![("content-type", "application/json".into())],
+            body: body.to_string(),
+        }
+    }
+
+    fn empty(status: u16) -> Canned {
+        Canned {
+            status,
+            headers: vec![],
+            body: String::new(),
+        }
+    }
+
+    fn with_header(mut c: Canned, name: &'static str, value: impl ToString) -> Canned {
+        c.headers.push((name, value.to_string()));
+        c
+    }
+
+    fn gateway() -> Canned {
+        Canned {
+            status: 502,
+            headers: vec![("content-type", "text/html".into())],
+            body: "<html><body><h1>502 Bad Gateway</h1></body></html>".into(),
+        }
+    }
+
+    /// A JumpCloud stand-in on 127.0.0.1:0 that answers from a script `(request, call index) -> answer`.
+    struct Upstream {
+        url: String,
+        seen: Arc<Mutex<Vec<Seen>>>,
+    }
+
+    impl Upstream {
+        async fn start(script: impl Fn(&Seen, usize) -> Canned + Send + Sync + 'static) -> Self {
+            let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+            let script = Arc::new(script);
+            let log = seen.clone();
+            let app = axum::Router::new().fallback(move |req: Request| {
+                let (log, script) = (log.clone(), script.clone());
+                async move {
+                    let (parts, body) = req.into_parts();
+                    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+                    let query =
+                        Url::parse(&format!("http://x/?{}", parts.uri.query().unwrap_or("")))
+                            .unwrap()
+                            .query_pairs()
+                            .into_owned()
+                            .collect();
+                    let seen = Seen {
+                        method: parts.method.to_string(),
+                        path: parts.uri.path().to_owned(),
+                        query,
+                        headers: parts.headers,
+                        body: String::from_utf8(body.to_vec()).unwrap(),
+                    };
+                    let index = {
+                        let mut log = log.lock().unwrap();
+                        log.push(seen.clone());
+                        log.len() - 1
+                    };
+                    let canned = script(&seen, index);
+                    let mut response = axum::http::Response::builder().status(canned.status);
+                    for (name, value) in canned.headers {
+                        response = response.header(name, value);
+                    }
+                    response.body(Body::from(canned.body)).unwrap()
+                }
+            });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            Upstream { url, seen }
+        }
+
+        fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().unwrap().clone()
+        }
+
+        fn config(&self) -> JcClientConfig {
+            JcClientConfig {
+                org_id: Some("org-1".into()),
+                timeout: Duration::from_secs(5),
+                retry: RetryPolicy {
+                    max_attempts: 3,
+                    backoff: Backoff::new(MS, 5 * MS, 0.0).unwrap(),
+                    retry_after_cap: 10 * MS,
+                },
+                ..JcClientConfig::new(&self.url, KEY)
+            }
+        }
+
+        fn client(&self) -> JcClient {
+            JcClient::new(self.config()).unwrap()
+        }
+    }
+
+    fn user(i: usize) -> Value {
+        let id = format!("{i:024x}");
+        json!({"_id": id, "id": id, "username": format!("user{i}"), "email": format!("user{i}@example.com")})
+    }
+
+    /// A v1 `/api/systemusers` over `n` users, honouring `limit` and `skip`.
+    fn v1_users(seen: &Seen, n: usize) -> Canned {
+        let limit: usize = seen.q("limit").map_or(10, |s| s.parse().unwrap());
+        let skip = seen.skip();
+        let results: Vec<Value> = (skip..n.min(skip + limit)).map(user).collect();
+        reply(200, json!({"totalCount": n, "results": results}))
+    }
+
+    fn group(i: usize) -> Value {
+        json!({"id": format!("g{i:05}"), "name": format!("Group {i}"), "type": "user_group",
+               "attributes": null, "email": "", "description": ""})
+    }
+
+    /// A v2 bare-array page of `items` with `x-total-count`.
+    fn v2_page(seen: &Seen, items: &[Value], total: Option<usize>) -> Canned {
+        let skip = seen.skip();
+        let page: Vec<Value> = items.iter().skip(skip).take(100).cloned().collect();
+        let canned = reply(200, Value::Array(page));
+        match total {
+            Some(t) => with_header(canned, "x-total-count", t),
+            None => canned,
+        }
+    }
+
+    fn protocol_message(result: Result<impl fmt::Debug, JcError>) -> String {
+        match result {
+            Err(JcError::Protocol { message }) => message,
+            other => panic!("expected a Protocol error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn users_are_listed_in_pages_of_100_with_every_header() {
+        let up = Upstream::start(|s, _| v1_users(s, 250)).await;
+        let client = up.client();
+        let users = client.list_users().await.unwrap();
+        assert_eq!(users.len(), 250);
+        assert_eq!(users[0].id, format!("{:024x}", 0));
+        assert_eq!(users[249].username, "user249");
+
+        let seen = up.seen();
+        let skips: Vec<_> = seen.iter().map(Seen::skip).collect();
+        assert_eq!(skips, [0, 100, 200]);
+        for s in &seen {
+            assert_eq!(
+                (s.method.as_str(), s.path.as_str()),
+                ("GET", "/api/systemusers")
+            );
+            assert_eq!(s.q("limit"), Some("100"));
+            assert_eq!(s.q("sort"), Some("_id"));
+            assert_eq!(s.header("x-api-key"), Some(KEY));
+            assert_eq!(s.header("x-org-id"), Some("org-1"));
+            assert_eq!(s.header("accept"), Some("application/json"));
+            assert!(
+                s.header("user-agent")
+                    .unwrap()
+                    .starts_with("jumpcloud-scim/")
+            );
+            assert_eq!(s.header("content-type"), None, "no body, no content type");
+        }
+        assert_eq!(
+            client.stats(),
+            ClientStats {
+                calls: 3,
+                retries: 0
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_list_takes_one_call_and_a_full_last_page_no_extra_one() {
+        let up = Upstream::start(|s, _| v1_users(s, 0)).await;
+        assert!(up.client().list_users().await.unwrap().is_empty());
+        assert_eq!(up.seen().len(), 1);
+
+        let up = Upstream::start(|s, _| v1_users(s, 200)).await;
+        assert_eq!(up.client().list_users().await.unwrap().len(), 200);
+        assert_eq!(up.seen().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_list_that_disagrees_with_its_total_is_a_protocol_error() {
+        // The second page is short of what totalCount promised.
+        let up = Upstream::start(|s, _| {
+            let mut c = v1_users(s, 150);
+            if s.skip() == 100 {
+                let results: Vec<Value> = (100..130).map(user).collect();
+                c = reply(200, json!({"totalCount": 150, "results": results}));
+            }
+            c
+        })
+        .await;
+        let msg = protocol_message(up.client().list_users().await);
+        assert!(msg.contains("expected 50 of 150"), "{msg}");
+
+        // The total moves between pages: a user was created or deleted mid-listing.
+        let up = Upstream::start(|s, i| v1_users(s, 150 + i)).await;
+        let msg = protocol_message(up.client().list_users().await);
+        assert!(msg.contains("total changed from 150 to 151"), "{msg}");
+
+        // The same id on two pages: the list shifted under `skip`.
+        let up = Upstream::start(|s, _| {
+            let start = if s.skip() == 0 { 0 } else { 99 };
+            let results: Vec<Value> = (start..start + 100).map(user).collect();
+            reply(200, json!({"totalCount": 200, "results": results}))
+        })
+        .await;
+        let msg = protocol_message(up.client().list_users().await);
+        assert!(msg.contains("appears twice"), "{msg}");
+
+        // A body that is not the envelope.
+        let up = Upstream::start(|_, _| reply(200, json!([]))).await;
+        let msg = protocol_message(up.client().list_users().await);
+        assert!(msg.contains("did not parse"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn groups_page_by_x_total_count() {
+        let groups: Vec<Value> = (0..120).map(group).collect();
+        let all = groups.clone();
+        let up = Upstream::start(move |s, _| v2_page(s, &all, Some(120))).await;
+        let got = up.client().list_groups().await.unwrap();
+        assert_eq!(got.len(), 120);
+        assert_eq!(got[119].name, "Group 119");
+        let seen = up.seen();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[1].path, "/api/v2/usergroups");
+        assert_eq!(seen[1].q("sort"), Some("id"));
+        assert_eq!(seen[1].q("limit"), Some("100"));
+        assert_eq!(seen[1].q("skip"), Some("100"));
+        assert_eq!(seen[1].header("x-org-id"), Some("org-1"));
+
+        // The header says more than the pages hold.
+        let all = groups.clone();
+        let up = Upstream::start(move |s, _| v2_page(s, &all[..110], Some(120))).await;
+        let msg = protocol_message(up.client().list_groups().await);
+        assert!(msg.contains("expected 20 of 120"), "{msg}");
+
+        // A header that is not a number.
+        let all = groups;
+        let up = Upstream::start(move |s, _| {
+            with_header(v2_page(s, &all, None), "x-total-count", "lots")
+        })
+        .await;
+        let msg = protocol_message(up.client().list_groups().await);
+        assert!(msg.contains("not a count"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn a_v2_list_without_a_total_runs_to_a_short_page() {
+        let dirs: Vec<Value> = (0..103)
+            .map(|i| json!({"id": format!("d{i}"), "name": "x", "type": "ldap_server"}))
+            .collect();
+        let up = Upstream::start(move |s, _| v2_page(s, &dirs, None)).await;
+        let got = up.client().list_directories().await.unwrap();
+        assert_eq!(got.len(), 103);
+        assert_eq!(got[0].kind, JcDirectoryKind::Other("ldap_server".into()));
+        assert_eq!(up.seen().len(), 2);
+        assert_eq!(up.seen()[0].path, "/api/v2/directories");
+    }
+
+    #[tokio::test]
+    async fn reads_are_retried_through_gateway_errors_and_rate_limits() {
+        let up = Upstream::start(|_, i| match i {
+            0 => gateway(),
+            1 => with_header(
+                reply(429, json!({"message": "slow down"})),
+                "retry-after",
+                1,
+            ),
+            _ => reply(200, group(7)),
+        })
+        .await;
+        let mut client = up.client();
+        let observed: Arc<Mutex<Vec<(&'static str, u16)>>> = Arc::default();
+        let sink = observed.clone();
+        client.set_observer(Arc::new(move |route, status, _| {
+            sink.lock().unwrap().push((route, status));
+        }));
+        let started = tokio::time::Instant::now();
+        let g = client.get_group("g00007").await.unwrap().unwrap();
+        assert_eq!(g.name, "Group 7");
+        assert_eq!(
+            client.stats(),
+            ClientStats {
+                calls: 3,
+                retries: 2
+            }
+        );
+        // Retry-After: 1 s was honoured up to the 10 ms cap, not ignored and not taken whole.
+        let waited = started.elapsed();
+        assert!(
+            waited >= 10 * MS && waited < Duration::from_secs(1),
+            "{waited:?}"
+        );
+        let route = "GET /api/v2/usergroups/{id}";
+        assert_eq!(
+            *observed.lock().unwrap(),
+            [(route, 502), (route, 429), (route, 200)]
+        );
+    }
+
+    #[tokio::test]
+    async fn reads_give_up_after_the_last_attempt_and_permanent_errors_at_once() {
+        let up = Upstream::start(|_, _| empty(503)).await;
+        let client = up.client();
+        let err = client.list_groups().await.unwrap_err();
+        assert!(err.is_transient() && err.status() == Some(503), "{err:?}");
+        assert_eq!(
+            client.stats(),
+            ClientStats {
+                calls: 3,
+                retries: 2
+            }
+        );
+
+        let up = Upstream::start(|_, _| reply(401, json!({"message": "Unauthorized"}))).await;
+        let client = up.client();
+        let err = client.list_users().await.unwrap_err();
+        assert!(
+            matches!(err, JcError::Unauthorized { status: 401 }),
+            "{err:?}"
+        );
+        assert_eq!(client.stats().calls, 1);
+    }
+
+    #[tokio::test]
+    async fn missing_objects_read_as_none_and_ids_are_escaped() {
+        let up = Upstream::start(|_, _| reply(404, json!({"message": "Not Found"}))).await;
+        let client = up.client();
+        assert_eq!(
+            client.get_user("5f1a00000000000000000001").await.unwrap(),
+            None
+        );
+        assert_eq!(client.get_group("nope").await.unwrap(), None);
+        // `..` would normalise into the list route; it names nothing, so no call is made.
+        assert_eq!(client.get_user("..").await.unwrap(), None);
+        assert_eq!(client.get_user("").await.unwrap(), None);
+        assert_eq!(client.get_user("a/b?c").await.unwrap(), None);
+        let paths: Vec<_> = up.seen().into_iter().map(|s| s.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "/api/systemusers/5f1a00000000000000000001",
+                "/api/v2/usergroups/nope",
+                "/api/systemusers/a%2Fb%3Fc"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn answers_without_ids_are_protocol_errors() {
+        let up = Upstream::start(|s, _| match s.path.as_str() {
+            "/api/systemusers" if s.method == "GET" => reply(
+                200,
+                json!({"totalCount": 2, "results": [user(1), {"username": "ghost"}]}),
+            ),
+            "/api/v2/usergroups/g1" => reply(200, json!([])),
+            _ => reply(200, json!({"message": "ok"})),
+        })
+        .await;
+        let client = up.client();
+        let msg = protocol_message(client.list_users().await);
+        assert!(msg.contains("has no id"), "{msg}");
+        let msg = protocol_message(client.get_group("g1").await);
+        assert!(msg.contains("no id"), "{msg}");
+        let msg = protocol_message(client.create_user(&JcUserWrite::default()).await);
+        assert!(msg.contains("no id"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn find_users_filters_with_the_v1_operator() {
+        let up = Upstream::start(|_, _| reply(200, json!({"totalCount": 1, "results": [user(3)]})))
+            .await;
+        let client = up.client();
+        let found = client
+            .find_users("email", "user3@example.com")
+            .await
+            .unwrap();
+        assert_eq!(found[0].username, "user3");
+        let seen = &up.seen()[0];
+        assert_eq!(seen.q("filter"), Some("email:$eq:user3@example.com"));
+        assert_eq!(seen.q("limit"), Some("100"));
+        assert!(client.find_users("a:b", "x").await.is_err());
+        assert_eq!(up.seen().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn members_are_users_only_and_an_unknown_group_is_not_found() {
+        let up = Upstream::start(|s, _| {
+            if s.path.contains("missing") {
+                return reply(404, json!({"message": "Not Found"}));
+            }
+            let items = json!([
+                {"attributes": null, "to": {"attributes": null, "id": "u1", "type": "user"}},
+                {"attributes": null, "to": {"attributes": null, "id": "x1", "type": "system"}},
+                {"attributes": null, "to": {"attributes": null, "id": "u2", "type": "USER"}}
+            ]);
+            with_header(reply(200, items), "x-total-count", 3)
+        })
+        .await;
+        let client = up.client();
+        assert_eq!(client.list_group_members("g1").await.unwrap(), ["u1", "u2"]);
+        assert_eq!(up.seen()[0].path, "/api/v2/usergroups/g1/members");
+        assert!(matches!(
+            client.list_group_members("missing").await,
+            Err(JcError::NotFound { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn member_edges_report_what_happened() {
+        let up = Upstream::start(|s, i| match (s.json()["op"].as_str().unwrap(), i) {
+            ("add", 0) | ("remove", 2) => empty(204),
+            ("add", 1) => reply(409, json!({"message": "Already Exists"})),
+            ("add", _) => reply(400, json!({"message": "Already Exists"})),
+            _ => reply(404, json!({"message": "Not Found"})),
+        })
+        .await;
+        let client = up.client();
+        assert_eq!(
+            client.group_member("g1", EdgeOp::Add, "u1").await.unwrap(),
+            EdgeOutcome::Applied
+        );
+        assert_eq!(
+            client.group_member("g1", EdgeOp::Add, "u1").await.unwrap(),
+            EdgeOutcome::AlreadyInState
+        );
+        assert_eq!(
+            client
+                .group_member("g1", EdgeOp::Remove, "u1")
+                .await
+                .unwrap(),
+            EdgeOutcome::Applied
+        );
+        assert_eq!(
+            client.group_member("g1", EdgeOp::Add, "u1").await.unwrap(),
+            EdgeOutcome::AlreadyInState,
+            "a 400 saying Already Exists reads the same"
+        );
+        assert!(matches!(
+            client.group_member("g1", EdgeOp::Remove, "u9").await,
+            Err(JcError::NotFound { .. })
+        ));
+        let first = &up.seen()[0];
+        assert_eq!(
+            (first.method.as_str(), first.path.as_str()),
+            ("POST", "/api/v2/usergroups/g1/members")
+        );
+        assert_eq!(
+            first.json(),
+            json!({"op": "add", "type": "user", "id": "u1"})
+        );
+        assert_eq!(first.header("content-type"), Some("application/json"));
+        assert_eq!(first.header("x-org-id"), Some("org-1"));
+    }
+
+    #[tokio::test]
+    async fn directory_associations_use_the_kinds_collection() {
+        let up = Upstream::start(|s, _| {
+            if s.method == "POST" {
+                return empty(204);
+            }
+            let items = json!([
+                {"to": {"id": "g1", "type": "user_group"}},
+                {"to": {"id": "g2", "type": "user_group"}}
+            ]);
+            with_header(reply(200, items), "x-total-count", 2)
+        })
+        .await;
+        let client = up.client();
+        let dir = |id: &str, kind| JcDirectory {
+            id: id.into(),
+            name: None,
+            kind,
+            default_domain: None,
+        };
+        let gsuite = dir("d2", JcDirectoryKind::GSuite);
+        assert_eq!(
+            client
+                .list_directory_associations(&gsuite, AssocTarget::UserGroup)
+                .await
+                .unwrap(),
+            ["g1", "g2"]
+        );
+        let ad = dir("d1", JcDirectoryKind::ActiveDirectory);
+        assert_eq!(
+            client
+                .directory_association(&ad, EdgeOp::Add, AssocTarget::User, "u1")
+                .await
+                .unwrap(),
+            EdgeOutcome::Applied
+        );
+        // Edges of another type than the one asked for are dropped.
+        let m365 = dir("d3", JcDirectoryKind::Office365);
+        assert!(
+            client
+                .list_directory_associations(&m365, AssocTarget::User)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let ldap = dir("d4", JcDirectoryKind::Other("ldap_server".into()));
+        protocol_message(
+            client
+                .list_directory_associations(&ldap, AssocTarget::User)
+                .await,
+        );
+
+        let seen = up.seen();
+        assert_eq!(seen.len(), 3, "no call for a kind without associations");
+        assert_eq!(seen[0].path, "/api/v2/gsuites/d2/associations");
+        assert_eq!(seen[0].q("targets"), Some("user_group"));
+        assert_eq!(seen[1].path, "/api/v2/activedirectories/d1/associations");
+        assert_eq!(
+            seen[1].json(),
+            json!({"op": "add", "type": "user", "id": "u1"})
+        );
+        assert_eq!(seen[2].path, "/api/v2/office365s/d3/associations");
+    }
+
+    #[tokio::test]
+    async fn organizations_are_listed_without_x_org_id() {
+        let up = Upstream::start(|_, _| {
+            reply(
+                200,
+                json!({"totalCount": 1, "results": [{"_id": "o1", "displayName": "Acme"}]}),
+            )
+        })
+        .await;
+        let orgs = up.client().list_organizations().await.unwrap();
+        assert_eq!(orgs[0]["displayName"], "Acme");
+        let seen = &up.seen()[0];
+        assert_eq!(seen.path, "/api/organizations");
+        assert_eq!(seen.header("x-api-key"), Some(KEY));
+        assert_eq!(seen.header("x-org-id"), None);
+
+        // An empty org id is no org id.
+        let up = Upstream::start(|s, _| v1_users(s, 1)).await;
+        let client = JcClient::new(JcClientConfig {
+            org_id: Some(String::new()),
+            ..up.config()
+        })
+        .unwrap();
+        client.list_users().await.unwrap();
+        assert_eq!(up.seen()[0].header("x-org-id"), None);
+    }
+
+    #[tokio::test]
+    async fn writes_are_sent_once_with_their_exact_bodies() {
+        let up = Upstream::start(|s, _| match (s.method.as_str(), s.path.as_str()) {
+            ("POST", "/api/systemusers") => gateway(),
+            ("PUT", "/api/systemusers/u1") => reply(200, user(1)),
+            ("POST", "/api/v2/usergroups") => reply(201, group(1)),
+            ("PUT", "/api/v2/usergroups/g1") => reply(200, group(1)),
+            _ => empty(500),
+        })
+        .await;
+        let client = up.client();
+        let create = JcUserWrite {
+            username: Some("jane".into()),
+            email: Some("jane@example.com".into()),
+            password: Some("pw".into()),
+            ..Default::default()
+        };
+        let err = client.create_user(&create).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JcError::Transient {
+                    status: Some(502),
+                    sent: true,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            client.stats(),
+            ClientStats {
+                calls: 1,
+                retries: 0
+            }
+        );
+
+        let update = JcUserWrite {
+            manager: Some(None),
+            ..Default::default()
+        };
+        let updated = client.update_user("u1", &update).await.unwrap();
+        assert_eq!(updated.username, "user1");
+        let created = client
+            .create_group(&JcGroupWrite {
+                name: "Eng".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(created.id, "g00001");
+        client
+            .put_group(
+                "g1",
+                &JcGroupWrite {
+                    name: "Eng".into(),
+                    description: Some("d".into()),
+                    attributes: None,
+                },
+            )
+            .await
+            .unwrap();
+
+        let seen = up.seen();
+        assert_eq!(seen.len(), 4);
+        assert_eq!(seen[0].q("fullValidationDetails"), Some("password"));
+        assert_eq!(
+            seen[0].json(),
+            json!({"username": "jane", "email": "jane@example.com", "password": "pw"})
+        );
+        assert_eq!(seen[0].header("content-type"), Some("application/json"));
+        assert_eq!(seen[1].q("fullValidationDetails"), Some("password"));
+        assert_eq!(seen[1].json(), json!({"manager": null}));
+        assert_eq!(seen[2].json(), json!({"name": "Eng"}));
+        assert_eq!(seen[3].json(), json!({"name": "Eng", "description": "d"}));
+    }
+
+    #[tokio::test]
+    async fn a_rejected_create_carries_field_violations() {
+        let up = Upstream::start(|_, _| {
+            reply(400, json!({
+                "code": 400, "message": "Password validation fail", "status": "INVALID_ARGUMENT",
+                "details": [{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                             "fieldViolationsList": [{"field": "password", "description": "specialCharacter"}]}]
+            }))
+        })
+        .await;
+        let err = up
+            .client()
+            .create_user(&JcUserWrite::default())
+            .await
+            .unwrap_err();
+        let JcError::Rejected {
+            status,
+            message,
+            field_violations,
+        } = err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!(
+            (status, message.as_str()),
+            (400, "Password validation fail")
+        );
+        assert_eq!(
+            field_violations,
+            [("password".to_owned(), "specialCharacter".to_owned())]
+        );
+    }
+
+    #[tokio::test]
+    async fn deletes_accept_their_documented_answers() {
+        let up = Upstream::start(|s, _| match s.path.as_str() {
+            "/api/systemusers/boss" if s.q("cascade_manager").is_none() => {
+                reply(409, json!({"message": "user is a manager"}))
+            }
+            "/api/systemusers/boss" => reply(200, user(1)),
+            "/api/v2/usergroups/g204" => empty(204),
+            "/api/v2/usergroups/g200" => reply(200, group(1)),
+            _ => reply(404, json!({"message": "Not Found"})),
+        })
+        .await;
+        let client = up.client();
+        let err = client.delete_user("boss", false).await.unwrap_err();
+        assert!(matches!(&err, JcError::Conflict { message } if message == "user is a manager"));
+        client.delete_user("boss", true).await.unwrap();
+        client.delete_group("g204").await.unwrap();
+        client.delete_group("g200").await.unwrap();
+        assert!(matches!(
+            client.delete_group("gone").await,
+            Err(JcError::NotFound { .. })
+        ));
+        let seen = up.seen();
+        assert_eq!(seen[1].method, "DELETE");
+        assert_eq!(seen[1].q("cascade_manager"), Some("null"));
+        assert_eq!(seen[0].q("cascade_manager"), None);
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        let elsewhere = Upstream::start(|_, _| reply(200, json!([]))).await;
+        let target = format!("{}/steal", elsewhere.url);
+        let up = Upstream::start(move |_, _| with_header(empty(302), "location", &target)).await;
+        protocol_message(up.client().list_groups().await);
+        assert!(
+            elsewhere.seen().is_empty(),
+            "the key must not travel to another host"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_key_stays_out_of_debug_and_errors() {
+        let up = Upstream::start(|s, _| {
+            let echoed = s.header("x-api-key").unwrap_or("").to_owned();
+            reply(
+                400,
+                json!({"message": format!("key {echoed} is not allowed here")}),
+            )
+        })
+        .await;
+        let config = up.config();
+        let client = JcClient::new(config.clone()).unwrap();
+        let err = client.list_users().await.unwrap_err();
+        for text in [
+            format!("{config:?}"),
+            format!("{client:?}"),
+            format!("{err:?}"),
+            err.to_string(),
+        ] {
+            assert!(!text.contains(KEY), "{text}");
+        }
+        assert!(err.to_string().contains("[redacted]"));
+    }
+
+    #[test]
+    fn unusable_configuration_is_refused() {
+        let ok = JcClientConfig::new("https://console.jumpcloud.com", KEY);
+        assert!(JcClient::new(ok.clone()).is_ok());
+        let bad = [
+            JcClientConfig::new("console.jumpcloud.com", KEY),
+            JcClientConfig::new("ftp://console.jumpcloud.com", KEY),
+            JcClientConfig::new("https://console.jumpcloud.com/?x=1", KEY),
+            JcClientConfig::new("https://console.jumpcloud.com", " "),
+            JcClientConfig::new("https://console.jumpcloud.com", "key\nwith-newline"),
+            JcClientConfig {
+                timeout: Duration::ZERO,
+                ..ok.clone()
+            },
+            JcClientConfig {
+                org_id: Some("bad\norg".into()),
+                ..ok
+            },
+        ];
+        for config in bad {
+            let shown = format!("{config:?}");
+            assert!(
+                matches!(JcClient::new(config), Err(JcError::Protocol { .. })),
+                "{shown}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_base_url_path_prefix_is_kept() {
+        let up = Upstream::start(|s, _| v1_users(s, 1)).await;
+        let client = JcClient::new(JcClientConfig {
+            base_url: format!("{}/prefix/", up.url),
+            ..up.config()
+        })
+        .unwrap();
+        client.list_users().await.unwrap();
+        assert_eq!(up.seen()[0].path, "/prefix/api/systemusers");
+    }
+
+    #[tokio::test]
+    async fn a_success_whose_body_breaks_off_is_transient_and_retried() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                // Promise 100 bytes, send 1, hang up.
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{")
+                    .await;
+            }
+        });
+        let client = JcClient::new(JcClientConfig {
+            retry: RetryPolicy {
+                max_attempts: 2,
+                backoff: Backoff::new(MS, MS, 0.0).unwrap(),
+                retry_after_cap: MS,
+            },
+            ..JcClientConfig::new(url, KEY)
+        })
+        .unwrap();
+        let err = client.get_group("g1").await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JcError::Transient {
+                    status: Some(200),
+                    sent: true,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            client.stats(),
+            ClientStats {
+                calls: 2,
+                retries: 1
+            }
+        );
+    }
+
+    #[test]
+    fn stats_diff() {
+        let before = ClientStats {
+            calls: 10,
+            retries: 2,
+        };
+        let after = ClientStats {
+            calls: 15,
+            retries: 3,
+        };
+        assert_eq!(
+            after.since(before),
+            ClientStats {
+                calls: 5,
+                retries: 1
+            }
+        );
+    }
 }

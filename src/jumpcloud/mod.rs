@@ -1,8 +1,9 @@
-//! The only module that knows JumpCloud's wire format: DTOs ([`model`]), the HTTP client with paging
-//! ([`client`]), the classified error ([`error`]) and the retry pieces ([`retry`]).
+//! The only module that knows JumpCloud's wire format: DTOs ([`model`](crate::jumpcloud::model)), the HTTP
+//! client with paging ([`client`](crate::jumpcloud::client)), the classified error
+//! ([`error`](crate::jumpcloud::error)) and the retry pieces ([`retry`](crate::jumpcloud::retry)).
 //!
-//! Everything above this module speaks in these types and [`JcError`] variants; nothing here knows SCIM, the
-//! snapshot, or HTTP-server concerns.
+//! Everything above this module speaks in these types and [`JcError`](crate::jumpcloud::JcError) variants;
+//! nothing here knows SCIM, the snapshot, or HTTP-server concerns.
 
 pub mod client;
 pub mod error;

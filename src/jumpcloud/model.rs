@@ -428,16 +428,6 @@ impl JcDirectoryKind {
             JcDirectoryKind::Other(s) => s,
         }
     }
-
-    /// The v2 collection holding this kind's associations, e.g. `activedirectories`.
-    pub fn collection(&self) -> Option<&'static str> {
-        match self {
-            JcDirectoryKind::ActiveDirectory => Some("activedirectories"),
-            JcDirectoryKind::GSuite => Some("gsuites"),
-            JcDirectoryKind::Office365 => Some("office365s"),
-            JcDirectoryKind::Other(_) => None,
-        }
-    }
 }
 
 impl From<&str> for JcDirectoryKind {
@@ -556,7 +546,9 @@ pub(crate) struct GraphOp<'a> {
 pub(crate) struct V1Page<T> {
     #[serde(rename = "totalCount", default, deserialize_with = "lenient_u64")]
     pub(crate) total_count: Option<u64>,
-    #[serde(default, deserialize_with = "null_default")]
+    /// Required (though `null` reads as empty): serde would otherwise accept a bare `[]` as an envelope with
+    /// no results, and a v1 route answering in v2 shape would look like an empty directory.
+    #[serde(deserialize_with = "null_default")]
     pub(crate) results: Vec<T>,
 }
 
@@ -816,5 +808,11 @@ mod tests {
         assert_eq!(page.results.len(), 2);
         let page: V1Page<JcUser> = serde_json::from_str(r#"{"results": null}"#).unwrap();
         assert_eq!((page.total_count, page.results.len()), (None, 0));
+        for not_an_envelope in ["[]", "{}", r#"{"totalCount": 0}"#] {
+            assert!(
+                serde_json::from_str::<V1Page<JcUser>>(not_an_envelope).is_err(),
+                "{not_an_envelope}"
+            );
+        }
     }
 }
