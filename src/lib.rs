@@ -6,3 +6,5 @@
 
 /// In-memory JumpCloud API with fault injection, written from the facts sheet alone; used by tests and `demo`.
 pub mod emulator;
+/// SCIM 2.0 protocol core: schemas, filters, projection, paging, sorting, discovery, PATCH; pure, no IO.
+pub mod scim;
