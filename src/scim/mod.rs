@@ -7,7 +7,9 @@
 //! the `scim_v2` crate's; this module only evaluates what it parses.
 
 pub mod error;
+pub mod filter;
 pub mod schema;
 
 pub use error::ScimError;
+pub use filter::{CompiledFilter, IndexHint};
 pub use schema::{ResourceKind, SchemaRegistry};
