@@ -16,3 +16,5 @@ pub mod emulator;
 pub mod jumpcloud;
 /// JumpCloud ↔ SCIM mapping; the only module that sees both worlds.
 pub mod mapping;
+/// SCIM 2.0 protocol core: schemas, filters, projection, paging, sorting, discovery, PATCH; pure, no IO.
+pub mod scim;

@@ -1,0 +1,243 @@
+//! List queries and answers: the parameters of `GET /Users?…` and of a `POST /.search` body
+//! (RFC 7644 §3.4.2, §3.4.3) read into one [`Query`], and the `ListResponse` envelope.
+//!
+//! Owns turning raw parameters into parsed, schema-checked parts (filter, attribute selection,
+//! sort, paging) and the envelope's integer fields. Knows nothing of where resources are stored:
+//! the caller filters, sorts and pages with the parts it gets back.
+
+use scim_v2::models::others::SearchRequest;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::scim::attrs::AttrSelection;
+use crate::scim::error::ScimError;
+use crate::scim::filter::{CompiledFilter, parse_and_compile};
+use crate::scim::paging::Paging;
+use crate::scim::schema::ResourceKind;
+use crate::scim::sort::SortSpec;
+
+/// `schemas` URN of a list answer.
+pub const LIST_RESPONSE_URN: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+/// `schemas` URN of a `POST /.search` body.
+pub const SEARCH_REQUEST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+
+/// The raw list parameters, as the query string carries them (also the target of a search body).
+/// Deserialises from a query string with the RFC's parameter names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryParams {
+    /// `filter`
+    pub filter: Option<String>,
+    /// `attributes`, comma-separated.
+    pub attributes: Option<String>,
+    /// `excludedAttributes`, comma-separated.
+    pub excluded_attributes: Option<String>,
+    /// `sortBy`
+    pub sort_by: Option<String>,
+    /// `sortOrder`
+    pub sort_order: Option<String>,
+    /// `startIndex`, unparsed.
+    pub start_index: Option<String>,
+    /// `count`, unparsed.
+    pub count: Option<String>,
+}
+
+/// A list request read and checked for one resource kind.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// The filter, compiled; `None` lists everything.
+    pub filter: Option<CompiledFilter>,
+    /// What each returned resource carries.
+    pub attributes: AttrSelection,
+    /// The order; `None` leaves the caller's (stable) order.
+    pub sort: Option<SortSpec>,
+    /// The window.
+    pub paging: Paging,
+}
+
+// === impl QueryParams ===
+
+impl QueryParams {
+    /// Read a `POST /.search` body (RFC 7644 §3.4.3) with `scim_v2`'s `SearchRequest` model.
+    ///
+    /// Lenient where clients are: a body without `schemas` is accepted; `attributes` may be a list
+    /// or a comma-separated string. A body that is not such an object is 400 `invalidSyntax`.
+    pub fn from_search_body(body: &[u8]) -> Result<QueryParams, ScimError> {
+        let mut value: Value = serde_json::from_slice(body).map_err(|e| {
+            ScimError::invalid_syntax(format!("the search request is not JSON: {e}"))
+        })?;
+        let Some(obj) = value.as_object_mut() else {
+            return Err(ScimError::invalid_syntax(
+                "the search request must be a JSON object",
+            ));
+        };
+        obj.entry("schemas")
+            .or_insert_with(|| json!([SEARCH_REQUEST_URN]));
+        for key in ["attributes", "excludedAttributes"] {
+            if let Some(Value::String(s)) = obj.get(key) {
+                let list: Vec<Value> = s.split(',').map(|n| Value::from(n.trim())).collect();
+                obj.insert(key.to_owned(), Value::Array(list));
+            }
+        }
+        let request: SearchRequest<String> = serde_json::from_value(value)
+            .map_err(|e| ScimError::invalid_syntax(format!("invalid search request: {e}")))?;
+        let join = |list: &[String]| (!list.is_empty()).then(|| list.join(","));
+        Ok(QueryParams {
+            filter: request.filter,
+            attributes: join(&request.attributes),
+            excluded_attributes: join(&request.excluded_attributes),
+            sort_by: request.sort_by,
+            sort_order: request.sort_order.map(|o| match o {
+                scim_v2::models::others::SortOrder::Ascending => "ascending".to_owned(),
+                scim_v2::models::others::SortOrder::Descending => "descending".to_owned(),
+            }),
+            start_index: request.start_index.map(|n| n.to_string()),
+            count: request.count.map(|n| n.to_string()),
+        })
+    }
+}
+
+// === impl Query ===
+
+impl Query {
+    /// Parse every part for `kind`; the first problem found is the error. `max_count` caps
+    /// `count`. A root-level `/.search` over both kinds parses once per kind.
+    pub fn parse(
+        params: &QueryParams,
+        kind: ResourceKind,
+        max_count: usize,
+    ) -> Result<Query, ScimError> {
+        let filter = match params.filter.as_deref() {
+            Some(raw) if !raw.trim().is_empty() => Some(parse_and_compile(raw, kind)?),
+            _ => None,
+        };
+        Ok(Query {
+            filter,
+            attributes: AttrSelection::parse(
+                params.attributes.as_deref(),
+                params.excluded_attributes.as_deref(),
+                kind,
+            )?,
+            sort: SortSpec::parse(
+                params.sort_by.as_deref(),
+                params.sort_order.as_deref(),
+                kind,
+            )?,
+            paging: Paging::from_query(
+                params.start_index.as_deref(),
+                params.count.as_deref(),
+                max_count,
+            )?,
+        })
+    }
+}
+
+/// A `ListResponse`: `totalResults` (all matches), `itemsPerPage` (this page's size) and
+/// `startIndex` as JSON integers, and `Resources` (always present, possibly empty).
+pub fn list_response(resources: Vec<Value>, total_results: usize, start_index: usize) -> Value {
+    json!({
+        "schemas": [LIST_RESPONSE_URN],
+        "totalResults": total_results,
+        "itemsPerPage": resources.len(),
+        "startIndex": start_index.max(1),
+        "Resources": resources,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_uses_integers() {
+        let body = list_response(vec![json!({"id": "a"})], 42, 11);
+        assert_eq!(
+            body,
+            json!({
+                "schemas": [LIST_RESPONSE_URN],
+                "totalResults": 42, "itemsPerPage": 1, "startIndex": 11,
+                "Resources": [{"id": "a"}]
+            })
+        );
+        let empty = list_response(Vec::new(), 0, 0);
+        assert_eq!(empty["totalResults"], 0);
+        assert_eq!(empty["startIndex"], 1);
+        assert_eq!(empty["Resources"], json!([]));
+    }
+
+    #[test]
+    fn query_string_and_search_body_agree() {
+        let from_query: QueryParams = serde_json::from_value(json!({
+            "filter": "userName sw \"b\"", "attributes": "userName,emails.value", "sortBy": "userName",
+            "sortOrder": "descending", "startIndex": "2", "count": "5"
+        }))
+        .unwrap();
+        let from_body = QueryParams::from_search_body(
+            br#"{"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                 "filter": "userName sw \"b\"", "attributes": ["userName", "emails.value"],
+                 "sortBy": "userName", "sortOrder": "Descending", "startIndex": 2, "count": 5}"#,
+        )
+        .unwrap();
+        assert_eq!(from_query, from_body);
+        let q = Query::parse(&from_body, ResourceKind::User, 1000).unwrap();
+        assert!(q.filter.is_some() && q.sort.as_ref().is_some_and(SortSpec::descending));
+        assert_eq!(
+            q.paging,
+            Paging {
+                start_index: 2,
+                count: Some(5)
+            }
+        );
+        assert!(!q.attributes.is_default());
+    }
+
+    #[test]
+    fn search_body_leniency_and_errors() {
+        let p = QueryParams::from_search_body(br#"{"excludedAttributes": "members", "count": 0}"#)
+            .unwrap();
+        assert_eq!(p.excluded_attributes.as_deref(), Some("members"));
+        assert_eq!(p.count.as_deref(), Some("0"));
+        assert_eq!(
+            QueryParams::from_search_body(b"{}").unwrap(),
+            QueryParams::default()
+        );
+        for bad in [
+            &b"not json"[..],
+            b"[]",
+            br#"{"count": "many"}"#,
+            br#"{"sortOrder": "up"}"#,
+        ] {
+            let err = QueryParams::from_search_body(bad).unwrap_err();
+            assert_eq!(
+                err.scim_type,
+                Some(scim_v2::models::errors::ScimType::InvalidSyntax)
+            );
+        }
+    }
+
+    #[test]
+    fn query_errors_surface() {
+        let bad_filter = QueryParams {
+            filter: Some("userName eq".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Query::parse(&bad_filter, ResourceKind::User, 10)
+                .unwrap_err()
+                .status,
+            400
+        );
+        let bad_count = QueryParams {
+            count: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(Query::parse(&bad_count, ResourceKind::User, 10).is_err());
+        let blank = QueryParams {
+            filter: Some(" ".into()),
+            ..Default::default()
+        };
+        let q = Query::parse(&blank, ResourceKind::Group, 10).unwrap();
+        assert!(q.filter.is_none() && q.sort.is_none() && q.attributes.is_default());
+        assert_eq!(q.paging, Paging::default());
+    }
+}
