@@ -1,9 +1,42 @@
 //! In-memory JumpCloud (v1 system users, v2 user groups and the graph) with fault injection.
 //!
-//! Written from the JumpCloud facts sheet alone: it shares no types with `crate::jumpcloud`.
+//! Written from the JumpCloud facts sheet alone: it shares no types with `crate::jumpcloud`, so the client and
+//! this fake cannot agree on the same mistake.
+//!
+//! # Layout
+//! - [`serve`], [`spawn`], [`router`]: the ways in; configuration is [`EmulatorConfig`] and [`FaultConfig`].
+//! - `gate`: the one middleware (stats → latency/faults → auth → handler) and `/__emulator/*`.
+//! - `v1`, `v2`: the routes, thin: parse, call the store, render.
+//! - `store`: data, indexes and cross-object rules; `model`: objects, wire shapes, field validation.
+//! - `query`: filter/sort/fields grammar of both API versions; `seed`: the seeded organisation.
+//! - `faults`, `stats`: the fault dice and the request counters.
+//! - `error`: error bodies, JSON answers, body and query extraction.
+
+mod error;
+mod faults;
+mod gate;
+mod model;
+mod query;
+mod seed;
+mod stats;
+mod store;
+mod v1;
+mod v2;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use self::error::ApiError;
+use self::faults::Faults;
+use self::stats::Stats;
+use self::store::Store;
 
 /// Faults the emulator injects; every field can also be changed at run time via `PUT /__emulator/faults`.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,15 +104,170 @@ impl Default for EmulatorConfig {
     }
 }
 
+/// Shared state of one emulator.
+///
+/// Plain std locks: every critical section is in-memory work with no `.await` inside, and readers (list pages)
+/// far outnumber writers, hence `RwLock` for the store.
+pub(crate) struct App {
+    api_key: String,
+    multi_tenant: bool,
+    org_id: String,
+    store: RwLock<Store>,
+    faults: Mutex<Faults>,
+    stats: Mutex<Stats>,
+}
+
+// === impl App ===
+
+impl App {
+    /// A poisoned lock only means a handler panicked mid-way; the data is still the best we have.
+    fn read(&self) -> RwLockReadGuard<'_, Store> {
+        self.store.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Store> {
+        self.store.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn faults(&self) -> MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stats(&self) -> MutexGuard<'_, Stats> {
+        self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Seeds the organisation and builds the shared state. Seeding 100 000 users is CPU work of a second or so.
+fn build(config: EmulatorConfig) -> Arc<App> {
+    let store = seed::seed(config.seed, config.users, config.groups);
+    Arc::new(App {
+        api_key: config.api_key,
+        multi_tenant: config.multi_tenant,
+        org_id: store.org.id.clone(),
+        store: RwLock::new(store),
+        faults: Mutex::new(Faults::new(
+            config.faults,
+            config.seed,
+            tokio::time::Instant::now(),
+        )),
+        stats: Mutex::new(Stats::default()),
+    })
+}
+
+fn app_router(app: Arc<App>) -> Router {
+    Router::new()
+        .merge(v1::routes())
+        .merge(v2::routes())
+        .merge(gate::control_routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // `Router::layer` wraps each route and the fallback after routing, so the gate sees `MatchedPath`.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            gate::gate,
+        ))
+        .with_state(app)
+}
+
+async fn not_found(State(_): State<Arc<App>>) -> Response {
+    ApiError::NotFound("Not Found".into()).into_response()
+}
+
+async fn method_not_allowed(State(_): State<Arc<App>>) -> Response {
+    ApiError::MethodNotAllowed.into_response()
+}
+
+/// The emulator as a router, seeded from `config` (synchronously: call from a blocking context for large
+/// sizes). Its periodic outage windows count from this call.
+pub fn router(config: EmulatorConfig) -> Router {
+    app_router(build(config))
+}
+
 /// Serve the emulator on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: EmulatorConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let _ = (config, listener.local_addr());
-    shutdown.await;
-    Ok(())
+    let app = tokio::task::spawn_blocking(move || router(config))
+        .await
+        .map_err(std::io::Error::other)?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// An emulator serving on 127.0.0.1 in the background; dropping it shuts the server down.
+#[derive(Debug)]
+pub struct RunningEmulator {
+    addr: SocketAddr,
+    org_id: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+// === impl RunningEmulator ===
+
+impl RunningEmulator {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, to which `/api/...` paths are appended.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The seeded organisation's id, for `x-org-id` with a multi-tenant key.
+    pub fn org_id(&self) -> &str {
+        &self.org_id
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits for the server task.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Seeds an emulator from `config` and serves it on 127.0.0.1 with an ephemeral port.
+pub async fn spawn(config: EmulatorConfig) -> std::io::Result<RunningEmulator> {
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+    let addr = listener.local_addr()?;
+    let app = tokio::task::spawn_blocking(move || build(config))
+        .await
+        .map_err(std::io::Error::other)?;
+    let org_id = app.org_id.clone();
+    let router = app_router(app);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                // A dropped sender also ends the server.
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(RunningEmulator {
+        addr,
+        org_id,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
 }
 
 /// The address an emulator started by [`spawn`] listens on.
