@@ -4,14 +4,20 @@
 //! Reads are answered from an immutable in-memory snapshot of the directory that a background task
 //! refreshes; writes go to JumpCloud first and are then published into the snapshot.
 
+/// Wiring from a validated configuration to a running service; owns the refresher task.
+pub mod app;
 /// Client authentication (bearer tokens, Basic) and the `Principal` a request acts as.
 pub mod auth;
 /// The published snapshot and the background refresher.
 pub mod cache;
 /// Layered configuration (defaults → TOML → `JCSCIM_*` environment), validated once; the only reader of env vars.
 pub mod config;
+/// What handlers call: reads over a snapshot, writes carried to JumpCloud.
+pub mod directory;
 /// In-memory JumpCloud API with fault injection, written from the facts sheet alone; used by tests and `demo`.
 pub mod emulator;
+/// The HTTP surface: router, layer stack, SCIM and operations handlers.
+pub mod http;
 /// JumpCloud's wire format and nothing else: DTOs, the paging HTTP client, the classified `JcError`, retries.
 pub mod jumpcloud;
 /// JumpCloud ↔ SCIM mapping; the only module that sees both worlds.

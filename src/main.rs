@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use jumpcloud_scim::app;
+use jumpcloud_scim::config::{Config, LogFormat, Scope, Secret, TokenConfig};
 use jumpcloud_scim::emulator::{self, EmulatorConfig, FaultConfig};
 
 #[derive(Parser, Debug)]
@@ -130,14 +132,159 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    init_logging();
     match cli.command {
-        Command::Emulator(flags) => run_emulator(flags).await,
-        Command::Demo(_)
-        | Command::Serve { .. }
-        | Command::Check { .. }
-        | Command::Healthcheck { .. } => {
-            anyhow::bail!("this command is not available in this build yet")
+        Command::Emulator(flags) => {
+            init_logging(LogFormat::Text);
+            run_emulator(flags).await
+        }
+        Command::Demo(flags) => {
+            init_logging(LogFormat::Text);
+            run_demo(flags).await
+        }
+        Command::Serve { config } => run_serve(config.as_deref()).await,
+        Command::Check { config } => {
+            let ok = run_check(config.as_deref()).await?;
+            std::process::exit(if ok { 0 } else { 1 });
+        }
+        Command::Healthcheck { config } => {
+            let ok = run_healthcheck(config.as_deref()).await;
+            std::process::exit(if ok { 0 } else { 1 });
+        }
+    }
+}
+
+/// Load the configuration and log its warnings (logging must already be set up).
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    let loaded = Config::load(path).context("while loading the configuration")?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(loaded.config)
+}
+
+async fn run_serve(path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    // Logging needs the configured format, and loading may warn: load first, then log the warnings.
+    let loaded = Config::load(path).context("while loading the configuration")?;
+    init_logging(loaded.config.log.format);
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let config = loaded.config;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("while binding {}", config.listen))?;
+    println!("listening on http://{}", listener.local_addr()?);
+    app::serve(listener, config, shutdown_signal())
+        .await
+        .context("while serving")
+}
+
+async fn run_demo(flags: EmulatorFlags) -> anyhow::Result<()> {
+    let emu_config = flags.emulator_config(true)?;
+    let api_key = emu_config.api_key.clone();
+    let emulator = emulator::spawn(emu_config)
+        .await
+        .context("while starting the emulator")?;
+    println!("JumpCloud emulator: {}", emulator.base_url());
+    let token = flags.token.clone().unwrap_or_else(random_token);
+    let mut config = Config {
+        listen: flags
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        ..Config::default()
+    };
+    config.jumpcloud.url = emulator.base_url();
+    config.jumpcloud.api_key = Some(Secret::new(api_key));
+    config.auth.tokens = vec![TokenConfig {
+        token: Some(Secret::new(token.clone())),
+        token_sha256: None,
+        name: Some("demo".into()),
+        scope: Scope::Provision,
+    }];
+    config.validate().context("while configuring the demo")?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("while binding {}", config.listen))?;
+    let local = listener.local_addr()?;
+    config.public_url = Some(format!("http://{local}"));
+    println!("listening on http://{local}");
+    println!("SCIM base URL: http://{local}/scim/v2");
+    println!("Bearer token: {token}");
+    println!(
+        "Try: curl -s -H 'Authorization: Bearer {token}' 'http://{local}/scim/v2/Users?startIndex=1&count=2'"
+    );
+    app::serve(listener, config, shutdown_signal())
+        .await
+        .context("while serving")?;
+    drop(emulator);
+    Ok(())
+}
+
+/// 32 hex digits from the operating system's randomness.
+fn random_token() -> String {
+    use rand::TryRngCore;
+    let mut bytes = [0u8; 16];
+    let _ = rand::rngs::OsRng.try_fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Try the configured JumpCloud URL and key; print what was found.
+async fn run_check(path: Option<&std::path::Path>) -> anyhow::Result<bool> {
+    init_logging(LogFormat::Text);
+    let config = load_config(path)?;
+    let client = app::jumpcloud_client(&config).context("while building the JumpCloud client")?;
+    println!("JumpCloud: {}", config.jumpcloud.url);
+    let mut ok = true;
+    let mut report = |what: &str, r: Result<usize, jumpcloud_scim::jumpcloud::JcError>| match r {
+        Ok(n) => println!("{what}: {n}"),
+        Err(e) => {
+            println!("{what}: FAILED: {e}");
+            ok = false;
+        }
+    };
+    report(
+        "organizations visible to the key",
+        client.list_organizations().await.map(|v| v.len()),
+    );
+    report("system users", client.list_users().await.map(|v| v.len()));
+    report("user groups", client.list_groups().await.map(|v| v.len()));
+    report(
+        "directories",
+        client.list_directories().await.map(|v| v.len()),
+    );
+    println!("{}", if ok { "check passed" } else { "check FAILED" });
+    Ok(ok)
+}
+
+/// Ask the running service's `/healthz` at the configured `listen`.
+async fn run_healthcheck(path: Option<&std::path::Path>) -> bool {
+    let listen = match Config::load(path) {
+        Ok(l) => l.config.listen,
+        Err(e) => {
+            eprintln!("healthcheck: {e}");
+            return false;
+        }
+    };
+    let host = if listen.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], listen.port()))
+    } else {
+        listen
+    };
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+    else {
+        return false;
+    };
+    match client.get(format!("http://{host}/healthz")).send().await {
+        Ok(r) if r.status().is_success() => true,
+        Ok(r) => {
+            eprintln!("healthcheck: /healthz answered {}", r.status());
+            false
+        }
+        Err(e) => {
+            eprintln!("healthcheck: {e}");
+            false
         }
     }
 }
@@ -157,13 +304,16 @@ async fn run_emulator(flags: EmulatorFlags) -> anyhow::Result<()> {
         .context("while serving the emulator")
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -16,7 +16,7 @@ use rand::Rng;
 use tokio::sync::Notify;
 
 use super::{Data, RawDirectory, RefreshStatus, Snapshot, Store, age_seconds};
-use crate::jumpcloud::{AssocTarget, JcClient, JcDirectoryKind, JcError};
+use crate::jumpcloud::{AssocTarget, JcClient, JcDirectory, JcDirectoryKind, JcError};
 
 /// How many list calls one refresh keeps in flight: enough to hide latency, few enough not to look like a burst.
 const FETCH_CONCURRENCY: usize = 4;
@@ -45,28 +45,38 @@ impl Schedule {
 pub async fn fetch(client: &JcClient) -> Result<RawDirectory, JcError> {
     let users = client.list_users().await?;
     let groups = client.list_groups().await?;
-    let members: Vec<(String, Vec<String>)> = stream::iter(groups.iter().map(|g| g.id.clone()))
-        .map(|gid| async move {
-            let m = client.list_group_members(&gid).await?;
-            Ok::<_, JcError>((gid, m))
+    // Owned inputs and a cloned client per future: the futures must be `Send` for any lifetime, which
+    // closures over borrowed items cannot promise.
+    let group_ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
+    let members: Vec<(String, Vec<String>)> = stream::iter(group_ids)
+        .map(|gid| {
+            let client = client.clone();
+            async move {
+                let m = client.list_group_members(&gid).await?;
+                Ok::<_, JcError>((gid, m))
+            }
         })
         .buffered(FETCH_CONCURRENCY)
         .try_collect()
         .await?;
     let directories = client.list_directories().await?;
-    let holdable: Vec<_> = directories
+    let holdable: Vec<JcDirectory> = directories
         .iter()
         .filter(|d| !matches!(d.kind, JcDirectoryKind::Other(_)))
+        .cloned()
         .collect();
     let holders: Vec<(String, Vec<String>, Vec<String>)> = stream::iter(holdable)
-        .map(|d| async move {
-            let users = client
-                .list_directory_associations(d, AssocTarget::User)
-                .await?;
-            let groups = client
-                .list_directory_associations(d, AssocTarget::UserGroup)
-                .await?;
-            Ok::<_, JcError>((d.id.clone(), users, groups))
+        .map(|d| {
+            let client = client.clone();
+            async move {
+                let users = client
+                    .list_directory_associations(&d, AssocTarget::User)
+                    .await?;
+                let groups = client
+                    .list_directory_associations(&d, AssocTarget::UserGroup)
+                    .await?;
+                Ok::<_, JcError>((d.id.clone(), users, groups))
+            }
         })
         .buffered(FETCH_CONCURRENCY)
         .try_collect()

@@ -1,1 +1,4 @@
 //! The one integration-test binary: every test drives real sockets on 127.0.0.1 with ephemeral ports.
+
+mod read_path;
+mod support;

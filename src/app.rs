@@ -1,0 +1,116 @@
+//! Wiring: from a validated [`Config`] to a running service — the JumpCloud client, the snapshot store, the
+//! refresher task (which this module owns and stops) and the HTTP router.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::auth::Authenticator;
+use crate::cache::refresher::{self, Schedule};
+use crate::cache::{BuildOptions, Store};
+use crate::config::Config;
+use crate::http::{self, AppState, HttpSettings};
+use crate::jumpcloud::{JcClient, JcClientConfig, JcError, RetryPolicy};
+use crate::mapping::MappingOptions;
+
+/// How long in-flight requests may take to finish once shutdown starts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+
+/// Why the service could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("the JumpCloud client could not be built: {0}")]
+    Client(#[from] JcError),
+    #[error("the listener failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The SCIM base URL for a configuration.
+pub fn scim_base(config: &Config) -> String {
+    format!("{}/scim/v2", config.base_url())
+}
+
+/// The JumpCloud client the configuration describes. Reads get a few more attempts than the client's default:
+/// a refresh is ~70 calls, and under a gateway that fails one call in five each of them must get through.
+pub fn jumpcloud_client(config: &Config) -> Result<JcClient, JcError> {
+    let key = config
+        .jumpcloud
+        .api_key
+        .as_ref()
+        .map(|k| k.expose().to_string())
+        .unwrap_or_default();
+    let mut cc = JcClientConfig::new(config.jumpcloud.url.clone(), key);
+    cc.org_id = config.jumpcloud.org_id.clone().filter(|o| !o.is_empty());
+    cc.timeout = Duration::from_secs(config.jumpcloud.timeout_s);
+    cc.retry = RetryPolicy {
+        max_attempts: 6,
+        ..RetryPolicy::default()
+    };
+    JcClient::new(cc)
+}
+
+/// Run the service on `listener` until `shutdown` resolves, then stop within about ten seconds.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let client = jumpcloud_client(&config)?;
+    let options = BuildOptions {
+        mapping: MappingOptions {
+            username_attribute: config.mapping.username_attribute.clone(),
+            external_id_attribute: config.mapping.external_id_attribute.clone(),
+            scim_base: scim_base(&config),
+        },
+        directories_as_groups: config.groups.directories_as_groups,
+    };
+    let store = Arc::new(Store::new(options));
+    let refresh_now = Arc::new(Notify::new());
+    let schedule = Schedule {
+        interval: Duration::from_secs(config.refresh.interval_s),
+        jitter: config.refresh.jitter,
+        first_retry: Duration::from_secs(1),
+    };
+    let refresher = tokio::spawn(refresher::run(
+        store.clone(),
+        client.clone(),
+        schedule,
+        refresh_now.clone(),
+    ));
+
+    let state = AppState {
+        store,
+        auth: Arc::new(Authenticator::from_config(&config.auth)),
+        settings: Arc::new(HttpSettings {
+            scim_base: scim_base(&config),
+            max_count: config.paging.max_count,
+            body_bytes: config.limits.body_bytes,
+            request_timeout: Duration::from_secs(55),
+        }),
+        refresh_now,
+    };
+    let router = http::router(state);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut stop_rx2 = stop_rx.clone();
+    let result = tokio::select! {
+        r = server => r.map_err(AppError::from),
+        // Graceful shutdown waits for in-flight requests; do not wait forever.
+        _ = async {
+            let _ = stop_rx2.wait_for(|s| *s).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; stopping anyway");
+            Ok(())
+        }
+    };
+    refresher.abort();
+    result
+}

@@ -1,0 +1,144 @@
+//! The HTTP surface: one router, one layer stack, SCIM under `/scim/v2`, operations at the root.
+//!
+//! Handlers are thin: extract, ask the snapshot (reads) or the directory (writes), render. SCIM errors are
+//! `crate::scim::error::ScimError`, rendered as RFC 7644 §3.12 bodies; internal errors are logged, never sent.
+
+mod ops;
+mod scim_read;
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Notify;
+use tower::ServiceBuilder;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{AuthError, Authenticator};
+use crate::cache::Store;
+use crate::scim::error::ScimError;
+
+/// Settings handlers need.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// SCIM base URL (`…/scim/v2`), for `meta.location` and discovery documents.
+    pub scim_base: String,
+    pub max_count: usize,
+    pub body_bytes: usize,
+    /// Answers slower than this become 503: every client gives up at 60 s.
+    pub request_timeout: Duration,
+}
+
+/// Everything handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub auth: Arc<Authenticator>,
+    pub settings: Arc<HttpSettings>,
+    /// Wakes the refresher (`POST /admin/refresh`).
+    pub refresh_now: Arc<Notify>,
+}
+
+/// Request ids: a process-unique counter is enough to correlate log lines.
+#[derive(Clone, Default)]
+struct CounterRequestId(Arc<AtomicU64>);
+
+impl MakeRequestId for CounterRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+        HeaderValue::from_str(&format!("req-{n}"))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let scim = scim_read::router()
+        // Auth as a route layer: unknown paths stay 404 rather than 401.
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .fallback(scim_not_found);
+    let timeout = state.settings.request_timeout;
+    let body_limit = state.settings.body_bytes;
+    Router::new()
+        .nest("/scim/v2", scim)
+        .merge(ops::router(state.clone()))
+        .with_state(state)
+        // Outermost first: the request id exists before the trace span opens, so every line carries it;
+        // the timeout sits inside the trace so a timed-out request is still logged; the body limit is
+        // innermost, next to the extractors it protects.
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(CounterRequestId::default()))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", id, method = %req.method(), uri = %req.uri().path())
+                }))
+                .layer(middleware::from_fn_with_state(timeout, deadline))
+                .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit)),
+        )
+}
+
+/// Answer 503 (a SCIM error) rather than let a request outlive every client's patience.
+async fn deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            let mut resp = ScimError::new(
+                503,
+                None,
+                "the request took too long and was abandoned; retry it",
+            )
+            .into_response();
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("5"));
+            resp
+        }
+    }
+}
+
+/// Every `/scim/v2` route needs a credential; the principal goes into the request's extensions.
+async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    match state.auth.authenticate(req.headers()) {
+        Ok(p) => {
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
+        Err(e) => {
+            let detail = match e {
+                AuthError::Missing => "authentication required: send Authorization: Bearer <token>",
+                AuthError::Invalid => "the credential presented is not valid",
+            };
+            let mut resp = ScimError::new(401, None, detail).into_response();
+            resp.headers_mut().insert(
+                "www-authenticate",
+                HeaderValue::from_static("Bearer realm=\"jumpcloud-scim\""),
+            );
+            resp
+        }
+    }
+}
+
+async fn scim_not_found(req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let hint = if path.contains("/Users/Users") || path.contains("/Users/ServiceProviderConfig") {
+        " (the base URL should end in /scim/v2, without /Users)"
+    } else {
+        ""
+    };
+    ScimError::new(404, None, format!("no SCIM endpoint at {path}{hint}")).into_response()
+}

@@ -1,0 +1,117 @@
+//! Operations endpoints: `/healthz`, `/readyz`, `/status`, and the operators' `/admin/*`.
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use jiff::Timestamp;
+use serde_json::json;
+
+use super::AppState;
+use crate::auth::Principal;
+use crate::cache::age_seconds;
+use crate::scim::error::ScimError;
+
+pub fn router(state: AppState) -> Router<AppState> {
+    let admin = Router::new()
+        .route("/admin/refresh", post(admin_refresh))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            super::authenticate,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status_page))
+        .merge(admin)
+}
+
+async fn healthz() -> Response {
+    json_body(StatusCode::OK, json!({"status": "alive"}))
+}
+
+fn json_body(status: StatusCode, v: serde_json::Value) -> Response {
+    let mut resp = (status, serde_json::to_vec(&v).unwrap_or_default()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// What `/readyz` and `/status` report.
+fn readiness(state: &AppState) -> (bool, serde_json::Value) {
+    let now = Timestamp::now();
+    let snap = state.store.load();
+    let last = state.store.last_refresh();
+    let body = json!({
+        "ready": snap.is_some(),
+        "snapshot": snap.as_ref().map(|s| json!({
+            "version": s.version,
+            "age_seconds": age_seconds(s.taken_at, now),
+            "taken_at": s.taken_at.to_string(),
+            "users": s.user_count(),
+            "groups": s.group_count(),
+        })),
+        "last_refresh": last.map(|r| json!({
+            "ok": r.ok,
+            "finished_at": r.finished_at.to_string(),
+            "error": r.error,
+            "calls": r.calls,
+            "retries": r.retries,
+            "duration_ms": r.duration_ms,
+        })),
+    });
+    (snap.is_some(), body)
+}
+
+/// 200 once a snapshot is loaded, whatever JumpCloud's state; 503 before.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let (ready, body) = readiness(&state);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut resp = json_body(status, body);
+    if !ready {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    resp
+}
+
+/// A page for people: aggregate figures only, no personal data.
+async fn status_page(State(state): State<AppState>) -> Response {
+    let (ready, body) = readiness(&state);
+    let pretty = serde_json::to_string_pretty(&body).unwrap_or_default();
+    let escaped = pretty
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>jumpcloud-scim status</title></head>\
+         <body><h1>jumpcloud-scim</h1><p>{}</p><pre>{escaped}</pre></body></html>",
+        if ready { "Serving from a snapshot of JumpCloud." } else { "Waiting for the first snapshot of JumpCloud." }
+    ))
+    .into_response()
+}
+
+/// Refresh now (needs a provision credential).
+async fn admin_refresh(State(state): State<AppState>, req: Request) -> Response {
+    let allowed = req
+        .extensions()
+        .get::<Principal>()
+        .is_some_and(Principal::can_write);
+    if !allowed {
+        return ScimError::new(
+            403,
+            None,
+            "this credential may only read; /admin/refresh needs a provision credential",
+        )
+        .into_response();
+    }
+    state.refresh_now.notify_one();
+    json_body(StatusCode::ACCEPTED, json!({"refresh": "started"}))
+}

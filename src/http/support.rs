@@ -1,0 +1,152 @@
+//! Response helpers shared by the SCIM handlers: content type, snapshot headers, ETags.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jiff::Timestamp;
+
+use crate::cache::{Snapshot, age_seconds};
+use crate::scim::error::ScimError;
+
+pub const SCIM_JSON: &str = "application/scim+json";
+
+/// A response with a SCIM JSON body.
+pub fn scim_response(status: StatusCode, body: impl Into<Body>) -> Response {
+    let mut resp = Response::new(body.into());
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+    resp
+}
+
+/// `X-Snapshot-Version` and `X-Snapshot-Age` on every read.
+pub fn add_snapshot_headers(resp: &mut Response, snap: &Snapshot) {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&snap.version.to_string()) {
+        h.insert("x-snapshot-version", v);
+    }
+    let age = age_seconds(snap.taken_at, Timestamp::now());
+    if let Ok(v) = HeaderValue::from_str(&age.to_string()) {
+        h.insert("x-snapshot-age", v);
+    }
+}
+
+/// 503 with `Retry-After`: no snapshot exists yet, so there is nothing true to answer with.
+pub fn not_ready() -> Response {
+    let mut resp = ScimError::new(
+        503,
+        None,
+        "the directory has not been loaded from JumpCloud yet; retry shortly",
+    )
+    .into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    resp
+}
+
+/// Whether an `If-None-Match` header matches `etag` (weak comparison, `*` matches anything).
+pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| t == "*" || weak_eq(t, etag))
+}
+
+/// Whether an `If-Match` header is present and does not match `etag`.
+#[allow(dead_code)] // the write path checks If-Match
+pub fn if_match_fails(headers: &HeaderMap, etag: &str) -> bool {
+    let values: Vec<&str> = headers
+        .get_all(header::IF_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    !values.is_empty() && !values.iter().any(|t| *t == "*" || weak_eq(t, etag))
+}
+
+fn weak_eq(a: &str, b: &str) -> bool {
+    a.trim_start_matches("W/") == b.trim_start_matches("W/")
+}
+
+/// Query parameters, with case-insensitive names (clients differ: `startIndex`, `startindex`).
+pub fn query_map(raw: Option<&str>) -> Result<HashMap<String, String>, ScimError> {
+    let mut out = HashMap::new();
+    let Some(raw) = raw else { return Ok(out) };
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = percent_decode(k).ok_or_else(|| {
+            ScimError::invalid_syntax(format!(
+                "query parameter {k:?} is not valid percent-encoding"
+            ))
+        })?;
+        let v = percent_decode(v).ok_or_else(|| {
+            ScimError::invalid_syntax(format!(
+                "the value of query parameter {k:?} is not valid percent-encoding"
+            ))
+        })?;
+        out.insert(k.to_ascii_lowercase(), v);
+    }
+    Ok(out)
+}
+
+/// `application/x-www-form-urlencoded` decoding (`+` is a space).
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let s = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(s, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A SCIM error as a response (for `?`-style returns in handlers).
+pub fn error(e: ScimError) -> Response {
+    e.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_names_are_case_insensitive_and_values_decoded() {
+        let q = query_map(Some("filter=userName+eq+%22a%40b.c%22&StartIndex=2&count=")).unwrap();
+        assert_eq!(q["filter"], "userName eq \"a@b.c\"");
+        assert_eq!(q["startindex"], "2");
+        assert_eq!(q["count"], "");
+        assert!(query_map(Some("filter=%zz")).is_err());
+    }
+
+    #[test]
+    fn etag_conditions() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("W/\"abc\", W/\"def\""),
+        );
+        assert!(if_none_match(&h, "W/\"def\""));
+        assert!(!if_none_match(&h, "W/\"xyz\""));
+        let mut h = HeaderMap::new();
+        assert!(!if_match_fails(&h, "W/\"abc\""));
+        h.insert(header::IF_MATCH, HeaderValue::from_static("W/\"abc\""));
+        assert!(!if_match_fails(&h, "W/\"abc\""));
+        assert!(if_match_fails(&h, "W/\"other\""));
+    }
+}

@@ -1,0 +1,219 @@
+//! Spawn the emulator and the service on 127.0.0.1:0 and talk to them over real sockets.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use jumpcloud_scim::config::{Config, Scope, Secret, TokenConfig};
+use jumpcloud_scim::emulator::{self, EmulatorConfig, RunningEmulator};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const TOKEN: &str = "test-provision-token";
+pub const READ_TOKEN: &str = "test-read-token";
+
+/// The emulator and the service in front of it; both stop when dropped.
+pub struct Harness {
+    pub emulator: RunningEmulator,
+    pub base: String,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// A small directory, no faults.
+pub fn small_emulator(users: usize, groups: usize) -> EmulatorConfig {
+    EmulatorConfig {
+        users,
+        groups,
+        ..EmulatorConfig::default()
+    }
+}
+
+impl Harness {
+    /// Start the emulator, then the service configured against it (`tweak` adjusts the configuration).
+    pub async fn start(emu: EmulatorConfig, tweak: impl FnOnce(&mut Config)) -> Harness {
+        let api_key = emu.api_key.clone();
+        let emulator = emulator::spawn(emu).await.expect("emulator starts");
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Config::default()
+        };
+        config.jumpcloud.url = emulator.base_url();
+        config.jumpcloud.api_key = Some(Secret::new(api_key));
+        config.jumpcloud.timeout_s = 5;
+        config.refresh.interval_s = 3600;
+        config.auth.tokens = vec![
+            TokenConfig {
+                token: Some(Secret::new(TOKEN)),
+                token_sha256: None,
+                name: Some("provisioner".into()),
+                scope: Scope::Provision,
+            },
+            TokenConfig {
+                token: Some(Secret::new(READ_TOKEN)),
+                token_sha256: None,
+                name: Some("reader".into()),
+                scope: Scope::Read,
+            },
+        ];
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        config.public_url = Some(format!("http://{addr}"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = jumpcloud_scim::app::serve(listener, config, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        Harness {
+            emulator,
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn scim(&self, path: &str) -> String {
+        format!("{}/scim/v2{path}", self.base)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(self.scim(path)).bearer_auth(TOKEN)
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.http
+            .post(self.scim(path))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+    }
+
+    /// Wait until `/readyz` answers 200 (bounded).
+    pub async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "service never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The snapshot version `/readyz` reports.
+    pub async fn version(&self) -> u64 {
+        let v: Value = self
+            .http
+            .get(format!("{}/readyz", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["snapshot"]["version"].as_u64().unwrap_or(0)
+    }
+
+    /// The last refresh outcome `/readyz` reports.
+    pub async fn last_refresh(&self) -> Value {
+        let v: Value = self
+            .http
+            .get(format!("{}/readyz", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["last_refresh"].clone()
+    }
+
+    /// Ask for a refresh now and wait until one more refresh has finished; returns its outcome.
+    pub async fn refresh_now(&self) -> Value {
+        let before = self.last_refresh().await["finished_at"].clone();
+        let r = self
+            .http
+            .post(format!("{}/admin/refresh", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let last = self.last_refresh().await;
+            if last["finished_at"] != before {
+                return last;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "refresh never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `PUT /__emulator/faults`.
+    pub async fn faults(&self, body: Value) {
+        let r = self
+            .http
+            .put(format!("{}/__emulator/faults", self.emulator.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "faults: {}", r.status());
+    }
+
+    /// `GET /__emulator/stats`.
+    pub async fn stats(&self) -> Value {
+        self.http
+            .get(format!("{}/__emulator/stats", self.emulator.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn reset_stats(&self) {
+        self.http
+            .delete(format!("{}/__emulator/stats", self.emulator.base_url()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// A direct call to the emulator's JumpCloud API.
+    pub fn jc(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.emulator.base_url()))
+            .header("x-api-key", "demo-key")
+    }
+}
