@@ -425,6 +425,17 @@ fn content_hash(v: &Value) -> [u8; 16] {
     out
 }
 
+/// RFC 3339 in UTC with milliseconds, the precision JumpCloud's `created` has and clients parse.
+pub fn rfc3339_millis(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Times are kept at millisecond precision, so that a `meta.lastModified gt "<served value>"` filter
+/// never matches the resource it was read from.
+pub fn to_millis(t: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
+}
+
 /// Everything derivation needs to look up while building entries.
 struct Ctx<'a> {
     data: &'a Data,
@@ -469,8 +480,8 @@ impl Ctx<'_> {
                 "meta".into(),
                 json!({
                     "resourceType": kind.resource_type(),
-                    "created": created.to_string(),
-                    "lastModified": last_modified.to_string(),
+                    "created": rfc3339_millis(created),
+                    "lastModified": rfc3339_millis(last_modified),
                     "location": format!("{}/{}/{}", self.opts.mapping.scim_base, kind.endpoint(), rid),
                     "version": etag,
                 }),
@@ -637,7 +648,7 @@ impl Snapshot {
         let ctx = Ctx {
             data: &data,
             opts,
-            now,
+            now: to_millis(now),
             seen: &prev_seen,
             prev,
         };
@@ -694,7 +705,7 @@ impl Snapshot {
         let ctx = Ctx {
             data: &data,
             opts,
-            now,
+            now: to_millis(now),
             seen: &prev_seen,
             prev: Some(self),
         };
