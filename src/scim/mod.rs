@@ -24,6 +24,7 @@ pub mod error;
 pub mod filter;
 pub mod list;
 pub mod paging;
+pub mod patch;
 pub mod schema;
 pub mod sort;
 
@@ -32,5 +33,6 @@ pub use error::ScimError;
 pub use filter::{CompiledFilter, IndexHint};
 pub use list::{Query, QueryParams};
 pub use paging::Paging;
+pub use patch::{MembershipChange, PatchOutcome, PatchRequest};
 pub use schema::{ResourceKind, SchemaRegistry};
 pub use sort::SortSpec;

@@ -120,6 +120,28 @@ impl CompiledFilter {
     }
 }
 
+/// A value-path filter (`emails[type eq "work"]`) compiled against the sub-attributes of one complex
+/// attribute, tested on single elements; PATCH paths use it.
+#[derive(Debug, Clone)]
+pub(crate) struct ElementFilter(Node);
+
+// === impl ElementFilter ===
+
+impl ElementFilter {
+    /// Compile `filter` for elements of `parent`; type errors are `invalidFilter`.
+    pub(crate) fn new(
+        filter: &ValFilter,
+        parent: &'static AttrDef,
+    ) -> Result<ElementFilter, ScimError> {
+        Ok(ElementFilter(compile_val(filter, Scope::Element(parent))?))
+    }
+
+    /// Does this element (an object) match?
+    pub(crate) fn matches(&self, element: &Value) -> bool {
+        element.as_object().is_some_and(|o| eval(&self.0, o))
+    }
+}
+
 fn registry() -> &'static SchemaRegistry {
     SchemaRegistry::get()
 }

@@ -29,7 +29,7 @@ use std::borrow::Cow;
 use scim_v2::filter::{Filter, ParseError};
 
 pub use eval::CompiledFilter;
-pub(crate) use eval::parse_instant;
+pub(crate) use eval::{ElementFilter, parse_instant};
 pub use index::{IndexHint, index_hint};
 
 use crate::scim::error::ScimError;
