@@ -12,6 +12,7 @@ use crate::auth::Authenticator;
 use crate::cache::refresher::{self, Schedule};
 use crate::cache::{BuildOptions, Store};
 use crate::config::Config;
+use crate::directory::write::{WriteSettings, Writer};
 use crate::http::{self, AppState, HttpSettings};
 use crate::jumpcloud::{JcClient, JcClientConfig, JcError, RetryPolicy};
 use crate::mapping::MappingOptions;
@@ -81,8 +82,19 @@ pub async fn serve(
         refresh_now.clone(),
     ));
 
+    let writer = Arc::new(Writer::new(
+        store.clone(),
+        client.clone(),
+        WriteSettings {
+            username_policy: config.users.username_policy,
+            delete_mode: config.users.delete_mode,
+            mapping: store.options.mapping.clone(),
+            deadline: Duration::from_secs(45),
+        },
+    ));
     let state = AppState {
         store,
+        writer,
         auth: Arc::new(Authenticator::from_config(&config.auth)),
         settings: Arc::new(HttpSettings {
             scim_base: scim_base(&config),

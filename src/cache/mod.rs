@@ -87,6 +87,35 @@ impl Store {
         self.current.store(Some(snapshot));
     }
 
+    /// Publish a write: `change` edits a copy of the current data and says what it touched; only the
+    /// affected entries are derived again, and the write is recorded so a refresh already in flight
+    /// cannot roll it back. `None` when there is no snapshot to write into.
+    pub async fn publish_write(
+        &self,
+        change: impl FnOnce(&mut Data) -> Touched,
+    ) -> Option<Arc<Snapshot>> {
+        let mut guard = self.publish.lock().await;
+        let current = self.load()?;
+        let mut data = current.data.clone();
+        let touched = change(&mut data);
+        let version = self.take_version();
+        let next = Arc::new(current.with_changes(
+            data,
+            &touched,
+            version,
+            Timestamp::now(),
+            &self.options,
+        ));
+        self.swap(next.clone());
+        guard.write_generation += 1;
+        let generation = guard.write_generation;
+        guard.writes.push(WriteRecord {
+            generation,
+            touched,
+        });
+        Some(next)
+    }
+
     pub fn record_refresh(&self, status: RefreshStatus) {
         if let Ok(mut g) = self.last_refresh.lock() {
             *g = Some(status);

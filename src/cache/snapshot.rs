@@ -247,6 +247,95 @@ impl Data {
         }
     }
 
+    /// Insert or replace a user as JumpCloud returned it, keeping manager → reports in step.
+    pub fn put_user(&mut self, user: JcUser) -> Id {
+        let uid = self
+            .users
+            .get_key_value(user.id.as_str())
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| id(&user.id));
+        if let Some(old_manager) = self
+            .users
+            .get(&uid)
+            .and_then(|u| u.manager.clone())
+            .filter(|m| !m.is_empty())
+            && let Some(set) = self.reports.get_mut(old_manager.as_str())
+        {
+            set.remove(&uid);
+        }
+        if let Some(m) = user.manager.as_deref().filter(|m| !m.is_empty()) {
+            self.reports.entry(id(m)).or_default().insert(uid.clone());
+        }
+        self.users.insert(uid.clone(), Arc::new(user));
+        uid
+    }
+
+    /// Remove a user and every edge to it; its reports lose their manager (as JumpCloud's
+    /// `cascade_manager` does). Returns what the removal touched.
+    pub fn remove_user(&mut self, uid: &Id) -> Touched {
+        let mut touched = Touched::default();
+        touched.users.insert(uid.clone());
+        let groups: Vec<Id> = self
+            .user_groups
+            .get(uid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for g in groups {
+            self.remove_member(&g, uid);
+            touched.groups.insert(g);
+        }
+        self.user_groups.remove(uid);
+        for (did, set) in self.directory_users.iter_mut() {
+            if set.remove(uid).is_some() {
+                touched.directories.insert(did.clone());
+            }
+        }
+        let reports: Vec<Id> = self
+            .reports
+            .get(uid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for r in reports {
+            if let Some(u) = self.users.get(&r) {
+                let mut u = (**u).clone();
+                u.manager = None;
+                self.users.insert(r.clone(), Arc::new(u));
+                touched.users.insert(r);
+            }
+        }
+        self.reports.remove(uid);
+        if let Some(m) = self.users.get(uid).and_then(|u| u.manager.clone())
+            && let Some(set) = self.reports.get_mut(m.as_str())
+        {
+            set.remove(uid);
+        }
+        self.users.remove(uid);
+        touched
+    }
+
+    /// Remove a user group and every edge to it. Returns what the removal touched.
+    pub fn remove_group(&mut self, gid: &Id) -> Touched {
+        let mut touched = Touched::default();
+        touched.groups.insert(gid.clone());
+        let members: Vec<Id> = self
+            .members
+            .get(gid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for u in members {
+            self.remove_member(gid, &u);
+            touched.users.insert(u);
+        }
+        self.members.remove(gid);
+        for (did, set) in self.directory_groups.iter_mut() {
+            if set.remove(gid).is_some() {
+                touched.directories.insert(did.clone());
+            }
+        }
+        self.groups.remove(gid);
+        touched
+    }
+
     /// Recompute manager → reports from the users' `manager` fields.
     pub fn rebuild_reports(&mut self) {
         let mut reports: HashMap<Id, OrdSet<Id>> = HashMap::new();

@@ -5,6 +5,7 @@
 
 mod ops;
 mod scim_read;
+mod scim_write;
 mod support;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{AuthError, Authenticator};
 use crate::cache::Store;
+use crate::directory::write::Writer;
 use crate::scim::error::ScimError;
 
 /// Settings handlers need.
@@ -46,6 +48,8 @@ pub struct AppState {
     pub settings: Arc<HttpSettings>,
     /// Wakes the refresher (`POST /admin/refresh`).
     pub refresh_now: Arc<Notify>,
+    /// Carries writes to JumpCloud.
+    pub writer: Arc<Writer>,
 }
 
 /// Request ids: a process-unique counter is enough to correlate log lines.
@@ -64,6 +68,7 @@ impl MakeRequestId for CounterRequestId {
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     let scim = scim_read::router()
+        .merge(scim_write::router(state.clone()))
         // Auth as a route layer: unknown paths stay 404 rather than 401.
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .fallback(scim_not_found);

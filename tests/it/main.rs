@@ -1,4 +1,5 @@
 //! The one integration-test binary: every test drives real sockets on 127.0.0.1 with ephemeral ports.
 
+mod provisioning;
 mod read_path;
 mod support;

@@ -1,0 +1,1328 @@
+//! Writes: SCIM creates, replaces, patches and deletes carried to JumpCloud exactly once, then published
+//! into the snapshot at once (read-your-writes).
+//!
+//! Rules that make "exactly once" hold:
+//! - A create is never retried blindly. When its answer is lost (timeout, a 502 after sending), the user is
+//!   looked up by its JumpCloud username before anything is sent again; a client retrying a create we
+//!   completed gets 409 `uniqueness` naming the existing id.
+//! - An update sends absolute values, so sending it again cannot change the outcome: it is retried on
+//!   transient failures within the write deadline.
+//! - Membership and association edges are idempotent by nature ("Already Exists" is success).
+//! - Writes to one resource are serialised (striped locks keyed by id or userName).
+//!
+//! Knows JumpCloud only through `crate::jumpcloud`'s client and `crate::mapping`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::WriteError;
+use crate::cache::{Data, Entry, GroupSource, Id, Kind, Snapshot, Store, Touched};
+use crate::config::{DeleteMode, UsernamePolicy};
+use crate::jumpcloud::{
+    AssocTarget, EdgeOp, JcClient, JcDirectory, JcError, JcGroup, JcGroupWrite, JcUser,
+    JcUserWrite, RetryPolicy,
+};
+use crate::mapping::write::{DesiredUser, desired_user, is_noop, user_write};
+use crate::mapping::{self, MappingOptions, urn};
+use crate::scim::ResourceKind;
+use crate::scim::error::ScimError;
+use crate::scim::patch::{MembershipChange, apply_patch};
+
+/// Lock stripes: enough that unrelated writes rarely wait on each other.
+const STRIPES: usize = 64;
+
+/// How writes behave.
+#[derive(Debug, Clone)]
+pub struct WriteSettings {
+    pub username_policy: UsernamePolicy,
+    pub delete_mode: DeleteMode,
+    pub mapping: MappingOptions,
+    /// A write answers within this, whatever JumpCloud does (clients give up at 60 s).
+    pub deadline: Duration,
+}
+
+/// Carries SCIM writes to JumpCloud and publishes their results.
+pub struct Writer {
+    store: Arc<Store>,
+    client: JcClient,
+    settings: WriteSettings,
+    stripes: Vec<Mutex<()>>,
+    /// Retries for updates (absolute values) and idempotent edges.
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A created or changed resource, and the snapshot version that shows it.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub entry: Arc<Entry>,
+    pub snapshot: Arc<Snapshot>,
+}
+
+fn stripe_of(key: &str) -> usize {
+    // FNV-1a: stable and cheap; only the spread matters.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in key.to_lowercase().bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    (h % STRIPES as u64) as usize
+}
+
+/// JumpCloud's username rule: starts with a letter; letters, digits, `.`, `_`, `-`; no `@`, no spaces.
+pub fn valid_jumpcloud_username(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// The JumpCloud username for a SCIM userName under a policy.
+pub fn derive_username(user_name: &str, policy: UsernamePolicy) -> Result<String, ScimError> {
+    match policy {
+        UsernamePolicy::Verbatim => {
+            if valid_jumpcloud_username(user_name) {
+                Ok(user_name.to_string())
+            } else {
+                Err(ScimError::invalid_value(format!(
+                    "userName {user_name:?} is not a valid JumpCloud username: it must start with a letter and hold \
+                     only letters, digits, '.', '_' and '-' (no '@', no spaces); set users.username_policy = \
+                     \"local-part\" to derive one"
+                )))
+            }
+        }
+        UsernamePolicy::LocalPart => {
+            let local = user_name.split('@').next().unwrap_or_default();
+            let mut out: String = local
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                .collect();
+            if out.is_empty() {
+                return Err(ScimError::invalid_value(format!(
+                    "userName {user_name:?} has no letters or digits before '@' to derive a JumpCloud username from"
+                )));
+            }
+            if !out.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                out.insert(0, 'u');
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Map a JumpCloud failure onto what the client should see.
+pub fn upstream_error(e: &JcError, what: &str) -> WriteError {
+    match e {
+        JcError::Transient {
+            status: Some(429),
+            retry_after,
+            ..
+        } => WriteError {
+            error: ScimError::new(
+                429,
+                None,
+                format!("JumpCloud is throttling requests; {what} was not done, retry later"),
+            ),
+            retry_after: Some(retry_after.unwrap_or(Duration::from_secs(5))),
+        },
+        JcError::Transient { status, .. } => WriteError {
+            error: ScimError::new(
+                503,
+                None,
+                format!(
+                    "JumpCloud is unavailable ({}); {what} was not done, retry later",
+                    status.map_or("no answer".to_string(), |s| format!("HTTP {s}"))
+                ),
+            ),
+            retry_after: Some(Duration::from_secs(30)),
+        },
+        JcError::Rejected {
+            message,
+            field_violations,
+            ..
+        } => {
+            if let Some((field, rule)) = field_violations.first() {
+                WriteError::from(ScimError::invalid_value(format!(
+                    "JumpCloud refused {field}: {rule}"
+                )))
+            } else {
+                WriteError::from(ScimError::invalid_value(format!(
+                    "JumpCloud refused {what}: {message}"
+                )))
+            }
+        }
+        JcError::NotFound { .. } => WriteError::from(ScimError::not_found(format!(
+            "{what}: no longer exists in JumpCloud"
+        ))),
+        JcError::Conflict { message } => WriteError::from(ScimError::uniqueness(format!(
+            "{what}: JumpCloud reports a conflict: {message}"
+        ))),
+        JcError::Unauthorized { status } => WriteError {
+            error: ScimError::new(
+                503,
+                None,
+                format!(
+                    "JumpCloud refused this service's API key (HTTP {status}); an operator must fix jumpcloud.api_key"
+                ),
+            ),
+            retry_after: Some(Duration::from_secs(60)),
+        },
+        JcError::Protocol { message } => WriteError {
+            error: ScimError::new(
+                503,
+                None,
+                format!(
+                    "JumpCloud answered unexpectedly ({message}); {what} may not have been done"
+                ),
+            ),
+            retry_after: Some(Duration::from_secs(30)),
+        },
+    }
+}
+
+fn not_ready() -> WriteError {
+    WriteError {
+        error: ScimError::new(
+            503,
+            None,
+            "the directory has not been loaded from JumpCloud yet; retry shortly",
+        ),
+        retry_after: Some(Duration::from_secs(5)),
+    }
+}
+
+fn ident(id: &str) -> Id {
+    Arc::from(id)
+}
+
+fn touched_user(uid: &Id) -> Touched {
+    let mut t = Touched::default();
+    t.users.insert(uid.clone());
+    t
+}
+
+// === impl Writer ===
+
+impl Writer {
+    pub fn new(store: Arc<Store>, client: JcClient, settings: WriteSettings) -> Self {
+        Self {
+            store,
+            client,
+            settings,
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            retry: RetryPolicy {
+                max_attempts: 3,
+                ..RetryPolicy::default()
+            },
+        }
+    }
+
+    async fn lock(&self, key: &str) -> MutexGuard<'_, ()> {
+        self.stripes[stripe_of(key)].lock().await
+    }
+
+    fn snapshot(&self) -> Result<Arc<Snapshot>, WriteError> {
+        self.store.load().ok_or_else(not_ready)
+    }
+
+    /// Run a write within the deadline.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, WriteError>>,
+    ) -> Result<T, WriteError> {
+        match tokio::time::timeout(self.settings.deadline, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(WriteError {
+                error: ScimError::new(
+                    503,
+                    None,
+                    format!(
+                        "JumpCloud did not answer in time; {what} may not have completed, read the resource before retrying"
+                    ),
+                ),
+                retry_after: Some(Duration::from_secs(30)),
+            }),
+        }
+    }
+
+    fn entry(snap: &Snapshot, kind: Kind, id: &str) -> Result<Arc<Entry>, WriteError> {
+        snap.get(kind, id).cloned().ok_or_else(|| {
+            WriteError::from(ScimError::not_found(format!(
+                "{} {id} not found",
+                kind.resource_type()
+            )))
+        })
+    }
+
+    fn written(snap: Arc<Snapshot>, kind: Kind, id: &str) -> Result<Written, WriteError> {
+        let entry = Self::entry(&snap, kind, id)?;
+        Ok(Written {
+            entry,
+            snapshot: snap,
+        })
+    }
+
+    async fn publish(
+        &self,
+        change: impl FnOnce(&mut Data) -> Touched,
+    ) -> Result<Arc<Snapshot>, WriteError> {
+        self.store.publish_write(change).await.ok_or_else(not_ready)
+    }
+
+    // === users ===
+
+    /// Uniqueness of userName, email and employeeNumber among users other than `except`.
+    fn check_user_unique(
+        snap: &Snapshot,
+        d: &DesiredUser,
+        except: Option<&str>,
+    ) -> Result<(), WriteError> {
+        let idx = &snap.indexes;
+        let others = |set: Option<&imbl::OrdSet<Id>>| -> Option<Id> {
+            set.into_iter()
+                .flatten()
+                .find(|id| Some(id.as_ref()) != except)
+                .cloned()
+        };
+        if let Some(other) = others(idx.user_name.get(d.user_name.to_lowercase().as_str())) {
+            return Err(ScimError::uniqueness(format!(
+                "userName {:?} is already taken by user {other}",
+                d.user_name
+            ))
+            .into());
+        }
+        if let Some(email) = &d.email {
+            let lower = email.to_lowercase();
+            let holder = idx
+                .email
+                .get(lower.as_str())
+                .into_iter()
+                .flatten()
+                .find(|id| {
+                    Some(id.as_ref()) != except
+                        && snap
+                            .data
+                            .users
+                            .get(*id)
+                            .is_some_and(|u| u.email.eq_ignore_ascii_case(&lower))
+                });
+            if let Some(other) = holder {
+                return Err(ScimError::uniqueness(format!(
+                    "email {email:?} is already the email of user {other}"
+                ))
+                .into());
+            }
+        }
+        if let Some(n) = &d.employee_identifier
+            && let Some(other) = others(idx.employee_number.get(n.to_lowercase().as_str()))
+        {
+            return Err(ScimError::uniqueness(format!(
+                "employeeNumber {n:?} is already held by user {other}"
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The JumpCloud username for `d`, refused when another user already holds it.
+    fn username_for(
+        &self,
+        snap: &Snapshot,
+        d: &DesiredUser,
+        except: Option<&str>,
+    ) -> Result<String, WriteError> {
+        let username = derive_username(&d.user_name, self.settings.username_policy)?;
+        if let Some(holder) =
+            snap.data.users.values().find(|u| {
+                u.username.eq_ignore_ascii_case(&username) && Some(u.id.as_str()) != except
+            })
+        {
+            return Err(ScimError::uniqueness(format!(
+                "the JumpCloud username {username:?} derived from userName {:?} is already held by user {} ({:?})",
+                d.user_name,
+                holder.id,
+                mapping::served_user_name(holder, &self.settings.mapping)
+            ))
+            .into());
+        }
+        Ok(username)
+    }
+
+    fn require_email(d: &DesiredUser) -> Result<(), WriteError> {
+        if d.email.is_none() {
+            return Err(ScimError::invalid_value(
+                "emails is required: JumpCloud needs an email address; send emails [{\"value\": …, \"type\": \"work\", \"primary\": true}]",
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Find a user JumpCloud holds by one field, for resolving ambiguous and refused creates.
+    async fn find_user(&self, field: &str, value: &str) -> Result<Option<JcUser>, JcError> {
+        Ok(self
+            .client
+            .find_users(field, value)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// `POST /Users`.
+    pub async fn create_user(&self, body: &Value) -> Result<Written, WriteError> {
+        let d = desired_user(body).map_err(|e| ScimError::invalid_value(e.0))?;
+        Self::require_email(&d)?;
+        let _guard = self.lock(&d.user_name).await;
+        let snap = self.snapshot()?;
+        Self::check_user_unique(&snap, &d, None)?;
+        let username = self.username_for(&snap, &d, None)?;
+        let write = user_write(&d, None, Some(&username), &self.settings.mapping);
+        let created = self
+            .bounded("the create", self.send_create(&d, &username, &write))
+            .await?;
+        let snap = self
+            .publish(|data| {
+                let uid = data.put_user(created.clone());
+                touched_user(&uid)
+            })
+            .await?;
+        Self::written(snap, Kind::User, &created.id)
+    }
+
+    async fn send_create(
+        &self,
+        d: &DesiredUser,
+        username: &str,
+        write: &JcUserWrite,
+    ) -> Result<JcUser, WriteError> {
+        let attempts = 3;
+        for attempt in 0..attempts {
+            match self.client.create_user(write).await {
+                Ok(u) => return Ok(u),
+                // Throttled: JumpCloud did not take the request; the client reschedules on Retry-After.
+                Err(
+                    e @ JcError::Transient {
+                        status: Some(429), ..
+                    },
+                ) => return Err(upstream_error(&e, "the create")),
+                Err(e) if e.is_transient() => {
+                    let sent = matches!(e, JcError::Transient { sent: true, .. });
+                    if sent {
+                        // The create may have landed: look before sending it again.
+                        match self.find_user("username", username).await {
+                            Ok(Some(u))
+                                if u.email.eq_ignore_ascii_case(
+                                    d.email.as_deref().unwrap_or_default(),
+                                ) =>
+                            {
+                                tracing::info!(user = %u.id, "create answered with an error but had landed; using it");
+                                return Ok(u);
+                            }
+                            Ok(Some(u)) => {
+                                return Err(ScimError::uniqueness(format!(
+                                    "the JumpCloud username {username:?} is held by user {}",
+                                    u.id
+                                ))
+                                .into());
+                            }
+                            Ok(None) => {}
+                            Err(_) => {
+                                return Err(WriteError {
+                                    error: ScimError::new(
+                                        503,
+                                        None,
+                                        "JumpCloud is unavailable and it cannot be told whether the user was created; \
+                                         retry later (a retry of a completed create answers 409 with the user's id)",
+                                    ),
+                                    retry_after: Some(Duration::from_secs(30)),
+                                });
+                            }
+                        }
+                    }
+                    if attempt + 1 == attempts {
+                        return Err(upstream_error(&e, "the create"));
+                    }
+                    let delay = e
+                        .retry_after()
+                        .unwrap_or(Duration::from_millis(300 << attempt))
+                        .min(Duration::from_secs(5));
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e @ JcError::Rejected { .. }) => {
+                    return Err(self.classify_create_refusal(d, username, &e).await);
+                }
+                Err(e) => return Err(upstream_error(&e, "the create")),
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+
+    /// JumpCloud's 400 messages are not documented: find out whether the user already exists.
+    async fn classify_create_refusal(
+        &self,
+        d: &DesiredUser,
+        username: &str,
+        e: &JcError,
+    ) -> WriteError {
+        if let JcError::Rejected {
+            field_violations, ..
+        } = e
+            && let Some((field, rule)) = field_violations.first()
+        {
+            return ScimError::invalid_value(format!(
+                "JumpCloud's password policy refused {field}: {rule}"
+            ))
+            .into();
+        }
+        let mut probes: Vec<(&str, &str, &str)> =
+            vec![("username", username, "JumpCloud username")];
+        if let Some(email) = &d.email {
+            probes.push(("email", email.as_str(), "email"));
+        }
+        if let Some(n) = &d.employee_identifier {
+            probes.push(("employeeIdentifier", n.as_str(), "employeeNumber"));
+        }
+        for (field, value, label) in probes {
+            let value = if field == "email" {
+                value.to_lowercase()
+            } else {
+                value.to_string()
+            };
+            if let Ok(Some(u)) = self.find_user(field, &value).await {
+                return ScimError::uniqueness(format!(
+                    "{label} {value:?} is already held by user {}",
+                    u.id
+                ))
+                .into();
+            }
+        }
+        upstream_error(e, "the create")
+    }
+
+    /// Send an update (absolute values), retrying transient failures: re-sending cannot change the outcome.
+    async fn send_update(&self, id: &str, write: &JcUserWrite) -> Result<JcUser, WriteError> {
+        self.retry
+            .run(|_| self.client.update_user(id, write))
+            .await
+            .map_err(|e| upstream_error(&e, "the update"))
+    }
+
+    /// Make the user with `id` say what `resource` says; `membership` carries `groups` changes of a PATCH.
+    async fn update_user_to(
+        &self,
+        snap: &Snapshot,
+        id: &str,
+        resource: &Value,
+        membership: &MembershipChange,
+    ) -> Result<Written, WriteError> {
+        let current = snap.data.users.get(id).cloned().ok_or_else(|| {
+            WriteError::from(ScimError::not_found(format!("User {id} not found")))
+        })?;
+        let d = desired_user(resource).map_err(|e| ScimError::invalid_value(e.0))?;
+        Self::require_email(&d)?;
+        Self::check_user_unique(snap, &d, Some(id))?;
+        let served = mapping::served_user_name(&current, &self.settings.mapping);
+        let username = if served != d.user_name {
+            Some(self.username_for(snap, &d, Some(id))?)
+        } else {
+            None
+        };
+        if let Some(m) = &d.manager
+            && m != id
+            && !snap.data.users.contains_key(m.as_str())
+        {
+            return Err(ScimError::invalid_value(format!("manager {m:?} is not a user")).into());
+        }
+        for g in membership.added.iter().chain(&membership.removed) {
+            if !snap.groups.contains_key(g.as_str()) {
+                return Err(ScimError::invalid_value(format!("group {g:?} does not exist")).into());
+            }
+        }
+        let write = user_write(
+            &d,
+            Some(&current),
+            username.as_deref(),
+            &self.settings.mapping,
+        );
+        let uid = ident(id);
+        if !is_noop(&write) {
+            let updated = self
+                .bounded("the update", self.send_update(id, &write))
+                .await?;
+            self.publish(|data| {
+                let uid = data.put_user(updated);
+                touched_user(&uid)
+            })
+            .await?;
+        }
+        if !membership.is_empty() {
+            // SailPoint's updateGroupsViaUsers: group changes through the User resource.
+            for g in &membership.added {
+                self.change_group_membership(&ident(g), &uid, EdgeOp::Add)
+                    .await?;
+            }
+            for g in &membership.removed {
+                self.change_group_membership(&ident(g), &uid, EdgeOp::Remove)
+                    .await?;
+            }
+        }
+        Self::written(self.snapshot()?, Kind::User, id)
+    }
+
+    /// `PUT /Users/{id}`: a full replace at the SCIM level.
+    pub async fn replace_user(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Written, WriteError> {
+        let _guard = self.lock(id).await;
+        let snap = self.snapshot()?;
+        let entry = Self::entry(&snap, Kind::User, id)?;
+        check_if_match(if_match, &entry)?;
+        self.update_user_to(&snap, id, body, &MembershipChange::default())
+            .await
+    }
+
+    /// `PATCH /Users/{id}`: applied atomically to the current resource, sent as one update.
+    pub async fn patch_user(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Written, WriteError> {
+        let _guard = self.lock(id).await;
+        let snap = self.snapshot()?;
+        let entry = Self::entry(&snap, Kind::User, id)?;
+        check_if_match(if_match, &entry)?;
+        let outcome = apply_patch(&entry.json, body, ResourceKind::User)?;
+        if !outcome.changed && outcome.membership.is_empty() {
+            return Ok(Written {
+                entry,
+                snapshot: snap,
+            });
+        }
+        self.update_user_to(&snap, id, &outcome.resource, &outcome.membership)
+            .await
+    }
+
+    /// `DELETE /Users/{id}` under `users.delete_mode`.
+    pub async fn delete_user(&self, id: &str, if_match: Option<&str>) -> Result<(), WriteError> {
+        let _guard = self.lock(id).await;
+        let snap = self.snapshot()?;
+        let entry = Self::entry(&snap, Kind::User, id)?;
+        check_if_match(if_match, &entry)?;
+        match self.settings.delete_mode {
+            DeleteMode::Suspend => {
+                let current = snap.data.users.get(id).cloned().ok_or_else(not_ready)?;
+                if current.state.as_deref() == Some("SUSPENDED") {
+                    return Ok(());
+                }
+                let write = JcUserWrite {
+                    state: Some("SUSPENDED".into()),
+                    suspended: Some(true),
+                    ..JcUserWrite::default()
+                };
+                let updated = self
+                    .bounded("the suspension", self.send_update(id, &write))
+                    .await?;
+                self.publish(|data| {
+                    let uid = data.put_user(updated);
+                    touched_user(&uid)
+                })
+                .await?;
+                Ok(())
+            }
+            DeleteMode::Delete => {
+                let result = self
+                    .bounded("the delete", async {
+                        self.retry
+                            .run(|_| self.client.delete_user(id, true))
+                            .await
+                            .or_else(|e| match e {
+                                // A retried delete whose first attempt landed.
+                                JcError::NotFound { .. } => Ok(()),
+                                e => Err(e),
+                            })
+                            .map_err(|e| upstream_error(&e, "the delete"))
+                    })
+                    .await;
+                result?;
+                let uid = ident(id);
+                self.publish(|data| data.remove_user(&uid)).await?;
+                Ok(())
+            }
+        }
+    }
+
+    // === groups ===
+
+    fn group_write(
+        &self,
+        name: &str,
+        description: Option<&str>,
+        external_id: Option<&str>,
+        base: Option<&JcGroup>,
+    ) -> JcGroupWrite {
+        let mut attributes = base.and_then(|g| g.attributes.clone()).unwrap_or_default();
+        match external_id {
+            Some(x) => {
+                attributes.insert(
+                    self.settings.mapping.external_id_attribute.clone(),
+                    Value::from(x),
+                );
+            }
+            None => {
+                attributes.remove(&self.settings.mapping.external_id_attribute);
+            }
+        }
+        let mut w = base.map(JcGroupWrite::from).unwrap_or_default();
+        w.name = name.to_string();
+        w.description = description.map(String::from);
+        w.attributes = if attributes.is_empty() && base.is_none_or(|b| b.attributes.is_none()) {
+            None
+        } else {
+            Some(attributes)
+        };
+        w
+    }
+
+    /// What a SCIM Group body says.
+    fn desired_group(body: &Value) -> Result<DesiredGroup, WriteError> {
+        let Value::Object(obj) = body else {
+            return Err(ScimError::invalid_syntax("the request body must be a JSON object").into());
+        };
+        let get = |k: &str| {
+            obj.iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v)
+        };
+        let name = match get("displayName") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::String(_)) | None | Some(Value::Null) => {
+                return Err(ScimError::invalid_value("displayName is required").into());
+            }
+            Some(other) => {
+                return Err(ScimError::invalid_value(format!(
+                    "displayName must be a string, got {other}"
+                ))
+                .into());
+            }
+        };
+        let external_id = match get("externalId") {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Null) | None => None,
+            Some(Value::String(_)) => None,
+            Some(other) => {
+                return Err(ScimError::invalid_value(format!(
+                    "externalId must be a string, got {other}"
+                ))
+                .into());
+            }
+        };
+        let description = obj
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(urn::JC_GROUP))
+            .and_then(|(_, v)| v.get("description"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(String::from);
+        let members = match get("members") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) => {
+                let mut ids = Vec::new();
+                for m in a {
+                    match m.get("value") {
+                        Some(Value::String(v)) => ids.push(v.clone()),
+                        _ => {
+                            return Err(ScimError::invalid_value(format!(
+                                "each member needs a value (a user id), got {m}"
+                            ))
+                            .into());
+                        }
+                    }
+                }
+                Some(ids)
+            }
+            Some(other) => {
+                return Err(ScimError::invalid_value(format!(
+                    "members must be an array, got {other}"
+                ))
+                .into());
+            }
+        };
+        Ok(DesiredGroup {
+            name,
+            external_id,
+            description,
+            members,
+        })
+    }
+
+    fn check_group_name_free(
+        snap: &Snapshot,
+        name: &str,
+        except: Option<&str>,
+    ) -> Result<(), WriteError> {
+        if let Some(other) = snap
+            .indexes
+            .group_name
+            .get(name.to_lowercase().as_str())
+            .into_iter()
+            .flatten()
+            .find(|id| Some(id.as_ref()) != except)
+        {
+            return Err(ScimError::uniqueness(format!(
+                "displayName {name:?} is already the name of group {other}"
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    fn check_members_exist(snap: &Snapshot, ids: &[String]) -> Result<(), WriteError> {
+        for m in ids {
+            if !snap.data.users.contains_key(m.as_str()) {
+                return Err(ScimError::invalid_value(format!("member {m:?} is not a user")).into());
+            }
+        }
+        Ok(())
+    }
+
+    /// `POST /Groups`.
+    pub async fn create_group(&self, body: &Value) -> Result<Written, WriteError> {
+        let DesiredGroup {
+            name,
+            external_id,
+            description,
+            members,
+        } = Self::desired_group(body)?;
+        let _guard = self.lock(&format!("group:{name}")).await;
+        let snap = self.snapshot()?;
+        Self::check_group_name_free(&snap, &name, None)?;
+        let members = members.unwrap_or_default();
+        Self::check_members_exist(&snap, &members)?;
+        let write = self.group_write(&name, description.as_deref(), external_id.as_deref(), None);
+        let group = self
+            .bounded("the group create", async {
+                match self.client.create_group(&write).await {
+                    Ok(g) => Ok(g),
+                    Err(e @ JcError::Transient { sent: true, .. }) => {
+                        // The create may have landed: look before anything else.
+                        match self.client.list_groups().await {
+                            Ok(groups) => match groups
+                                .into_iter()
+                                .find(|g| g.name.eq_ignore_ascii_case(&name))
+                            {
+                                Some(g) => Ok(g),
+                                None => Err(upstream_error(&e, "the group create")),
+                            },
+                            Err(_) => Err(upstream_error(&e, "the group create")),
+                        }
+                    }
+                    Err(JcError::Conflict { .. }) => Err(ScimError::uniqueness(format!(
+                        "JumpCloud already has a group named {name:?}"
+                    ))
+                    .into()),
+                    Err(e) => Err(upstream_error(&e, "the group create")),
+                }
+            })
+            .await?;
+        let gid = ident(&group.id);
+        self.publish(|data| {
+            data.groups.insert(gid.clone(), Arc::new(group.clone()));
+            let mut t = Touched::default();
+            t.groups.insert(gid.clone());
+            t
+        })
+        .await?;
+        for m in &members {
+            if let Err(e) = self
+                .change_group_membership(&gid, &ident(m), EdgeOp::Add)
+                .await
+            {
+                return Err(partial(
+                    e,
+                    &format!(
+                        "group {} was created, but not every member was added",
+                        group.id
+                    ),
+                ));
+            }
+        }
+        Self::written(self.snapshot()?, Kind::Group, &group.id)
+    }
+
+    /// Add or remove one user on a user group or a directory listed as a group, and publish it.
+    async fn change_group_membership(
+        &self,
+        gid: &Id,
+        uid: &Id,
+        op: EdgeOp,
+    ) -> Result<(), WriteError> {
+        let snap = self.snapshot()?;
+        let source = snap.get(Kind::Group, gid).and_then(|e| e.group_source);
+        match source {
+            Some(GroupSource::UserGroup) => {
+                let already = snap.data.members.get(gid).is_some_and(|s| s.contains(uid));
+                if (op == EdgeOp::Add) == already {
+                    return Ok(());
+                }
+                self.bounded("the membership change", async {
+                    self.retry
+                        .run(|_| self.client.group_member(gid, op, uid))
+                        .await
+                        .map(|_| ())
+                        .or_else(|e| match (op, e) {
+                            // Removing an absent member is a success: clients retry.
+                            (EdgeOp::Remove, JcError::NotFound { .. }) => Ok(()),
+                            (_, e) => Err(e),
+                        })
+                        .map_err(|e| upstream_error(&e, "the membership change"))
+                })
+                .await?;
+                let (g, u) = (gid.clone(), uid.clone());
+                self.publish(move |data| {
+                    match op {
+                        EdgeOp::Add => data.add_member(&g, &u),
+                        EdgeOp::Remove => data.remove_member(&g, &u),
+                    }
+                    let mut t = Touched::default();
+                    t.groups.insert(g);
+                    t.users.insert(u);
+                    t
+                })
+                .await?;
+                Ok(())
+            }
+            Some(GroupSource::Directory) => self.change_directory_holder(&snap, gid, uid, op).await,
+            None => Err(ScimError::not_found(format!("Group {gid} not found")).into()),
+        }
+    }
+
+    /// Member add/remove on a directory listed as a group is the directory association add/remove.
+    async fn change_directory_holder(
+        &self,
+        snap: &Snapshot,
+        did: &Id,
+        uid: &Id,
+        op: EdgeOp,
+    ) -> Result<(), WriteError> {
+        let dir: JcDirectory = snap
+            .data
+            .directories
+            .get(did)
+            .map(|d| (**d).clone())
+            .ok_or_else(not_ready)?;
+        let direct = snap
+            .data
+            .directory_users
+            .get(did)
+            .is_some_and(|s| s.contains(uid));
+        match op {
+            EdgeOp::Add if direct => return Ok(()),
+            EdgeOp::Remove if !direct => {
+                let via: Vec<String> = snap
+                    .data
+                    .directory_groups
+                    .get(did)
+                    .into_iter()
+                    .flatten()
+                    .filter(|g| snap.data.members.get(*g).is_some_and(|m| m.contains(uid)))
+                    .filter_map(|g| {
+                        snap.data
+                            .groups
+                            .get(g)
+                            .map(|jg| format!("{} ({})", jg.name, g))
+                    })
+                    .collect();
+                if via.is_empty() {
+                    return Ok(());
+                }
+                return Err(ScimError::mutability(format!(
+                    "user {uid} holds {} only through group(s) {}; remove the user from those groups instead",
+                    mapping::directory_display(&dir),
+                    via.join(", ")
+                ))
+                .into());
+            }
+            _ => {}
+        }
+        self.bounded("the directory association change", async {
+            self.retry
+                .run(|_| {
+                    self.client
+                        .directory_association(&dir, op, AssocTarget::User, uid)
+                })
+                .await
+                .map(|_| ())
+                .or_else(|e| match (op, e) {
+                    (EdgeOp::Remove, JcError::NotFound { .. }) => Ok(()),
+                    (_, e) => Err(e),
+                })
+                .map_err(|e| upstream_error(&e, "the directory association change"))
+        })
+        .await?;
+        let (d, u) = (did.clone(), uid.clone());
+        self.publish(move |data| {
+            match op {
+                EdgeOp::Add => {
+                    data.directory_users
+                        .entry(d.clone())
+                        .or_default()
+                        .insert(u.clone());
+                }
+                EdgeOp::Remove => {
+                    if let Some(set) = data.directory_users.get_mut(&d) {
+                        set.remove(&u);
+                    }
+                }
+            }
+            let mut t = Touched::default();
+            t.directories.insert(d);
+            t.users.insert(u);
+            t
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Apply a membership difference, then report the resource.
+    async fn apply_membership(
+        &self,
+        gid: &Id,
+        added: &[String],
+        removed: &[String],
+    ) -> Result<(), WriteError> {
+        let snap = self.snapshot()?;
+        Self::check_members_exist(&snap, added)?;
+        let mut done = 0usize;
+        for m in added {
+            self.change_group_membership(gid, &ident(m), EdgeOp::Add)
+                .await
+                .map_err(|e| {
+                    partial(
+                        e,
+                        &format!(
+                            "{done} of {} member changes were applied",
+                            added.len() + removed.len()
+                        ),
+                    )
+                })?;
+            done += 1;
+        }
+        for m in removed {
+            self.change_group_membership(gid, &ident(m), EdgeOp::Remove)
+                .await
+                .map_err(|e| {
+                    partial(
+                        e,
+                        &format!(
+                            "{done} of {} member changes were applied",
+                            added.len() + removed.len()
+                        ),
+                    )
+                })?;
+            done += 1;
+        }
+        Ok(())
+    }
+
+    /// Rename / re-describe a user group when the resource says so.
+    async fn update_group_fields(
+        &self,
+        snap: &Snapshot,
+        gid: &Id,
+        name: &str,
+        external_id: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<(), WriteError> {
+        let current = snap.data.groups.get(gid).cloned().ok_or_else(not_ready)?;
+        let cur_ext = mapping::group_external_id(&current, &self.settings.mapping);
+        let cur_desc = current.description.as_deref().filter(|s| !s.is_empty());
+        if current.name == name && cur_ext == external_id && cur_desc == description {
+            return Ok(());
+        }
+        if !current.name.eq_ignore_ascii_case(name) {
+            Self::check_group_name_free(snap, name, Some(gid))?;
+        }
+        let write = self.group_write(name, description, external_id, Some(&current));
+        let updated = self
+            .bounded("the group update", async {
+                self.retry
+                    .run(|_| self.client.put_group(gid, &write))
+                    .await
+                    .map_err(|e| match e {
+                        JcError::Conflict { .. } => ScimError::uniqueness(format!(
+                            "JumpCloud already has a group named {name:?}"
+                        ))
+                        .into(),
+                        e => upstream_error(&e, "the group update"),
+                    })
+            })
+            .await?;
+        let g = gid.clone();
+        self.publish(move |data| {
+            data.groups.insert(g.clone(), Arc::new(updated));
+            let mut t = Touched::default();
+            t.groups.insert(g);
+            t
+        })
+        .await?;
+        Ok(())
+    }
+
+    fn refuse_directory_change(entry: &Entry, what: &str) -> Result<(), WriteError> {
+        if entry.group_source == Some(GroupSource::Directory) {
+            return Err(ScimError::mutability(format!(
+                "group {} is a JumpCloud directory listed as a group; {what} it is not possible here. Only its members \
+                 (who holds the directory) can change; rename or remove the directory in JumpCloud itself",
+                entry.id
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// `PUT /Groups/{id}`: name, description, externalId and the full membership (only the difference is sent).
+    pub async fn replace_group(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Written, WriteError> {
+        let _guard = self.lock(id).await;
+        let snap = self.snapshot()?;
+        let entry = Self::entry(&snap, Kind::Group, id)?;
+        check_if_match(if_match, &entry)?;
+        let DesiredGroup {
+            name,
+            external_id,
+            description,
+            members,
+        } = Self::desired_group(body)?;
+        let gid = ident(id);
+        if entry.group_source == Some(GroupSource::Directory) {
+            let current = entry
+                .json
+                .get("displayName")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if current != name {
+                Self::refuse_directory_change(&entry, "renaming")?;
+            }
+        } else {
+            self.update_group_fields(
+                &snap,
+                &gid,
+                &name,
+                external_id.as_deref(),
+                description.as_deref(),
+            )
+            .await?;
+        }
+        let want: BTreeSet<String> = members.unwrap_or_default().into_iter().collect();
+        let have: BTreeSet<String> = member_ids(&entry.json);
+        let added: Vec<String> = want.difference(&have).cloned().collect();
+        let removed: Vec<String> = have.difference(&want).cloned().collect();
+        self.apply_membership(&gid, &added, &removed).await?;
+        Self::written(self.snapshot()?, Kind::Group, id)
+    }
+
+    /// `PATCH /Groups/{id}`.
+    pub async fn patch_group(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Written, WriteError> {
+        let _guard = self.lock(id).await;
+        let snap = self.snapshot()?;
+        let entry = Self::entry(&snap, Kind::Group, id)?;
+        check_if_match(if_match, &entry)?;
+        let outcome = apply_patch(&entry.json, body, ResourceKind::Group)?;
+        let gid = ident(id);
+        let DesiredGroup {
+            name,
+            external_id,
+            description,
+            ..
+        } = Self::desired_group(&outcome.resource)?;
+        if entry.group_source == Some(GroupSource::Directory) {
+            let current = entry
+                .json
+                .get("displayName")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if current != name || outcome.resource.get("externalId").is_some() {
+                Self::refuse_directory_change(&entry, "changing its name or externalId")?;
+            }
+        } else {
+            self.update_group_fields(
+                &snap,
+                &gid,
+                &name,
+                external_id.as_deref(),
+                description.as_deref(),
+            )
+            .await?;
+        }
+        self.apply_membership(&gid, &outcome.membership.added, &outcome.membership.removed)
+            .await?;
+        Self::written(self.snapshot()?, Kind::Group, id)
+    }
+
+    /// `DELETE /Groups/{id}`.
+    pub async fn delete_group(&self, id: &str, if_match: Option<&str>) -> Result<(), WriteError> {
+        let _guard = self.lock(id).await;
+        let snap = self.snapshot()?;
+        let entry = Self::entry(&snap, Kind::Group, id)?;
+        check_if_match(if_match, &entry)?;
+        Self::refuse_directory_change(&entry, "deleting")?;
+        self.bounded("the group delete", async {
+            self.retry
+                .run(|_| self.client.delete_group(id))
+                .await
+                .or_else(|e| match e {
+                    JcError::NotFound { .. } => Ok(()),
+                    e => Err(e),
+                })
+                .map_err(|e| upstream_error(&e, "the group delete"))
+        })
+        .await?;
+        let gid = ident(id);
+        self.publish(|data| data.remove_group(&gid)).await?;
+        Ok(())
+    }
+}
+
+/// What a SCIM Group body says: displayName, externalId, description and (when given) member ids.
+struct DesiredGroup {
+    name: String,
+    external_id: Option<String>,
+    description: Option<String>,
+    members: Option<Vec<String>>,
+}
+
+/// The member ids a Group resource lists.
+fn member_ids(group: &Value) -> BTreeSet<String> {
+    group
+        .get("members")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("value").and_then(Value::as_str).map(String::from))
+        .collect()
+}
+
+/// `If-Match` with a stale ETag → 412.
+fn check_if_match(if_match: Option<&str>, entry: &Entry) -> Result<(), WriteError> {
+    let Some(header) = if_match else {
+        return Ok(());
+    };
+    let ok = header
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/") == entry.etag.trim_start_matches("W/"));
+    if ok {
+        Ok(())
+    } else {
+        Err(ScimError::precondition_failed(format!(
+            "If-Match {header} does not match the current version {} of {}; read it again",
+            entry.etag, entry.id
+        ))
+        .into())
+    }
+}
+
+/// Say which part of a multi-call write landed.
+fn partial(mut e: WriteError, landed: &str) -> WriteError {
+    e.error.detail = format!("{landed}: {}", e.error.detail);
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_derive_by_policy() {
+        use UsernamePolicy::*;
+        for (input, policy, want) in [
+            ("jane.doe@example.com", LocalPart, Ok("jane.doe")),
+            ("Jane Doe@example.com", LocalPart, Ok("JaneDoe")),
+            ("1234@example.com", LocalPart, Ok("u1234")),
+            ("_x@example.com", LocalPart, Ok("u_x")),
+            ("jdoe", LocalPart, Ok("jdoe")),
+            ("@example.com", LocalPart, Err(())),
+            ("jdoe", Verbatim, Ok("jdoe")),
+            ("jane@example.com", Verbatim, Err(())),
+            ("9lives", Verbatim, Err(())),
+        ] {
+            let got = derive_username(input, policy).map_err(|_| ());
+            assert_eq!(
+                got.as_deref(),
+                want.as_deref().map_err(|_| &()),
+                "{input} {policy:?}"
+            );
+        }
+        let err = derive_username("jane@example.com", Verbatim).unwrap_err();
+        assert!(err.detail.contains("must start with a letter"));
+    }
+
+    #[test]
+    fn upstream_failures_map_to_client_answers() {
+        let t = |status| JcError::Transient {
+            status,
+            retry_after: None,
+            message: String::new(),
+            sent: true,
+        };
+        let e = upstream_error(&t(Some(502)), "the create");
+        assert_eq!(e.error.status, 503);
+        assert!(e.retry_after.is_some());
+        let e = upstream_error(
+            &JcError::Transient {
+                status: Some(429),
+                retry_after: Some(Duration::from_secs(7)),
+                message: String::new(),
+                sent: true,
+            },
+            "x",
+        );
+        assert_eq!(
+            (e.error.status, e.retry_after),
+            (429, Some(Duration::from_secs(7)))
+        );
+        let e = upstream_error(
+            &JcError::Rejected {
+                status: 400,
+                message: "Password validation fail".into(),
+                field_violations: vec![("password".into(), "minLength".into())],
+            },
+            "x",
+        );
+        assert_eq!(e.error.status, 400);
+        assert!(e.error.detail.contains("minLength"));
+        let e = upstream_error(&JcError::Unauthorized { status: 401 }, "x");
+        assert_eq!(e.error.status, 503);
+    }
+
+    #[test]
+    fn stripes_spread_and_ignore_case() {
+        assert_eq!(stripe_of("Jane@Example.com"), stripe_of("jane@example.com"));
+        let distinct: BTreeSet<usize> = (0..200).map(|i| stripe_of(&format!("user{i}"))).collect();
+        assert!(distinct.len() > 40);
+    }
+}

@@ -1,0 +1,338 @@
+//! SCIM writes: `POST /Users`, `PUT`/`PATCH`/`DELETE /Users/{id}`, and the same for `/Groups`. Thin: read the
+//! body (as `application/scim+json` or `application/json`), check the credential may write, call the
+//! [`Writer`](crate::directory::write::Writer), render.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, put};
+use serde_json::Value;
+
+use super::AppState;
+use super::support::{add_snapshot_headers, query_map, scim_response};
+use crate::auth::Principal;
+use crate::cache::Kind;
+use crate::directory::WriteError;
+use crate::directory::read::resource_kind;
+use crate::directory::write::Written;
+use crate::scim::attrs::AttrSelection;
+use crate::scim::error::ScimError;
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/Users", post(create_user))
+        .route(
+            "/Users/{id}",
+            put(replace_user).patch(patch_user).delete(delete_user),
+        )
+        .route("/Groups", post(create_group))
+        .route(
+            "/Groups/{id}",
+            put(replace_group).patch(patch_group).delete(delete_group),
+        )
+        .route_layer(middleware::from_fn_with_state(state, require_write))
+}
+
+/// A `read` credential may not write: 403, before the body is even read.
+async fn require_write(State(_): State<AppState>, req: Request, next: Next) -> Response {
+    let allowed = req
+        .extensions()
+        .get::<Principal>()
+        .is_some_and(Principal::can_write);
+    if !allowed {
+        return ScimError::new(
+            403,
+            None,
+            "this credential may only read; writes need a provision credential",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Parse a JSON body sent as `application/scim+json` or `application/json` (any charset).
+fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ScimError> {
+    if let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        let mime = ct
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if !(mime == "application/scim+json"
+            || mime == "application/json"
+            || mime.ends_with("+json"))
+        {
+            return Err(ScimError::new(
+                415,
+                None,
+                format!(
+                    "Content-Type {ct} is not supported; send application/scim+json or application/json"
+                ),
+            ));
+        }
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
+}
+
+fn if_match(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+}
+
+/// The resource a write produced, projected as the query asks.
+fn render(
+    written: &Written,
+    kind: Kind,
+    status: StatusCode,
+    raw: Option<&str>,
+    location: bool,
+) -> Response {
+    let attrs = query_map(raw).and_then(|q| {
+        AttrSelection::parse(
+            q.get("attributes").map(String::as_str),
+            q.get("excludedattributes").map(String::as_str),
+            resource_kind(kind),
+        )
+    });
+    let attrs = match attrs {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let entry = &written.entry;
+    let body = if attrs.is_default() {
+        entry.bytes.clone()
+    } else {
+        Bytes::from(
+            serde_json::to_vec(&attrs.project(&entry.json, resource_kind(kind)))
+                .unwrap_or_default(),
+        )
+    };
+    let mut resp = scim_response(status, body);
+    if let Ok(v) = HeaderValue::from_str(&entry.etag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    if location
+        && let Some(loc) = entry.json.pointer("/meta/location").and_then(Value::as_str)
+        && let Ok(v) = HeaderValue::from_str(loc)
+    {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    add_snapshot_headers(&mut resp, &written.snapshot);
+    resp
+}
+
+fn respond(result: Result<Response, WriteError>) -> Response {
+    match result {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Whether the query names `attributes` or `excludedAttributes` (then PATCH on Groups answers 200 with a body).
+fn asks_for_body(raw: Option<&str>) -> bool {
+    query_map(raw)
+        .is_ok_and(|q| q.contains_key("attributes") || q.contains_key("excludedattributes"))
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        async {
+            let v = json_body(&headers, &body)?;
+            let w = state.writer.create_user(&v).await?;
+            Ok(render(
+                &w,
+                Kind::User,
+                StatusCode::CREATED,
+                raw.as_deref(),
+                true,
+            ))
+        }
+        .await,
+    )
+}
+
+async fn replace_user(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        async {
+            let v = json_body(&headers, &body)?;
+            let w = state
+                .writer
+                .replace_user(&id, &v, if_match(&headers).as_deref())
+                .await?;
+            Ok(render(
+                &w,
+                Kind::User,
+                StatusCode::OK,
+                raw.as_deref(),
+                false,
+            ))
+        }
+        .await,
+    )
+}
+
+async fn patch_user(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        async {
+            let v = json_body(&headers, &body)?;
+            let w = state
+                .writer
+                .patch_user(&id, &v, if_match(&headers).as_deref())
+                .await?;
+            Ok(render(
+                &w,
+                Kind::User,
+                StatusCode::OK,
+                raw.as_deref(),
+                false,
+            ))
+        }
+        .await,
+    )
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            state
+                .writer
+                .delete_user(&id, if_match(&headers).as_deref())
+                .await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
+}
+
+async fn create_group(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        async {
+            let v = json_body(&headers, &body)?;
+            let w = state.writer.create_group(&v).await?;
+            Ok(render(
+                &w,
+                Kind::Group,
+                StatusCode::CREATED,
+                raw.as_deref(),
+                true,
+            ))
+        }
+        .await,
+    )
+}
+
+async fn replace_group(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        async {
+            let v = json_body(&headers, &body)?;
+            let w = state
+                .writer
+                .replace_group(&id, &v, if_match(&headers).as_deref())
+                .await?;
+            Ok(render(
+                &w,
+                Kind::Group,
+                StatusCode::OK,
+                raw.as_deref(),
+                false,
+            ))
+        }
+        .await,
+    )
+}
+
+/// PATCH on Groups answers 204 (a group may hold every user; Entra asks servers not to send member lists
+/// back), or 200 with the resource when the request names `attributes` or `excludedAttributes`.
+async fn patch_group(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        async {
+            let v = json_body(&headers, &body)?;
+            let w = state
+                .writer
+                .patch_group(&id, &v, if_match(&headers).as_deref())
+                .await?;
+            if asks_for_body(raw.as_deref()) {
+                Ok(render(
+                    &w,
+                    Kind::Group,
+                    StatusCode::OK,
+                    raw.as_deref(),
+                    false,
+                ))
+            } else {
+                let mut resp = StatusCode::NO_CONTENT.into_response();
+                if let Ok(v) = HeaderValue::from_str(&w.entry.etag) {
+                    resp.headers_mut().insert(header::ETAG, v);
+                }
+                add_snapshot_headers(&mut resp, &w.snapshot);
+                Ok(resp)
+            }
+        }
+        .await,
+    )
+}
+
+async fn delete_group(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            state
+                .writer
+                .delete_group(&id, if_match(&headers).as_deref())
+                .await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
+}
