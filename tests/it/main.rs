@@ -1,1 +1,3 @@
 //! The one integration-test binary: every test drives real sockets on 127.0.0.1 with ephemeral ports.
+
+mod emulator;
