@@ -5,15 +5,14 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value};
 
 use super::App;
-use super::error::{ApiError, Pairs, json_response, parse_object, v1_list};
+use super::error::{ApiError, Body, Id, Pairs, json_response, parse_object, v1_list};
 use super::query::{
     self, Cond, DEFAULT_LIMIT, Dialect, MAX_LIMIT, parse_body_filter, parse_fields, parse_list,
     parse_search_filter, parse_sort, project, string_list,
@@ -42,10 +41,7 @@ async fn list_organizations(State(app): State<Arc<App>>) -> Response {
     v1_list(1, vec![org])
 }
 
-async fn get_organization(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn get_organization(State(app): State<Arc<App>>, Id(id): Id) -> Result<Response, ApiError> {
     let store = app.read();
     if store.org.id != id {
         return Err(ApiError::NotFound(format!("organization {id} not found")));
@@ -78,7 +74,7 @@ fn users_page(app: &App, q: &query::ListQuery) -> Response {
 async fn search_users(
     State(app): State<Arc<App>>,
     pairs: Pairs,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let mut q = parse_list(&pairs.0, Dialect::V1)?;
     let body: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
@@ -139,7 +135,7 @@ fn body_count(body: &Map<String, Value>, name: &'static str) -> Result<Option<us
 
 async fn get_user(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    Id(id): Id,
     pairs: Pairs,
 ) -> Result<Response, ApiError> {
     let fields = pairs
@@ -154,7 +150,7 @@ async fn get_user(
 }
 
 /// Answers 200, not 201, as JumpCloud does.
-async fn create_user(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
+async fn create_user(State(app): State<Arc<App>>, Body(body): Body) -> Result<Response, ApiError> {
     let body = parse_object(&body)?;
     let user = app.write().create_user(&body, jiff::Timestamp::now())?;
     Ok(json_response(StatusCode::OK, &user.to_json()))
@@ -162,8 +158,8 @@ async fn create_user(State(app): State<Arc<App>>, body: Bytes) -> Result<Respons
 
 async fn update_user(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    body: Bytes,
+    Id(id): Id,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let body = parse_object(&body)?;
     let user = app
@@ -175,33 +171,24 @@ async fn update_user(
 /// Answers 200 with the deleted user.
 async fn delete_user(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    Id(id): Id,
     pairs: Pairs,
 ) -> Result<Response, ApiError> {
     let user = app.write().delete_user(&id, pairs.get("cascade_manager"))?;
     Ok(json_response(StatusCode::OK, &user.to_json()))
 }
 
-async fn activate_user(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn activate_user(State(app): State<Arc<App>>, Id(id): Id) -> Result<Response, ApiError> {
     app.write().activate_user(&id)?;
     Ok(StatusCode::OK.into_response())
 }
 
-async fn expire_password(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn expire_password(State(app): State<Arc<App>>, Id(id): Id) -> Result<Response, ApiError> {
     app.write().expire_password(&id)?;
     Ok(StatusCode::OK.into_response())
 }
 
-async fn unlock_user(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn unlock_user(State(app): State<Arc<App>>, Id(id): Id) -> Result<Response, ApiError> {
     app.write().unlock_user(&id)?;
     Ok(StatusCode::OK.into_response())
 }

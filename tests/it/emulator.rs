@@ -1584,3 +1584,44 @@ async fn seeded_organisation_has_the_recorded_proportions() {
         );
     }
 }
+
+#[tokio::test]
+async fn unreadable_requests_answer_json() {
+    let emu = Emu::start(config(3, 1)).await;
+    let a = emu.get("/api/systemusers/%FF%FE", &[]).await;
+    assert!(a.status.is_client_error(), "{}", a.status);
+    assert!(is_json(&a) && a.body["message"].is_string());
+    let a = emu
+        .send(
+            emu.http
+                .patch(emu.url("/api/v2/usergroups/x"))
+                .header("x-api-key", KEY),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(is_json(&a));
+    let a = emu
+        .send(
+            emu.http
+                .post(emu.url("/api/v2/usergroups"))
+                .header("x-api-key", KEY)
+                .body(""),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(is_json(&a));
+    let a = emu
+        .post(
+            "/api/v2/usergroups",
+            json!({"name": "x", "attributes": "flat"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let members = emu.get("/api/v2/usergroups", &[("limit", "1")]).await;
+    let path = format!("/api/v2/usergroups/{}/members", id(&members.items()[0]));
+    let a = emu.post(&path, json!({"op": "add"})).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let a = emu.get("/api/v2/usergroups", &[("skip", "ten")]).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(is_json(&a));
+}
