@@ -414,7 +414,7 @@ impl User {
                 "middlename" => self.middlename = text(k, v)?,
                 "lastname" => self.lastname = text(k, v)?,
                 "displayname" => self.displayname = text(k, v)?,
-                "alternateEmail" => self.alternate_email = text(k, v)?.to_lowercase(),
+                "alternateEmail" => self.alternate_email = text(k, v)?,
                 "jobTitle" => self.job_title = text(k, v)?,
                 "department" => self.department = text(k, v)?,
                 "costCenter" => self.cost_center = text(k, v)?,
@@ -499,7 +499,7 @@ impl User {
                             None | Some(Value::Null) => None,
                             Some(Value::String(a)) if a.is_empty() => None,
                             Some(Value::String(a)) => Some(RecoveryEmail {
-                                address: a.to_lowercase(),
+                                address: a.clone(),
                                 verified: false,
                                 verified_at: None,
                             }),
