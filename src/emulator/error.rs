@@ -145,10 +145,19 @@ pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Res
 }
 
 /// A v1 list: `{"totalCount": N, "results": [...]}` and no `x-total-count`.
-pub fn v1_list(total: usize, results: Vec<Value>) -> Response {
+pub fn v1_list<T: Serialize>(total: usize, results: &[T]) -> Response {
+    #[derive(Serialize)]
+    struct Envelope<'a, T> {
+        #[serde(rename = "totalCount")]
+        total_count: usize,
+        results: &'a [T],
+    }
     json_response(
         StatusCode::OK,
-        &json!({ "totalCount": total, "results": results }),
+        &Envelope {
+            total_count: total,
+            results,
+        },
     )
 }
 
