@@ -5,7 +5,8 @@
 //! add `details` (google.rpc-style, with `@type`); a graph edge that already exists answers
 //! `{"message": "Already Exists"}`. Every JSON answer is `application/json; charset=utf-8`.
 
-use axum::extract::{FromRequestParts, Query};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -50,6 +51,9 @@ pub enum ApiError {
     AlreadyExists,
     #[error("Method Not Allowed")]
     MethodNotAllowed,
+    /// A request axum could not read (body too large, broken path encoding), with axum's status.
+    #[error("{message}")]
+    Unreadable { status: StatusCode, message: String },
     #[error(transparent)]
     Query(#[from] QueryError),
 }
@@ -82,6 +86,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::AlreadyExists => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unreadable { status, .. } => *status,
         }
     }
 
@@ -140,10 +145,19 @@ pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Res
 }
 
 /// A v1 list: `{"totalCount": N, "results": [...]}` and no `x-total-count`.
-pub fn v1_list(total: usize, results: Vec<Value>) -> Response {
+pub fn v1_list<T: Serialize>(total: usize, results: &[T]) -> Response {
+    #[derive(Serialize)]
+    struct Envelope<'a, T> {
+        #[serde(rename = "totalCount")]
+        total_count: usize,
+        results: &'a [T],
+    }
     json_response(
         StatusCode::OK,
-        &json!({ "totalCount": total, "results": results }),
+        &Envelope {
+            total_count: total,
+            results,
+        },
     )
 }
 
@@ -197,5 +211,41 @@ impl<S: Send + Sync> FromRequestParts<S> for Pairs {
         Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
             .map(|Query(pairs)| Pairs(pairs))
             .map_err(|e| ApiError::BadRequest(format!("malformed query string: {e}")))
+    }
+}
+
+/// The `{id}` path segment, with a JSON error instead of axum's plain-text rejection.
+#[derive(Debug, Clone)]
+pub struct Id(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| Id(id))
+            .map_err(|e| ApiError::Unreadable {
+                status: e.status(),
+                message: format!("invalid path: {}", e.body_text()),
+            })
+    }
+}
+
+/// The raw request body, with a JSON error when it cannot be read (too large, connection cut).
+#[derive(Debug, Clone)]
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(Body)
+            .map_err(|e| ApiError::Unreadable {
+                status: e.status(),
+                message: format!("unreadable body: {}", e.body_text()),
+            })
     }
 }

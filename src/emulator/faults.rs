@@ -119,7 +119,7 @@ impl Faults {
             if f.count == 0 {
                 self.fail_next = None;
             }
-            return Some(Injected::for_status(status));
+            return Some(Injected::for_status(status, self.config.retry_after_s));
         }
         if self.in_outage(now) {
             return Some(Injected::Gateway(StatusCode::BAD_GATEWAY));
@@ -222,10 +222,10 @@ impl Faults {
 // === impl Injected ===
 
 impl Injected {
-    /// The fault a scripted status stands for.
-    pub fn for_status(status: u16) -> Self {
+    /// The fault a scripted status stands for; a 429 carries `retry_after_s`.
+    pub fn for_status(status: u16, retry_after_s: u64) -> Self {
         match StatusCode::from_u16(status) {
-            Ok(StatusCode::TOO_MANY_REQUESTS) => Injected::RateLimited { retry_after_s: 1 },
+            Ok(StatusCode::TOO_MANY_REQUESTS) => Injected::RateLimited { retry_after_s },
             Ok(s) if GATEWAY_STATUSES.contains(&status) => Injected::Gateway(s),
             Ok(s) => Injected::Status(s),
             Err(_) => Injected::Gateway(StatusCode::BAD_GATEWAY),

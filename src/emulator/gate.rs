@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
@@ -20,7 +19,7 @@ use axum::routing::get;
 use tokio::time::Instant;
 
 use super::App;
-use super::error::{ApiError, json_response, parse_body};
+use super::error::{ApiError, Body, json_response, parse_body};
 use super::faults::{FaultPatch, Injected};
 use super::model::is_object_id;
 
@@ -130,7 +129,7 @@ async fn get_faults(State(app): State<Arc<App>>) -> Response {
     json_response(StatusCode::OK, &view)
 }
 
-async fn put_faults(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
+async fn put_faults(State(app): State<Arc<App>>, Body(body): Body) -> Result<Response, ApiError> {
     let patch: FaultPatch = serde_json::from_value(parse_body(&body)?)
         .map_err(|e| ApiError::BadRequest(format!("invalid faults: {e}")))?;
     let now = Instant::now();

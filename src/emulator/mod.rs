@@ -141,6 +141,13 @@ impl App {
 /// Seeds the organisation and builds the shared state. Seeding 100 000 users is CPU work of a second or so.
 fn build(config: EmulatorConfig) -> Arc<App> {
     let store = seed::seed(config.seed, config.users, config.groups);
+    tracing::info!(
+        users = config.users,
+        groups = config.groups,
+        seed = config.seed,
+        org = %store.org.id,
+        "JumpCloud emulator seeded"
+    );
     Arc::new(App {
         api_key: config.api_key,
         multi_tenant: config.multi_tenant,

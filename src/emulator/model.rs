@@ -248,6 +248,26 @@ pub struct User {
     pub tags: Vec<String>,
 }
 
+/// How a [`User`] goes on the wire: its fields (with `_id`), then `id` again and the read-only enrolment.
+#[derive(Debug, Serialize)]
+pub struct UserWire<'a> {
+    #[serde(flatten)]
+    user: &'a User,
+    id: &'a str,
+    #[serde(rename = "mfaEnrollment")]
+    mfa_enrollment: MfaEnrollment,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MfaEnrollment {
+    overall_status: &'static str,
+    totp_status: &'static str,
+    web_authn_status: &'static str,
+    push_status: &'static str,
+    jc_go_status: &'static str,
+}
+
 /// The parts of a user body that `store` decides on, because they depend on the rest of the user.
 #[derive(Debug, Default)]
 pub struct Applied {
@@ -324,26 +344,26 @@ impl User {
         }
     }
 
-    /// The wire shape: every field, `_id` and `id` both, never a password.
-    pub fn to_json(&self) -> Value {
-        let mut v = match serde_json::to_value(self) {
-            Ok(v) => v,
-            Err(_) => return json!({ "_id": self.id, "id": self.id }),
-        };
-        if let Value::Object(m) = &mut v {
-            m.insert("id".into(), Value::String(self.id.clone()));
-            m.insert(
-                "mfaEnrollment".into(),
-                json!({
-                    "overallStatus": if self.mfa.configured { "ENROLLED" } else { "NOT_ENROLLED" },
-                    "totpStatus": if self.totp_enabled { "ENROLLED" } else { "NOT_ENROLLED" },
-                    "webAuthnStatus": "NOT_ENROLLED",
-                    "pushStatus": "NOT_ENROLLED",
-                    "jcGoStatus": "NOT_ENROLLED"
-                }),
-            );
+    /// The wire shape: every field, `_id` and `id` both, never a password. Serialises straight to bytes.
+    pub fn wire(&self) -> UserWire<'_> {
+        let status = |on: bool| if on { "ENROLLED" } else { "NOT_ENROLLED" };
+        UserWire {
+            user: self,
+            id: &self.id,
+            mfa_enrollment: MfaEnrollment {
+                overall_status: status(self.mfa.configured),
+                totp_status: status(self.totp_enabled),
+                web_authn_status: "NOT_ENROLLED",
+                push_status: "NOT_ENROLLED",
+                jc_go_status: "NOT_ENROLLED",
+            },
         }
-        v
+    }
+
+    /// The wire shape as a `Value`, for projections and filters on fields without a fast path.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.wire())
+            .unwrap_or_else(|_| json!({ "_id": self.id, "id": self.id }))
     }
 
     /// Scalar fields read without serialising the user: the ones filters and sorts usually name.
@@ -414,7 +434,7 @@ impl User {
                 "middlename" => self.middlename = text(k, v)?,
                 "lastname" => self.lastname = text(k, v)?,
                 "displayname" => self.displayname = text(k, v)?,
-                "alternateEmail" => self.alternate_email = text(k, v)?.to_lowercase(),
+                "alternateEmail" => self.alternate_email = text(k, v)?,
                 "jobTitle" => self.job_title = text(k, v)?,
                 "department" => self.department = text(k, v)?,
                 "costCenter" => self.cost_center = text(k, v)?,
@@ -499,7 +519,7 @@ impl User {
                             None | Some(Value::Null) => None,
                             Some(Value::String(a)) if a.is_empty() => None,
                             Some(Value::String(a)) => Some(RecoveryEmail {
-                                address: a.to_lowercase(),
+                                address: a.clone(),
                                 verified: false,
                                 verified_at: None,
                             }),

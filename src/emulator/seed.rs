@@ -125,8 +125,8 @@ pub fn seed(seed: u64, users: usize, groups: usize) -> Store {
     };
     let mut store = Store::new(org.clone(), ids, FIRST_UID);
 
-    let user_ids = seed_users(&mut rng, &mut store, &org, users);
-    seed_groups_and_directories(&mut rng, &mut store, &org, &user_ids, groups);
+    let (user_ids, departments) = seed_users(&mut rng, &mut store, &org, users);
+    seed_groups_and_directories(&mut rng, &mut store, &org, &user_ids, &departments, groups);
     store
 }
 
@@ -142,11 +142,18 @@ fn slug(s: &str) -> String {
         .collect()
 }
 
-fn seed_users(rng: &mut StdRng, store: &mut Store, org: &Organization, n: usize) -> Vec<String> {
+/// Seeds `n` users; returns their ids in creation (= id) order and each one's index into `DEPARTMENTS`.
+fn seed_users(
+    rng: &mut StdRng,
+    store: &mut Store,
+    org: &Organization,
+    n: usize,
+) -> (Vec<String>, Vec<usize>) {
     let step_ms = EPOCH_SPAN_MS / n.max(1) as i64;
     let manager_pool = (n / 12).max(1);
     let mut taken: HashMap<String, u32> = HashMap::new();
     let mut ids: Vec<String> = Vec::with_capacity(n);
+    let mut departments: Vec<usize> = Vec::with_capacity(n);
     for i in 0..n {
         let first = *FIRST_NAMES.choose(rng).unwrap_or(&"Alex");
         let last = *LAST_NAMES.choose(rng).unwrap_or(&"Doe");
@@ -177,7 +184,8 @@ fn seed_users(rng: &mut StdRng, store: &mut Store, org: &Organization, n: usize)
             FIRST_UID + i as u32,
         );
 
-        let (dept, cc, titles) = DEPARTMENTS[rng.random_range(0..DEPARTMENTS.len())];
+        let dept_index = rng.random_range(0..DEPARTMENTS.len());
+        let (dept, cc, titles) = DEPARTMENTS[dept_index];
         let office = OFFICES[rng.random_range(0..OFFICES.len())];
         u.email = format!("{username}@example.com");
         u.firstname = first.to_owned();
@@ -278,9 +286,10 @@ fn seed_users(rng: &mut StdRng, store: &mut Store, org: &Organization, n: usize)
         }
         u.creation_source = "jumpcloud:bulk".into();
         ids.push(id);
+        departments.push(dept_index);
         store.insert_user_unchecked(u);
     }
-    ids
+    (ids, departments)
 }
 
 /// How many of `n` users get a direct association, rounding `n * per / 601`.
@@ -293,6 +302,7 @@ fn seed_groups_and_directories(
     store: &mut Store,
     org: &Organization,
     user_ids: &[String],
+    departments: &[usize],
     groups: usize,
 ) {
     let n = user_ids.len();
@@ -378,11 +388,11 @@ fn seed_groups_and_directories(
             continue;
         }
         let members: BTreeSet<String> = if k < DEPARTMENTS.len() {
-            let dept = fields.name.as_str();
             user_ids
                 .iter()
-                .filter(|id| store.user(id).is_some_and(|u| u.department == dept))
-                .cloned()
+                .zip(departments)
+                .filter(|(_, d)| **d == k)
+                .map(|(id, _)| id.clone())
                 .collect()
         } else {
             let size = match rng.random_range(0..10) {

@@ -3,7 +3,8 @@
 //!
 //! Users live in an id-ordered `BTreeMap`, so `sort=_id` pages are a walk, not a sort; usernames, emails and
 //! employee identifiers have hash indexes (usernames case-insensitively, emails as stored, which is lower
-//! case) so duplicate checks and equality filters on them never scan. Knows nothing of HTTP.
+//! case) so duplicate checks and equality filters on them never scan. Knows nothing of routes, envelopes or
+//! faults; its refusals are already the API's error answers (`ApiError`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -202,14 +203,20 @@ impl Store {
         };
         match by_id_desc {
             Some(desc) => {
+                // Unfiltered: the page is a walk of the ordered map, concrete (not boxed) so `skip` is cheap.
+                if *cond == Cond::True {
+                    let page = if desc {
+                        self.users.values().rev().skip(skip).take(limit).collect()
+                    } else {
+                        self.users.values().skip(skip).take(limit).collect()
+                    };
+                    return (self.users.len(), page);
+                }
                 let walk: Box<dyn Iterator<Item = &User>> = if desc {
                     Box::new(self.users.values().rev())
                 } else {
                     Box::new(self.users.values())
                 };
-                if *cond == Cond::True {
-                    return (self.users.len(), walk.skip(skip).take(limit).collect());
-                }
                 let mut total = 0;
                 let mut page = Vec::new();
                 for u in walk.filter(|u| cond.matches(*u)) {

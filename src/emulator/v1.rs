@@ -5,15 +5,15 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value};
 
 use super::App;
-use super::error::{ApiError, Pairs, json_response, parse_object, v1_list};
+use super::error::{ApiError, Body, Id, Pairs, json_response, parse_object, v1_list};
+use super::model::User;
 use super::query::{
     self, Cond, DEFAULT_LIMIT, Dialect, MAX_LIMIT, parse_body_filter, parse_fields, parse_list,
     parse_search_filter, parse_sort, project, string_list,
@@ -39,13 +39,10 @@ pub fn routes() -> Router<Arc<App>> {
 
 async fn list_organizations(State(app): State<Arc<App>>) -> Response {
     let org = app.read().org.to_json();
-    v1_list(1, vec![org])
+    v1_list(1, &[org])
 }
 
-async fn get_organization(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn get_organization(State(app): State<Arc<App>>, Id(id): Id) -> Result<Response, ApiError> {
     let store = app.read();
     if store.org.id != id {
         return Err(ApiError::NotFound(format!("organization {id} not found")));
@@ -58,19 +55,33 @@ async fn list_users(State(app): State<Arc<App>>, pairs: Pairs) -> Result<Respons
     Ok(users_page(&app, &q))
 }
 
-/// Runs `q` against the store and renders the v1 envelope. The projection is built under the read lock;
-/// serialising to bytes happens after it is released.
+/// Runs `q` against the store and renders the v1 envelope. A full-shape page is serialised straight from the
+/// store under its read lock (readers share it); a projected page is built as values and serialised after.
 fn users_page(app: &App, q: &query::ListQuery) -> Response {
-    let (total, results) = {
-        let store = app.read();
-        let (total, page) = store.query_users(&q.cond, &q.sort, q.skip, q.limit);
-        let results: Vec<Value> = page
-            .into_iter()
-            .map(|u| project(u.to_json(), q.fields.as_deref(), ALWAYS))
-            .collect();
-        (total, results)
-    };
-    v1_list(total, results)
+    let store = app.read();
+    let (total, page) = store.query_users(&q.cond, &q.sort, q.skip, q.limit);
+    match q.fields.as_deref() {
+        None => {
+            let wires: Vec<_> = page.into_iter().map(User::wire).collect();
+            v1_list(total, &wires)
+        }
+        Some(fields) => {
+            let results: Vec<Value> = page
+                .into_iter()
+                .map(|u| project(u.to_json(), Some(fields), ALWAYS))
+                .collect();
+            drop(store);
+            v1_list(total, &results)
+        }
+    }
+}
+
+/// One user, full or projected.
+fn user_answer(user: &User, fields: Option<&[String]>) -> Response {
+    match fields {
+        None => json_response(StatusCode::OK, &user.wire()),
+        Some(_) => json_response(StatusCode::OK, &project(user.to_json(), fields, ALWAYS)),
+    }
 }
 
 /// `POST /api/search/systemusers`: body `{filter, searchFilter, fields, limit, skip, sort}`; the same members
@@ -78,7 +89,7 @@ fn users_page(app: &App, q: &query::ListQuery) -> Response {
 async fn search_users(
     State(app): State<Arc<App>>,
     pairs: Pairs,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let mut q = parse_list(&pairs.0, Dialect::V1)?;
     let body: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
@@ -139,69 +150,59 @@ fn body_count(body: &Map<String, Value>, name: &'static str) -> Result<Option<us
 
 async fn get_user(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    Id(id): Id,
     pairs: Pairs,
 ) -> Result<Response, ApiError> {
     let fields = pairs
         .get("fields")
         .and_then(|f| parse_fields(f, Dialect::V1));
-    let user = app
-        .read()
+    let store = app.read();
+    let user = store
         .user(&id)
-        .map(|u| project(u.to_json(), fields.as_deref(), ALWAYS))
         .ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
-    Ok(json_response(StatusCode::OK, &user))
+    Ok(user_answer(user, fields.as_deref()))
 }
 
 /// Answers 200, not 201, as JumpCloud does.
-async fn create_user(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
+async fn create_user(State(app): State<Arc<App>>, Body(body): Body) -> Result<Response, ApiError> {
     let body = parse_object(&body)?;
     let user = app.write().create_user(&body, jiff::Timestamp::now())?;
-    Ok(json_response(StatusCode::OK, &user.to_json()))
+    Ok(json_response(StatusCode::OK, &user.wire()))
 }
 
 async fn update_user(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    body: Bytes,
+    Id(id): Id,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let body = parse_object(&body)?;
     let user = app
         .write()
         .update_user(&id, &body, jiff::Timestamp::now())?;
-    Ok(json_response(StatusCode::OK, &user.to_json()))
+    Ok(json_response(StatusCode::OK, &user.wire()))
 }
 
 /// Answers 200 with the deleted user.
 async fn delete_user(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    Id(id): Id,
     pairs: Pairs,
 ) -> Result<Response, ApiError> {
     let user = app.write().delete_user(&id, pairs.get("cascade_manager"))?;
-    Ok(json_response(StatusCode::OK, &user.to_json()))
+    Ok(json_response(StatusCode::OK, &user.wire()))
 }
 
-async fn activate_user(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn activate_user(State(app): State<Arc<App>>, Id(id): Id) -> Result<Response, ApiError> {
     app.write().activate_user(&id)?;
     Ok(StatusCode::OK.into_response())
 }
 
-async fn expire_password(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn expire_password(State(app): State<Arc<App>>, Id(id): Id) -> Result<Response, ApiError> {
     app.write().expire_password(&id)?;
     Ok(StatusCode::OK.into_response())
 }
 
-async fn unlock_user(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn unlock_user(State(app): State<Arc<App>>, Id(id): Id) -> Result<Response, ApiError> {
     app.write().unlock_user(&id)?;
     Ok(StatusCode::OK.into_response())
 }

@@ -6,15 +6,14 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::Value;
 
 use super::App;
-use super::error::{ApiError, Pairs, json_response, parse_object, v2_list};
+use super::error::{ApiError, Body, Id, Pairs, json_response, parse_object, v2_list};
 use super::model::{DirKind, GroupFields, edge, with_paths};
 use super::query::{Cond, Dialect, ListQuery, SortKey, parse_list, project, sort_records};
 use super::store::{EdgeOp, Target};
@@ -71,16 +70,14 @@ fn directory_routes(segment: &str, kind: DirKind) -> Router<Arc<App>> {
     Router::new()
         .route(
             &format!("/api/v2/{segment}/{{id}}"),
-            get(move |app: State<Arc<App>>, id: Path<String>| get_directory(kind, app, id)),
+            get(move |app: State<Arc<App>>, id: Id| get_directory(kind, app, id)),
         )
         .route(
             &format!("/api/v2/{segment}/{{id}}/associations"),
-            get(
-                move |app: State<Arc<App>>, id: Path<String>, pairs: Pairs| {
-                    directory_associations(kind, app, id, pairs)
-                },
-            )
-            .post(move |app: State<Arc<App>>, id: Path<String>, body: Bytes| {
+            get(move |app: State<Arc<App>>, id: Id, pairs: Pairs| {
+                directory_associations(kind, app, id, pairs)
+            })
+            .post(move |app: State<Arc<App>>, id: Id, body: Body| {
                 change_directory_association(kind, app, id, body)
             }),
         )
@@ -135,10 +132,7 @@ async fn list_groups(State(app): State<Arc<App>>, pairs: Pairs) -> Result<Respon
     Ok(page_values(groups, &q))
 }
 
-async fn get_group(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn get_group(State(app): State<Arc<App>>, Id(id): Id) -> Result<Response, ApiError> {
     let group = app
         .read()
         .group(&id)
@@ -148,7 +142,7 @@ async fn get_group(
 }
 
 /// Answers 201.
-async fn create_group(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
+async fn create_group(State(app): State<Arc<App>>, Body(body): Body) -> Result<Response, ApiError> {
     let fields = GroupFields::parse(&parse_object(&body)?)?;
     let group = app
         .write()
@@ -160,8 +154,8 @@ async fn create_group(State(app): State<Arc<App>>, body: Bytes) -> Result<Respon
 /// A full replace: whatever the body omits goes back to its default.
 async fn replace_group(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    body: Bytes,
+    Id(id): Id,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let fields = GroupFields::parse(&parse_object(&body)?)?;
     let group = app.write().replace_group(&id, fields)?.to_json();
@@ -169,10 +163,7 @@ async fn replace_group(
 }
 
 /// Answers 204.
-async fn delete_group(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn delete_group(State(app): State<Arc<App>>, Id(id): Id) -> Result<Response, ApiError> {
     app.write().delete_group(&id)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -182,7 +173,7 @@ async fn delete_group(
 /// Direct members as `GraphConnection`s; only `limit` and `skip` apply.
 async fn list_members(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    Id(id): Id,
     pairs: Pairs,
 ) -> Result<Response, ApiError> {
     let q = parse_list(&pairs.0, Dialect::V2)?;
@@ -203,8 +194,8 @@ async fn list_members(
 /// `{op: add|remove, type: "user", id}` → 204.
 async fn change_member(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    body: Bytes,
+    Id(id): Id,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let e = EdgeBody::parse(&body)?;
     if e.kind != "user" {
@@ -220,7 +211,7 @@ async fn change_member(
 /// Every user reachable from the group, as `GraphObjectWithPaths`.
 async fn group_membership(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    Id(id): Id,
     pairs: Pairs,
 ) -> Result<Response, ApiError> {
     let mut q = parse_list(&pairs.0, Dialect::V2)?;
@@ -251,7 +242,7 @@ async fn group_membership(
 /// The groups a user is in, as `GraphObjectWithPaths`.
 async fn user_memberof(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    Id(id): Id,
     pairs: Pairs,
 ) -> Result<Response, ApiError> {
     let mut q = parse_list(&pairs.0, Dialect::V2)?;
@@ -338,7 +329,7 @@ fn object_associations(
 
 async fn user_associations(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    Id(id): Id,
     pairs: Pairs,
 ) -> Result<Response, ApiError> {
     object_associations(&app, Target::User, &id, &pairs)
@@ -346,7 +337,7 @@ async fn user_associations(
 
 async fn group_associations(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    Id(id): Id,
     pairs: Pairs,
 ) -> Result<Response, ApiError> {
     object_associations(&app, Target::UserGroup, &id, &pairs)
@@ -377,16 +368,16 @@ fn change_object_association(
 
 async fn change_user_association(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    body: Bytes,
+    Id(id): Id,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     change_object_association(&app, Target::User, &id, &body)
 }
 
 async fn change_group_association(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    body: Bytes,
+    Id(id): Id,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     change_object_association(&app, Target::UserGroup, &id, &body)
 }
@@ -424,7 +415,7 @@ async fn list_active_directories(
 async fn get_directory(
     kind: DirKind,
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Response, ApiError> {
     let item = {
         let store = app.read();
@@ -440,7 +431,7 @@ async fn get_directory(
 async fn directory_associations(
     kind: DirKind,
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    Id(id): Id,
     pairs: Pairs,
 ) -> Result<Response, ApiError> {
     let targets = targets(&pairs, DIRECTORY_TARGETS)?;
@@ -477,8 +468,8 @@ async fn directory_associations(
 async fn change_directory_association(
     kind: DirKind,
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    body: Bytes,
+    Id(id): Id,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let e = EdgeBody::parse(&body)?;
     let target = match e.kind.as_str() {
