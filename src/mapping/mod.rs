@@ -25,6 +25,10 @@ pub mod urn {
     pub const JC_GROUP: &str = "urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:Group";
 }
 
+/// JumpCloud custom attribute keeping the client's primary email exactly as sent, when its case differs
+/// from the lower-cased address JumpCloud stores, so the value a client wrote is the value it reads.
+pub const EMAIL_CASE_ATTRIBUTE: &str = "scimEmail";
+
 /// Settings the mapping needs from the configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MappingOptions {

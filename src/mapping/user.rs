@@ -117,7 +117,11 @@ pub fn user_to_scim(user: &JcUser, ctx: &UserContext<'_>, opts: &MappingOptions)
 
     let mut emails = Vec::new();
     if !user.email.is_empty() {
-        emails.push(json!({"value": user.email, "type": "work", "primary": true}));
+        // JumpCloud lower-cases emails; serve the client's spelling while it still names the same address.
+        let value = custom_attribute(user, super::EMAIL_CASE_ATTRIBUTE)
+            .filter(|v| v.to_lowercase() == user.email.to_lowercase())
+            .unwrap_or(&user.email);
+        emails.push(json!({"value": value, "type": "work", "primary": true}));
     }
     if let Some(alt) = present(&user.alternate_email) {
         emails.push(json!({"value": alt, "type": "other"}));

@@ -509,6 +509,8 @@ pub fn user_write(
     let mut attrs: Vec<JcAttribute> = c.map(|c| c.attributes.clone()).unwrap_or_default();
     let before = attrs.clone();
     set_attribute(&mut attrs, &opts.username_attribute, Some(&d.user_name));
+    let exact_email = d.email.as_deref().filter(|e| e.to_lowercase() != *e);
+    set_attribute(&mut attrs, super::EMAIL_CASE_ATTRIBUTE, exact_email);
     set_attribute(
         &mut attrs,
         &opts.external_id_attribute,
