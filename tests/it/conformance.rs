@@ -71,7 +71,7 @@ fn sample(a: &Writable, round: u32, tag: &str, peer: &str) -> Value {
     let s = |base: &str| Value::from(format!("{base}-{tag}-{round}"));
     match (a.name.as_str(), a.kind.as_str()) {
         ("userName", _) => s("user"),
-        ("active", _) => Value::Bool(round % 2 == 0),
+        ("active", _) => Value::Bool(round.is_multiple_of(2)),
         ("emails", _) => json!([
             {"value": format!("Primary.{tag}.{round}@Example.com"), "type": "work", "primary": true},
             {"value": format!("other.{tag}.{round}@example.net"), "type": "other"}
@@ -96,7 +96,7 @@ fn sample(a: &Writable, round: u32, tag: &str, peer: &str) -> Value {
                 Value::Object(m)
             }
         }
-        (_, "boolean") => Value::Bool(round % 2 == 1),
+        (_, "boolean") => Value::Bool(!round.is_multiple_of(2)),
         _ => s(&a.name),
     }
 }
