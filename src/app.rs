@@ -12,10 +12,16 @@ use crate::auth::Authenticator;
 use crate::cache::refresher::{self, Schedule};
 use crate::cache::{BuildOptions, Store};
 use crate::config::Config;
+use crate::directory::pins::Pins;
 use crate::directory::write::{WriteSettings, Writer};
 use crate::http::{self, AppState, HttpSettings};
 use crate::jumpcloud::{JcClient, JcClientConfig, JcError, RetryPolicy};
 use crate::mapping::MappingOptions;
+
+/// At most this many list walks are pinned at once (the oldest pin goes first).
+const PIN_WALKS: u64 = 10_000;
+/// At most this many distinct snapshot versions are held for pinned walks.
+const PIN_VERSIONS: usize = 8;
 
 /// How long in-flight requests may take to finish once shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -92,9 +98,15 @@ pub async fn serve(
             deadline: Duration::from_secs(45),
         },
     ));
+    let pins = Arc::new(Pins::new(
+        Duration::from_secs(config.paging.pin_ttl_s),
+        PIN_WALKS,
+        PIN_VERSIONS,
+    ));
     let state = AppState {
         store,
         writer,
+        pins,
         auth: Arc::new(Authenticator::from_config(&config.auth)),
         settings: Arc::new(HttpSettings {
             scim_base: scim_base(&config),

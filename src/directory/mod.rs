@@ -1,6 +1,7 @@
 //! What handlers call: reads over one snapshot version, and writes carried to JumpCloud and published
 //! into the snapshot.
 
+pub mod pins;
 pub mod read;
 pub mod write;
 

@@ -26,6 +26,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{AuthError, Authenticator};
 use crate::cache::Store;
+use crate::directory::pins::Pins;
 use crate::directory::write::Writer;
 use crate::scim::error::ScimError;
 
@@ -50,6 +51,8 @@ pub struct AppState {
     pub refresh_now: Arc<Notify>,
     /// Carries writes to JumpCloud.
     pub writer: Arc<Writer>,
+    /// Pinned list walks.
+    pub pins: Arc<Pins>,
 }
 
 /// Request ids: a process-unique counter is enough to correlate log lines.

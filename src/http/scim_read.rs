@@ -3,17 +3,19 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::AppState;
 use super::support::{
     add_snapshot_headers, error, if_none_match, not_ready, query_map, scim_response,
 };
+use crate::auth::Principal;
 use crate::cache::{Entry, Kind, Snapshot};
 use crate::directory::read::{self, ListPage, resource_kind};
 use crate::scim::attrs::AttrSelection;
@@ -21,6 +23,7 @@ use crate::scim::discovery;
 use crate::scim::error::ScimError;
 use crate::scim::list::{self, Query, QueryParams};
 use crate::scim::paging::Paging;
+use scim_v2::models::errors::ScimType;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -45,26 +48,6 @@ async fn method_not_allowed() -> Response {
 
 // === lists ===
 
-/// Parse `filter`, `sortBy`, `sortOrder`, `startIndex`, `count`, `attributes`, `excludedAttributes`
-/// (names already lower-cased).
-fn list_query(
-    q: &HashMap<String, String>,
-    kind: Kind,
-    max_count: usize,
-) -> Result<Query, ScimError> {
-    let get = |k: &str| q.get(k).cloned();
-    let params = QueryParams {
-        filter: get("filter"),
-        attributes: get("attributes"),
-        excluded_attributes: get("excludedattributes"),
-        sort_by: get("sortby"),
-        sort_order: get("sortorder"),
-        start_index: get("startindex"),
-        count: get("count"),
-    };
-    Query::parse(&params, resource_kind(kind), max_count)
-}
-
 /// The serialised form of one entry under a projection.
 fn entry_bytes(e: &Entry, attrs: &AttrSelection, kind: Kind) -> Bytes {
     if attrs.is_default() {
@@ -78,9 +61,43 @@ fn entry_bytes(e: &Entry, attrs: &AttrSelection, kind: Kind) -> Bytes {
 
 /// A ListResponse assembled from pre-serialised entries: a page costs a copy, not a serialisation.
 fn render_list(pages: &[(&ListPage, Kind)], attrs: &AttrSelection, snap: &Snapshot) -> Response {
+    render_list_with(pages, attrs, snap, None)
+}
+
+/// Cursors of an RFC 9865 page: `nextCursor` and `previousCursor`, when there are such pages.
+struct Cursors {
+    next: Option<String>,
+    previous: Option<String>,
+}
+
+fn render_list_with(
+    pages: &[(&ListPage, Kind)],
+    attrs: &AttrSelection,
+    snap: &Snapshot,
+    cursors: Option<Cursors>,
+) -> Response {
     let total: usize = pages.iter().map(|(p, _)| p.total).sum();
     let items: usize = pages.iter().map(|(p, _)| p.items.len()).sum();
     let start_index = pages.first().map(|(p, _)| p.start_index).unwrap_or(1);
+    // Index paging says where the page starts; cursor paging says where the next one does.
+    let position = match &cursors {
+        None => format!("\"startIndex\":{start_index}"),
+        Some(c) => {
+            let mut parts = Vec::new();
+            if let Some(n) = &c.next {
+                parts.push(format!("\"nextCursor\":{}", Value::from(n.as_str())));
+            }
+            if let Some(p) = &c.previous {
+                parts.push(format!("\"previousCursor\":{}", Value::from(p.as_str())));
+            }
+            parts.join(",")
+        }
+    };
+    let position = if position.is_empty() {
+        String::new()
+    } else {
+        format!("{position},")
+    };
     let bodies: Vec<Bytes> = pages
         .iter()
         .flat_map(|(p, kind)| p.items.iter().map(move |e| entry_bytes(e, attrs, *kind)))
@@ -90,7 +107,7 @@ fn render_list(pages: &[(&ListPage, Kind)], attrs: &AttrSelection, snap: &Snapsh
     out.extend_from_slice(
         format!(
             "{{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:ListResponse\"],\"totalResults\":{total},\
-             \"itemsPerPage\":{items},\"startIndex\":{start_index},\"Resources\":["
+             \"itemsPerPage\":{items},{position}\"Resources\":["
         )
         .as_bytes(),
     );
@@ -106,26 +123,171 @@ fn render_list(pages: &[(&ListPage, Kind)], attrs: &AttrSelection, snap: &Snapsh
     resp
 }
 
-async fn list_kind(state: &AppState, kind: Kind, raw: Option<String>) -> Response {
-    let Some(snap) = state.store.load() else {
+/// What makes two requests pages of one listing: everything but where the page starts.
+fn walk_key(principal: &Principal, kind: Kind, params: &QueryParams) -> String {
+    let f = |v: &Option<String>| v.clone().unwrap_or_default();
+    format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        principal.name,
+        kind.endpoint(),
+        f(&params.filter),
+        f(&params.sort_by),
+        f(&params.sort_order),
+        f(&params.count),
+        f(&params.attributes),
+        f(&params.excluded_attributes)
+    )
+}
+
+/// The snapshot a page of index paging reads: the first page pins the latest version for its walk, later
+/// pages read the pinned one (or the latest, once the pin is gone).
+fn walk_snapshot(
+    state: &AppState,
+    key: &str,
+    start_index: usize,
+    latest: Arc<Snapshot>,
+) -> Arc<Snapshot> {
+    if start_index <= 1 {
+        state.pins.pin(key, &latest);
+        latest
+    } else {
+        state.pins.pinned(key).unwrap_or(latest)
+    }
+}
+
+fn params_of(q: &HashMap<String, String>) -> QueryParams {
+    let get = |k: &str| q.get(k).cloned();
+    QueryParams {
+        filter: get("filter"),
+        attributes: get("attributes"),
+        excluded_attributes: get("excludedattributes"),
+        sort_by: get("sortby"),
+        sort_order: get("sortorder"),
+        start_index: get("startindex"),
+        count: get("count"),
+    }
+}
+
+async fn list_kind(
+    state: &AppState,
+    principal: &Principal,
+    kind: Kind,
+    raw: Option<String>,
+) -> Response {
+    let Some(latest) = state.store.load() else {
         return not_ready();
     };
-    let query = match query_map(raw.as_deref())
-        .and_then(|q| list_query(&q, kind, state.settings.max_count))
-    {
+    let q = match query_map(raw.as_deref()) {
         Ok(q) => q,
         Err(e) => return error(e),
     };
+    if let Some(cursor) = q.get("cursor") {
+        return cursor_page(state, kind, &q, cursor, latest);
+    }
+    let params = params_of(&q);
+    let query = match Query::parse(&params, resource_kind(kind), state.settings.max_count) {
+        Ok(q) => q,
+        Err(e) => return error(e),
+    };
+    let snap = walk_snapshot(
+        state,
+        &walk_key(principal, kind, &params),
+        query.paging.start_index,
+        latest,
+    );
     let page = read::list(&snap, kind, &query);
     render_list(&[(&page, kind)], &query.attributes, &snap)
 }
 
-async fn list_users(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
-    list_kind(&state, Kind::User, raw).await
+/// RFC 9865 cursor paging: `cursor` (empty for the first page) and `count`; the cursor names the walk and the
+/// offset, and the walk is pinned like index paging.
+fn cursor_page(
+    state: &AppState,
+    kind: Kind,
+    q: &HashMap<String, String>,
+    cursor: &str,
+    latest: Arc<Snapshot>,
+) -> Response {
+    if q.contains_key("startindex") {
+        return error(ScimError::invalid_value(
+            "startIndex and cursor cannot be used together; send one of them",
+        ));
+    }
+    let mut params = params_of(q);
+    let count = match params
+        .count
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        None => state.settings.max_count,
+        Some(c) => match c.parse::<i64>() {
+            Ok(n) => n.clamp(0, state.settings.max_count as i64) as usize,
+            Err(_) => {
+                return error(ScimError::invalid_value(format!(
+                    "count {c:?} is not an integer"
+                )));
+            }
+        },
+    };
+    let (walk, offset, snap) = if cursor.is_empty() {
+        let walk = new_walk_id();
+        state.pins.pin(&walk, &latest);
+        (walk, 0usize, latest)
+    } else {
+        let parsed = cursor
+            .split_once('.')
+            .and_then(|(w, o)| Some((w.to_string(), o.parse::<usize>().ok()?)));
+        let Some((walk, offset)) = parsed else {
+            return error(ScimError::new(
+                400,
+                Some(ScimType::Other("invalidCursor".into())),
+                format!(
+                    "cursor {cursor:?} was not issued by this service; start again with cursor="
+                ),
+            ));
+        };
+        let snap = state.pins.pinned(&walk).unwrap_or(latest);
+        (walk, offset, snap)
+    };
+    params.start_index = Some((offset + 1).to_string());
+    params.count = Some(count.to_string());
+    let query = match Query::parse(&params, resource_kind(kind), state.settings.max_count) {
+        Ok(q) => q,
+        Err(e) => return error(e),
+    };
+    let page = read::list(&snap, kind, &query);
+    let end = offset + page.items.len();
+    let cursors = Cursors {
+        next: (end < page.total && !page.items.is_empty()).then(|| format!("{walk}.{end}")),
+        previous: (offset > 0).then(|| format!("{walk}.{}", offset.saturating_sub(count))),
+    };
+    render_list_with(&[(&page, kind)], &query.attributes, &snap, Some(cursors))
 }
 
-async fn list_groups(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
-    list_kind(&state, Kind::Group, raw).await
+/// An unguessable walk id for a cursor.
+fn new_walk_id() -> String {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::from_os_rng();
+    (0..16)
+        .map(|_| format!("{:x}", rng.random_range(0..16u8)))
+        .collect()
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    list_kind(&state, &p, Kind::User, raw).await
+}
+
+async fn list_groups(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    list_kind(&state, &p, Kind::Group, raw).await
 }
 
 /// A `SearchRequest` body as one parsed query per resource kind.
@@ -137,24 +299,41 @@ fn search_query(body: &Bytes, kinds: &[Kind], max_count: usize) -> Result<Vec<Qu
         .collect()
 }
 
-async fn search_kind(state: &AppState, kind: Kind, body: Bytes) -> Response {
-    let Some(snap) = state.store.load() else {
+async fn search_kind(state: &AppState, principal: &Principal, kind: Kind, body: Bytes) -> Response {
+    let Some(latest) = state.store.load() else {
         return not_ready();
     };
-    let query = match search_query(&body, &[kind], state.settings.max_count) {
-        Ok(mut q) => q.remove(0),
+    let parsed = QueryParams::from_search_body(&body).and_then(|p| {
+        Query::parse(&p, resource_kind(kind), state.settings.max_count).map(|q| (p, q))
+    });
+    let (params, query) = match parsed {
+        Ok(pq) => pq,
         Err(e) => return error(e),
     };
+    let snap = walk_snapshot(
+        state,
+        &walk_key(principal, kind, &params),
+        query.paging.start_index,
+        latest,
+    );
     let page = read::list(&snap, kind, &query);
     render_list(&[(&page, kind)], &query.attributes, &snap)
 }
 
-async fn search_users(State(state): State<AppState>, body: Bytes) -> Response {
-    search_kind(&state, Kind::User, body).await
+async fn search_users(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    body: Bytes,
+) -> Response {
+    search_kind(&state, &p, Kind::User, body).await
 }
 
-async fn search_groups(State(state): State<AppState>, body: Bytes) -> Response {
-    search_kind(&state, Kind::Group, body).await
+async fn search_groups(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    body: Bytes,
+) -> Response {
+    search_kind(&state, &p, Kind::Group, body).await
 }
 
 /// `POST /.search`: Users then Groups, one result set paged as a whole.

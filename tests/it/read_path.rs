@@ -592,3 +592,109 @@ fn urlenc(s: &str) -> String {
     }
     out
 }
+
+#[tokio::test]
+async fn a_walk_is_pinned_to_the_version_its_first_page_saw() {
+    let h = Harness::start(small_emulator(60, 3), |_| {}).await;
+    h.wait_ready().await;
+    // First page of an index walk and of a cursor walk.
+    let first = json_of(
+        h.get("/Users?startIndex=1&count=10&sortBy=userName")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let cursor_first = json_of(
+        h.get("/Users?cursor=&count=10&sortBy=userName")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(first["totalResults"], 60);
+    // A user who sorts first by userName is inserted upstream and a refresh publishes it: without the pin,
+    // every later page would shift by one.
+    let r = h
+        .jc(reqwest::Method::POST, "/api/systemusers")
+        .json(&json!({"username": "aaa.inserted", "email": "aaa.inserted@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    assert_eq!(h.refresh_now().await["ok"], true);
+    // The rest of the walk still reads the first page's version: every user exactly once.
+    let mut ids: Vec<String> = first["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut start = 11;
+    while start <= 60 {
+        let page = json_of(
+            h.get(&format!(
+                "/Users?startIndex={start}&count=10&sortBy=userName"
+            ))
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(page["totalResults"], 60, "a later page saw the new version");
+        ids.extend(
+            page["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].as_str().unwrap().to_string()),
+        );
+        start += 10;
+    }
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!((ids.len(), unique.len()), (60, 60));
+    // The cursor walk likewise.
+    let mut cids: Vec<String> = cursor_first["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut next = cursor_first["nextCursor"].as_str().map(String::from);
+    assert!(cursor_first.get("startIndex").is_none());
+    while let Some(c) = next {
+        let page = json_of(
+            h.get(&format!("/Users?cursor={c}&count=10&sortBy=userName"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        cids.extend(
+            page["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].as_str().unwrap().to_string()),
+        );
+        next = page["nextCursor"].as_str().map(String::from);
+    }
+    assert_eq!(
+        cids, ids,
+        "the cursor walk saw the same version, in the same order"
+    );
+    // A new walk sees the new version.
+    let again = json_of(
+        h.get("/Users?startIndex=1&count=10&sortBy=userName")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(again["totalResults"], 61);
+    assert_eq!(again["Resources"][0]["userName"], "aaa.inserted");
+    // A cursor this service did not issue is refused.
+    let bad = h.get("/Users?cursor=garbage").send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(json_of(bad).await["scimType"], "invalidCursor");
+}
