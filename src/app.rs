@@ -16,6 +16,7 @@ use crate::directory::write::{WriteSettings, Writer};
 use crate::http::{self, AppState, HttpSettings};
 use crate::jumpcloud::{JcClient, JcClientConfig, JcError, RetryPolicy};
 use crate::mapping::MappingOptions;
+use crate::telemetry::Metrics;
 
 /// How long in-flight requests may take to finish once shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -59,7 +60,13 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
-    let client = jumpcloud_client(&config)?;
+    let metrics = Metrics::new();
+    let mut client = jumpcloud_client(&config)?;
+    // Before any clone: the observer lives on the handle, so clones made earlier would not report.
+    let observed = metrics.clone();
+    client.set_observer(Arc::new(move |route, status, elapsed| {
+        observed.observe_upstream(route, status, elapsed)
+    }));
     let options = BuildOptions {
         mapping: MappingOptions {
             username_attribute: config.mapping.username_attribute.clone(),
@@ -80,6 +87,7 @@ pub async fn serve(
         client.clone(),
         schedule,
         refresh_now.clone(),
+        metrics.clone(),
     ));
 
     let writer = Arc::new(Writer::new(
@@ -103,6 +111,7 @@ pub async fn serve(
             request_timeout: Duration::from_secs(55),
         }),
         refresh_now,
+        metrics,
     };
     let router = http::router(state);
 
