@@ -65,7 +65,8 @@ impl RefreshOutcome {
 /// Every metric the service exposes. Cheap to share as `Arc<Metrics>`; every method takes `&self`.
 ///
 /// Scalars are atomics. Labelled families and histograms sit behind `std::sync::Mutex`es held only for a
-/// map lookup and an add, never across an `.await`, so a scrape never waits on a request for long.
+/// map lookup and an add, or by a scrape for a copy, never across an `.await`: neither a request nor a
+/// scrape waits on the other for long.
 #[derive(Debug)]
 pub struct Metrics {
     refresh_total: [AtomicU64; 3],
@@ -81,7 +82,7 @@ pub struct Metrics {
     pinned_walks: AtomicU64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct HttpRoute {
     statuses: BTreeMap<u16, u64>,
     duration: Histogram,
@@ -256,7 +257,8 @@ impl Metrics {
             "Time one refresh took, retries and backoff included.",
             "histogram",
         );
-        lock(&self.refresh_duration).render(&mut out, "jcscim_refresh_duration_seconds", &[]);
+        let refresh_duration = lock(&self.refresh_duration).clone();
+        refresh_duration.render(&mut out, "jcscim_refresh_duration_seconds", &[]);
         family(
             &mut out,
             "jcscim_refresh_held_back",
@@ -276,19 +278,15 @@ impl Metrics {
             "Requests sent to JumpCloud, by route template and HTTP status (none: no answer).",
             "counter",
         );
-        {
-            let upstream = lock(&self.upstream_requests);
-            let mut routes: Vec<_> = upstream.iter().collect();
-            routes.sort_by(|a, b| a.0.cmp(b.0));
-            for (route, statuses) in routes {
-                for (status, n) in statuses {
-                    sample(
-                        &mut out,
-                        "jcscim_upstream_requests_total",
-                        &[("route", route), ("status", &status_label(*status))],
-                        n,
-                    );
-                }
+        let upstream: BTreeMap<String, BTreeMap<u16, u64>> = copy_sorted(&self.upstream_requests);
+        for (route, statuses) in &upstream {
+            for (status, n) in statuses {
+                sample(
+                    &mut out,
+                    "jcscim_upstream_requests_total",
+                    &[("route", route), ("status", &status_label(*status))],
+                    n,
+                );
             }
         }
         family(
@@ -297,11 +295,8 @@ impl Metrics {
             "Time one request to JumpCloud took, until its answer was read.",
             "histogram",
         );
-        lock(&self.upstream_duration).render(
-            &mut out,
-            "jcscim_upstream_request_duration_seconds",
-            &[],
-        );
+        let upstream_duration = lock(&self.upstream_duration).clone();
+        upstream_duration.render(&mut out, "jcscim_upstream_request_duration_seconds", &[]);
         family(
             &mut out,
             "jcscim_upstream_retries_total",
@@ -328,9 +323,7 @@ impl Metrics {
         );
 
         {
-            let http = lock(&self.http);
-            let mut routes: Vec<_> = http.iter().collect();
-            routes.sort_by(|a, b| a.0.cmp(b.0));
+            let routes: BTreeMap<String, HttpRoute> = copy_sorted(&self.http);
             family(
                 &mut out,
                 "jcscim_http_requests_total",
@@ -376,6 +369,14 @@ impl Metrics {
         );
         out
     }
+}
+
+/// A sorted copy of a labelled family, so rendering never holds the lock requests add under.
+fn copy_sorted<V: Clone>(m: &Mutex<HashMap<String, V>>) -> BTreeMap<String, V> {
+    lock(m)
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// A poisoned lock only means a panic elsewhere mid-add; the counts are still worth serving.
