@@ -17,6 +17,7 @@ use crate::directory::write::{WriteSettings, Writer};
 use crate::http::{self, AppState, HttpSettings};
 use crate::jumpcloud::{JcClient, JcClientConfig, JcError, RetryPolicy};
 use crate::mapping::MappingOptions;
+use crate::telemetry::Metrics;
 
 /// At most this many list walks are pinned at once (the oldest pin goes first).
 const PIN_WALKS: u64 = 10_000;
@@ -65,7 +66,13 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
-    let client = jumpcloud_client(&config)?;
+    let metrics = Metrics::new();
+    let mut client = jumpcloud_client(&config)?;
+    // Before any clone: the observer lives on the handle, so clones made earlier would not report.
+    let observed = metrics.clone();
+    client.set_observer(Arc::new(move |route, status, elapsed| {
+        observed.observe_upstream(route, status, elapsed)
+    }));
     let options = BuildOptions {
         mapping: MappingOptions {
             username_attribute: config.mapping.username_attribute.clone(),
@@ -86,6 +93,7 @@ pub async fn serve(
         client.clone(),
         schedule,
         refresh_now.clone(),
+        metrics.clone(),
     ));
 
     let writer = Arc::new(Writer::new(
@@ -115,6 +123,7 @@ pub async fn serve(
             request_timeout: Duration::from_secs(55),
         }),
         refresh_now,
+        metrics,
     };
     let router = http::router(state);
 

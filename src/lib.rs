@@ -24,3 +24,5 @@ pub mod jumpcloud;
 pub mod mapping;
 /// SCIM 2.0 protocol core: schemas, filters, projection, paging, sorting, discovery, PATCH; pure, no IO.
 pub mod scim;
+/// Metrics registry rendered at `/metrics`, and the middleware that counts, times and logs each request.
+pub mod telemetry;

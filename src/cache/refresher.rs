@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 
 use super::{Data, RawDirectory, RefreshStatus, Snapshot, Store, age_seconds};
 use crate::jumpcloud::{AssocTarget, JcClient, JcDirectory, JcDirectoryKind, JcError};
+use crate::telemetry::{Metrics, RefreshOutcome};
 
 /// How many list calls one refresh keeps in flight: enough to hide latency, few enough not to look like a burst.
 const FETCH_CONCURRENCY: usize = 4;
@@ -193,12 +194,26 @@ fn log_refresh(store: &Store, status: &RefreshStatus) {
     }
 }
 
-/// Refresh forever on `schedule`, or at once when `trigger` is notified. Cancel by aborting the task.
-pub async fn run(store: Arc<Store>, client: JcClient, schedule: Schedule, trigger: Arc<Notify>) {
+/// Refresh forever on `schedule`, or at once when `trigger` is notified, reporting each refresh to
+/// `metrics`. Cancel by aborting the task.
+pub async fn run(
+    store: Arc<Store>,
+    client: JcClient,
+    schedule: Schedule,
+    trigger: Arc<Notify>,
+    metrics: Arc<Metrics>,
+) {
     let mut rng = rand::rngs::StdRng::from_os_rng();
     let mut retry = schedule.first_retry;
     loop {
         let status = refresh_once(&store, &client).await;
+        let outcome = if status.ok {
+            RefreshOutcome::Ok
+        } else {
+            RefreshOutcome::Failed
+        };
+        metrics.observe_refresh(outcome, Duration::from_millis(status.duration_ms));
+        metrics.add_upstream_retries(status.retries);
         let delay = if status.ok || store.load().is_some() {
             retry = schedule.first_retry;
             schedule.next_delay(&mut rng)

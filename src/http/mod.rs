@@ -29,6 +29,7 @@ use crate::cache::Store;
 use crate::directory::pins::Pins;
 use crate::directory::write::Writer;
 use crate::scim::error::ScimError;
+use crate::telemetry::{self, Metrics};
 
 /// Settings handlers need.
 #[derive(Debug, Clone)]
@@ -53,6 +54,8 @@ pub struct AppState {
     pub writer: Arc<Writer>,
     /// Pinned list walks.
     pub pins: Arc<Pins>,
+    /// Everything `/metrics` reports.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Request ids: a process-unique counter is enough to correlate log lines.
@@ -77,13 +80,15 @@ pub fn router(state: AppState) -> Router {
         .fallback(scim_not_found);
     let timeout = state.settings.request_timeout;
     let body_limit = state.settings.body_bytes;
+    let metrics = state.metrics.clone();
     Router::new()
         .nest("/scim/v2", scim)
         .merge(ops::router(state.clone()))
         .with_state(state)
         // Outermost first: the request id exists before the trace span opens, so every line carries it;
-        // the timeout sits inside the trace so a timed-out request is still logged; the body limit is
-        // innermost, next to the extractors it protects.
+        // tracking (metrics and the one log line per request) sits inside the span, so that line carries
+        // the id, and outside the timeout, so a timed-out request is still counted and logged; the body
+        // limit is innermost, next to the extractors it protects.
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(CounterRequestId::default()))
@@ -96,6 +101,7 @@ pub fn router(state: AppState) -> Router {
                         .unwrap_or("-");
                     tracing::info_span!("request", id, method = %req.method(), uri = %req.uri().path())
                 }))
+                .layer(middleware::from_fn_with_state(metrics, telemetry::track))
                 .layer(middleware::from_fn_with_state(timeout, deadline))
                 .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit)),
         )

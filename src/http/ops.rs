@@ -1,4 +1,4 @@
-//! Operations endpoints: `/healthz`, `/readyz`, `/status`, and the operators' `/admin/*`.
+//! Operations endpoints: `/healthz`, `/readyz`, `/metrics`, `/status`, and the operators' `/admin/*`.
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/status", get(status_page))
         .merge(admin)
 }
@@ -79,6 +80,19 @@ async fn readyz(State(state): State<AppState>) -> Response {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     }
+    resp
+}
+
+/// Prometheus text format; no credential, like `/healthz`: it holds aggregate figures only.
+async fn metrics(State(state): State<AppState>) -> Response {
+    // Gauges read from their owners at scrape time.
+    state.metrics.set_pinned_walks(state.pins.walks());
+    let body = state.metrics.render(&state.store);
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     resp
 }
 
