@@ -2,4 +2,5 @@
 
 mod provisioning;
 mod read_path;
+mod resilience;
 mod support;
