@@ -16,11 +16,17 @@ use rand::Rng;
 use tokio::sync::Notify;
 
 use super::{Data, RawDirectory, RefreshStatus, Snapshot, Store, age_seconds};
-use crate::jumpcloud::{AssocTarget, JcClient, JcDirectory, JcDirectoryKind, JcError};
+use crate::jumpcloud::{
+    AssocTarget, JcClient, JcDirectory, JcDirectoryKind, JcError, with_deadline,
+};
 use crate::telemetry::{Metrics, RefreshOutcome};
 
 /// How many list calls one refresh keeps in flight: enough to hide latency, few enough not to look like a burst.
 const FETCH_CONCURRENCY: usize = 4;
+
+/// A whole fetch gives up after this and keeps the last good snapshot: about 90 calls with their retries fit
+/// easily, and a refresh that hangs must not hold the next one off forever.
+const REFRESH_DEADLINE: Duration = Duration::from_secs(120);
 
 /// When refreshes run.
 #[derive(Debug, Clone)]
@@ -98,10 +104,12 @@ pub async fn fetch(client: &JcClient) -> Result<RawDirectory, JcError> {
 
 /// One refresh: fetch, build, publish. Returns what happened; never panics, never clears the snapshot.
 pub async fn refresh_once(store: &Store, client: &JcClient) -> RefreshStatus {
+    // While JumpCloud is failing, wait for the breaker's probe rather than fail a refresh at its first call.
+    client.breaker().wait_until_callable().await;
     let started = tokio::time::Instant::now();
     let before = client.stats();
     let generation_at_start = store.publish.lock().await.write_generation;
-    let result = fetch(client).await;
+    let result = with_deadline(REFRESH_DEADLINE, "the refresh", fetch(client)).await;
     let after = client.stats();
     let calls = after.calls.saturating_sub(before.calls);
     let retries = after.retries.saturating_sub(before.retries);

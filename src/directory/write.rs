@@ -24,7 +24,7 @@ use crate::cache::{Data, Entry, GroupSource, Id, Kind, Snapshot, Store, Touched}
 use crate::config::{DeleteMode, UsernamePolicy};
 use crate::jumpcloud::{
     AssocTarget, EdgeOp, JcClient, JcDirectory, JcError, JcGroup, JcGroupWrite, JcUser,
-    JcUserWrite, RetryPolicy,
+    JcUserWrite, RetryPolicy, clamp_retry_after,
 };
 use crate::mapping::write::{DesiredUser, desired_user, is_noop, user_write};
 use crate::mapping::{self, MappingOptions, urn};
@@ -135,7 +135,11 @@ pub fn upstream_error(e: &JcError, what: &str) -> WriteError {
             ),
             retry_after: Some(retry_after.unwrap_or(Duration::from_secs(5))),
         },
-        JcError::Transient { status, .. } => WriteError {
+        JcError::Transient {
+            status,
+            retry_after,
+            ..
+        } => WriteError {
             error: ScimError::new(
                 503,
                 None,
@@ -144,7 +148,11 @@ pub fn upstream_error(e: &JcError, what: &str) -> WriteError {
                     status.map_or("no answer".to_string(), |s| format!("HTTP {s}"))
                 ),
             ),
-            retry_after: Some(Duration::from_secs(30)),
+            // An open circuit breaker knows when it will try JumpCloud again; a gateway's own hint is kept
+            // within a minute.
+            retry_after: Some(retry_after.map_or(Duration::from_secs(30), |ra| {
+                clamp_retry_after(ra, Duration::from_secs(1), Duration::from_secs(60))
+            })),
         },
         JcError::Rejected {
             message,
@@ -416,6 +424,8 @@ impl Writer {
                         status: Some(429), ..
                     },
                 ) => return Err(upstream_error(&e, "the create")),
+                // The circuit breaker is open: nothing was sent, and asking again now would fail the same way.
+                Err(e) if e.is_fail_fast() => return Err(upstream_error(&e, "the create")),
                 Err(e) if e.is_transient() => {
                     let sent = matches!(e, JcError::Transient { sent: true, .. });
                     if sent {
@@ -1292,6 +1302,12 @@ mod tests {
         let e = upstream_error(&t(Some(502)), "the create");
         assert_eq!(e.error.status, 503);
         assert!(e.retry_after.is_some());
+        // An open breaker: 503 with the rest of its cool-down.
+        let e = upstream_error(&JcError::breaker_open(Duration::from_secs(12)), "x");
+        assert_eq!(
+            (e.error.status, e.retry_after),
+            (503, Some(Duration::from_secs(12)))
+        );
         let e = upstream_error(
             &JcError::Transient {
                 status: Some(429),

@@ -2,7 +2,9 @@
 //!
 //! Owns URLs, headers (`x-api-key`, `x-org-id`), paging (v1 `{totalCount, results}`, v2 bare arrays with
 //! `x-total-count`), the check of every list against its announced total, retries of reads, call/retry
-//! counters and the per-call trace and observer hook. Writes are sent exactly once: whether a failed write
+//! counters and the per-call trace and observer hook. Every call passes the
+//! [`UpstreamGuard`](super::resilience::UpstreamGuard): the circuit breaker (fail fast while open), the bound on
+//! calls in flight, and for read retries the retry budget. Writes are sent exactly once: whether a failed write
 //! may be repeated depends on what it was, which only the caller knows.
 //!
 //! Must not know SCIM or the snapshot; it speaks only in [`model`](super::model) types.
@@ -23,6 +25,9 @@ use super::error::{self, JcError};
 use super::model::{
     AssocTarget, GraphConnection, GraphOp, JcDirectory, JcDirectoryKind, JcGroup, JcGroupWrite,
     JcUser, JcUserWrite, V1Page,
+};
+use super::resilience::{
+    Breaker, BreakerConfig, BudgetConfig, DEFAULT_MAX_IN_FLIGHT, UpstreamGuard,
 };
 use super::retry::RetryPolicy;
 
@@ -49,11 +54,19 @@ pub struct JcClientConfig {
     pub timeout: Duration,
     /// How reads are retried. Writes are never retried here.
     pub retry: RetryPolicy,
+    /// How many read retries may be spent, as a share of recent reads plus a floor.
+    pub retry_budget: BudgetConfig,
+    /// When to stop calling JumpCloud and fail fast, and for how long.
+    pub breaker: BreakerConfig,
+    /// Upstream calls in flight at once, across all clones of the client.
+    pub max_in_flight: usize,
     pub user_agent: String,
 }
 
 impl JcClientConfig {
-    /// Defaults: no org id, 20 s per call, [`RetryPolicy::default`], a `jumpcloud-scim/<version>` user agent.
+    /// Defaults: no org id, 20 s per call, [`RetryPolicy::default`], [`BudgetConfig::default`],
+    /// [`BreakerConfig::default`], [`DEFAULT_MAX_IN_FLIGHT`] calls in flight, a `jumpcloud-scim/<version>` user
+    /// agent.
     pub fn new(base_url: impl Into<String>, api_key: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into(),
@@ -61,6 +74,9 @@ impl JcClientConfig {
             org_id: None,
             timeout: Duration::from_secs(20),
             retry: RetryPolicy::default(),
+            retry_budget: BudgetConfig::default(),
+            breaker: BreakerConfig::default(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             user_agent: concat!("jumpcloud-scim/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
@@ -74,6 +90,9 @@ impl fmt::Debug for JcClientConfig {
             .field("org_id", &self.org_id)
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
+            .field("retry_budget", &self.retry_budget)
+            .field("breaker", &self.breaker)
+            .field("max_in_flight", &self.max_in_flight)
             .field("user_agent", &self.user_agent)
             .finish()
     }
@@ -86,6 +105,10 @@ pub struct ClientStats {
     pub calls: u64,
     /// Retries of reads (each also counted in `calls`).
     pub retries: u64,
+    /// Calls refused by the open circuit breaker (not in `calls`: nothing was sent).
+    pub failed_fast: u64,
+    /// Read retries the retry budget refused.
+    pub retries_refused: u64,
 }
 
 impl ClientStats {
@@ -94,6 +117,8 @@ impl ClientStats {
         ClientStats {
             calls: self.calls.saturating_sub(earlier.calls),
             retries: self.retries.saturating_sub(earlier.retries),
+            failed_fast: self.failed_fast.saturating_sub(earlier.failed_fast),
+            retries_refused: self.retries_refused.saturating_sub(earlier.retries_refused),
         }
     }
 }
@@ -139,6 +164,8 @@ struct Inner {
     secret: String,
     org_id: Option<HeaderValue>,
     retry: RetryPolicy,
+    /// Breaker, retry budget and in-flight bound: shared by every clone, as JumpCloud's health is.
+    guard: UpstreamGuard,
     calls: AtomicU64,
     retries: AtomicU64,
     /// Seeds a fresh jitter RNG per read, so reads never share (or lock) one.
@@ -360,6 +387,8 @@ impl JcClient {
         }
         let user_agent = HeaderValue::from_str(&config.user_agent)
             .map_err(|_| bad_config("user_agent is not a valid header value"))?;
+        let guard = UpstreamGuard::new(config.breaker, config.retry_budget, config.max_in_flight)
+            .map_err(|e| bad_config(&e.to_string()))?;
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         let http = reqwest::Client::builder()
@@ -380,6 +409,7 @@ impl JcClient {
                 secret: config.api_key,
                 org_id,
                 retry: config.retry,
+                guard,
                 calls: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
                 jitter_seed: AtomicU64::new(initial_seed()),
@@ -393,12 +423,20 @@ impl JcClient {
         self.observer = Some(f);
     }
 
-    /// Calls and retries so far.
+    /// Calls, retries and refusals so far.
     pub fn stats(&self) -> ClientStats {
         ClientStats {
             calls: self.inner.calls.load(Ordering::Relaxed),
             retries: self.inner.retries.load(Ordering::Relaxed),
+            failed_fast: self.inner.guard.failed_fast(),
+            retries_refused: self.inner.guard.retries_refused(),
         }
+    }
+
+    /// The circuit breaker every call asks first: its state for a gauge, and
+    /// [`wait_until_callable`](Breaker::wait_until_callable) for work that should wait rather than fail.
+    pub fn breaker(&self) -> &Breaker {
+        self.inner.guard.breaker()
     }
 
     // === reads: idempotent, retried per policy, lists checked against their totals ===
@@ -721,7 +759,8 @@ impl JcClient {
         .await
     }
 
-    /// A read: retried on transient failures per the policy, each retry counted and traced.
+    /// A read: retried on transient failures per the policy while the retry budget allows, each retry counted and
+    /// traced.
     async fn send_read(&self, call: &Call<'_>) -> Result<Reply, JcError> {
         let seed = self
             .inner
@@ -730,8 +769,9 @@ impl JcClient {
         let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(seed);
         let template = call.route.template;
         self.inner
-            .retry
-            .run_observed(
+            .guard
+            .retry(
+                &self.inner.retry,
                 &mut rng,
                 |ev| {
                     self.inner.retries.fetch_add(1, Ordering::Relaxed);
@@ -748,8 +788,14 @@ impl JcClient {
             .await
     }
 
-    /// One request. 2xx → `Reply`; anything else → a classified `JcError`.
+    /// One request through the guard: refused at once while the breaker is open, otherwise sent within the
+    /// in-flight bound and its outcome reported to the breaker.
     async fn send_once(&self, call: &Call<'_>) -> Result<Reply, JcError> {
+        let request = self.request(call)?;
+        self.inner.guard.call(self.exchange(call, request)).await
+    }
+
+    fn request(&self, call: &Call<'_>) -> Result<reqwest::RequestBuilder, JcError> {
         let inner = &*self.inner;
         let mut url = inner.base.clone();
         url.path_segments_mut()
@@ -779,7 +825,16 @@ impl JcClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
+        Ok(request)
+    }
 
+    /// Send one request. 2xx → `Reply`; anything else → a classified `JcError`.
+    async fn exchange(
+        &self,
+        call: &Call<'_>,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Reply, JcError> {
+        let inner = &*self.inner;
         inner.calls.fetch_add(1, Ordering::Relaxed);
         let started = tokio::time::Instant::now();
         let answer = match request.send().await {
@@ -842,6 +897,7 @@ impl fmt::Debug for JcClient {
             .field("api_key", &"[redacted]")
             .field("org_id", &self.inner.org_id)
             .field("retry", &self.inner.retry)
+            .field("guard", &self.inner.guard)
             .field("observer", &self.observer.is_some())
             .finish()
     }
@@ -964,6 +1020,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::jumpcloud::resilience::BreakerState;
     use crate::jumpcloud::retry::Backoff;
 
     const KEY: &str = "test-key-0123456789";
@@ -1175,7 +1232,8 @@ mod tests {
             client.stats(),
             ClientStats {
                 calls: 3,
-                retries: 0
+                retries: 0,
+                ..ClientStats::default()
             }
         );
     }
@@ -1297,7 +1355,8 @@ mod tests {
             client.stats(),
             ClientStats {
                 calls: 3,
-                retries: 2
+                retries: 2,
+                ..ClientStats::default()
             }
         );
         // Retry-After: 1 s was honoured up to the 10 ms cap, not ignored and not taken whole.
@@ -1323,7 +1382,8 @@ mod tests {
             client.stats(),
             ClientStats {
                 calls: 3,
-                retries: 2
+                retries: 2,
+                ..ClientStats::default()
             }
         );
 
@@ -1592,7 +1652,8 @@ mod tests {
             client.stats(),
             ClientStats {
                 calls: 1,
-                retries: 0
+                retries: 0,
+                ..ClientStats::default()
             }
         );
 
@@ -1814,8 +1875,137 @@ mod tests {
             client.stats(),
             ClientStats {
                 calls: 2,
-                retries: 1
+                retries: 1,
+                ..ClientStats::default()
             }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_open_breaker_fails_reads_and_writes_fast_without_a_call() {
+        let up = Upstream::start(|s, _| match s.method.as_str() {
+            "GET" if s.path == "/api/v2/usergroups/g00001" => reply(200, group(1)),
+            _ => gateway(),
+        })
+        .await;
+        let client = JcClient::new(JcClientConfig {
+            breaker: BreakerConfig {
+                failure_threshold: 3,
+                cool_down: 50 * MS,
+                max_cool_down: 50 * MS,
+            },
+            ..up.config()
+        })
+        .unwrap();
+        // Three attempts of one read: three failures in a row open the breaker.
+        let err = client.list_groups().await.unwrap_err();
+        assert_eq!(err.status(), Some(502));
+        assert!(matches!(
+            client.breaker().state(),
+            BreakerState::Open { .. }
+        ));
+        assert_eq!(client.breaker().state_code(), 2);
+        assert_eq!(up.seen().len(), 3);
+
+        let read = client.get_group("g00001").await.unwrap_err();
+        let write = client
+            .create_user(&JcUserWrite::default())
+            .await
+            .unwrap_err();
+        for err in [read, write] {
+            assert!(
+                matches!(
+                    &err,
+                    JcError::Transient {
+                        status: None,
+                        retry_after: Some(_),
+                        sent: false,
+                        message,
+                    } if message == "JumpCloud circuit breaker is open; failing fast"
+                ),
+                "{err:?}"
+            );
+            assert!(err.is_fail_fast());
+        }
+        assert_eq!(up.seen().len(), 3, "nothing reached JumpCloud");
+        let stats = client.stats();
+        assert_eq!((stats.calls, stats.failed_fast), (3, 2));
+        assert_eq!(stats.retries, 2, "the refused read was not retried");
+
+        // After the cool-down the next call is the probe; its success closes the breaker.
+        client.breaker().wait_until_callable().await;
+        let g = client.get_group("g00001").await.unwrap().unwrap();
+        assert_eq!(g.id, "g00001");
+        assert_eq!(client.breaker().state(), BreakerState::Closed);
+        assert_eq!(up.seen().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn calls_in_flight_are_bounded_across_clones() {
+        use std::sync::atomic::AtomicUsize;
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (now, top) = (in_flight.clone(), peak.clone());
+        let app = axum::Router::new().fallback(move || {
+            let (now, top) = (now.clone(), top.clone());
+            async move {
+                let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                top.fetch_max(n, Ordering::SeqCst);
+                tokio::time::sleep(30 * MS).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                axum::Json(group(1))
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let client = JcClient::new(JcClientConfig {
+            max_in_flight: 3,
+            ..JcClientConfig::new(url, KEY)
+        })
+        .unwrap();
+        let reads = (0..12).map(|_| {
+            let client = client.clone();
+            async move { client.get_group("g00001").await }
+        });
+        for r in futures_util::future::join_all(reads).await {
+            assert!(r.unwrap().is_some());
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 3);
+        assert_eq!(client.stats().calls, 12);
+
+        let bad = JcClient::new(JcClientConfig {
+            max_in_flight: 0,
+            ..JcClientConfig::new("http://127.0.0.1:1", KEY)
+        });
+        assert!(matches!(bad, Err(JcError::Protocol { .. })));
+    }
+
+    #[tokio::test]
+    async fn read_retries_stop_when_the_budget_is_spent() {
+        let up = Upstream::start(|_, _| gateway()).await;
+        let client = JcClient::new(JcClientConfig {
+            retry_budget: BudgetConfig {
+                ratio: 1.0,
+                window: Duration::from_secs(10),
+                min_per_sec: 0,
+            },
+            breaker: BreakerConfig {
+                failure_threshold: u32::MAX,
+                ..BreakerConfig::default()
+            },
+            ..up.config()
+        })
+        .unwrap();
+        // Three attempts allowed, but one read buys one retry.
+        assert_eq!(
+            client.get_group("g1").await.unwrap_err().status(),
+            Some(502)
+        );
+        let stats = client.stats();
+        assert_eq!(
+            (stats.calls, stats.retries, stats.retries_refused),
+            (2, 1, 1)
         );
     }
 
@@ -1824,16 +2014,22 @@ mod tests {
         let before = ClientStats {
             calls: 10,
             retries: 2,
+            failed_fast: 4,
+            retries_refused: 0,
         };
         let after = ClientStats {
             calls: 15,
             retries: 3,
+            failed_fast: 9,
+            retries_refused: 1,
         };
         assert_eq!(
             after.since(before),
             ClientStats {
                 calls: 5,
-                retries: 1
+                retries: 1,
+                failed_fast: 5,
+                retries_refused: 1,
             }
         );
     }

@@ -80,6 +80,38 @@ impl JcError {
         }
     }
 
+    /// The client's circuit breaker refused the call: nothing was sent, and asking again within `retry_after`
+    /// fails the same way. Still [`Transient`](JcError::Transient) (JumpCloud is expected back), so callers that
+    /// map errors exhaustively need no new arm.
+    ///
+    /// It is the only `Transient` error with no status and a `retry_after`: an answer always has a status, and a
+    /// transport failure never carries a `Retry-After`. [`is_fail_fast`](Self::is_fail_fast) relies on that.
+    pub fn is_fail_fast(&self) -> bool {
+        matches!(
+            self,
+            JcError::Transient {
+                status: None,
+                retry_after: Some(_),
+                sent: false,
+                ..
+            }
+        )
+    }
+
+    /// The error for a call the breaker refused; `wait` is rounded up to whole seconds (at least one), which is
+    /// what a `Retry-After` header passed on to a client can say.
+    pub(crate) fn breaker_open(wait: Duration) -> Self {
+        let secs = u64::try_from(wait.as_millis().div_ceil(1000))
+            .unwrap_or(u64::MAX)
+            .max(1);
+        JcError::Transient {
+            status: None,
+            retry_after: Some(Duration::from_secs(secs)),
+            message: "JumpCloud circuit breaker is open; failing fast".to_owned(),
+            sent: false,
+        }
+    }
+
     pub(crate) fn protocol(message: impl Into<String>) -> Self {
         JcError::Protocol {
             message: message.into(),
@@ -423,6 +455,7 @@ mod tests {
             .await
             .unwrap_err();
         let e = from_transport(err, "");
+        let e_fail_fast = e.is_fail_fast();
         assert!(e.is_transient(), "{e:?}");
         let JcError::Transient {
             status,
@@ -434,6 +467,10 @@ mod tests {
             unreachable!()
         };
         assert_eq!(status, None);
+        assert!(
+            !e_fail_fast,
+            "a transport failure is not a refusal of our own"
+        );
         assert!(sent, "the request was written, so it may have landed");
         assert!(message.starts_with("timed out"), "{message}");
         assert!(!message.contains("systemusers"), "{message}");
@@ -463,5 +500,20 @@ mod tests {
             ),
             "{e:?}"
         );
+        assert!(!e.is_fail_fast());
+    }
+
+    #[test]
+    fn a_breaker_refusal_is_transient_unsent_and_rounds_up() {
+        let e = JcError::breaker_open(Duration::from_millis(14_200));
+        assert!(e.is_transient() && e.is_fail_fast(), "{e:?}");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(15)));
+        assert_eq!(e.status(), None);
+        assert!(e.to_string().contains("circuit breaker is open"), "{e}");
+        let e = JcError::breaker_open(Duration::ZERO);
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(1)), "never zero");
+        // Answers and transport failures never look like one.
+        let answered = from_response(503, Some("7"), b"", now(), "");
+        assert!(!answered.is_fail_fast());
     }
 }

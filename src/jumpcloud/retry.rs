@@ -1,5 +1,6 @@
 //! Retry pieces for JumpCloud calls: a validated, jittered exponential [`Backoff`], the `Retry-After` clamp, and a
-//! [`RetryPolicy`] that retries only [`JcError::is_transient`] failures within a bounded number of attempts.
+//! [`RetryPolicy`] that retries only [`JcError::is_transient`] failures within a bounded number of attempts, never a
+//! breaker's refusal ([`JcError::is_fail_fast`]), and only while a caller-supplied gate (the retry budget) agrees.
 //!
 //! Time is an input: delays are computed from an attempt number and a caller-supplied RNG, and waiting uses
 //! `tokio::time::sleep`, so tests run under paused time. Must not know SCIM, HTTP, or which calls are safe to
@@ -156,6 +157,27 @@ impl RetryPolicy {
     pub async fn run_observed<T, F, Fut, R>(
         &self,
         rng: &mut R,
+        on_retry: impl FnMut(&RetryEvent<'_>),
+        op: F,
+    ) -> Result<T, JcError>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, JcError>>,
+        R: Rng + ?Sized,
+    {
+        self.run_gated(rng, |_| true, on_retry, op).await
+    }
+
+    /// [`run_observed`](Self::run_observed), asking `may_retry` before each retry the policy would make; `false`
+    /// ends the run with the error at hand. The gate is asked only when a retry would otherwise happen, so a
+    /// budget behind it is drawn on exactly once per retry.
+    ///
+    /// A breaker's refusal ([`JcError::is_fail_fast`]) ends the run at once: nothing was sent, and waiting out
+    /// the cool-down inside one operation would hold its caller for up to the whole cool-down.
+    pub async fn run_gated<T, F, Fut, R>(
+        &self,
+        rng: &mut R,
+        mut may_retry: impl FnMut(&JcError) -> bool,
         mut on_retry: impl FnMut(&RetryEvent<'_>),
         mut op: F,
     ) -> Result<T, JcError>
@@ -171,7 +193,11 @@ impl RetryPolicy {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
-            if !error.is_transient() || attempt + 1 >= attempts {
+            if !error.is_transient()
+                || error.is_fail_fast()
+                || attempt + 1 >= attempts
+                || !may_retry(&error)
+            {
                 return Err(error);
             }
             let mut delay = self.backoff.delay(attempt, rng);
@@ -386,5 +412,58 @@ mod tests {
             assert!(result.is_ok());
             assert_eq!(start.elapsed(), expected, "Retry-After {ra:?}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_gate_ends_the_run_with_the_last_error() {
+        let calls = Cell::new(0);
+        let asked = Cell::new(0);
+        let mut rng = StdRng::seed_from_u64(0);
+        let result: Result<(), _> = policy(6)
+            .run_gated(
+                &mut rng,
+                |_| {
+                    asked.set(asked.get() + 1);
+                    asked.get() <= 2
+                },
+                |_| {},
+                |attempt| {
+                    calls.set(calls.get() + 1);
+                    async move { Err(transient(Some(Duration::from_millis(u64::from(attempt))))) }
+                },
+            )
+            .await;
+        // Two retries granted, the third refused: three calls, and the error is the third call's.
+        assert_eq!((calls.get(), asked.get()), (3, 3));
+        assert_eq!(result.unwrap_err().retry_after(), Some(2 * MS));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_breaker_refusal_is_not_retried_or_waited_out() {
+        let start = Instant::now();
+        let calls = Cell::new(0);
+        let asked = Cell::new(0);
+        let mut rng = StdRng::seed_from_u64(0);
+        let result: Result<(), _> = policy(6)
+            .run_gated(
+                &mut rng,
+                |_| {
+                    asked.set(asked.get() + 1);
+                    true
+                },
+                |_| {},
+                |_| {
+                    calls.set(calls.get() + 1);
+                    async { Err(JcError::breaker_open(Duration::from_secs(15))) }
+                },
+            )
+            .await;
+        assert!(result.unwrap_err().is_fail_fast());
+        assert_eq!(
+            (calls.get(), asked.get()),
+            (1, 0),
+            "the budget is not drawn on"
+        );
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 }

@@ -5,4 +5,5 @@ mod emulator;
 mod metrics;
 mod provisioning;
 mod read_path;
+mod resilience;
 mod support;
