@@ -81,7 +81,7 @@ pub async fn serve(
         },
         directories_as_groups: config.groups.directories_as_groups,
     };
-    let store = Arc::new(Store::new(options));
+    let store = Arc::new(Store::with_max_shrink(options, config.refresh.max_shrink));
     let refresh_now = Arc::new(Notify::new());
     let schedule = Schedule {
         interval: Duration::from_secs(config.refresh.interval_s),

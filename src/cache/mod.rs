@@ -3,6 +3,7 @@
 //! [`Store`] owns the one pointer readers load (an `ArcSwapOption`, so readers never block the refresher
 //! or a write) and the bookkeeping operators see: version, age and the last refresh outcome.
 
+pub mod guard;
 pub mod refresher;
 pub mod snapshot;
 
@@ -13,6 +14,7 @@ use arc_swap::ArcSwapOption;
 use jiff::Timestamp;
 use tokio::sync::Mutex;
 
+use guard::ShrinkGuard;
 pub use snapshot::{
     BuildOptions, Data, Entry, GroupSource, Id, Kind, RawDirectory, Seen, Snapshot, Touched,
 };
@@ -22,6 +24,8 @@ pub use snapshot::{
 pub struct RefreshStatus {
     pub finished_at: Timestamp,
     pub ok: bool,
+    /// The refresh was complete but shrank too much, and is held back.
+    pub held_back: bool,
     /// Failure reason (never a secret), or `None` on success.
     pub error: Option<String>,
     pub calls: u64,
@@ -45,6 +49,8 @@ pub struct Store {
     pub publish: Mutex<PublishState>,
     last_refresh: std::sync::Mutex<Option<RefreshStatus>>,
     pub options: BuildOptions,
+    /// Holds back refreshes that lost too many users or groups.
+    guard: std::sync::Mutex<ShrinkGuard>,
 }
 
 /// State guarded by the publish lock.
@@ -58,13 +64,63 @@ pub struct PublishState {
 
 impl Store {
     pub fn new(options: BuildOptions) -> Self {
+        Self::with_max_shrink(options, 0.1)
+    }
+
+    pub fn with_max_shrink(options: BuildOptions, max_shrink: f64) -> Self {
         Self {
             current: ArcSwapOption::empty(),
             next_version: AtomicU64::new(1),
             publish: Mutex::new(PublishState::default()),
             last_refresh: std::sync::Mutex::new(None),
             options,
+            guard: std::sync::Mutex::new(ShrinkGuard::new(max_shrink)),
         }
+    }
+
+    /// The shrink guard (held only briefly, never across an await).
+    pub fn shrink_guard(&self) -> std::sync::MutexGuard<'_, ShrinkGuard> {
+        self.guard
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Publish the held-back refresh (an operator's `POST /admin/accept-shrink`), with the writes made since
+    /// its refresh started laid over it. `None` when nothing is held back.
+    pub async fn accept_shrink(&self) -> Option<Arc<Snapshot>> {
+        let guard = self.publish.lock().await;
+        let held = self.shrink_guard().held.take()?;
+        let current = self.load();
+        let mut data = held.snapshot.data.clone();
+        if let Some(cur) = &current {
+            for w in guard
+                .writes
+                .iter()
+                .filter(|w| w.generation > held.generation_at_start)
+            {
+                data.overlay(&cur.data, &w.touched);
+            }
+        }
+        let version = self.take_version();
+        let now = Timestamp::now();
+        let snapshot = Arc::new(Snapshot::build(
+            data,
+            version,
+            held.snapshot.taken_at,
+            now,
+            &self.options,
+            current.as_deref(),
+            &|_, _| None,
+        ));
+        self.swap(snapshot.clone());
+        self.shrink_guard()
+            .reset_to(snapshot.user_count(), snapshot.group_count(), now);
+        Some(snapshot)
+    }
+
+    /// A delete made through this service: not shrinkage.
+    pub fn note_deletion(&self, kind: Kind) {
+        self.shrink_guard().deleted(kind);
     }
 
     /// The latest published snapshot, if any.

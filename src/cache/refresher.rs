@@ -15,6 +15,7 @@ use jiff::Timestamp;
 use rand::Rng;
 use tokio::sync::Notify;
 
+use super::guard::HeldBack;
 use super::{Data, RawDirectory, RefreshStatus, Snapshot, Store, age_seconds};
 use crate::jumpcloud::{
     AssocTarget, JcClient, JcDirectory, JcDirectoryKind, JcError, with_deadline,
@@ -138,14 +139,42 @@ pub async fn refresh_once(store: &Store, client: &JcClient) -> RefreshStatus {
                 current.as_deref(),
                 &|_, _| None,
             );
-            store.swap(Arc::new(snapshot));
-            // Every recorded write is now in the published data, and later refreshes start after it.
-            guard.writes.clear();
+            let (users, groups) = (snapshot.user_count(), snapshot.group_count());
+            let now = Timestamp::now();
+            let hold = store.shrink_guard().check(users, groups, now);
+            let held_back = match hold {
+                Some(reason) => {
+                    // A complete read that lost too much: keep serving the last snapshot until an operator
+                    // publishes this one with POST /admin/accept-shrink.
+                    let (hu, hg) = store.shrink_guard().high_water();
+                    store.shrink_guard().held = Some(HeldBack {
+                        snapshot: Arc::new(snapshot),
+                        generation_at_start,
+                        users,
+                        groups,
+                        high_water_users: hu,
+                        high_water_groups: hg,
+                        at: now,
+                        reason: reason.clone(),
+                    });
+                    Some(reason)
+                }
+                None => {
+                    store.swap(Arc::new(snapshot));
+                    // Every recorded write is now in the published data, and later refreshes start after it.
+                    guard.writes.clear();
+                    let mut g = store.shrink_guard();
+                    g.record(users, groups, now);
+                    g.held = None;
+                    None
+                }
+            };
             drop(guard);
             RefreshStatus {
                 finished_at: Timestamp::now(),
-                ok: true,
-                error: None,
+                ok: held_back.is_none(),
+                held_back: held_back.is_some(),
+                error: held_back.map(|r| format!("held back: {r}")),
                 calls,
                 retries,
                 duration_ms: started.elapsed().as_millis() as u64,
@@ -154,6 +183,7 @@ pub async fn refresh_once(store: &Store, client: &JcClient) -> RefreshStatus {
         Err(e) => RefreshStatus {
             finished_at: Timestamp::now(),
             ok: false,
+            held_back: false,
             error: Some(e.to_string()),
             calls,
             retries,
@@ -176,7 +206,17 @@ fn log_refresh(store: &Store, status: &RefreshStatus) {
         ),
         None => (0, 0, 0, 0),
     };
-    if status.ok {
+    if status.held_back {
+        tracing::warn!(
+            outcome = "held_back",
+            calls = status.calls,
+            duration_ms = status.duration_ms,
+            version,
+            age_s = age,
+            reason = status.error.as_deref().unwrap_or(""),
+            "refresh held back; still serving snapshot version {version}; POST /admin/accept-shrink publishes it"
+        );
+    } else if status.ok {
         tracing::info!(
             outcome = "ok",
             calls = status.calls,
@@ -215,12 +255,15 @@ pub async fn run(
     let mut retry = schedule.first_retry;
     loop {
         let status = refresh_once(&store, &client).await;
-        let outcome = if status.ok {
+        let outcome = if status.held_back {
+            RefreshOutcome::HeldBack
+        } else if status.ok {
             RefreshOutcome::Ok
         } else {
             RefreshOutcome::Failed
         };
         metrics.observe_refresh(outcome, Duration::from_millis(status.duration_ms));
+        metrics.set_refresh_held_back(store.shrink_guard().held.is_some());
         metrics.add_upstream_retries(status.retries);
         let delay = if status.ok || store.load().is_some() {
             retry = schedule.first_retry;

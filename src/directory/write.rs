@@ -222,6 +222,11 @@ fn touched_user(uid: &Id) -> Touched {
 // === impl Writer ===
 
 impl Writer {
+    /// The upstream circuit breaker's state, for the metrics gauge (0 closed, 1 half-open, 2 open).
+    pub fn breaker_state(&self) -> u8 {
+        self.client.breaker().state_code()
+    }
+
     pub fn new(store: Arc<Store>, client: JcClient, settings: WriteSettings) -> Self {
         Self {
             store,
@@ -671,6 +676,7 @@ impl Writer {
                 result?;
                 let uid = ident(id);
                 self.publish(|data| data.remove_user(&uid)).await?;
+                self.store.note_deletion(Kind::User);
                 Ok(())
             }
         }
@@ -1213,6 +1219,7 @@ impl Writer {
         .await?;
         let gid = ident(id);
         self.publish(|data| data.remove_group(&gid)).await?;
+        self.store.note_deletion(Kind::Group);
         Ok(())
     }
 }

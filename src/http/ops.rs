@@ -16,6 +16,7 @@ use crate::scim::error::ScimError;
 pub fn router(state: AppState) -> Router<AppState> {
     let admin = Router::new()
         .route("/admin/refresh", post(admin_refresh))
+        .route("/admin/accept-shrink", post(admin_accept_shrink))
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             super::authenticate,
@@ -46,6 +47,7 @@ fn readiness(state: &AppState) -> (bool, serde_json::Value) {
     let now = Timestamp::now();
     let snap = state.store.load();
     let last = state.store.last_refresh();
+    let held = state.store.shrink_guard().held.clone();
     let body = json!({
         "ready": snap.is_some(),
         "snapshot": snap.as_ref().map(|s| json!({
@@ -57,11 +59,21 @@ fn readiness(state: &AppState) -> (bool, serde_json::Value) {
         })),
         "last_refresh": last.map(|r| json!({
             "ok": r.ok,
+            "held_back": r.held_back,
             "finished_at": r.finished_at.to_string(),
             "error": r.error,
             "calls": r.calls,
             "retries": r.retries,
             "duration_ms": r.duration_ms,
+        })),
+        "held_back": held.map(|h| json!({
+            "users": h.users,
+            "groups": h.groups,
+            "high_water_users": h.high_water_users,
+            "high_water_groups": h.high_water_groups,
+            "since": h.at.to_string(),
+            "reason": h.reason,
+            "accept_with": "POST /admin/accept-shrink",
         })),
     });
     (snap.is_some(), body)
@@ -87,6 +99,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     // Gauges read from their owners at scrape time.
     state.metrics.set_pinned_walks(state.pins.walks());
+    state
+        .metrics
+        .set_breaker_state(state.writer.breaker_state());
     let body = state.metrics.render(&state.store);
     let mut resp = body.into_response();
     resp.headers_mut().insert(
@@ -114,18 +129,51 @@ async fn status_page(State(state): State<AppState>) -> Response {
 
 /// Refresh now (needs a provision credential).
 async fn admin_refresh(State(state): State<AppState>, req: Request) -> Response {
+    if let Some(refused) = needs_provision(&req, "/admin/refresh") {
+        return refused;
+    }
+    state.refresh_now.notify_one();
+    json_body(StatusCode::ACCEPTED, json!({"refresh": "started"}))
+}
+
+/// 403 unless the credential may provision.
+fn needs_provision(req: &Request, what: &str) -> Option<Response> {
     let allowed = req
         .extensions()
         .get::<Principal>()
         .is_some_and(Principal::can_write);
-    if !allowed {
-        return ScimError::new(
+    (!allowed).then(|| {
+        ScimError::new(
             403,
             None,
-            "this credential may only read; /admin/refresh needs a provision credential",
+            format!("this credential may only read; {what} needs a provision credential"),
         )
-        .into_response();
+        .into_response()
+    })
+}
+
+/// Publish the refresh the shrink guard held back.
+async fn admin_accept_shrink(State(state): State<AppState>, req: Request) -> Response {
+    if let Some(refused) = needs_provision(&req, "/admin/accept-shrink") {
+        return refused;
     }
-    state.refresh_now.notify_one();
-    json_body(StatusCode::ACCEPTED, json!({"refresh": "started"}))
+    match state.store.accept_shrink().await {
+        Some(snap) => {
+            state.metrics.set_refresh_held_back(false);
+            tracing::warn!(
+                version = snap.version,
+                users = snap.user_count(),
+                groups = snap.group_count(),
+                "an operator published a held-back refresh"
+            );
+            json_body(
+                StatusCode::OK,
+                json!({"published": {"version": snap.version, "users": snap.user_count(), "groups": snap.group_count()}}),
+            )
+        }
+        None => json_body(
+            StatusCode::CONFLICT,
+            json!({"error": "no refresh is held back"}),
+        ),
+    }
 }

@@ -698,3 +698,104 @@ async fn a_walk_is_pinned_to_the_version_its_first_page_saw() {
     assert_eq!(bad.status(), 400);
     assert_eq!(json_of(bad).await["scimType"], "invalidCursor");
 }
+
+#[tokio::test]
+async fn a_shrunken_refresh_is_held_back_until_accepted() {
+    let h = Harness::start(small_emulator(60, 3), |_| {}).await;
+    h.wait_ready().await;
+    let users = json_of(h.get("/Users").send().await.unwrap()).await;
+    let ids: Vec<String> = users["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_string())
+        .collect();
+    // Deletions made through us are not shrinkage.
+    for id in &ids[..8] {
+        let r = h
+            .http
+            .delete(h.scim(&format!("/Users/{id}")))
+            .bearer_auth(crate::support::TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+    assert_eq!(h.refresh_now().await["ok"], true);
+    // Half the directory vanishes upstream.
+    for id in &ids[8..38] {
+        let r = h
+            .jc(
+                reqwest::Method::DELETE,
+                &format!("/api/systemusers/{id}?cascade_manager=null"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    let outcome = h.refresh_now().await;
+    assert_eq!(
+        (outcome["ok"].as_bool(), outcome["held_back"].as_bool()),
+        (Some(false), Some(true)),
+        "{outcome}"
+    );
+    let served = json_of(h.get("/Users?count=0").send().await.unwrap()).await;
+    assert_eq!(
+        served["totalResults"], 52,
+        "the shrunken refresh is not published"
+    );
+    let ready: Value = h
+        .http
+        .get(format!("{}/readyz", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["held_back"]["users"], 22, "{ready}");
+    let metrics = h
+        .http
+        .get(format!("{}/metrics", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "jcscim_refresh_held_back 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("jcscim_refresh_total{outcome=\"held_back\"} 1"));
+    // A read credential may not accept it; a provision credential may.
+    let r = h
+        .http
+        .post(format!("{}/admin/accept-shrink", h.base))
+        .bearer_auth(READ_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = h
+        .http
+        .post(format!("{}/admin/accept-shrink", h.base))
+        .bearer_auth(crate::support::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let served = json_of(h.get("/Users?count=0").send().await.unwrap()).await;
+    assert_eq!(served["totalResults"], 22);
+    let r = h
+        .http
+        .post(format!("{}/admin/accept-shrink", h.base))
+        .bearer_auth(crate::support::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "nothing left to accept");
+    // The accepted counts are the new mark: the next refresh publishes.
+    assert_eq!(h.refresh_now().await["ok"], true);
+}
