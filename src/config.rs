@@ -296,6 +296,19 @@ impl Config {
         file: Option<&Path>,
         vars: &[(String, String)],
     ) -> Result<Loaded, ConfigError> {
+        let loaded = Self::layers(file, vars)?;
+        loaded.config.validate()?;
+        Ok(loaded)
+    }
+
+    /// The layered configuration without the checks a running service needs (for `healthcheck`, which only
+    /// needs `listen`).
+    pub fn load_unchecked(file: Option<&Path>) -> Result<Loaded, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::layers(file, &vars)
+    }
+
+    fn layers(file: Option<&Path>, vars: &[(String, String)]) -> Result<Loaded, ConfigError> {
         let mut warnings = Vec::new();
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         let file = file.map(Path::to_path_buf).or_else(|| {
@@ -353,7 +366,6 @@ impl Config {
         let config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Parse(Box::new(e)))?;
-        config.validate()?;
         Ok(Loaded { config, warnings })
     }
 

@@ -258,7 +258,7 @@ async fn run_check(path: Option<&std::path::Path>) -> anyhow::Result<bool> {
 
 /// Ask the running service's `/healthz` at the configured `listen`.
 async fn run_healthcheck(path: Option<&std::path::Path>) -> bool {
-    let listen = match Config::load(path) {
+    let listen = match Config::load_unchecked(path) {
         Ok(l) => l.config.listen,
         Err(e) => {
             eprintln!("healthcheck: {e}");

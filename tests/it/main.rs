@@ -2,6 +2,7 @@
 
 mod conformance;
 mod emulator;
+mod lifecycle;
 mod metrics;
 mod provisioning;
 mod read_path;
