@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::audit::Audit;
 use crate::auth::Authenticator;
 use crate::cache::refresher::{self, Schedule};
 use crate::cache::{BuildOptions, Store};
@@ -111,10 +112,20 @@ pub async fn serve(
         PIN_WALKS,
         PIN_VERSIONS,
     ));
+    let audit = Arc::new(Audit::open(&config.audit.destination).map_err(|e| {
+        AppError::Io(std::io::Error::new(
+            e.kind(),
+            format!(
+                "audit.destination {:?} cannot be opened: {e}",
+                config.audit.destination
+            ),
+        ))
+    })?);
     let state = AppState {
         store,
         writer,
         pins,
+        audit,
         auth: Arc::new(Authenticator::from_config(&config.auth)),
         settings: Arc::new(HttpSettings {
             scim_base: scim_base(&config),

@@ -6,6 +6,8 @@
 
 /// Wiring from a validated configuration to a running service; owns the refresher task.
 pub mod app;
+/// The audit trail of client writes.
+pub mod audit;
 /// Client authentication (bearer tokens, Basic) and the `Principal` a request acts as.
 pub mod auth;
 /// The published snapshot and the background refresher.

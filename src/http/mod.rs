@@ -24,6 +24,7 @@ use tower_http::request_id::{
 };
 use tower_http::trace::TraceLayer;
 
+use crate::audit::Audit;
 use crate::auth::{AuthError, Authenticator};
 use crate::cache::Store;
 use crate::directory::pins::Pins;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub writer: Arc<Writer>,
     /// Pinned list walks.
     pub pins: Arc<Pins>,
+    /// Where client writes are recorded.
+    pub audit: Arc<Audit>,
     /// Everything `/metrics` reports.
     pub metrics: Arc<Metrics>,
 }

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::support::{add_snapshot_headers, query_map, scim_response};
+use crate::audit::AuditRecord;
 use crate::auth::Principal;
 use crate::cache::Kind;
 use crate::directory::WriteError;
@@ -33,7 +34,38 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/Groups/{id}",
             put(replace_group).patch(patch_group).delete(delete_group),
         )
+        .route_layer(middleware::from_fn_with_state(state.clone(), audit))
         .route_layer(middleware::from_fn_with_state(state, require_write))
+}
+
+/// One audit line per write that reached a handler: who, what, which resource, the outcome.
+async fn audit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let principal = req
+        .extensions()
+        .get::<Principal>()
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    let method = req.method().to_string();
+    // Inside the nested SCIM router the URI is stripped of /scim/v2; record the path the client sent.
+    let path = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| req.uri().path().to_string(), |u| u.path().to_string());
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    let resp = next.run(req).await;
+    state.audit.record(&AuditRecord {
+        principal: &principal,
+        method: &method,
+        path: &path,
+        status: resp.status().as_u16(),
+        request_id: &request_id,
+    });
+    resp
 }
 
 /// A `read` credential may not write: 403, before the body is even read.

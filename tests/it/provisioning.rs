@@ -181,6 +181,18 @@ async fn sailpoint_joiner_mover_leaver() {
             .unwrap();
         assert_eq!(r.status(), 204);
     }
+    // Every write is in the audit trail, with who made it and never a body.
+    let audit = std::fs::read_to_string(&h.audit_file).unwrap();
+    let lines: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.iter().any(|l| l["method"] == "POST"
+        && l["path"] == "/scim/v2/Users"
+        && l["status"] == 201
+        && l["principal"] == "provisioner"));
+    assert!(lines.iter().filter(|l| l["method"] == "PATCH").count() >= 2);
+    assert!(!audit.contains("casey.jordan@example.com"));
     let want: HashSet<String> = [g1.clone(), g2.clone()].into_iter().collect();
     assert!(
         h.user_groups(&id).await.is_superset(&want),

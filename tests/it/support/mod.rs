@@ -16,6 +16,8 @@ pub const READ_TOKEN: &str = "test-read-token";
 /// The emulator and the service in front of it; both stop when dropped.
 pub struct Harness {
     pub emulator: RunningEmulator,
+    /// The audit trail of this service's writes.
+    pub audit_file: std::path::PathBuf,
     pub base: String,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
@@ -30,6 +32,7 @@ impl Drop for Harness {
         if let Some(t) = self.task.take() {
             t.abort();
         }
+        let _ = std::fs::remove_file(&self.audit_file);
     }
 }
 
@@ -73,6 +76,13 @@ impl Harness {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         config.public_url = Some(format!("http://{addr}"));
+        let audit_file = std::env::temp_dir().join(format!(
+            "jcscim-audit-{}-{}.log",
+            std::process::id(),
+            addr.port()
+        ));
+        let _ = std::fs::remove_file(&audit_file);
+        config.audit.destination = audit_file.to_string_lossy().into_owned();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let _ = jumpcloud_scim::app::serve(listener, config, async {
@@ -82,6 +92,7 @@ impl Harness {
         });
         Harness {
             emulator,
+            audit_file,
             base: format!("http://{addr}"),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
