@@ -3,6 +3,7 @@
 //! [`Store`] owns the one pointer readers load (an `ArcSwapOption`, so readers never block the refresher
 //! or a write) and the bookkeeping operators see: version, age and the last refresh outcome.
 
+pub mod persist;
 pub mod refresher;
 pub mod snapshot;
 
