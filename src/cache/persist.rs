@@ -15,8 +15,8 @@
 //!
 //! The records mirror the JumpCloud DTOs field by field (the DTOs' serde shape is lenient JSON, not a storage
 //! format); the conversions destructure every field, so a DTO that gains one does not compile until the
-//! record does (and [`FORMAT_VERSION`] moves). Must not know HTTP, SCIM or JumpCloud's wire format, nor when
-//! the service loads: `app` decides that.
+//! record does (and [`FORMAT_VERSION`] moves). Must not know HTTP, SCIM or JumpCloud's wire format, nor the
+//! service's lifecycle: `app` decides when to load and when to stop the saver.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -194,6 +194,60 @@ pub fn restore(p: Persisted, opts: &BuildOptions) -> Snapshot {
         None,
         &lookup,
     )
+}
+
+// === start-up ===
+
+/// Start-up: create `dir` if missing, then load its snapshot file and publish it, so the service is ready at
+/// once with the snapshot's own age, and later versions continue after its version. Returns the version
+/// published (which the file already holds), or `None` when there is no usable file: that is reported, with
+/// the file and the reason, and the service starts empty as without a data directory.
+pub async fn load_and_publish(store: &Store, dir: &Path) -> Option<u64> {
+    let file = file_path(dir);
+    let started = tokio::time::Instant::now();
+    let opts = store.options.clone();
+    let target = dir.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || {
+        fs::create_dir_all(&target)?;
+        Ok::<_, PersistError>(load(&target)?.map(|p| restore(p, &opts)))
+    })
+    .await;
+    let snapshot = match loaded {
+        Ok(Ok(Some(s))) => s,
+        Ok(Ok(None)) => {
+            tracing::warn!(file = %file.display(), "no snapshot file; waiting for the first refresh");
+            return None;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(file = %file.display(), error = %e, "ignoring the snapshot file: {e}");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(file = %file.display(), error = %e, "loading the snapshot file panicked");
+            return None;
+        }
+    };
+    let version = snapshot.version;
+    let age_s = super::age_seconds(snapshot.taken_at, Timestamp::now());
+    let (users, groups) = (snapshot.user_count(), snapshot.group_count());
+    store.bump_version_past(version);
+    let guard = store.publish.lock().await;
+    if store.load().is_some() {
+        // Something fresher was published meanwhile; never replace it with the file.
+        return None;
+    }
+    store.swap(Arc::new(snapshot));
+    drop(guard);
+    tracing::info!(
+        file = %file.display(),
+        version,
+        age_s,
+        users,
+        groups,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "serving snapshot version {version} from disk, {age_s} s old"
+    );
+    Some(version)
 }
 
 // === the saver ===
