@@ -1,5 +1,6 @@
 //! The one integration-test binary: every test drives real sockets on 127.0.0.1 with ephemeral ports.
 
+mod persistence;
 mod provisioning;
 mod read_path;
 mod support;
