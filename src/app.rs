@@ -1,5 +1,5 @@
 //! Wiring: from a validated [`Config`] to a running service — the JumpCloud client, the snapshot store, the
-//! refresher task (which this module owns and stops) and the HTTP router.
+//! refresher task and the snapshot saver (which this module owns and stops) and the HTTP router.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 
 use crate::audit::Audit;
 use crate::auth::Authenticator;
+use crate::cache::persist;
 use crate::cache::refresher::{self, Schedule};
 use crate::cache::{BuildOptions, Store};
 use crate::config::Config;
@@ -83,6 +84,14 @@ pub async fn serve(
         directories_as_groups: config.groups.directories_as_groups,
     };
     let store = Arc::new(Store::with_max_shrink(options, config.refresh.max_shrink));
+    // A snapshot saved before a restart is served at once, before the first refresh (which may fail).
+    let saver = match &config.data_dir {
+        Some(dir) => {
+            let on_disk = persist::load_and_publish(&store, dir).await;
+            Some(persist::spawn_saver(store.clone(), dir.clone(), on_disk))
+        }
+        None => None,
+    };
     let refresh_now = Arc::new(Notify::new());
     let schedule = Schedule {
         interval: Duration::from_secs(config.refresh.interval_s),
@@ -156,5 +165,9 @@ pub async fn serve(
         }
     };
     refresher.abort();
+    if let Some(saver) = saver {
+        // The last published snapshot is on disk before the process ends.
+        saver.flush_and_stop().await;
+    }
     result
 }

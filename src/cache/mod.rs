@@ -4,6 +4,7 @@
 //! or a write) and the bookkeeping operators see: version, age and the last refresh outcome.
 
 pub mod guard;
+pub mod persist;
 pub mod refresher;
 pub mod snapshot;
 

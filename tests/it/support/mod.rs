@@ -20,6 +20,8 @@ pub struct Harness {
     pub audit_file: std::path::PathBuf,
     pub base: String,
     pub http: reqwest::Client,
+    /// What the service was started with, for [`Harness::restart_service`].
+    config: Config,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -83,6 +85,7 @@ impl Harness {
         ));
         let _ = std::fs::remove_file(&audit_file);
         config.audit.destination = audit_file.to_string_lossy().into_owned();
+        let kept = config.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let _ = jumpcloud_scim::app::serve(listener, config, async {
@@ -98,6 +101,7 @@ impl Harness {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            config: kept,
             stop: Some(stop),
             task: Some(task),
         }
@@ -226,5 +230,39 @@ impl Harness {
         self.http
             .request(method, format!("{}{path}", self.emulator.base_url()))
             .header("x-api-key", "demo-key")
+    }
+}
+
+// === restarting the service ===
+
+impl Harness {
+    /// Stop the service as a shutdown signal would (in-flight work and the saver finish); the emulator runs on.
+    pub async fn stop_service(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), t)
+                .await
+                .expect("the service stops")
+                .expect("the service task ends cleanly");
+        }
+    }
+
+    /// Stop the service, then start it again with the same configuration against the same emulator. It
+    /// listens on a new port, but keeps its public URL, so the resources it derives are the same.
+    pub async fn restart_service(&mut self) {
+        self.stop_service().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.base = format!("http://{}", listener.local_addr().unwrap());
+        let config = self.config.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        self.task = Some(tokio::spawn(async move {
+            let _ = jumpcloud_scim::app::serve(listener, config, async {
+                let _ = stopped.await;
+            })
+            .await;
+        }));
+        self.stop = Some(stop);
     }
 }

@@ -1,0 +1,874 @@
+//! The published snapshot on disk, so a restart during a JumpCloud outage serves at once.
+//!
+//! Owns the file format and its atomic write, and the background saver that keeps the file at the latest
+//! published version. The file is `snapshot.bin` in the data directory:
+//!
+//! ```text
+//! magic "JCSCIMSN" (8) | format u32 LE (4) | payload length u64 LE (8) | CRC-32 of the payload u32 LE (4) | payload
+//! ```
+//!
+//! The payload is `postcard`: the snapshot's version and `taken_at`, JumpCloud's data in plain records (what
+//! [`Data::from_raw`] needs) and the content times ([`Seen`]) of every entry, so `meta.lastModified` and ETags
+//! survive a restart. The magic and format version come first in every format, so a reader of any version can
+//! refuse a file it does not understand. Anything short, damaged or of another format is an error to report,
+//! never a snapshot to serve.
+//!
+//! The records mirror the JumpCloud DTOs field by field (the DTOs' serde shape is lenient JSON, not a storage
+//! format); the conversions destructure every field, so a DTO that gains one does not compile until the
+//! record does (and [`FORMAT_VERSION`] moves). Must not know HTTP, SCIM or JumpCloud's wire format, nor the
+//! service's lifecycle: `app` decides when to load and when to stop the saver.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::{BuildOptions, Data, Kind, RawDirectory, Seen, Snapshot, Store};
+use crate::jumpcloud::{
+    JcAddress, JcAttribute, JcDirectory, JcDirectoryKind, JcGroup, JcMfa, JcPhoneNumber,
+    JcRestrictedField, JcUser,
+};
+
+/// The file's name inside the data directory.
+pub const FILE_NAME: &str = "snapshot.bin";
+/// Written first, then renamed over [`FILE_NAME`]; never left behind by a save.
+pub const TMP_NAME: &str = "snapshot.bin.tmp";
+/// Identifies the file whatever its format version.
+pub const MAGIC: [u8; 8] = *b"JCSCIMSN";
+/// Moves whenever the payload's shape changes; a file of another version is refused, not guessed at.
+pub const FORMAT_VERSION: u32 = 1;
+/// Magic, format version, payload length, checksum.
+const HEADER_LEN: usize = 8 + 4 + 8 + 4;
+
+/// How often the saver looks for a newer published version: a pointer load, so cheap enough to do often.
+const SAVE_POLL: Duration = Duration::from_millis(200);
+
+/// Why a snapshot could not be saved or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    #[error("file is truncated: {found} bytes where {expected} were expected")]
+    Truncated { expected: u64, found: u64 },
+    #[error("file is corrupt: {0}")]
+    Corrupt(&'static str),
+    #[error("file has format version {found}, this build reads {expected}")]
+    WrongVersion { found: u32, expected: u32 },
+    #[error("payload does not decode: {0}")]
+    Decode(String),
+    #[error("snapshot does not encode: {0}")]
+    Encode(String),
+}
+
+/// A snapshot as read back from disk: everything [`restore`] needs.
+#[derive(Debug, Clone)]
+pub struct Persisted {
+    pub version: u64,
+    pub taken_at: Timestamp,
+    pub raw: RawDirectory,
+    /// Content times of every entry, by resource type and id.
+    pub seen: HashMap<(Kind, String), Seen>,
+}
+
+/// Where the snapshot file lives in `dir`.
+pub fn file_path(dir: &Path) -> PathBuf {
+    dir.join(FILE_NAME)
+}
+
+// === save and load ===
+
+/// Write `snapshot` to `dir` atomically: a temporary file in the same directory, fsync, rename over the old
+/// file, fsync of the directory. Blocking: call it from `spawn_blocking`.
+pub fn save(dir: &Path, snapshot: &Snapshot) -> Result<(), PersistError> {
+    let payload = postcard::to_allocvec(&Payload::from_snapshot(snapshot))
+        .map_err(|e| PersistError::Encode(e.to_string()))?;
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(&MAGIC);
+    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    header.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    let tmp = dir.join(TMP_NAME);
+    let written = write_replace(dir, &tmp, &header, &payload);
+    if written.is_err() {
+        // Best effort: the error being returned is the one worth reporting.
+        let _ = fs::remove_file(&tmp);
+    }
+    Ok(written?)
+}
+
+fn write_replace(dir: &Path, tmp: &Path, header: &[u8], payload: &[u8]) -> io::Result<()> {
+    let mut file = File::create(tmp)?;
+    file.write_all(header)?;
+    file.write_all(payload)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(tmp, file_path(dir))?;
+    sync_dir(dir)
+}
+
+/// Make the rename itself durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+/// Read the snapshot file in `dir`: `Ok(None)` when there is none, an error when it cannot be trusted.
+/// Blocking.
+pub fn load(dir: &Path) -> Result<Option<Persisted>, PersistError> {
+    let bytes = match fs::read(file_path(dir)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    decode(&bytes).map(Some)
+}
+
+/// Check the frame (magic, version, length, checksum), then decode the payload.
+fn decode(bytes: &[u8]) -> Result<Persisted, PersistError> {
+    let magic_len = bytes.len().min(MAGIC.len());
+    if bytes[..magic_len] != MAGIC[..magic_len] {
+        return Err(PersistError::Corrupt("not a snapshot file (bad magic)"));
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(PersistError::Truncated {
+            expected: HEADER_LEN as u64,
+            found: bytes.len() as u64,
+        });
+    }
+    let (header, payload) = bytes.split_at(HEADER_LEN);
+    let found = u32::from_le_bytes(header[8..12].try_into().unwrap_or_default());
+    if found != FORMAT_VERSION {
+        return Err(PersistError::WrongVersion {
+            found,
+            expected: FORMAT_VERSION,
+        });
+    }
+    let len = u64::from_le_bytes(header[12..20].try_into().unwrap_or_default());
+    let crc = u32::from_le_bytes(header[20..24].try_into().unwrap_or_default());
+    if (payload.len() as u64) < len {
+        return Err(PersistError::Truncated {
+            expected: HEADER_LEN as u64 + len,
+            found: bytes.len() as u64,
+        });
+    }
+    if payload.len() as u64 > len {
+        return Err(PersistError::Corrupt("bytes after the payload"));
+    }
+    if crc32fast::hash(payload) != crc {
+        return Err(PersistError::Corrupt("checksum mismatch"));
+    }
+    let (decoded, rest) = postcard::take_from_bytes::<Payload>(payload)
+        .map_err(|e| PersistError::Decode(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(PersistError::Decode(format!(
+            "{} bytes left after the payload",
+            rest.len()
+        )));
+    }
+    decoded.into_persisted()
+}
+
+/// The snapshot a loaded file describes. Entries whose content is unchanged keep their saved `created`,
+/// `lastModified` and ETag; with other build options (a changed mapping) they are stamped now instead.
+pub fn restore(p: Persisted, opts: &BuildOptions) -> Snapshot {
+    let seen = p.seen;
+    let lookup = |kind: Kind, rid: &str| seen.get(&(kind, rid.to_owned())).copied();
+    Snapshot::build(
+        Data::from_raw(p.raw),
+        p.version,
+        p.taken_at,
+        Timestamp::now(),
+        opts,
+        None,
+        &lookup,
+    )
+}
+
+// === start-up ===
+
+/// Start-up: create `dir` if missing, then load its snapshot file and publish it, so the service is ready at
+/// once with the snapshot's own age, and later versions continue after its version. Returns the version
+/// published (which the file already holds), or `None` when there is no usable file: that is reported, with
+/// the file and the reason, and the service starts empty as without a data directory.
+pub async fn load_and_publish(store: &Store, dir: &Path) -> Option<u64> {
+    let file = file_path(dir);
+    let started = tokio::time::Instant::now();
+    let opts = store.options.clone();
+    let target = dir.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || {
+        fs::create_dir_all(&target)?;
+        Ok::<_, PersistError>(load(&target)?.map(|p| restore(p, &opts)))
+    })
+    .await;
+    let snapshot = match loaded {
+        Ok(Ok(Some(s))) => s,
+        Ok(Ok(None)) => {
+            tracing::warn!(file = %file.display(), "no snapshot file; waiting for the first refresh");
+            return None;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(file = %file.display(), error = %e, "ignoring the snapshot file: {e}");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(file = %file.display(), error = %e, "loading the snapshot file panicked");
+            return None;
+        }
+    };
+    let version = snapshot.version;
+    let age_s = super::age_seconds(snapshot.taken_at, Timestamp::now());
+    let (users, groups) = (snapshot.user_count(), snapshot.group_count());
+    store.bump_version_past(version);
+    let guard = store.publish.lock().await;
+    if store.load().is_some() {
+        // Something fresher was published meanwhile; never replace it with the file.
+        return None;
+    }
+    store.swap(Arc::new(snapshot));
+    drop(guard);
+    tracing::info!(
+        file = %file.display(),
+        version,
+        age_s,
+        users,
+        groups,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "serving snapshot version {version} from disk, {age_s} s old"
+    );
+    Some(version)
+}
+
+// === the saver ===
+
+/// The background saver; stop it with [`SaverHandle::flush_and_stop`]. Dropping the handle also stops it after
+/// one last save, but nothing waits for that save.
+#[derive(Debug)]
+pub struct SaverHandle {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// Save every version `store` publishes to `dir`, one save at a time: a burst of versions published during a
+/// save is written once, as its latest. `on_disk` is the version the file already holds (the one just loaded),
+/// so it is not written again.
+pub fn spawn_saver(store: Arc<Store>, dir: PathBuf, on_disk: Option<u64>) -> SaverHandle {
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(run_saver(store, dir, on_disk.unwrap_or(0), stopped));
+    SaverHandle { stop, task }
+}
+
+// === impl SaverHandle ===
+
+impl SaverHandle {
+    /// Save the latest published version if it is not on disk yet, then stop.
+    pub async fn flush_and_stop(self) {
+        let _ = self.stop.send(());
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "the snapshot saver ended abnormally");
+        }
+    }
+}
+
+async fn run_saver(
+    store: Arc<Store>,
+    dir: PathBuf,
+    mut attempted: u64,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let mut tick = tokio::time::interval(SAVE_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            // A dropped handle stops the saver too.
+            _ = &mut stopped => true,
+        };
+        save_if_newer(&store, &dir, &mut attempted).await;
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// Save the published snapshot if its version is newer than the last one tried. A failed save is reported
+/// and not retried until a newer version is published (a full disk must not turn into a warning every tick).
+async fn save_if_newer(store: &Store, dir: &Path, attempted: &mut u64) {
+    let Some(snapshot) = store.load() else {
+        return;
+    };
+    let version = snapshot.version;
+    if version <= *attempted {
+        return;
+    }
+    *attempted = version;
+    let started = tokio::time::Instant::now();
+    let target = dir.to_path_buf();
+    let saved = tokio::task::spawn_blocking(move || save(&target, &snapshot)).await;
+    let file = file_path(dir);
+    match saved {
+        Ok(Ok(())) => tracing::debug!(
+            file = %file.display(),
+            version,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "saved snapshot version {version}"
+        ),
+        Ok(Err(e)) => tracing::warn!(
+            file = %file.display(),
+            version,
+            error = %e,
+            "could not save snapshot version {version}"
+        ),
+        Err(e) => tracing::warn!(
+            file = %file.display(),
+            version,
+            error = %e,
+            "saving snapshot version {version} panicked"
+        ),
+    }
+}
+
+// === the payload ===
+
+/// Everything one file holds after its header.
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    version: u64,
+    /// Nanoseconds since the Unix epoch.
+    taken_at: i128,
+    users: Vec<UserRec>,
+    groups: Vec<GroupRec>,
+    /// Group id → member user ids.
+    members: Vec<(String, Vec<String>)>,
+    directories: Vec<DirectoryRec>,
+    /// Directory id → user ids bound directly.
+    directory_users: Vec<(String, Vec<String>)>,
+    /// Directory id → user group ids bound to it.
+    directory_groups: Vec<(String, Vec<String>)>,
+    seen: Vec<SeenRec>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SeenRec {
+    /// 0 = User, 1 = Group.
+    kind: u8,
+    id: String,
+    hash: [u8; 16],
+    created: i128,
+    last_modified: i128,
+}
+
+fn nanos(t: Timestamp) -> i128 {
+    t.as_nanosecond()
+}
+
+fn timestamp(n: i128) -> Result<Timestamp, PersistError> {
+    Timestamp::from_nanosecond(n).map_err(|e| PersistError::Decode(e.to_string()))
+}
+
+/// An edge map in id order, so the same data always gives the same bytes.
+fn edges<'a, S>(map: impl IntoIterator<Item = (&'a super::Id, S)>) -> Vec<(String, Vec<String>)>
+where
+    S: IntoIterator<Item = &'a super::Id>,
+{
+    let mut out: Vec<(String, Vec<String>)> = map
+        .into_iter()
+        .map(|(k, set)| {
+            (
+                k.to_string(),
+                set.into_iter().map(|v| v.to_string()).collect(),
+            )
+        })
+        .collect();
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn seen_recs(snapshot: &Snapshot) -> Vec<SeenRec> {
+    let users = snapshot.users.values().map(|e| (0, e));
+    let groups = snapshot.groups.values().map(|e| (1, e));
+    users
+        .chain(groups)
+        .map(|(kind, e)| SeenRec {
+            kind,
+            id: e.id.to_string(),
+            hash: e.hash,
+            created: nanos(e.created),
+            last_modified: nanos(e.last_modified),
+        })
+        .collect()
+}
+
+// === impl Payload ===
+
+impl Payload {
+    fn from_snapshot(s: &Snapshot) -> Payload {
+        let d = &s.data;
+        Payload {
+            version: s.version,
+            taken_at: nanos(s.taken_at),
+            users: d.users.values().map(|u| UserRec::from(&**u)).collect(),
+            groups: d.groups.values().map(|g| GroupRec::from(&**g)).collect(),
+            members: edges(&d.members),
+            directories: d
+                .directories
+                .values()
+                .map(|x| DirectoryRec::from(&**x))
+                .collect(),
+            directory_users: edges(&d.directory_users),
+            directory_groups: edges(&d.directory_groups),
+            seen: seen_recs(s),
+        }
+    }
+
+    fn into_persisted(self) -> Result<Persisted, PersistError> {
+        let users = self
+            .users
+            .into_iter()
+            .map(JcUser::try_from)
+            .collect::<Result<_, _>>()?;
+        let groups = self
+            .groups
+            .into_iter()
+            .map(JcGroup::try_from)
+            .collect::<Result<_, _>>()?;
+        let mut seen = HashMap::with_capacity(self.seen.len());
+        for r in self.seen {
+            let kind = match r.kind {
+                0 => Kind::User,
+                1 => Kind::Group,
+                other => return Err(PersistError::Decode(format!("unknown entry kind {other}"))),
+            };
+            let times = Seen {
+                hash: r.hash,
+                created: timestamp(r.created)?,
+                last_modified: timestamp(r.last_modified)?,
+            };
+            seen.insert((kind, r.id), times);
+        }
+        Ok(Persisted {
+            version: self.version,
+            taken_at: timestamp(self.taken_at)?,
+            raw: RawDirectory {
+                users,
+                groups,
+                members: self.members.into_iter().collect(),
+                directories: self
+                    .directories
+                    .into_iter()
+                    .map(JcDirectory::from)
+                    .collect(),
+                directory_users: self.directory_users.into_iter().collect(),
+                directory_groups: self.directory_groups.into_iter().collect(),
+            },
+            seen,
+        })
+    }
+}
+
+// === records mirroring the DTOs ===
+
+#[derive(Serialize, Deserialize)]
+struct UserRec {
+    id: String,
+    username: String,
+    email: String,
+    firstname: Option<String>,
+    middlename: Option<String>,
+    lastname: Option<String>,
+    displayname: Option<String>,
+    alternate_email: Option<String>,
+    state: Option<String>,
+    suspended: bool,
+    activated: bool,
+    account_locked: bool,
+    password_expired: bool,
+    employee_identifier: Option<String>,
+    job_title: Option<String>,
+    department: Option<String>,
+    cost_center: Option<String>,
+    company: Option<String>,
+    employee_type: Option<String>,
+    location: Option<String>,
+    description: Option<String>,
+    manager: Option<String>,
+    phone_numbers: Vec<PhoneRec>,
+    addresses: Vec<AddressRec>,
+    /// (name, value)
+    attributes: Vec<(String, String)>,
+    mfa: Option<MfaRec>,
+    /// Free-form JSON, kept as its text.
+    admin: Option<String>,
+    restricted_fields: Vec<RestrictedRec>,
+    created: Option<String>,
+    unix_uid: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PhoneRec {
+    id: Option<String>,
+    kind: Option<String>,
+    number: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AddressRec {
+    id: Option<String>,
+    kind: Option<String>,
+    po_box: Option<String>,
+    extended_address: Option<String>,
+    street_address: Option<String>,
+    locality: Option<String>,
+    region: Option<String>,
+    postal_code: Option<String>,
+    country: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MfaRec {
+    configured: bool,
+    exclusion: bool,
+    exclusion_days: Option<u64>,
+    exclusion_until: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RestrictedRec {
+    field: String,
+    id: Option<String>,
+    kind: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GroupRec {
+    id: String,
+    name: String,
+    description: Option<String>,
+    email: Option<String>,
+    /// A JSON object, kept as its text.
+    attributes: Option<String>,
+    membership_method: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DirectoryRec {
+    id: String,
+    name: Option<String>,
+    /// The wire value of `type`.
+    kind: String,
+    default_domain: Option<String>,
+}
+
+fn json_text<T: Serialize>(v: &T) -> String {
+    // A JSON value always serialises.
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn from_json_text<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, PersistError> {
+    serde_json::from_str(s).map_err(|e| PersistError::Decode(e.to_string()))
+}
+
+impl From<&JcUser> for UserRec {
+    fn from(u: &JcUser) -> Self {
+        let JcUser {
+            id,
+            username,
+            email,
+            firstname,
+            middlename,
+            lastname,
+            displayname,
+            alternate_email,
+            state,
+            suspended,
+            activated,
+            account_locked,
+            password_expired,
+            employee_identifier,
+            job_title,
+            department,
+            cost_center,
+            company,
+            employee_type,
+            location,
+            description,
+            manager,
+            phone_numbers,
+            addresses,
+            attributes,
+            mfa,
+            admin,
+            restricted_fields,
+            created,
+            unix_uid,
+        } = u;
+        UserRec {
+            id: id.clone(),
+            username: username.clone(),
+            email: email.clone(),
+            firstname: firstname.clone(),
+            middlename: middlename.clone(),
+            lastname: lastname.clone(),
+            displayname: displayname.clone(),
+            alternate_email: alternate_email.clone(),
+            state: state.clone(),
+            suspended: *suspended,
+            activated: *activated,
+            account_locked: *account_locked,
+            password_expired: *password_expired,
+            employee_identifier: employee_identifier.clone(),
+            job_title: job_title.clone(),
+            department: department.clone(),
+            cost_center: cost_center.clone(),
+            company: company.clone(),
+            employee_type: employee_type.clone(),
+            location: location.clone(),
+            description: description.clone(),
+            manager: manager.clone(),
+            phone_numbers: phone_numbers.iter().map(PhoneRec::from).collect(),
+            addresses: addresses.iter().map(AddressRec::from).collect(),
+            attributes: attributes
+                .iter()
+                .map(|JcAttribute { name, value }| (name.clone(), value.clone()))
+                .collect(),
+            mfa: mfa.as_ref().map(MfaRec::from),
+            admin: admin.as_ref().map(json_text),
+            restricted_fields: restricted_fields.iter().map(RestrictedRec::from).collect(),
+            created: created.clone(),
+            unix_uid: *unix_uid,
+        }
+    }
+}
+
+impl TryFrom<UserRec> for JcUser {
+    type Error = PersistError;
+    fn try_from(u: UserRec) -> Result<Self, PersistError> {
+        Ok(JcUser {
+            id: u.id,
+            username: u.username,
+            email: u.email,
+            firstname: u.firstname,
+            middlename: u.middlename,
+            lastname: u.lastname,
+            displayname: u.displayname,
+            alternate_email: u.alternate_email,
+            state: u.state,
+            suspended: u.suspended,
+            activated: u.activated,
+            account_locked: u.account_locked,
+            password_expired: u.password_expired,
+            employee_identifier: u.employee_identifier,
+            job_title: u.job_title,
+            department: u.department,
+            cost_center: u.cost_center,
+            company: u.company,
+            employee_type: u.employee_type,
+            location: u.location,
+            description: u.description,
+            manager: u.manager,
+            phone_numbers: u.phone_numbers.into_iter().map(Into::into).collect(),
+            addresses: u.addresses.into_iter().map(Into::into).collect(),
+            attributes: u
+                .attributes
+                .into_iter()
+                .map(|(name, value)| JcAttribute { name, value })
+                .collect(),
+            mfa: u.mfa.map(Into::into),
+            admin: u.admin.as_deref().map(from_json_text).transpose()?,
+            restricted_fields: u.restricted_fields.into_iter().map(Into::into).collect(),
+            created: u.created,
+            unix_uid: u.unix_uid,
+        })
+    }
+}
+
+impl From<&JcPhoneNumber> for PhoneRec {
+    fn from(p: &JcPhoneNumber) -> Self {
+        let JcPhoneNumber { id, kind, number } = p;
+        PhoneRec {
+            id: id.clone(),
+            kind: kind.clone(),
+            number: number.clone(),
+        }
+    }
+}
+
+impl From<PhoneRec> for JcPhoneNumber {
+    fn from(p: PhoneRec) -> Self {
+        JcPhoneNumber {
+            id: p.id,
+            kind: p.kind,
+            number: p.number,
+        }
+    }
+}
+
+impl From<&JcAddress> for AddressRec {
+    fn from(a: &JcAddress) -> Self {
+        let JcAddress {
+            id,
+            kind,
+            po_box,
+            extended_address,
+            street_address,
+            locality,
+            region,
+            postal_code,
+            country,
+        } = a;
+        AddressRec {
+            id: id.clone(),
+            kind: kind.clone(),
+            po_box: po_box.clone(),
+            extended_address: extended_address.clone(),
+            street_address: street_address.clone(),
+            locality: locality.clone(),
+            region: region.clone(),
+            postal_code: postal_code.clone(),
+            country: country.clone(),
+        }
+    }
+}
+
+impl From<AddressRec> for JcAddress {
+    fn from(a: AddressRec) -> Self {
+        JcAddress {
+            id: a.id,
+            kind: a.kind,
+            po_box: a.po_box,
+            extended_address: a.extended_address,
+            street_address: a.street_address,
+            locality: a.locality,
+            region: a.region,
+            postal_code: a.postal_code,
+            country: a.country,
+        }
+    }
+}
+
+impl From<&JcMfa> for MfaRec {
+    fn from(m: &JcMfa) -> Self {
+        let JcMfa {
+            configured,
+            exclusion,
+            exclusion_days,
+            exclusion_until,
+        } = m;
+        MfaRec {
+            configured: *configured,
+            exclusion: *exclusion,
+            exclusion_days: *exclusion_days,
+            exclusion_until: exclusion_until.clone(),
+        }
+    }
+}
+
+impl From<MfaRec> for JcMfa {
+    fn from(m: MfaRec) -> Self {
+        JcMfa {
+            configured: m.configured,
+            exclusion: m.exclusion,
+            exclusion_days: m.exclusion_days,
+            exclusion_until: m.exclusion_until,
+        }
+    }
+}
+
+impl From<&JcRestrictedField> for RestrictedRec {
+    fn from(r: &JcRestrictedField) -> Self {
+        let JcRestrictedField { field, id, kind } = r;
+        RestrictedRec {
+            field: field.clone(),
+            id: id.clone(),
+            kind: kind.clone(),
+        }
+    }
+}
+
+impl From<RestrictedRec> for JcRestrictedField {
+    fn from(r: RestrictedRec) -> Self {
+        JcRestrictedField {
+            field: r.field,
+            id: r.id,
+            kind: r.kind,
+        }
+    }
+}
+
+impl From<&JcGroup> for GroupRec {
+    fn from(g: &JcGroup) -> Self {
+        let JcGroup {
+            id,
+            name,
+            description,
+            email,
+            attributes,
+            membership_method,
+        } = g;
+        GroupRec {
+            id: id.clone(),
+            name: name.clone(),
+            description: description.clone(),
+            email: email.clone(),
+            attributes: attributes.as_ref().map(json_text),
+            membership_method: membership_method.clone(),
+        }
+    }
+}
+
+impl TryFrom<GroupRec> for JcGroup {
+    type Error = PersistError;
+    fn try_from(g: GroupRec) -> Result<Self, PersistError> {
+        Ok(JcGroup {
+            id: g.id,
+            name: g.name,
+            description: g.description,
+            email: g.email,
+            attributes: g.attributes.as_deref().map(from_json_text).transpose()?,
+            membership_method: g.membership_method,
+        })
+    }
+}
+
+impl From<&JcDirectory> for DirectoryRec {
+    fn from(d: &JcDirectory) -> Self {
+        let JcDirectory {
+            id,
+            name,
+            kind,
+            default_domain,
+        } = d;
+        DirectoryRec {
+            id: id.clone(),
+            name: name.clone(),
+            kind: kind.as_str().to_owned(),
+            default_domain: default_domain.clone(),
+        }
+    }
+}
+
+impl From<DirectoryRec> for JcDirectory {
+    fn from(d: DirectoryRec) -> Self {
+        JcDirectory {
+            id: d.id,
+            name: d.name,
+            kind: JcDirectoryKind::from(d.kind.as_str()),
+            default_domain: d.default_domain,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "persist_tests.rs"]
+mod tests;

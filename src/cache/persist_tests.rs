@@ -1,0 +1,480 @@
+use std::collections::HashMap as StdHashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jiff::{Timestamp, ToSpan};
+use serde_json::json;
+
+use super::*;
+use crate::jumpcloud::{JcAddress, JcAttribute, JcMfa, JcPhoneNumber, JcRestrictedField};
+use crate::mapping::MappingOptions;
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TestDir(PathBuf);
+
+impl TestDir {
+    fn new(name: &str) -> TestDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("jcscim-persist-{}-{name}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TestDir(dir)
+    }
+
+    fn file(&self) -> PathBuf {
+        file_path(&self.0)
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A user with every field set, so a field the records forget shows up as a difference.
+fn full_user(id: &str, name: &str, manager: Option<&str>) -> JcUser {
+    JcUser {
+        id: id.into(),
+        username: name.into(),
+        email: format!("{name}@example.com"),
+        firstname: Some(name.to_uppercase()),
+        middlename: Some("Q".into()),
+        lastname: Some("Public".into()),
+        displayname: Some(format!("{name} Public")),
+        alternate_email: Some(format!("{name}@alt.example.com")),
+        state: Some("ACTIVATED".into()),
+        suspended: false,
+        activated: true,
+        account_locked: true,
+        password_expired: true,
+        employee_identifier: Some(format!("E-{id}")),
+        job_title: Some("Engineer".into()),
+        department: Some("R&D".into()),
+        cost_center: Some("CC1".into()),
+        company: Some("Example".into()),
+        employee_type: Some("Contractor".into()),
+        location: Some("Remote".into()),
+        description: Some("ünïcödé".into()),
+        manager: manager.map(Into::into),
+        phone_numbers: vec![JcPhoneNumber {
+            id: Some("p1".into()),
+            kind: Some("work".into()),
+            number: Some("+1 555 0100".into()),
+        }],
+        addresses: vec![JcAddress {
+            id: None,
+            kind: Some("work".into()),
+            po_box: Some("PO 1".into()),
+            extended_address: Some("Suite 2".into()),
+            street_address: Some("1 Main St".into()),
+            locality: Some("Springfield".into()),
+            region: Some("IL".into()),
+            postal_code: Some("62701".into()),
+            country: Some("US".into()),
+        }],
+        attributes: vec![
+            JcAttribute {
+                name: "scimExternalId".into(),
+                value: format!("ext-{id}"),
+            },
+            JcAttribute {
+                name: "n".into(),
+                value: "42".into(),
+            },
+        ],
+        mfa: Some(JcMfa {
+            configured: true,
+            exclusion: true,
+            exclusion_days: Some(7),
+            exclusion_until: Some("2024-01-08T00:00:00.000Z".into()),
+        }),
+        admin: Some(json!({"id": "a1", "roleName": "Administrator", "n": 1.5})),
+        restricted_fields: vec![JcRestrictedField {
+            field: "email".into(),
+            id: Some("r1".into()),
+            kind: Some("scim".into()),
+        }],
+        // Microseconds: more precision than the entries' own times, kept exactly.
+        created: Some("2020-02-03T04:05:06.123456Z".into()),
+        unix_uid: Some(5001),
+    }
+}
+
+fn sparse_user(id: &str, name: &str) -> JcUser {
+    JcUser {
+        id: id.into(),
+        username: name.into(),
+        email: format!("{name}@example.com"),
+        ..Default::default()
+    }
+}
+
+fn raw() -> RawDirectory {
+    let edges = |pairs: &[(&str, &[&str])]| -> StdHashMap<String, Vec<String>> {
+        pairs
+            .iter()
+            .map(|(k, vs)| (k.to_string(), vs.iter().map(|v| v.to_string()).collect()))
+            .collect()
+    };
+    RawDirectory {
+        users: vec![
+            full_user("u1", "alice", None),
+            full_user("u2", "bob", Some("u1")),
+            sparse_user("u3", "carol"),
+        ],
+        groups: vec![
+            JcGroup {
+                id: "g1".into(),
+                name: "Engineering".into(),
+                description: Some("".into()),
+                email: Some("eng@example.com".into()),
+                attributes: json!({"scimExternalId": "ext-g1", "sudo": {"enabled": true}})
+                    .as_object()
+                    .cloned(),
+                membership_method: Some("STATIC".into()),
+            },
+            JcGroup {
+                id: "g2".into(),
+                name: "Sales".into(),
+                ..Default::default()
+            },
+        ],
+        members: edges(&[("g1", &["u1", "u2"]), ("g2", &["u3"])]),
+        directories: vec![
+            JcDirectory {
+                id: "d1".into(),
+                name: Some("corp.example.com".into()),
+                kind: JcDirectoryKind::ActiveDirectory,
+                default_domain: None,
+            },
+            JcDirectory {
+                id: "d2".into(),
+                name: Some("Workspace".into()),
+                kind: JcDirectoryKind::GSuite,
+                default_domain: Some("example.com".into()),
+            },
+            JcDirectory {
+                id: "d3".into(),
+                name: None,
+                kind: JcDirectoryKind::Other("ldap_server".into()),
+                default_domain: None,
+            },
+        ],
+        directory_users: edges(&[("d1", &["u3"]), ("d2", &["u1", "u2"])]),
+        directory_groups: edges(&[("d1", &["g1"])]),
+    }
+}
+
+fn opts() -> BuildOptions {
+    BuildOptions {
+        mapping: MappingOptions::default(),
+        directories_as_groups: true,
+    }
+}
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::UNIX_EPOCH + secs.seconds()
+}
+
+fn build(raw: RawDirectory, version: u64, now: Timestamp, prev: Option<&Snapshot>) -> Snapshot {
+    Snapshot::build(
+        Data::from_raw(raw),
+        version,
+        now,
+        now,
+        &opts(),
+        prev,
+        &|_, _| None,
+    )
+}
+
+/// Two versions, so entries carry different `lastModified` times.
+fn snapshot() -> Snapshot {
+    let first = build(raw(), 6, t(1_000_000), None);
+    let mut changed = raw();
+    changed.users[2].department = Some("Sales".into());
+    build(changed, 7, t(2_000_000), Some(&first))
+}
+
+fn saved_bytes(dir: &TestDir) -> Vec<u8> {
+    save(&dir.0, &snapshot()).unwrap();
+    fs::read(dir.file()).unwrap()
+}
+
+fn edge_map(
+    map: &imbl::HashMap<crate::cache::Id, imbl::OrdSet<crate::cache::Id>>,
+) -> StdHashMap<String, Vec<String>> {
+    map.iter()
+        .map(|(k, set)| (k.to_string(), set.iter().map(|v| v.to_string()).collect()))
+        .collect()
+}
+
+#[test]
+fn round_trip_keeps_version_taken_at_data_and_seen_times() {
+    let dir = TestDir::new("round-trip");
+    let s = snapshot();
+    // The change made a difference worth checking: carol's times moved, alice's did not.
+    let carol = s.get(Kind::User, "u3").unwrap();
+    let alice = s.get(Kind::User, "u1").unwrap();
+    assert_eq!(carol.last_modified, t(2_000_000));
+    assert_eq!(alice.last_modified, t(1_000_000));
+
+    save(&dir.0, &s).unwrap();
+    let p = load(&dir.0).unwrap().expect("a file was saved");
+    assert_eq!(p.version, 7);
+    assert_eq!(p.taken_at, s.taken_at);
+    let users: Vec<JcUser> = s.data.users.values().map(|u| (**u).clone()).collect();
+    assert_eq!(p.raw.users, users);
+    let groups: Vec<JcGroup> = s.data.groups.values().map(|g| (**g).clone()).collect();
+    assert_eq!(p.raw.groups, groups);
+    let dirs: Vec<JcDirectory> = s.data.directories.values().map(|d| (**d).clone()).collect();
+    assert_eq!(p.raw.directories, dirs);
+    assert_eq!(p.raw.members, edge_map(&s.data.members));
+    assert_eq!(p.raw.directory_users, edge_map(&s.data.directory_users));
+    assert_eq!(p.raw.directory_groups, edge_map(&s.data.directory_groups));
+    assert_eq!(p.seen.len(), s.users.len() + s.groups.len());
+    for e in s.users.values().chain(s.groups.values()) {
+        assert_eq!(
+            p.seen.get(&(e.kind, e.id.to_string())),
+            s.seen(e.kind, &e.id).as_ref(),
+            "{}",
+            e.id
+        );
+    }
+
+    let r = restore(p, &opts());
+    assert_eq!(r.version, 7);
+    assert_eq!(r.taken_at, s.taken_at);
+    assert_eq!(r.users.len(), s.users.len());
+    assert_eq!(r.groups.len(), s.groups.len());
+    for e in s.users.values().chain(s.groups.values()) {
+        let back = r.get(e.kind, &e.id).expect("entry restored");
+        assert_eq!(back.etag, e.etag, "{}", e.id);
+        assert_eq!(back.created, e.created, "{}", e.id);
+        assert_eq!(back.last_modified, e.last_modified, "{}", e.id);
+        // The served bytes, `meta` included, are the same.
+        assert_eq!(back.bytes, e.bytes, "{}", e.id);
+    }
+    assert_eq!(r.data.reports["u1"].len(), 1);
+    assert!(r.indexes.user_name["carol"].contains("u3"));
+}
+
+#[test]
+fn restore_with_other_options_stamps_changed_entries_now() {
+    let dir = TestDir::new("other-options");
+    let s = snapshot();
+    save(&dir.0, &s).unwrap();
+    let p = load(&dir.0).unwrap().unwrap();
+    let mut other = opts();
+    other.mapping.scim_base = "https://elsewhere.example.com/scim/v2".into();
+    let before = Timestamp::now();
+    let r = restore(p, &other);
+    // Group members carry `$ref`s with the base URL, so their content changed.
+    let g1 = r.get(Kind::Group, "g1").unwrap();
+    assert_ne!(g1.etag, s.get(Kind::Group, "g1").unwrap().etag);
+    assert!(g1.last_modified >= to_millis_floor(before));
+}
+
+fn to_millis_floor(t: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(t.as_millisecond()).unwrap()
+}
+
+#[test]
+fn the_same_snapshot_gives_the_same_bytes() {
+    let a = TestDir::new("same-a");
+    let b = TestDir::new("same-b");
+    assert_eq!(saved_bytes(&a), saved_bytes(&b));
+}
+
+#[test]
+fn a_missing_file_is_none() {
+    let dir = TestDir::new("missing");
+    assert!(load(&dir.0).unwrap().is_none());
+    assert!(load(&dir.0.join("not-there")).unwrap().is_none());
+}
+
+#[test]
+fn a_truncated_file_is_refused_at_every_cut() {
+    let dir = TestDir::new("truncated");
+    let bytes = saved_bytes(&dir);
+    for cut in 0..bytes.len() {
+        match decode(&bytes[..cut]) {
+            Err(PersistError::Truncated { found, .. }) => assert_eq!(found, cut as u64),
+            other => panic!("cut at {cut}: {other:?}"),
+        }
+    }
+    // And through the file, at a few offsets.
+    for cut in [
+        0,
+        5,
+        HEADER_LEN,
+        HEADER_LEN + 1,
+        bytes.len() / 2,
+        bytes.len() - 1,
+    ] {
+        fs::write(dir.file(), &bytes[..cut]).unwrap();
+        assert!(
+            matches!(load(&dir.0), Err(PersistError::Truncated { .. })),
+            "cut at {cut}"
+        );
+    }
+}
+
+#[test]
+fn a_flipped_byte_is_corrupt() {
+    let dir = TestDir::new("flipped");
+    let bytes = saved_bytes(&dir);
+    for i in HEADER_LEN..bytes.len() {
+        let mut damaged = bytes.clone();
+        damaged[i] ^= 0x20;
+        assert!(
+            matches!(decode(&damaged), Err(PersistError::Corrupt(_))),
+            "flip at {i}"
+        );
+    }
+    // The checksum itself, and the magic.
+    for i in [0, 20, 23] {
+        let mut damaged = bytes.clone();
+        damaged[i] ^= 0x01;
+        fs::write(dir.file(), &damaged).unwrap();
+        assert!(
+            matches!(load(&dir.0), Err(PersistError::Corrupt(_))),
+            "flip at {i}"
+        );
+    }
+    // A length that disagrees with the file either way.
+    for delta in [1i64, -1] {
+        let mut damaged = bytes.clone();
+        let len = u64::from_le_bytes(damaged[12..20].try_into().unwrap());
+        damaged[12..20].copy_from_slice(&((len as i64 + delta) as u64).to_le_bytes());
+        assert!(
+            matches!(
+                decode(&damaged),
+                Err(PersistError::Truncated { .. } | PersistError::Corrupt(_))
+            ),
+            "length {delta:+}"
+        );
+    }
+    assert!(matches!(
+        decode(b"not a snapshot at all, just text"),
+        Err(PersistError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn a_file_of_another_format_version_is_refused() {
+    let dir = TestDir::new("version");
+    let mut bytes = saved_bytes(&dir);
+    bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    fs::write(dir.file(), &bytes).unwrap();
+    match load(&dir.0) {
+        Err(PersistError::WrongVersion { found, expected }) => {
+            assert_eq!((found, expected), (FORMAT_VERSION + 1, FORMAT_VERSION));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_payload_that_passes_the_checksum_but_does_not_decode_is_refused() {
+    let payload = vec![0xff; 10];
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&MAGIC);
+    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    assert!(matches!(decode(&bytes), Err(PersistError::Decode(_))));
+}
+
+#[test]
+fn a_save_leaves_no_temporary_file() {
+    let dir = TestDir::new("no-tmp");
+    save(&dir.0, &snapshot()).unwrap();
+    assert_eq!(dir.names(), vec![FILE_NAME.to_string()]);
+    // Saving again replaces the file in place.
+    let next = build(raw(), 9, t(3_000_000), None);
+    save(&dir.0, &next).unwrap();
+    assert_eq!(dir.names(), vec![FILE_NAME.to_string()]);
+    assert_eq!(load(&dir.0).unwrap().unwrap().version, 9);
+    // A save that cannot write reports it and leaves nothing behind.
+    let gone = dir.0.join("gone");
+    assert!(matches!(save(&gone, &next), Err(PersistError::Io(_))));
+    assert_eq!(dir.names(), vec![FILE_NAME.to_string()]);
+}
+
+// === the saver ===
+
+async fn publish(store: &Store, version: u64) {
+    let snapshot = build(raw(), version, t(1_000_000 + version as i64), None);
+    let _guard = store.publish.lock().await;
+    store.swap(Arc::new(snapshot));
+}
+
+fn saved_version(dir: &TestDir) -> Option<u64> {
+    load(&dir.0).unwrap().map(|p| p.version)
+}
+
+#[tokio::test]
+async fn the_saver_ends_with_the_latest_version_on_disk() {
+    let dir = TestDir::new("saver-flush");
+    let store = Arc::new(Store::new(opts()));
+    let saver = spawn_saver(store.clone(), dir.0.clone(), None);
+    for v in 1..=5 {
+        publish(&store, v).await;
+    }
+    saver.flush_and_stop().await;
+    assert_eq!(saved_version(&dir), Some(5));
+    assert_eq!(dir.names(), vec![FILE_NAME.to_string()]);
+}
+
+#[tokio::test]
+async fn the_saver_saves_a_new_version_while_running() {
+    let dir = TestDir::new("saver-running");
+    let store = Arc::new(Store::new(opts()));
+    let saver = spawn_saver(store.clone(), dir.0.clone(), None);
+    publish(&store, 3).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while saved_version(&dir) != Some(3) {
+        assert!(tokio::time::Instant::now() < deadline, "never saved");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    publish(&store, 4).await;
+    while saved_version(&dir) != Some(4) {
+        assert!(tokio::time::Instant::now() < deadline, "never saved");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    saver.flush_and_stop().await;
+}
+
+#[tokio::test]
+async fn the_saver_does_not_rewrite_the_version_on_disk() {
+    let dir = TestDir::new("saver-on-disk");
+    let store = Arc::new(Store::new(opts()));
+    publish(&store, 8).await;
+    let saver = spawn_saver(store.clone(), dir.0.clone(), Some(8));
+    saver.flush_and_stop().await;
+    assert!(dir.names().is_empty());
+}
+
+#[tokio::test]
+async fn the_saver_with_nothing_published_writes_nothing() {
+    let dir = TestDir::new("saver-empty");
+    let store = Arc::new(Store::new(opts()));
+    spawn_saver(store, dir.0.clone(), None)
+        .flush_and_stop()
+        .await;
+    assert!(dir.names().is_empty());
+}

@@ -1,0 +1,203 @@
+//! The persisted snapshot end to end: a restart during a JumpCloud outage serves the saved snapshot at once,
+//! with its version, ETags and age; a damaged file is refused and the service waits for JumpCloud instead.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jumpcloud_scim::cache::persist;
+use serde_json::{Value, json};
+
+use crate::support::{Harness, small_emulator};
+
+/// A fresh data directory under the system temp dir, removed on drop.
+struct DataDir(PathBuf);
+
+impl DataDir {
+    fn new(name: &str) -> DataDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("jcscim-it-{}-{name}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // Not created: the service creates it.
+        DataDir(dir)
+    }
+
+    fn file(&self) -> PathBuf {
+        persist::file_path(&self.0)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn readyz(h: &Harness) -> (u16, Value) {
+    let r = h
+        .http
+        .get(format!("{}/readyz", h.base))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// Every user's id and ETag, with the snapshot version the page came from.
+async fn user_etags(h: &Harness) -> (Vec<(String, String)>, u64, u64) {
+    let r = h.get("/Users?count=1000").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let header = |name: &str| -> u64 { r.headers()[name].to_str().unwrap().parse().unwrap() };
+    let (version, age) = (header("x-snapshot-version"), header("x-snapshot-age"));
+    let page: Value = r.json().await.unwrap();
+    let users = page["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["id"].as_str().unwrap().to_string(),
+                u["meta"]["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (users, version, age)
+}
+
+#[tokio::test]
+async fn a_restart_during_an_outage_serves_the_saved_snapshot_at_once() {
+    let data = DataDir::new("restart");
+    let dir = data.0.clone();
+    let mut h = Harness::start(small_emulator(40, 4), |c| c.data_dir = Some(dir)).await;
+    h.wait_ready().await;
+    // A write after the refresh: its version must be the one on disk at shutdown.
+    let r = h
+        .post(
+            "/Users",
+            &json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "persisted.user",
+                "emails": [{"value": "persisted.user@example.com", "primary": true}],
+                "name": {"givenName": "Persisted", "familyName": "User"},
+            }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let created = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (before, version, _) = user_etags(&h).await;
+    assert_eq!(before.len(), 41);
+    let (_, ready_before) = readyz(&h).await;
+    let taken_at = ready_before["snapshot"]["taken_at"].clone();
+    let one = &before[0];
+    let r = h.get(&format!("/Users/{}", one.0)).send().await.unwrap();
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(etag, one.1);
+
+    h.stop_service().await;
+    tracing::info!("stopped; the file holds the last version");
+    let saved = persist::load(&data.0).unwrap().expect("saved at shutdown");
+    assert_eq!(saved.version, version);
+
+    h.faults(json!({"outage_now_s": 60})).await;
+    // Let the snapshot grow old enough that an age counted from the restart would show.
+    let taken: jiff::Timestamp = taken_at.as_str().unwrap().parse().unwrap();
+    let old_enough = taken + jiff::SignedDuration::from_secs(2);
+    if let Ok(wait) =
+        std::time::Duration::try_from(old_enough.duration_since(jiff::Timestamp::now()))
+    {
+        tokio::time::sleep(wait).await;
+    }
+    h.restart_service().await;
+    // Ready on the first request: no refresh can have succeeded during the outage.
+    let (status, ready) = readyz(&h).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["snapshot"]["version"], version);
+    assert_eq!(ready["snapshot"]["taken_at"], taken_at);
+    assert_eq!(ready["snapshot"]["users"], 41);
+    let (after, served_version, age) = user_etags(&h).await;
+    assert_eq!(served_version, version);
+    assert_eq!(after, before, "same users, same ETags");
+    assert!(after.iter().any(|(id, _)| *id == created));
+    // The age counts from the saved taken_at, not from the restart.
+    assert!(age >= 2, "age {age}");
+    let expected_age = (jiff::Timestamp::now().as_second() - taken.as_second()) as u64;
+    assert!(age + 1 >= expected_age && age <= expected_age, "age {age}");
+    let r = h.get(&format!("/Users/{}", one.0)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["etag"].to_str().unwrap(), etag);
+    // If-None-Match with the ETag from before the restart still matches.
+    let r = h
+        .get(&format!("/Users/{}", one.0))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+
+    // The refresh at start-up fails, and the saved snapshot is still what is served.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while h.last_refresh().await.is_null() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no refresh finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(h.last_refresh().await["ok"], false);
+    assert_eq!(user_etags(&h).await.1, version);
+
+    // Once JumpCloud answers again, versions continue after the saved one and unchanged users keep their ETags.
+    h.faults(json!({"outage_now_s": 0})).await;
+    let outcome = h.refresh_now().await;
+    assert_eq!(outcome["ok"], true, "{outcome}");
+    let (refreshed, refreshed_version, _) = user_etags(&h).await;
+    assert!(refreshed_version > version);
+    // The created user changes: JumpCloud put it in "All Users", which the write could not know.
+    let others = |users: Vec<(String, String)>| -> Vec<(String, String)> {
+        users.into_iter().filter(|(id, _)| *id != created).collect()
+    };
+    assert_eq!(others(refreshed), others(before));
+}
+
+/// Stop the service, damage its file with `damage`, start it again in an outage: it must refuse the file, say
+/// it is not ready, and become ready once JumpCloud answers.
+async fn refused_after(h: &mut Harness, data: &DataDir, damage: impl FnOnce(&mut Vec<u8>)) {
+    h.stop_service().await;
+    let mut bytes = std::fs::read(data.file()).unwrap();
+    damage(&mut bytes);
+    std::fs::write(data.file(), &bytes).unwrap();
+    h.faults(json!({"outage_now_s": 60})).await;
+    h.restart_service().await;
+    let (status, ready) = readyz(h).await;
+    assert_eq!(status, 503, "{ready}");
+    let r = h.get("/Users").send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    h.faults(json!({"outage_now_s": 0})).await;
+    h.wait_ready().await;
+    let (users, _, _) = user_etags(h).await;
+    assert_eq!(users.len(), 12);
+}
+
+#[tokio::test]
+async fn a_truncated_or_corrupt_file_is_refused() {
+    let data = DataDir::new("damaged");
+    let dir = data.0.clone();
+    let mut h = Harness::start(small_emulator(12, 2), |c| c.data_dir = Some(dir)).await;
+    h.wait_ready().await;
+    tracing::info!("truncated");
+    refused_after(&mut h, &data, |b| b.truncate(b.len() / 2)).await;
+    tracing::info!("one byte flipped in the payload");
+    refused_after(&mut h, &data, |b| {
+        let i = b.len() - 10;
+        b[i] ^= 0x40;
+    })
+    .await;
+    // The service saved what it fetched after the refusal, so the next start serves it again.
+    h.stop_service().await;
+    assert!(persist::load(&data.0).unwrap().is_some());
+}
