@@ -130,15 +130,25 @@ pub async fn refresh_once(store: &Store, client: &JcClient) -> RefreshStatus {
                 }
             }
             let version = store.take_version();
-            let snapshot = Snapshot::build(
-                data,
-                version,
-                taken_at,
-                Timestamp::now(),
-                &store.options,
-                current.as_deref(),
-                &|_, _| None,
-            );
+            // Deriving a large directory is seconds of CPU: keep it off the async workers.
+            let options = store.options.clone();
+            let prev = current.clone();
+            let built = tokio::task::spawn_blocking(move || {
+                Snapshot::build(
+                    data,
+                    version,
+                    taken_at,
+                    Timestamp::now(),
+                    &options,
+                    prev.as_deref(),
+                    &|_, _| None,
+                )
+            })
+            .await;
+            let snapshot = match built {
+                Ok(s) => s,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
             let (users, groups) = (snapshot.user_count(), snapshot.group_count());
             let now = Timestamp::now();
             let hold = store.shrink_guard().check(users, groups, now);

@@ -102,6 +102,10 @@ pub struct Entry {
     pub hash: [u8; 16],
     pub created: Timestamp,
     pub last_modified: Timestamp,
+    /// Fingerprint of what the entry was derived from besides its own JumpCloud record (group names,
+    /// directory holdings, the manager's name, members' names): with an equal record, an equal fingerprint
+    /// means the entry can be reused without deriving it again. Only compared within one process.
+    pub inputs: u64,
 }
 
 /// Content times carried across refreshes (and, with persistence, restarts).
@@ -506,9 +510,8 @@ fn etag_of(hash: &[u8; 16]) -> String {
     s
 }
 
-fn content_hash(v: &Value) -> [u8; 16] {
-    let bytes = serde_json::to_vec(v).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
+fn hash_bytes(bytes: &[u8]) -> [u8; 16] {
+    let digest = Sha256::digest(bytes);
     let mut out = [0u8; 16];
     out.copy_from_slice(&digest[..16]);
     out
@@ -531,12 +534,34 @@ struct Ctx<'a> {
     opts: &'a BuildOptions,
     now: Timestamp,
     /// Previous content times, by (kind, id).
-    seen: &'a dyn Fn(Kind, &str) -> Option<Seen>,
+    seen: &'a (dyn Fn(Kind, &str) -> Option<Seen> + Sync),
     /// Previous entries, reused as they are when the content hash is unchanged.
     prev: Option<&'a Snapshot>,
 }
 
+/// A fingerprint of derivation inputs (within one process only).
+fn fingerprint(parts: &impl std::hash::Hash) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(parts)
+}
+
+/// Above this many users a full build derives them on every core.
+const PARALLEL_BUILD_USERS: usize = 4_000;
+
 impl Ctx<'_> {
+    /// The previous version's entry for `rid`, when it was derived from the same inputs.
+    fn reusable(
+        &self,
+        kind: Kind,
+        rid: &Id,
+        inputs: u64,
+        same_record: impl Fn(&Data) -> bool,
+    ) -> Option<Arc<Entry>> {
+        let prev = self.prev?;
+        let e = prev.get(kind, rid)?;
+        (e.inputs == inputs && same_record(&prev.data)).then(|| e.clone())
+    }
+
     fn finish(
         &self,
         kind: Kind,
@@ -544,8 +569,11 @@ impl Ctx<'_> {
         mut resource: Value,
         jc_created: Option<Timestamp>,
         source: Option<GroupSource>,
+        inputs: u64,
     ) -> Arc<Entry> {
-        let hash = content_hash(&resource);
+        // One serialisation serves the content hash and, with `meta` spliced in, the served bytes.
+        let body = serde_json::to_vec(&resource).unwrap_or_default();
+        let hash = hash_bytes(&body);
         if let Some(prev) = self.prev {
             let map = match kind {
                 Kind::User => &prev.users,
@@ -564,19 +592,27 @@ impl Ctx<'_> {
             None => (jc_created.unwrap_or(self.now), self.now),
         };
         let etag = etag_of(&hash);
-        if let Value::Object(map) = &mut resource {
-            map.insert(
-                "meta".into(),
-                json!({
-                    "resourceType": kind.resource_type(),
-                    "created": rfc3339_millis(created),
-                    "lastModified": rfc3339_millis(last_modified),
-                    "location": format!("{}/{}/{}", self.opts.mapping.scim_base, kind.endpoint(), rid),
-                    "version": etag,
-                }),
-            );
+        let meta = json!({
+            "resourceType": kind.resource_type(),
+            "created": rfc3339_millis(created),
+            "lastModified": rfc3339_millis(last_modified),
+            "location": format!("{}/{}/{}", self.opts.mapping.scim_base, kind.endpoint(), rid),
+            "version": etag,
+        });
+        let mut bytes = body;
+        if bytes.last() == Some(&b'}') {
+            bytes.pop();
+            if bytes.len() > 1 {
+                bytes.push(b',');
+            }
+            bytes.extend_from_slice(b"\"meta\":");
+            bytes.extend_from_slice(&serde_json::to_vec(&meta).unwrap_or_default());
+            bytes.push(b'}');
         }
-        let bytes = Bytes::from(serde_json::to_vec(&resource).unwrap_or_default());
+        if let Value::Object(map) = &mut resource {
+            map.insert("meta".into(), meta);
+        }
+        let bytes = Bytes::from(bytes);
         Arc::new(Entry {
             id: rid.clone(),
             kind,
@@ -587,10 +623,11 @@ impl Ctx<'_> {
             hash,
             created,
             last_modified,
+            inputs,
         })
     }
 
-    fn user_entry(&self, uid: &Id, user: &JcUser) -> Arc<Entry> {
+    fn user_entry(&self, uid: &Id, user: &Arc<JcUser>) -> Arc<Entry> {
         let data = self.data;
         let mut groups: Vec<GroupRef> = data
             .user_groups
@@ -633,6 +670,15 @@ impl Ctx<'_> {
             .as_deref()
             .and_then(|m| data.users.get(m))
             .map(|m| mapping::user_display(m, &self.opts.mapping));
+        let inputs = fingerprint(&(&groups, &entitlements, &manager_display));
+        let same_record = |d: &Data| {
+            d.users
+                .get(uid)
+                .is_some_and(|p| Arc::ptr_eq(p, user) || **p == **user)
+        };
+        if let Some(e) = self.reusable(Kind::User, uid, inputs, same_record) {
+            return e;
+        }
         let ctx = UserContext {
             groups: &groups,
             entitlements: &entitlements,
@@ -642,8 +688,9 @@ impl Ctx<'_> {
         let created = user
             .created
             .as_deref()
-            .and_then(|c| c.parse::<Timestamp>().ok());
-        self.finish(Kind::User, uid, resource, created, None)
+            .and_then(|c| c.parse::<Timestamp>().ok())
+            .map(to_millis);
+        self.finish(Kind::User, uid, resource, created, None, inputs)
     }
 
     fn member_list(&self, users: impl IntoIterator<Item = Id>) -> Vec<GroupMember> {
@@ -658,8 +705,17 @@ impl Ctx<'_> {
             .collect()
     }
 
-    fn group_entry(&self, gid: &Id, group: &JcGroup) -> Arc<Entry> {
+    fn group_entry(&self, gid: &Id, group: &Arc<JcGroup>) -> Arc<Entry> {
         let members = self.member_list(self.data.members.get(gid).into_iter().flatten().cloned());
+        let inputs = fingerprint(&members);
+        let same_record = |d: &Data| {
+            d.groups
+                .get(gid)
+                .is_some_and(|p| Arc::ptr_eq(p, group) || **p == **group)
+        };
+        if let Some(e) = self.reusable(Kind::Group, gid, inputs, same_record) {
+            return e;
+        }
         let resource = mapping::group_to_scim(group, &members, &self.opts.mapping);
         self.finish(
             Kind::Group,
@@ -667,12 +723,22 @@ impl Ctx<'_> {
             resource,
             None,
             Some(GroupSource::UserGroup),
+            inputs,
         )
     }
 
-    fn directory_entry(&self, did: &Id, dir: &JcDirectory) -> Option<Arc<Entry>> {
+    fn directory_entry(&self, did: &Id, dir: &Arc<JcDirectory>) -> Option<Arc<Entry>> {
         let holders =
             self.member_list(self.data.directory_holders(did).into_iter().map(|(u, _)| u));
+        let inputs = fingerprint(&holders);
+        let same_record = |d: &Data| {
+            d.directories
+                .get(did)
+                .is_some_and(|p| Arc::ptr_eq(p, dir) || **p == **dir)
+        };
+        if let Some(e) = self.reusable(Kind::Group, did, inputs, same_record) {
+            return Some(e);
+        }
         let resource = mapping::directory_to_scim(dir, &holders, &self.opts.mapping)?;
         Some(self.finish(
             Kind::Group,
@@ -680,6 +746,7 @@ impl Ctx<'_> {
             resource,
             None,
             Some(GroupSource::Directory),
+            inputs,
         ))
     }
 }
@@ -716,7 +783,7 @@ impl Snapshot {
         now: Timestamp,
         opts: &BuildOptions,
         prev: Option<&Snapshot>,
-        seen: &dyn Fn(Kind, &str) -> Option<Seen>,
+        seen: &(dyn Fn(Kind, &str) -> Option<Seen> + Sync),
     ) -> Snapshot {
         let prev_seen = |kind: Kind, rid: &str| -> Option<Seen> {
             if let Some(p) = prev {
@@ -741,10 +808,36 @@ impl Snapshot {
             seen: &prev_seen,
             prev,
         };
-        let mut users = OrdMap::new();
-        for (uid, u) in &data.users {
-            users.insert(uid.clone(), ctx.user_entry(uid, u));
-        }
+        let users: OrdMap<Id, Arc<Entry>> = if data.users.len() > PARALLEL_BUILD_USERS {
+            // Users derive independently: split them over the cores.
+            let items: Vec<(&Id, &Arc<JcUser>)> = data.users.iter().collect();
+            let threads = std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .clamp(1, 8);
+            let chunk = items.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let ctx = &ctx;
+                let handles: Vec<_> = items
+                    .chunks(chunk)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            part.iter()
+                                .map(|(uid, u)| ((*uid).clone(), ctx.user_entry(uid, u)))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        } else {
+            data.users
+                .iter()
+                .map(|(uid, u)| (uid.clone(), ctx.user_entry(uid, u)))
+                .collect()
+        };
         let mut groups = OrdMap::new();
         for (gid, g) in &data.groups {
             groups.insert(gid.clone(), ctx.group_entry(gid, g));

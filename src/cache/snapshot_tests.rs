@@ -295,3 +295,51 @@ fn overlay_keeps_writes_a_stale_refresh_missed() {
     assert!(!stale2.users.contains_key("u2"));
     assert!(!stale2.members["g1"].contains("u2"));
 }
+
+#[test]
+fn a_large_directory_builds_on_every_core_with_the_same_result() {
+    let n = PARALLEL_BUILD_USERS + 321;
+    let users: Vec<JcUser> = (0..n)
+        .map(|i| {
+            user(
+                &format!("u{i:06}"),
+                &format!("user{i}"),
+                (i > 0).then_some("u000000"),
+            )
+        })
+        .collect();
+    let raw = RawDirectory {
+        users,
+        groups: vec![group("g1", "Everyone")],
+        members: [(
+            "g1".to_string(),
+            (0..n).map(|i| format!("u{i:06}")).collect(),
+        )]
+        .into_iter()
+        .collect(),
+        ..RawDirectory::default()
+    };
+    let s = build(raw.clone(), 1, t(1000), None);
+    assert_eq!(s.users.len(), n);
+    assert_eq!(s.list(Kind::User).first().unwrap().id.as_ref(), "u000000");
+    for (id, e) in s.users.iter().step_by(997) {
+        assert_eq!(e.id, *id);
+        assert_eq!(e.json["id"], id.as_ref());
+        assert_eq!(e.json["groups"][0]["value"], "g1");
+    }
+    assert_eq!(
+        s.get(Kind::Group, "g1").unwrap().json["members"]
+            .as_array()
+            .unwrap()
+            .len(),
+        n
+    );
+    // A second build from the same data reuses every entry.
+    let again = build(raw, 2, t(2000), Some(&s));
+    assert!(
+        again
+            .users
+            .iter()
+            .all(|(id, e)| Arc::ptr_eq(e, s.users.get(id).unwrap()))
+    );
+}

@@ -6,7 +6,7 @@ use super::{MappingOptions, directory_type_name, present, urn};
 use crate::jumpcloud::{JcDirectory, JcGroup};
 
 /// One member as shown in `Group.members`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct GroupMember {
     pub id: String,
     pub display: String,

@@ -6,7 +6,7 @@ use super::{MappingOptions, present, urn};
 use crate::jumpcloud::JcUser;
 
 /// A group the user belongs to, as shown in `User.groups`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct GroupRef {
     pub id: String,
     pub display: String,
@@ -15,7 +15,7 @@ pub struct GroupRef {
 }
 
 /// A directory the user holds, as shown in `User.entitlements`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Entitlement {
     /// The directory id.
     pub value: String,
