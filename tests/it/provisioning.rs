@@ -925,3 +925,76 @@ async fn directory_access_inherited_through_a_group_cannot_be_revoked_directly()
         400
     );
 }
+
+#[tokio::test]
+async fn sailpoint_groups_via_the_user_and_delete_as_suspend() {
+    let h = Harness::start(small_emulator(12, 3), |c| {
+        c.users.delete_mode = jumpcloud_scim::config::DeleteMode::Suspend
+    })
+    .await;
+    h.wait_ready().await;
+    let g = h.groups_of_type("user_group").await[1]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = h
+        .req(
+            Method::POST,
+            "/Users",
+            &new_user("viauser", "via.user@example.com"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let id = json_of(r).await["id"].as_str().unwrap().to_string();
+    // updateGroupsViaUsers: add and remove groups through the User resource.
+    let r = h
+        .req(
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            &patch(json!([{"op": "add", "path": "groups", "value": [{"value": g}]}])),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(h.user_groups(&id).await.contains(&g));
+    let members: Vec<Value> = json_of(
+        h.jc(
+            Method::GET,
+            &format!("/api/v2/usergroups/{g}/members?limit=100"),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await
+    .as_array()
+    .unwrap()
+    .clone();
+    assert!(
+        members.iter().any(|m| m["to"]["id"] == id.as_str()),
+        "the membership reached JumpCloud"
+    );
+    let r = h
+        .req(
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            &patch(json!([{"op": "remove", "path": format!("groups[value eq \"{g}\"]")}])),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(!h.user_groups(&id).await.contains(&g));
+    // users.delete_mode = suspend: DELETE suspends, the user stays listed, inactive.
+    let r = h
+        .req(Method::DELETE, &format!("/Users/{id}"), &Value::Null)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let u = json_of(h.get(&format!("/Users/{id}")).send().await.unwrap()).await;
+    assert_eq!(u["active"], false);
+    assert_eq!(h.jc_user(&id).await["state"], "SUSPENDED");
+}
