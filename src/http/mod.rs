@@ -80,7 +80,11 @@ pub fn router(state: AppState) -> Router {
         .merge(scim_write::router(state.clone()))
         // Auth as a route layer: unknown paths stay 404 rather than 401.
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .fallback(scim_not_found);
+        .fallback(scim_not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            snapshot_headers,
+        ));
     let timeout = state.settings.request_timeout;
     let body_limit = state.settings.body_bytes;
     let metrics = state.metrics.clone();
@@ -106,6 +110,9 @@ pub fn router(state: AppState) -> Router {
                 }))
                 .layer(middleware::from_fn_with_state(metrics, telemetry::track))
                 .layer(middleware::from_fn_with_state(timeout, deadline))
+                // Whatever answers an error on a SCIM path (an extractor's rejection, the body limit just
+                // below), the client gets an RFC 7644 error body.
+                .layer(middleware::from_fn(scim_errors_only))
                 .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit)),
         )
 }
@@ -148,6 +155,55 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
             resp
         }
     }
+}
+
+/// Every SCIM answer says which snapshot version it was made from and how old it is (handlers that read a
+/// pinned version set these themselves; the rest get the latest).
+async fn snapshot_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    if !resp.headers().contains_key("x-snapshot-version")
+        && let Some(snap) = state.store.load()
+    {
+        support::add_snapshot_headers(&mut resp, &snap);
+    }
+    resp
+}
+
+/// Turn any error answer that is not already a SCIM error (axum's plain-text rejections, the body limit's
+/// 413) into one with the same status.
+async fn scim_errors_only(req: Request, next: Next) -> Response {
+    let scim_path = req.uri().path().starts_with("/scim/");
+    let resp = next.run(req).await;
+    if !scim_path {
+        return resp;
+    }
+    let status = resp.status();
+    let is_scim = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/scim+json"));
+    if status.as_u16() < 400 || is_scim {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let detail = match std::str::from_utf8(&text).map(str::trim) {
+        Ok(t) if !t.is_empty() => t.to_string(),
+        _ => status.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let detail = if status.as_u16() == 413 {
+        "the request body is larger than this service accepts (limits.body_bytes)".to_string()
+    } else {
+        detail
+    };
+    let mut out = ScimError::new(status.as_u16(), None, detail).into_response();
+    for (k, v) in parts.headers.iter() {
+        if k != axum::http::header::CONTENT_TYPE && k != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
 }
 
 async fn scim_not_found(req: Request) -> Response {

@@ -385,4 +385,18 @@ async fn lists_errors_and_content_types_follow_rfc_7644() {
         .unwrap();
     assert_eq!(r.status(), 415);
     assert_eq!(json_of(r).await["status"], "415");
+    // A body over limits.body_bytes: 413, still a SCIM error.
+    let big = format!("{{\"userName\": \"{}\"}}", "x".repeat(2_000_000));
+    let r = h
+        .http
+        .post(h.scim("/Users"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/scim+json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.headers()["content-type"], "application/scim+json");
+    assert_eq!(json_of(r).await["status"], "413");
 }

@@ -466,7 +466,13 @@ async fn get_by_id_carries_etag_and_snapshot_headers() {
 async fn discovery_documents_and_errors() {
     let h = Harness::start(small_emulator(5, 2), |_| {}).await;
     h.wait_ready().await;
-    let spc = json_of(h.get("/ServiceProviderConfig").send().await.unwrap()).await;
+    let r = h.get("/ServiceProviderConfig").send().await.unwrap();
+    assert!(
+        r.headers().contains_key("x-snapshot-version")
+            && r.headers().contains_key("x-snapshot-age")
+    );
+    let spc = json_of(r).await;
+    assert_eq!(spc["pagination"]["cursor"], true);
     assert_eq!(spc["patch"]["supported"], true);
     assert_eq!(spc["filter"]["supported"], true);
     let rts = json_of(h.get("/ResourceTypes").send().await.unwrap()).await;
