@@ -39,7 +39,18 @@ pub fn router() -> Router<AppState> {
         .route("/ResourceTypes/{id}", get(resource_type))
         .route("/Schemas", get(schemas))
         .route("/Schemas/{id}", get(schema))
+        .route("/Me", axum::routing::any(not_implemented))
+        .route("/Bulk", axum::routing::any(not_implemented))
         .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// `/Me` and `/Bulk` are optional in RFC 7644 and not offered (`/ServiceProviderConfig` says so).
+async fn not_implemented(req: axum::extract::Request) -> Response {
+    ScimError::not_implemented(format!(
+        "{} is not supported by this service provider",
+        req.uri().path()
+    ))
+    .into_response()
 }
 
 async fn method_not_allowed() -> Response {

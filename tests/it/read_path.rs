@@ -451,6 +451,32 @@ async fn get_by_id_carries_etag_and_snapshot_headers() {
         .await
         .unwrap();
     assert_eq!(r.status(), 304);
+    // Delta aggregation: lastModified filters compare as instants.
+    let lm = body["meta"]["lastModified"].as_str().unwrap();
+    let f = |op: &str| {
+        format!(
+            "/Users?filter={}",
+            urlenc(&format!("meta.lastModified {op} \"{lm}\""))
+        )
+    };
+    let after = json_of(h.get(&f("gt")).send().await.unwrap()).await;
+    let since = json_of(h.get(&f("ge")).send().await.unwrap()).await;
+    assert!(after["totalResults"].as_u64().unwrap() < since["totalResults"].as_u64().unwrap());
+    assert!(
+        since["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["id"] == id)
+    );
+    assert!(
+        !after["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["id"] == id)
+    );
+    assert_eq!(h.get("/Me").send().await.unwrap().status(), 501);
     let r = h
         .get("/Users/000000000000000000000000")
         .send()
