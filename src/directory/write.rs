@@ -278,6 +278,21 @@ impl Writer {
         })
     }
 
+    /// The start of every write to an existing resource: take its lock, then read the current version and
+    /// check `If-Match` against it (after the lock, so a queued write sees what the one before it did).
+    async fn begin(
+        &self,
+        kind: Kind,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<(MutexGuard<'_, ()>, Arc<Snapshot>, Arc<Entry>), WriteError> {
+        let guard = self.lock(id).await;
+        let snap = self.snapshot()?;
+        let entry = Self::entry(&snap, kind, id)?;
+        check_if_match(if_match, &entry)?;
+        Ok((guard, snap, entry))
+    }
+
     fn written(snap: Arc<Snapshot>, kind: Kind, id: &str) -> Result<Written, WriteError> {
         let entry = Self::entry(&snap, kind, id)?;
         Ok(Written {
@@ -602,10 +617,7 @@ impl Writer {
         body: &Value,
         if_match: Option<&str>,
     ) -> Result<Written, WriteError> {
-        let _guard = self.lock(id).await;
-        let snap = self.snapshot()?;
-        let entry = Self::entry(&snap, Kind::User, id)?;
-        check_if_match(if_match, &entry)?;
+        let (_guard, snap, _) = self.begin(Kind::User, id, if_match).await?;
         self.update_user_to(&snap, id, body, &MembershipChange::default())
             .await
     }
@@ -617,10 +629,7 @@ impl Writer {
         body: &Value,
         if_match: Option<&str>,
     ) -> Result<Written, WriteError> {
-        let _guard = self.lock(id).await;
-        let snap = self.snapshot()?;
-        let entry = Self::entry(&snap, Kind::User, id)?;
-        check_if_match(if_match, &entry)?;
+        let (_guard, snap, entry) = self.begin(Kind::User, id, if_match).await?;
         let outcome = apply_patch(&entry.json, body, ResourceKind::User)?;
         if !outcome.changed && outcome.membership.is_empty() {
             return Ok(Written {
@@ -634,10 +643,7 @@ impl Writer {
 
     /// `DELETE /Users/{id}` under `users.delete_mode`.
     pub async fn delete_user(&self, id: &str, if_match: Option<&str>) -> Result<(), WriteError> {
-        let _guard = self.lock(id).await;
-        let snap = self.snapshot()?;
-        let entry = Self::entry(&snap, Kind::User, id)?;
-        check_if_match(if_match, &entry)?;
+        let (_guard, snap, _) = self.begin(Kind::User, id, if_match).await?;
         match self.settings.delete_mode {
             DeleteMode::Suspend => {
                 let current = snap.data.users.get(id).cloned().ok_or_else(not_ready)?;
@@ -1118,10 +1124,7 @@ impl Writer {
         body: &Value,
         if_match: Option<&str>,
     ) -> Result<Written, WriteError> {
-        let _guard = self.lock(id).await;
-        let snap = self.snapshot()?;
-        let entry = Self::entry(&snap, Kind::Group, id)?;
-        check_if_match(if_match, &entry)?;
+        let (_guard, snap, entry) = self.begin(Kind::Group, id, if_match).await?;
         let DesiredGroup {
             name,
             external_id,
@@ -1163,10 +1166,7 @@ impl Writer {
         body: &Value,
         if_match: Option<&str>,
     ) -> Result<Written, WriteError> {
-        let _guard = self.lock(id).await;
-        let snap = self.snapshot()?;
-        let entry = Self::entry(&snap, Kind::Group, id)?;
-        check_if_match(if_match, &entry)?;
+        let (_guard, snap, entry) = self.begin(Kind::Group, id, if_match).await?;
         let outcome = apply_patch(&entry.json, body, ResourceKind::Group)?;
         let gid = ident(id);
         let DesiredGroup {
@@ -1201,10 +1201,7 @@ impl Writer {
 
     /// `DELETE /Groups/{id}`.
     pub async fn delete_group(&self, id: &str, if_match: Option<&str>) -> Result<(), WriteError> {
-        let _guard = self.lock(id).await;
-        let snap = self.snapshot()?;
-        let entry = Self::entry(&snap, Kind::Group, id)?;
-        check_if_match(if_match, &entry)?;
+        let (_guard, _, entry) = self.begin(Kind::Group, id, if_match).await?;
         Self::refuse_directory_change(&entry, "deleting")?;
         self.bounded("the group delete", async {
             self.retry
