@@ -528,6 +528,19 @@ pub fn to_millis(t: Timestamp) -> Timestamp {
     Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
 }
 
+/// The index an `index_keys` key goes to.
+fn index_map(i: &mut Indexes, which: u8) -> &mut HashMap<Arc<str>, OrdSet<Id>> {
+    match which {
+        0 => &mut i.user_name,
+        1 => &mut i.email,
+        2 => &mut i.user_external_id,
+        3 => &mut i.employee_number,
+        4 => &mut i.group_name,
+        5 => &mut i.group_external_id,
+        _ => &mut i.member_of,
+    }
+}
+
 /// Everything derivation needs to look up while building entries.
 struct Ctx<'a> {
     data: &'a Data,
@@ -808,47 +821,59 @@ impl Snapshot {
             seen: &prev_seen,
             prev,
         };
-        let users: OrdMap<Id, Arc<Entry>> = if data.users.len() > PARALLEL_BUILD_USERS {
-            // Users derive independently: split them over the cores.
-            let items: Vec<(&Id, &Arc<JcUser>)> = data.users.iter().collect();
-            let threads = std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .clamp(1, 8);
-            let chunk = items.len().div_ceil(threads);
-            std::thread::scope(|scope| {
-                let ctx = &ctx;
-                let handles: Vec<_> = items
-                    .chunks(chunk)
-                    .map(|part| {
-                        scope.spawn(move || {
-                            part.iter()
-                                .map(|(uid, u)| ((*uid).clone(), ctx.user_entry(uid, u)))
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            })
-        } else {
-            data.users
-                .iter()
-                .map(|(uid, u)| (uid.clone(), ctx.user_entry(uid, u)))
-                .collect()
-        };
-        let mut groups = OrdMap::new();
-        for (gid, g) in &data.groups {
-            groups.insert(gid.clone(), ctx.group_entry(gid, g));
-        }
-        if opts.directories_as_groups {
-            for (did, d) in &data.directories {
-                if let Some(e) = ctx.directory_entry(did, d) {
-                    groups.insert(did.clone(), e);
+        // Groups (one may list every user) derive beside the users rather than after them.
+        let derive_groups = || {
+            let mut groups = OrdMap::new();
+            for (gid, g) in &data.groups {
+                groups.insert(gid.clone(), ctx.group_entry(gid, g));
+            }
+            if opts.directories_as_groups {
+                for (did, d) in &data.directories {
+                    if let Some(e) = ctx.directory_entry(did, d) {
+                        groups.insert(did.clone(), e);
+                    }
                 }
             }
-        }
+            groups
+        };
+        let (users, groups): (OrdMap<Id, Arc<Entry>>, OrdMap<Id, Arc<Entry>>) =
+            if data.users.len() > PARALLEL_BUILD_USERS {
+                // Users derive independently: split them over the cores.
+                let items: Vec<(&Id, &Arc<JcUser>)> = data.users.iter().collect();
+                let threads = std::thread::available_parallelism()
+                    .map_or(1, |n| n.get())
+                    .clamp(1, 8);
+                let chunk = items.len().div_ceil(threads);
+                std::thread::scope(|scope| {
+                    let ctx = &ctx;
+                    let groups = scope.spawn(derive_groups);
+                    let handles: Vec<_> = items
+                        .chunks(chunk)
+                        .map(|part| {
+                            scope.spawn(move || {
+                                part.iter()
+                                    .map(|(uid, u)| ((*uid).clone(), ctx.user_entry(uid, u)))
+                                    .collect::<Vec<_>>()
+                            })
+                        })
+                        .collect();
+                    let users = handles
+                        .into_iter()
+                        .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                        .collect();
+                    let groups = groups
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                    (users, groups)
+                })
+            } else {
+                let users = data
+                    .users
+                    .iter()
+                    .map(|(uid, u)| (uid.clone(), ctx.user_entry(uid, u)))
+                    .collect();
+                (users, derive_groups())
+            };
         let mut snap = Snapshot {
             version,
             taken_at,
@@ -1000,18 +1025,39 @@ impl Snapshot {
         next
     }
 
+    /// Index every entry. Users and groups feed disjoint indexes, so they are built on two threads.
     fn reindex_all(&mut self) {
-        let mut idx = Indexes::default();
-        let entries: Vec<Arc<Entry>> = self
-            .users
-            .values()
-            .chain(self.groups.values())
-            .cloned()
-            .collect();
-        std::mem::swap(&mut idx, &mut self.indexes);
-        for e in entries {
-            self.index(&e);
-        }
+        let of = |entries: &OrdMap<Id, Arc<Entry>>| {
+            let mut idx = Indexes::default();
+            for e in entries.values() {
+                for (which, key) in Self::index_keys(e) {
+                    index_map(&mut idx, which)
+                        .entry(key)
+                        .or_default()
+                        .insert(e.id.clone());
+                }
+            }
+            idx
+        };
+        let (u, g) = std::thread::scope(|scope| {
+            let users = scope.spawn(|| of(&self.users));
+            let g = of(&self.groups);
+            (
+                users
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                g,
+            )
+        });
+        self.indexes = Indexes {
+            user_name: u.user_name,
+            email: u.email,
+            user_external_id: u.user_external_id,
+            employee_number: u.employee_number,
+            group_name: g.group_name,
+            group_external_id: g.group_external_id,
+            member_of: g.member_of,
+        };
     }
 
     fn index_keys(e: &Entry) -> Vec<(u8, Arc<str>)> {
@@ -1062,16 +1108,7 @@ impl Snapshot {
     }
 
     fn index_map(&mut self, which: u8) -> &mut HashMap<Arc<str>, OrdSet<Id>> {
-        let i = &mut self.indexes;
-        match which {
-            0 => &mut i.user_name,
-            1 => &mut i.email,
-            2 => &mut i.user_external_id,
-            3 => &mut i.employee_number,
-            4 => &mut i.group_name,
-            5 => &mut i.group_external_id,
-            _ => &mut i.member_of,
-        }
+        index_map(&mut self.indexes, which)
     }
 
     fn index(&mut self, e: &Entry) {
