@@ -499,6 +499,14 @@ impl Data {
 
 // === impl Snapshot ===
 
+/// Whether a comma-separated list of entity tags (an `If-Match` or `If-None-Match` value) names `etag`,
+/// compared weakly; `*` names any.
+pub fn etag_listed(list: &str, etag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    list.split(',')
+        .any(|t| t.trim() == "*" || bare(t) == bare(etag))
+}
+
 /// The ETag (and `meta.version`) of a content hash.
 fn etag_of(hash: &[u8; 16]) -> String {
     let mut s = String::with_capacity(36);

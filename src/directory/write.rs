@@ -20,6 +20,7 @@ use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::WriteError;
+use crate::cache::snapshot::etag_listed;
 use crate::cache::{Data, Entry, GroupSource, Id, Kind, Snapshot, Store, Touched};
 use crate::config::{DeleteMode, UsernamePolicy};
 use crate::jumpcloud::{
@@ -267,6 +268,27 @@ impl Writer {
                 retry_after: Some(Duration::from_secs(30)),
             }),
         }
+    }
+
+    /// Send a call that repeating cannot change (a delete, a membership or association edge), retrying
+    /// transient failures within the write deadline; with `gone_is_done`, "not found" means already done.
+    async fn send_repeatable<T, Fut>(
+        &self,
+        what: &str,
+        gone_is_done: bool,
+        call: impl Fn() -> Fut,
+    ) -> Result<(), WriteError>
+    where
+        Fut: Future<Output = Result<T, JcError>>,
+    {
+        self.bounded(what, async {
+            match self.retry.run(|_| call()).await {
+                Ok(_) => Ok(()),
+                Err(JcError::NotFound { .. }) if gone_is_done => Ok(()),
+                Err(e) => Err(upstream_error(&e, what)),
+            }
+        })
+        .await
     }
 
     fn entry(snap: &Snapshot, kind: Kind, id: &str) -> Result<Arc<Entry>, WriteError> {
@@ -666,20 +688,9 @@ impl Writer {
                 Ok(())
             }
             DeleteMode::Delete => {
-                let result = self
-                    .bounded("the delete", async {
-                        self.retry
-                            .run(|_| self.client.delete_user(id, true))
-                            .await
-                            .or_else(|e| match e {
-                                // A retried delete whose first attempt landed.
-                                JcError::NotFound { .. } => Ok(()),
-                                e => Err(e),
-                            })
-                            .map_err(|e| upstream_error(&e, "the delete"))
-                    })
-                    .await;
-                result?;
+                // A retried delete whose first attempt landed finds nothing: done.
+                self.send_repeatable("the delete", true, || self.client.delete_user(id, true))
+                    .await?;
                 let uid = ident(id);
                 self.publish(|data| data.remove_user(&uid)).await?;
                 self.store.note_deletion(Kind::User);
@@ -901,17 +912,9 @@ impl Writer {
                 if (op == EdgeOp::Add) == already {
                     return Ok(());
                 }
-                self.bounded("the membership change", async {
-                    self.retry
-                        .run(|_| self.client.group_member(gid, op, uid))
-                        .await
-                        .map(|_| ())
-                        .or_else(|e| match (op, e) {
-                            // Removing an absent member is a success: clients retry.
-                            (EdgeOp::Remove, JcError::NotFound { .. }) => Ok(()),
-                            (_, e) => Err(e),
-                        })
-                        .map_err(|e| upstream_error(&e, "the membership change"))
+                // Removing an absent member is a success: clients retry.
+                self.send_repeatable("the membership change", op == EdgeOp::Remove, || {
+                    self.client.group_member(gid, op, uid)
                 })
                 .await?;
                 let (g, u) = (gid.clone(), uid.clone());
@@ -981,20 +984,14 @@ impl Writer {
             }
             _ => {}
         }
-        self.bounded("the directory association change", async {
-            self.retry
-                .run(|_| {
-                    self.client
-                        .directory_association(&dir, op, AssocTarget::User, uid)
-                })
-                .await
-                .map(|_| ())
-                .or_else(|e| match (op, e) {
-                    (EdgeOp::Remove, JcError::NotFound { .. }) => Ok(()),
-                    (_, e) => Err(e),
-                })
-                .map_err(|e| upstream_error(&e, "the directory association change"))
-        })
+        self.send_repeatable(
+            "the directory association change",
+            op == EdgeOp::Remove,
+            || {
+                self.client
+                    .directory_association(&dir, op, AssocTarget::User, uid)
+            },
+        )
         .await?;
         let (d, u) = (did.clone(), uid.clone());
         self.publish(move |data| {
@@ -1203,17 +1200,8 @@ impl Writer {
     pub async fn delete_group(&self, id: &str, if_match: Option<&str>) -> Result<(), WriteError> {
         let (_guard, _, entry) = self.begin(Kind::Group, id, if_match).await?;
         Self::refuse_directory_change(&entry, "deleting")?;
-        self.bounded("the group delete", async {
-            self.retry
-                .run(|_| self.client.delete_group(id))
-                .await
-                .or_else(|e| match e {
-                    JcError::NotFound { .. } => Ok(()),
-                    e => Err(e),
-                })
-                .map_err(|e| upstream_error(&e, "the group delete"))
-        })
-        .await?;
+        self.send_repeatable("the group delete", true, || self.client.delete_group(id))
+            .await?;
         let gid = ident(id);
         self.publish(|data| data.remove_group(&gid)).await?;
         self.store.note_deletion(Kind::Group);
@@ -1245,11 +1233,7 @@ fn check_if_match(if_match: Option<&str>, entry: &Entry) -> Result<(), WriteErro
     let Some(header) = if_match else {
         return Ok(());
     };
-    let ok = header
-        .split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || t.trim_start_matches("W/") == entry.etag.trim_start_matches("W/"));
-    if ok {
+    if etag_listed(header, &entry.etag) {
         Ok(())
     } else {
         Err(ScimError::precondition_failed(format!(

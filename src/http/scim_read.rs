@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use super::AppState;
 use super::support::{
-    add_snapshot_headers, error, if_none_match, not_ready, query_map, scim_response,
+    add_snapshot_headers, entry_bytes, error, if_none_match, not_ready, query_map, scim_response,
+    selection,
 };
 use crate::auth::Principal;
-use crate::cache::{Entry, Kind, Snapshot};
+use crate::cache::{Kind, Snapshot};
 use crate::directory::read::{self, ListPage, resource_kind};
 use crate::scim::attrs::AttrSelection;
 use crate::scim::discovery;
@@ -60,16 +61,6 @@ async fn method_not_allowed() -> Response {
 // === lists ===
 
 /// The serialised form of one entry under a projection.
-fn entry_bytes(e: &Entry, attrs: &AttrSelection, kind: Kind) -> Bytes {
-    if attrs.is_default() {
-        e.bytes.clone()
-    } else {
-        Bytes::from(
-            serde_json::to_vec(&attrs.project(&e.json, resource_kind(kind))).unwrap_or_default(),
-        )
-    }
-}
-
 /// A ListResponse assembled from pre-serialised entries: a page costs a copy, not a serialisation.
 fn render_list(pages: &[(&ListPage, Kind)], attrs: &AttrSelection, snap: &Snapshot) -> Response {
     render_list_with(pages, attrs, snap, None)
@@ -404,13 +395,7 @@ async fn get_kind(
     let Some(snap) = state.store.load() else {
         return not_ready();
     };
-    let attrs = match query_map(raw.as_deref()).and_then(|q| {
-        AttrSelection::parse(
-            q.get("attributes").map(String::as_str),
-            q.get("excludedattributes").map(String::as_str),
-            resource_kind(kind),
-        )
-    }) {
+    let attrs = match selection(raw.as_deref(), kind) {
         Ok(a) => a,
         Err(e) => return error(e),
     };

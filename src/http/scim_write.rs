@@ -12,14 +12,12 @@ use axum::routing::{post, put};
 use serde_json::Value;
 
 use super::AppState;
-use super::support::{add_snapshot_headers, query_map, scim_response};
+use super::support::{add_snapshot_headers, entry_bytes, query_map, scim_response, selection};
 use crate::audit::AuditRecord;
 use crate::auth::Principal;
 use crate::cache::Kind;
 use crate::directory::WriteError;
-use crate::directory::read::resource_kind;
 use crate::directory::write::Written;
-use crate::scim::attrs::AttrSelection;
 use crate::scim::error::ScimError;
 
 pub fn router(state: AppState) -> Router<AppState> {
@@ -129,27 +127,12 @@ fn render(
     raw: Option<&str>,
     location: bool,
 ) -> Response {
-    let attrs = query_map(raw).and_then(|q| {
-        AttrSelection::parse(
-            q.get("attributes").map(String::as_str),
-            q.get("excludedattributes").map(String::as_str),
-            resource_kind(kind),
-        )
-    });
-    let attrs = match attrs {
+    let attrs = match selection(raw, kind) {
         Ok(a) => a,
         Err(e) => return e.into_response(),
     };
     let entry = &written.entry;
-    let body = if attrs.is_default() {
-        entry.bytes.clone()
-    } else {
-        Bytes::from(
-            serde_json::to_vec(&attrs.project(&entry.json, resource_kind(kind)))
-                .unwrap_or_default(),
-        )
-    };
-    let mut resp = scim_response(status, body);
+    let mut resp = scim_response(status, entry_bytes(entry, &attrs, kind));
     if let Ok(v) = HeaderValue::from_str(&entry.etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }

@@ -7,8 +7,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 
-use crate::cache::{Snapshot, age_seconds};
+use crate::cache::snapshot::etag_listed;
+use crate::cache::{Entry, Kind, Snapshot, age_seconds};
+use crate::directory::read::resource_kind;
+use crate::scim::attrs::AttrSelection;
 use crate::scim::error::ScimError;
+use axum::body::Bytes;
 
 pub const SCIM_JSON: &str = "application/scim+json";
 
@@ -52,26 +56,7 @@ pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .any(|t| t == "*" || weak_eq(t, etag))
-}
-
-/// Whether an `If-Match` header is present and does not match `etag`.
-#[allow(dead_code)] // the write path checks If-Match
-pub fn if_match_fails(headers: &HeaderMap, etag: &str) -> bool {
-    let values: Vec<&str> = headers
-        .get_all(header::IF_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    !values.is_empty() && !values.iter().any(|t| *t == "*" || weak_eq(t, etag))
-}
-
-fn weak_eq(a: &str, b: &str) -> bool {
-    a.trim_start_matches("W/") == b.trim_start_matches("W/")
+        .any(|v| etag_listed(v, etag))
 }
 
 /// Query parameters, with case-insensitive names (clients differ: `startIndex`, `startindex`).
@@ -116,6 +101,27 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// `attributes` / `excludedAttributes` from a query string, for one resource kind.
+pub fn selection(raw: Option<&str>, kind: Kind) -> Result<AttrSelection, ScimError> {
+    let q = query_map(raw)?;
+    AttrSelection::parse(
+        q.get("attributes").map(String::as_str),
+        q.get("excludedattributes").map(String::as_str),
+        resource_kind(kind),
+    )
+}
+
+/// An entry as served under a projection: its pre-serialised bytes when nothing is projected away.
+pub fn entry_bytes(e: &Entry, attrs: &AttrSelection, kind: Kind) -> Bytes {
+    if attrs.is_default() {
+        e.bytes.clone()
+    } else {
+        Bytes::from(
+            serde_json::to_vec(&attrs.project(&e.json, resource_kind(kind))).unwrap_or_default(),
+        )
+    }
+}
+
 /// A SCIM error as a response (for `?`-style returns in handlers).
 pub fn error(e: ScimError) -> Response {
     e.into_response()
@@ -143,10 +149,10 @@ mod tests {
         );
         assert!(if_none_match(&h, "W/\"def\""));
         assert!(!if_none_match(&h, "W/\"xyz\""));
-        let mut h = HeaderMap::new();
-        assert!(!if_match_fails(&h, "W/\"abc\""));
-        h.insert(header::IF_MATCH, HeaderValue::from_static("W/\"abc\""));
-        assert!(!if_match_fails(&h, "W/\"abc\""));
-        assert!(if_match_fails(&h, "W/\"other\""));
+        // If-Match uses the same list comparison (the write path's check).
+        assert!(etag_listed("W/\"abc\"", "W/\"abc\""));
+        assert!(etag_listed("\"abc\"", "W/\"abc\""));
+        assert!(etag_listed("*", "W/\"abc\""));
+        assert!(!etag_listed("W/\"abc\"", "W/\"other\""));
     }
 }
