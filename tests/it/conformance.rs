@@ -6,13 +6,9 @@
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use crate::support::{Harness, TOKEN, small_emulator};
+use crate::support::{Harness, TOKEN, json_of, small_emulator};
 
 const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-
-async fn json_of(r: reqwest::Response) -> Value {
-    r.json().await.expect("a JSON body")
-}
 
 fn send(h: &Harness, method: Method, path: &str, body: &Value) -> reqwest::RequestBuilder {
     h.http

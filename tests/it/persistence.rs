@@ -33,16 +33,6 @@ impl Drop for DataDir {
     }
 }
 
-async fn readyz(h: &Harness) -> (u16, Value) {
-    let r = h
-        .http
-        .get(format!("{}/readyz", h.base))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 /// Every user's id and ETag, with the snapshot version the page came from.
 async fn user_etags(h: &Harness) -> (Vec<(String, String)>, u64, u64) {
     let r = h.get("/Users?count=1000").send().await.unwrap();
@@ -91,7 +81,7 @@ async fn a_restart_during_an_outage_serves_the_saved_snapshot_at_once() {
         .to_string();
     let (before, version, _) = user_etags(&h).await;
     assert_eq!(before.len(), 41);
-    let (_, ready_before) = readyz(&h).await;
+    let (_, ready_before) = h.readyz().await;
     let taken_at = ready_before["snapshot"]["taken_at"].clone();
     let one = &before[0];
     let r = h.get(&format!("/Users/{}", one.0)).send().await.unwrap();
@@ -114,7 +104,7 @@ async fn a_restart_during_an_outage_serves_the_saved_snapshot_at_once() {
     }
     h.restart_service().await;
     // Ready on the first request: no refresh can have succeeded during the outage.
-    let (status, ready) = readyz(&h).await;
+    let (status, ready) = h.readyz().await;
     assert_eq!(status, 200, "{ready}");
     assert_eq!(ready["snapshot"]["version"], version);
     assert_eq!(ready["snapshot"]["taken_at"], taken_at);
@@ -173,7 +163,7 @@ async fn refused_after(h: &mut Harness, data: &DataDir, damage: impl FnOnce(&mut
     std::fs::write(data.file(), &bytes).unwrap();
     h.faults(json!({"outage_now_s": 60})).await;
     h.restart_service().await;
-    let (status, ready) = readyz(h).await;
+    let (status, ready) = h.readyz().await;
     assert_eq!(status, 503, "{ready}");
     let r = h.get("/Users").send().await.unwrap();
     assert_eq!(r.status(), 503);

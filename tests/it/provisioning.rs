@@ -5,15 +5,11 @@ use std::collections::HashSet;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Harness, READ_TOKEN, small_emulator};
+use crate::support::{Harness, READ_TOKEN, json_of, small_emulator};
 
 const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const JC: &str = "urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:User";
 const JCG: &str = "urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:Group";
-
-async fn json_of(r: reqwest::Response) -> Value {
-    r.json().await.expect("a JSON body")
-}
 
 fn patch(ops: Value) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})

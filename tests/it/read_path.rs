@@ -5,11 +5,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use crate::support::{Harness, READ_TOKEN, small_emulator};
-
-async fn json_of(r: reqwest::Response) -> Value {
-    r.json().await.expect("a JSON body")
-}
+use crate::support::{Harness, READ_TOKEN, json_of, small_emulator};
 
 /// Walk `/Users` (or `/Groups`) in pages of `count`, returning every id seen; panics on any non-200.
 async fn walk(h: &Harness, endpoint: &str, count: usize) -> (Vec<String>, u64) {
@@ -201,13 +197,7 @@ async fn before_the_first_snapshot_reads_are_503_with_retry_after() {
         "urn:ietf:params:scim:api:messages:2.0:Error"
     );
     assert_eq!(body["status"], "503");
-    let ready = h
-        .http
-        .get(format!("{}/readyz", h.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
+    assert_eq!(h.readyz().await.0, 503);
     // Once JumpCloud answers, the service becomes ready.
     h.faults(json!({"fail_rate": 0.0})).await;
     h.wait_ready().await;
@@ -777,15 +767,7 @@ async fn a_shrunken_refresh_is_held_back_until_accepted() {
         served["totalResults"], 52,
         "the shrunken refresh is not published"
     );
-    let ready: Value = h
-        .http
-        .get(format!("{}/readyz", h.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = h.readyz().await.1;
     assert_eq!(ready["held_back"]["users"], 22, "{ready}");
     let metrics = h
         .http

@@ -13,6 +13,11 @@ use tokio::task::JoinHandle;
 pub const TOKEN: &str = "test-provision-token";
 pub const READ_TOKEN: &str = "test-read-token";
 
+/// A response's JSON body.
+pub async fn json_of(r: reqwest::Response) -> Value {
+    r.json().await.expect("a JSON body")
+}
+
 /// The emulator and the service in front of it; both stop when dropped.
 pub struct Harness {
     pub emulator: RunningEmulator,
@@ -140,32 +145,20 @@ impl Harness {
         }
     }
 
-    /// The snapshot version `/readyz` reports.
-    pub async fn version(&self) -> u64 {
-        let v: Value = self
+    /// `/readyz`: its status and body.
+    pub async fn readyz(&self) -> (u16, Value) {
+        let r = self
             .http
             .get(format!("{}/readyz", self.base))
             .send()
             .await
-            .unwrap()
-            .json()
-            .await
             .unwrap();
-        v["snapshot"]["version"].as_u64().unwrap_or(0)
+        (r.status().as_u16(), r.json().await.unwrap())
     }
 
     /// The last refresh outcome `/readyz` reports.
     pub async fn last_refresh(&self) -> Value {
-        let v: Value = self
-            .http
-            .get(format!("{}/readyz", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["last_refresh"].clone()
+        self.readyz().await.1["last_refresh"].clone()
     }
 
     /// Ask for a refresh now and wait until one more refresh has finished; returns its outcome.
