@@ -151,32 +151,34 @@ pub async fn refresh_once(store: &Store, client: &JcClient) -> RefreshStatus {
             };
             let (users, groups) = (snapshot.user_count(), snapshot.group_count());
             let now = Timestamp::now();
-            let hold = store.shrink_guard().check(users, groups, now);
-            let held_back = match hold {
-                Some(reason) => {
-                    // A complete read that lost too much: keep serving the last snapshot until an operator
-                    // publishes this one with POST /admin/accept-shrink.
-                    let (hu, hg) = store.shrink_guard().high_water();
-                    store.shrink_guard().held = Some(HeldBack {
-                        snapshot: Arc::new(snapshot),
-                        generation_at_start,
-                        users,
-                        groups,
-                        high_water_users: hu,
-                        high_water_groups: hg,
-                        at: now,
-                        reason: reason.clone(),
-                    });
-                    Some(reason)
-                }
-                None => {
-                    store.swap(Arc::new(snapshot));
-                    // Every recorded write is now in the published data, and later refreshes start after it.
-                    guard.writes.clear();
-                    let mut g = store.shrink_guard();
-                    g.record(users, groups, now);
-                    g.held = None;
-                    None
+            // One look at the shrink guard decides, and records, what happens to this refresh.
+            let held_back = {
+                let mut shrink = store.shrink_guard();
+                match shrink.check(users, groups, now) {
+                    Some(reason) => {
+                        // A complete read that lost too much: keep serving the last snapshot until an operator
+                        // publishes this one with POST /admin/accept-shrink.
+                        let (hu, hg) = shrink.high_water();
+                        shrink.held = Some(HeldBack {
+                            snapshot: Arc::new(snapshot),
+                            generation_at_start,
+                            users,
+                            groups,
+                            high_water_users: hu,
+                            high_water_groups: hg,
+                            at: now,
+                            reason: reason.clone(),
+                        });
+                        Some(reason)
+                    }
+                    None => {
+                        store.swap(Arc::new(snapshot));
+                        // Every recorded write is now in the published data, and later refreshes start after it.
+                        guard.writes.clear();
+                        shrink.record(users, groups, now);
+                        shrink.held = None;
+                        None
+                    }
                 }
             };
             drop(guard);
