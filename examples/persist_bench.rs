@@ -59,7 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("jcscim-persist-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let t = Instant::now();
-    persist::save(&dir, &snapshot)?;
+    persist::save(&dir, &snapshot, &opts)?;
     let save_time = t.elapsed();
     let size = std::fs::metadata(persist::file_path(&dir))?.len();
     println!(

@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 
 use guard::ShrinkGuard;
 pub use snapshot::{
-    BuildOptions, Data, Entry, GroupSource, Id, Kind, RawDirectory, Seen, Snapshot, Touched,
+    BuildOptions, Data, Entry, GroupSource, Id, IdSet, Kind, RawDirectory, Seen, Snapshot, Touched,
 };
 
 /// How the last refresh ended, for logs, `/readyz` and metrics.

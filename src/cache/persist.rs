@@ -7,18 +7,22 @@
 //! magic "JCSCIMSN" (8) | format u32 LE (4) | payload length u64 LE (8) | CRC-32 of the payload u32 LE (4) | payload
 //! ```
 //!
-//! The payload is `postcard`: the snapshot's version and `taken_at`, JumpCloud's data in plain records (what
-//! [`Data::from_raw`] needs) and the content times ([`Seen`]) of every entry, so `meta.lastModified` and ETags
-//! survive a restart. The magic and format version come first in every format, so a reader of any version can
-//! refuse a file it does not understand. Anything short, damaged or of another format is an error to report,
-//! never a snapshot to serve.
+//! The payload is `postcard`: the snapshot's version and `taken_at`, what its entries were derived with
+//! ([`derivation`]), then two sections encoded apart so a load decodes them on two threads: JumpCloud's data in
+//! plain records (what [`Data::from_raw`] needs), and every entry as it was served (bytes, content hash,
+//! `created`, `lastModified`) with the indexes over them. A restart under the same build and options serves
+//! the saved entries as they are, deriving nothing, so it is ready about as fast as the file reads; under
+//! others it derives every entry again, keeping the saved times of those whose content did not change. The
+//! magic and format version come first in every format, so a reader of any version can refuse a file it does
+//! not understand. Anything short, damaged or of another format is an error to report, never a snapshot to
+//! serve.
 //!
 //! The records mirror the JumpCloud DTOs field by field (the DTOs' serde shape is lenient JSON, not a storage
 //! format); the conversions destructure every field, so a DTO that gains one does not compile until the
 //! record does (and [`FORMAT_VERSION`] moves). Must not know HTTP, SCIM or JumpCloud's wire format, nor the
 //! service's lifecycle: `app` decides when to load and when to stop the saver.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -30,7 +34,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::{BuildOptions, Data, Kind, RawDirectory, Seen, Snapshot, Store};
+use bytes::Bytes;
+use imbl::OrdMap;
+
+use super::snapshot::{Entries, Index, Indexes};
+use super::{
+    BuildOptions, Data, Entry, GroupSource, Id, IdSet, Kind, RawDirectory, Seen, Snapshot, Store,
+};
 use crate::jumpcloud::{
     JcAddress, JcAttribute, JcDirectory, JcDirectoryKind, JcGroup, JcMfa, JcPhoneNumber,
     JcRestrictedField, JcUser,
@@ -43,7 +53,7 @@ pub const TMP_NAME: &str = "snapshot.bin.tmp";
 /// Identifies the file whatever its format version.
 pub const MAGIC: [u8; 8] = *b"JCSCIMSN";
 /// Moves whenever the payload's shape changes; a file of another version is refused, not guessed at.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Magic, format version, payload length, checksum.
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 
@@ -72,9 +82,36 @@ pub enum PersistError {
 pub struct Persisted {
     pub version: u64,
     pub taken_at: Timestamp,
+    /// What the entries were derived with ([`derivation`]).
+    pub derivation: String,
     pub raw: RawDirectory,
+    /// Every entry as it was served.
+    pub entries: Vec<SavedEntry>,
+    /// The indexes over the entries.
+    pub indexes: SavedIndexes,
+}
+
+/// One entry as it was served: its bytes and content times.
+#[derive(Debug, Clone)]
+pub struct SavedEntry {
+    pub kind: Kind,
+    pub id: String,
+    pub source: Option<GroupSource>,
+    pub bytes: Bytes,
+    pub seen: Seen,
+}
+
+/// The indexes in the order of [`Indexes::as_array`]: key → ids.
+pub type SavedIndexes = [Vec<(String, Vec<String>)>; Indexes::COUNT];
+
+impl Persisted {
     /// Content times of every entry, by resource type and id.
-    pub seen: HashMap<(Kind, String), Seen>,
+    pub fn seen(&self) -> HashMap<(Kind, String), Seen> {
+        self.entries
+            .iter()
+            .map(|e| ((e.kind, e.id.clone()), e.seen))
+            .collect()
+    }
 }
 
 /// Where the snapshot file lives in `dir`.
@@ -86,9 +123,8 @@ pub fn file_path(dir: &Path) -> PathBuf {
 
 /// Write `snapshot` to `dir` atomically: a temporary file in the same directory, fsync, rename over the old
 /// file, fsync of the directory. Blocking: call it from `spawn_blocking`.
-pub fn save(dir: &Path, snapshot: &Snapshot) -> Result<(), PersistError> {
-    let payload = postcard::to_allocvec(&Payload::from_snapshot(snapshot))
-        .map_err(|e| PersistError::Encode(e.to_string()))?;
+pub fn save(dir: &Path, snapshot: &Snapshot, opts: &BuildOptions) -> Result<(), PersistError> {
+    let payload = encode_payload(snapshot, derivation(opts))?;
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(&MAGIC);
     header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -169,31 +205,44 @@ fn decode(bytes: &[u8]) -> Result<Persisted, PersistError> {
     if crc32fast::hash(payload) != crc {
         return Err(PersistError::Corrupt("checksum mismatch"));
     }
-    let (decoded, rest) = postcard::take_from_bytes::<Payload>(payload)
-        .map_err(|e| PersistError::Decode(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(PersistError::Decode(format!(
-            "{} bytes left after the payload",
-            rest.len()
-        )));
-    }
-    decoded.into_persisted()
+    decode_payload(payload)
 }
 
-/// The snapshot a loaded file describes. Entries whose content is unchanged keep their saved `created`,
-/// `lastModified` and ETag; with other build options (a changed mapping) they are stamped now instead.
+/// The snapshot a loaded file describes. Derived with the same build and options, the entries are served
+/// as saved (bytes, ETags, `created` and `lastModified`) without deriving them again, and the indexes are
+/// the saved ones. Otherwise (another build or a changed mapping) every entry is derived from the data:
+/// those whose content is unchanged keep their saved times, the others are stamped now.
 pub fn restore(p: Persisted, opts: &BuildOptions) -> Snapshot {
-    let seen = p.seen;
-    let lookup = |kind: Kind, rid: &str| seen.get(&(kind, rid.to_owned())).copied();
-    Snapshot::build(
-        Data::from_raw(p.raw),
-        p.version,
-        p.taken_at,
-        Timestamp::now(),
-        opts,
-        None,
-        &lookup,
-    )
+    let users = p.entries.iter().filter(|e| e.kind == Kind::User).count();
+    if p.derivation != derivation(opts) || users != p.raw.users.len() {
+        let seen = p.seen();
+        let lookup = |kind: Kind, rid: &str| seen.get(&(kind, rid.to_owned())).copied();
+        return Snapshot::build(
+            Data::from_raw(p.raw),
+            p.version,
+            p.taken_at,
+            Timestamp::now(),
+            opts,
+            None,
+            &lookup,
+        );
+    }
+    let Persisted {
+        version,
+        taken_at,
+        raw,
+        entries,
+        indexes,
+        ..
+    } = p;
+    // The data's maps and the entries' maps are independent: one thread each.
+    let (data, (users, groups, indexes)) = std::thread::scope(|scope| {
+        let data = scope.spawn(|| Data::from_raw(raw));
+        let entries = restore_entries(entries, indexes);
+        let data = data.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (data, entries)
+    });
+    Snapshot::assemble(version, taken_at, data, users, groups, indexes)
 }
 
 // === start-up ===
@@ -315,7 +364,8 @@ async fn save_if_newer(store: &Store, dir: &Path, attempted: &mut u64) {
     *attempted = version;
     let started = tokio::time::Instant::now();
     let target = dir.to_path_buf();
-    let saved = tokio::task::spawn_blocking(move || save(&target, &snapshot)).await;
+    let opts = store.options.clone();
+    let saved = tokio::task::spawn_blocking(move || save(&target, &snapshot, &opts)).await;
     let file = file_path(dir);
     match saved {
         Ok(Ok(())) => tracing::debug!(
@@ -341,12 +391,42 @@ async fn save_if_newer(store: &Store, dir: &Path, attempted: &mut u64) {
 
 // === the payload ===
 
-/// Everything one file holds after its header.
-#[derive(Serialize, Deserialize)]
-struct Payload {
+/// What one file holds after its header. The data and the entries are encoded apart, so a load decodes them
+/// on two threads.
+#[derive(Serialize)]
+struct PayloadOut<'a> {
     version: u64,
     /// Nanoseconds since the Unix epoch.
     taken_at: i128,
+    derivation: String,
+    /// A postcard [`DataSection`].
+    data: Blob<'a>,
+    /// A postcard [`EntrySection`].
+    entries: Blob<'a>,
+}
+
+/// [`PayloadOut`] as read back, its sections borrowed from the file's bytes.
+#[derive(Deserialize)]
+struct PayloadIn<'a> {
+    version: u64,
+    taken_at: i128,
+    derivation: String,
+    data: &'a [u8],
+    entries: &'a [u8],
+}
+
+/// Bytes written as one run (serde would write a `[u8]` element by element).
+struct Blob<'a>(&'a [u8]);
+
+impl Serialize for Blob<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+/// JumpCloud's data: what [`Data::from_raw`] needs.
+#[derive(Serialize, Deserialize)]
+struct DataSection {
     users: Vec<UserRec>,
     groups: Vec<GroupRec>,
     /// Group id → member user ids.
@@ -356,17 +436,34 @@ struct Payload {
     directory_users: Vec<(String, Vec<String>)>,
     /// Directory id → user group ids bound to it.
     directory_groups: Vec<(String, Vec<String>)>,
-    seen: Vec<SeenRec>,
+}
+
+/// Every entry as served, and the indexes over them.
+#[derive(Serialize, Deserialize)]
+struct EntrySection {
+    entries: Vec<EntryRec>,
+    /// In the order of [`Indexes::as_array`]: key → ids.
+    indexes: Vec<Vec<(String, Vec<String>)>>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct SeenRec {
+struct EntryRec {
     /// 0 = User, 1 = Group.
     kind: u8,
     id: String,
+    /// 0 = none (a user), 1 = a user group, 2 = a directory listed as a group.
+    source: u8,
+    /// The served resource, `meta` included.
+    bytes: Bytes,
     hash: [u8; 16],
     created: i128,
     last_modified: i128,
+}
+
+/// What the saved entries were derived with: this build and its options. Entries are served as saved only
+/// under the same; otherwise they are derived again from the data.
+pub fn derivation(opts: &BuildOptions) -> String {
+    format!("{} {opts:?}", env!("CARGO_PKG_VERSION"))
 }
 
 fn nanos(t: Timestamp) -> i128 {
@@ -395,29 +492,69 @@ where
     out
 }
 
-fn seen_recs(snapshot: &Snapshot) -> Vec<SeenRec> {
-    let users = snapshot.users.values().map(|e| (0, e));
-    let groups = snapshot.groups.values().map(|e| (1, e));
-    users
-        .chain(groups)
-        .map(|(kind, e)| SeenRec {
-            kind,
-            id: e.id.to_string(),
-            hash: e.hash,
-            created: nanos(e.created),
-            last_modified: nanos(e.last_modified),
-        })
-        .collect()
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, PersistError> {
+    postcard::to_allocvec(v).map_err(|e| PersistError::Encode(e.to_string()))
 }
 
-// === impl Payload ===
+/// Decode one postcard value that must fill `bytes` exactly.
+fn decode_exact<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T, PersistError> {
+    let (value, rest) = postcard::take_from_bytes::<T>(bytes)
+        .map_err(|e| PersistError::Decode(format!("{what}: {e}")))?;
+    if !rest.is_empty() {
+        return Err(PersistError::Decode(format!(
+            "{what}: {} bytes left after it",
+            rest.len()
+        )));
+    }
+    Ok(value)
+}
 
-impl Payload {
-    fn from_snapshot(s: &Snapshot) -> Payload {
+/// The payload of `s`: its two sections are encoded on two threads.
+fn encode_payload(s: &Snapshot, opts_derivation: String) -> Result<Vec<u8>, PersistError> {
+    let (data, entries) = std::thread::scope(|scope| {
+        let data = scope.spawn(|| encode(&DataSection::from_snapshot(s)));
+        let entries = encode(&EntrySection::from_snapshot(s));
+        let data = data.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (data, entries)
+    });
+    let (data, entries) = (data?, entries?);
+    encode(&PayloadOut {
+        version: s.version,
+        taken_at: nanos(s.taken_at),
+        derivation: opts_derivation,
+        data: Blob(&data),
+        entries: Blob(&entries),
+    })
+}
+
+/// A checked payload back into a [`Persisted`], its sections decoded on two threads.
+fn decode_payload(payload: &[u8]) -> Result<Persisted, PersistError> {
+    let head: PayloadIn<'_> = decode_exact(payload, "payload")?;
+    let (raw, entries) = std::thread::scope(|scope| {
+        let raw =
+            scope.spawn(|| decode_exact::<DataSection>(head.data, "data section")?.into_raw());
+        let entries = decode_exact::<EntrySection>(head.entries, "entry section")
+            .and_then(EntrySection::into_saved);
+        let raw = raw.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (raw, entries)
+    });
+    let (entries, indexes) = entries?;
+    Ok(Persisted {
+        version: head.version,
+        taken_at: timestamp(head.taken_at)?,
+        derivation: head.derivation,
+        raw: raw?,
+        entries,
+        indexes,
+    })
+}
+
+// === impl DataSection ===
+
+impl DataSection {
+    fn from_snapshot(s: &Snapshot) -> DataSection {
         let d = &s.data;
-        Payload {
-            version: s.version,
-            taken_at: nanos(s.taken_at),
+        DataSection {
             users: d.users.values().map(|u| UserRec::from(&**u)).collect(),
             groups: d.groups.values().map(|g| GroupRec::from(&**g)).collect(),
             members: edges(&d.members),
@@ -428,11 +565,10 @@ impl Payload {
                 .collect(),
             directory_users: edges(&d.directory_users),
             directory_groups: edges(&d.directory_groups),
-            seen: seen_recs(s),
         }
     }
 
-    fn into_persisted(self) -> Result<Persisted, PersistError> {
+    fn into_raw(self) -> Result<RawDirectory, PersistError> {
         let users = self
             .users
             .into_iter()
@@ -443,38 +579,135 @@ impl Payload {
             .into_iter()
             .map(JcGroup::try_from)
             .collect::<Result<_, _>>()?;
-        let mut seen = HashMap::with_capacity(self.seen.len());
-        for r in self.seen {
-            let kind = match r.kind {
-                0 => Kind::User,
-                1 => Kind::Group,
-                other => return Err(PersistError::Decode(format!("unknown entry kind {other}"))),
-            };
-            let times = Seen {
-                hash: r.hash,
-                created: timestamp(r.created)?,
-                last_modified: timestamp(r.last_modified)?,
-            };
-            seen.insert((kind, r.id), times);
-        }
-        Ok(Persisted {
-            version: self.version,
-            taken_at: timestamp(self.taken_at)?,
-            raw: RawDirectory {
-                users,
-                groups,
-                members: self.members.into_iter().collect(),
-                directories: self
-                    .directories
-                    .into_iter()
-                    .map(JcDirectory::from)
-                    .collect(),
-                directory_users: self.directory_users.into_iter().collect(),
-                directory_groups: self.directory_groups.into_iter().collect(),
-            },
-            seen,
+        Ok(RawDirectory {
+            users,
+            groups,
+            members: self.members.into_iter().collect(),
+            directories: self
+                .directories
+                .into_iter()
+                .map(JcDirectory::from)
+                .collect(),
+            directory_users: self.directory_users.into_iter().collect(),
+            directory_groups: self.directory_groups.into_iter().collect(),
         })
     }
+}
+
+// === impl EntrySection ===
+
+impl EntrySection {
+    fn from_snapshot(s: &Snapshot) -> EntrySection {
+        let entries = s
+            .users
+            .values()
+            .chain(s.groups.values())
+            .map(|e| EntryRec {
+                kind: match e.kind {
+                    Kind::User => 0,
+                    Kind::Group => 1,
+                },
+                id: e.id.to_string(),
+                source: match e.group_source {
+                    None => 0,
+                    Some(GroupSource::UserGroup) => 1,
+                    Some(GroupSource::Directory) => 2,
+                },
+                bytes: e.bytes.clone(),
+                hash: e.hash,
+                created: nanos(e.created),
+                last_modified: nanos(e.last_modified),
+            })
+            .collect();
+        let indexes = s
+            .indexes
+            .as_array()
+            .into_iter()
+            .map(|(map, _)| edges(map))
+            .collect();
+        EntrySection { entries, indexes }
+    }
+
+    fn into_saved(self) -> Result<(Vec<SavedEntry>, SavedIndexes), PersistError> {
+        let entries = self
+            .entries
+            .into_iter()
+            .map(|r| {
+                let kind = match r.kind {
+                    0 => Kind::User,
+                    1 => Kind::Group,
+                    other => {
+                        return Err(PersistError::Decode(format!("unknown entry kind {other}")));
+                    }
+                };
+                let source = match r.source {
+                    0 => None,
+                    1 => Some(GroupSource::UserGroup),
+                    2 => Some(GroupSource::Directory),
+                    other => {
+                        return Err(PersistError::Decode(format!(
+                            "unknown group source {other}"
+                        )));
+                    }
+                };
+                Ok(SavedEntry {
+                    kind,
+                    id: r.id,
+                    source,
+                    bytes: r.bytes,
+                    seen: Seen {
+                        hash: r.hash,
+                        created: timestamp(r.created)?,
+                        last_modified: timestamp(r.last_modified)?,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let indexes: SavedIndexes = self.indexes.try_into().map_err(|v: Vec<_>| {
+            PersistError::Decode(format!(
+                "{} indexes where {} were expected",
+                v.len(),
+                Indexes::COUNT
+            ))
+        })?;
+        Ok((entries, indexes))
+    }
+}
+
+// === restoring entries ===
+
+/// The entries and indexes as saved, without deriving anything.
+fn restore_entries(entries: Vec<SavedEntry>, saved: SavedIndexes) -> (Entries, Entries, Indexes) {
+    let mut users = OrdMap::new();
+    let mut groups = OrdMap::new();
+    // Every id once, so the indexes share the entries' allocations.
+    let mut ids: HashSet<Id> = HashSet::with_capacity(entries.len());
+    for e in entries {
+        let rid = Id::from(e.id.as_str());
+        ids.insert(rid.clone());
+        let entry = Arc::new(Entry::restored(
+            rid.clone(),
+            e.kind,
+            e.source,
+            e.bytes,
+            e.seen,
+        ));
+        match e.kind {
+            Kind::User => users.insert(rid, entry),
+            Kind::Group => groups.insert(rid, entry),
+        };
+    }
+    let shared = |rid: &str| ids.get(rid).cloned().unwrap_or_else(|| Id::from(rid));
+    let maps = saved.map(|rows| {
+        let mut map = Index::new();
+        for (key, members) in rows {
+            let set: IdSet = members.iter().map(|i| shared(i)).collect();
+            // Keys of `member_of` are ids too; others share nothing, at the cost of a lookup.
+            map.insert(shared(&key), set);
+        }
+        map
+    });
+    (users, groups, Indexes::from_array(maps))
 }
 
 // === records mirroring the DTOs ===

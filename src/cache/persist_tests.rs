@@ -209,7 +209,7 @@ fn snapshot() -> Snapshot {
 }
 
 fn saved_bytes(dir: &TestDir) -> Vec<u8> {
-    save(&dir.0, &snapshot()).unwrap();
+    save(&dir.0, &snapshot(), &opts()).unwrap();
     fs::read(dir.file()).unwrap()
 }
 
@@ -231,7 +231,7 @@ fn round_trip_keeps_version_taken_at_data_and_seen_times() {
     assert_eq!(carol.last_modified, t(2_000_000));
     assert_eq!(alice.last_modified, t(1_000_000));
 
-    save(&dir.0, &s).unwrap();
+    save(&dir.0, &s, &opts()).unwrap();
     let p = load(&dir.0).unwrap().expect("a file was saved");
     assert_eq!(p.version, 7);
     assert_eq!(p.taken_at, s.taken_at);
@@ -244,10 +244,10 @@ fn round_trip_keeps_version_taken_at_data_and_seen_times() {
     assert_eq!(p.raw.members, edge_map(&s.data.members));
     assert_eq!(p.raw.directory_users, edge_map(&s.data.directory_users));
     assert_eq!(p.raw.directory_groups, edge_map(&s.data.directory_groups));
-    assert_eq!(p.seen.len(), s.users.len() + s.groups.len());
+    assert_eq!(p.seen().len(), s.users.len() + s.groups.len());
     for e in s.users.values().chain(s.groups.values()) {
         assert_eq!(
-            p.seen.get(&(e.kind, e.id.to_string())),
+            p.seen().get(&(e.kind, e.id.to_string())),
             s.seen(e.kind, &e.id).as_ref(),
             "{}",
             e.id
@@ -275,7 +275,7 @@ fn round_trip_keeps_version_taken_at_data_and_seen_times() {
 fn restore_with_other_options_stamps_changed_entries_now() {
     let dir = TestDir::new("other-options");
     let s = snapshot();
-    save(&dir.0, &s).unwrap();
+    save(&dir.0, &s, &opts()).unwrap();
     let p = load(&dir.0).unwrap().unwrap();
     let mut other = opts();
     other.mapping.scim_base = "https://elsewhere.example.com/scim/v2".into();
@@ -402,16 +402,19 @@ fn a_payload_that_passes_the_checksum_but_does_not_decode_is_refused() {
 #[test]
 fn a_save_leaves_no_temporary_file() {
     let dir = TestDir::new("no-tmp");
-    save(&dir.0, &snapshot()).unwrap();
+    save(&dir.0, &snapshot(), &opts()).unwrap();
     assert_eq!(dir.names(), vec![FILE_NAME.to_string()]);
     // Saving again replaces the file in place.
     let next = build(raw(), 9, t(3_000_000), None);
-    save(&dir.0, &next).unwrap();
+    save(&dir.0, &next, &opts()).unwrap();
     assert_eq!(dir.names(), vec![FILE_NAME.to_string()]);
     assert_eq!(load(&dir.0).unwrap().unwrap().version, 9);
     // A save that cannot write reports it and leaves nothing behind.
     let gone = dir.0.join("gone");
-    assert!(matches!(save(&gone, &next), Err(PersistError::Io(_))));
+    assert!(matches!(
+        save(&gone, &next, &opts()),
+        Err(PersistError::Io(_))
+    ));
     assert_eq!(dir.names(), vec![FILE_NAME.to_string()]);
 }
 

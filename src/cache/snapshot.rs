@@ -9,7 +9,7 @@
 //!
 //! This module knows the JumpCloud DTOs only as data handed to `crate::mapping`; it does no IO.
 
-use std::collections::{BTreeSet, HashMap as StdHashMap};
+use std::collections::{BTreeSet, HashMap as StdHashMap, HashSet as StdHashSet};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -23,6 +23,15 @@ use crate::mapping::{self, Entitlement, GroupMember, GroupRef, MappingOptions, U
 
 /// Ids are shared strings: every map and index holds the same allocation.
 pub type Id = Arc<str>;
+
+/// The resources of one kind, by id.
+pub type Entries = OrdMap<Id, Arc<Entry>>;
+
+/// A small set of ids in order: what an index key or a user's edges hold (one name, a few groups). A sorted
+/// vector, so it costs one allocation where a tree set costs a node per set; large sets (a group's members)
+/// stay `OrdSet`s.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdSet(Vec<Id>);
 
 /// What a full refresh read from JumpCloud, in plain collections.
 #[derive(Debug, Clone, Default)]
@@ -47,13 +56,13 @@ pub struct Data {
     /// Group → member users.
     pub members: HashMap<Id, OrdSet<Id>>,
     /// User → groups it is a direct member of.
-    pub user_groups: HashMap<Id, OrdSet<Id>>,
+    pub user_groups: HashMap<Id, IdSet>,
     /// Directory → users associated directly.
     pub directory_users: HashMap<Id, OrdSet<Id>>,
     /// Directory → user groups bound to it.
     pub directory_groups: HashMap<Id, OrdSet<Id>>,
     /// Manager → direct reports.
-    pub reports: HashMap<Id, OrdSet<Id>>,
+    pub reports: HashMap<Id, IdSet>,
 }
 
 /// Which resource type an entry is.
@@ -92,9 +101,10 @@ pub struct Entry {
     pub kind: Kind,
     /// For groups: a JumpCloud user group or a directory listed as a group.
     pub group_source: Option<GroupSource>,
-    /// The full resource, `meta` included.
-    pub json: Value,
-    /// `json` serialised once, for answers with the default attribute set.
+    /// The full resource, `meta` included: set when the entry is derived, parsed from `bytes` on first use
+    /// when it was restored from disk.
+    json: OnceLock<Value>,
+    /// The resource serialised once, for answers with the default attribute set.
     pub bytes: Bytes,
     /// Weak ETag from the content (equal to `meta.version`).
     pub etag: String,
@@ -104,8 +114,9 @@ pub struct Entry {
     pub last_modified: Timestamp,
     /// Fingerprint of what the entry was derived from besides its own JumpCloud record (group names,
     /// directory holdings, the manager's name, members' names): with an equal record, an equal fingerprint
-    /// means the entry can be reused without deriving it again. Only compared within one process.
-    pub inputs: u64,
+    /// means the entry can be reused without deriving it again. Only compared within one process: `None` for
+    /// an entry restored from disk, which the next build derives again before it is reused by fingerprint.
+    pub inputs: Option<u64>,
 }
 
 /// Content times carried across refreshes (and, with persistence, restarts).
@@ -120,19 +131,19 @@ pub struct Seen {
 #[derive(Debug, Clone, Default)]
 pub struct Indexes {
     /// Lower-cased served userName → user.
-    pub user_name: HashMap<Arc<str>, OrdSet<Id>>,
+    pub user_name: Index,
     /// Lower-cased email (primary and alternate) → users.
-    pub email: HashMap<Arc<str>, OrdSet<Id>>,
+    pub email: Index,
     /// externalId (case-exact) → users.
-    pub user_external_id: HashMap<Arc<str>, OrdSet<Id>>,
+    pub user_external_id: Index,
     /// Lower-cased employeeNumber → users.
-    pub employee_number: HashMap<Arc<str>, OrdSet<Id>>,
+    pub employee_number: Index,
     /// Lower-cased displayName → groups.
-    pub group_name: HashMap<Arc<str>, OrdSet<Id>>,
+    pub group_name: Index,
     /// externalId (case-exact) → groups.
-    pub group_external_id: HashMap<Arc<str>, OrdSet<Id>>,
+    pub group_external_id: Index,
     /// Member user → Group entries listing it (user groups and directory groups).
-    pub member_of: HashMap<Id, OrdSet<Id>>,
+    pub member_of: Index,
 }
 
 /// One published version of the directory. Immutable once built.
@@ -165,66 +176,119 @@ fn lower(s: &str) -> Arc<str> {
     Arc::from(s.to_lowercase().as_str())
 }
 
+// === impl IdSet ===
+
+impl IdSet {
+    /// Add `id`; `false` when it was there already.
+    pub fn insert(&mut self, id: Id) -> bool {
+        match self.0.binary_search(&id) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, id);
+                true
+            }
+        }
+    }
+
+    /// Remove `id`; `false` when it was not there.
+    pub fn remove(&mut self, id: &str) -> bool {
+        match self.0.binary_search_by(|x| (**x).cmp(id)) {
+            Ok(at) => {
+                self.0.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.0.binary_search_by(|x| (**x).cmp(id)).is_ok()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Id> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<Id> for IdSet {
+    fn from_iter<I: IntoIterator<Item = Id>>(iter: I) -> IdSet {
+        let mut ids: Vec<Id> = iter.into_iter().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        IdSet(ids)
+    }
+}
+
+impl<'a> IntoIterator for &'a IdSet {
+    type Item = &'a Id;
+    type IntoIter = std::slice::Iter<'a, Id>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 // === impl Data ===
 
 impl Data {
     /// Index a refresh's plain collections, dropping edges to objects the lists did not contain.
     pub fn from_raw(raw: RawDirectory) -> Data {
+        // Every id once, so edges share the objects' allocations; a hash lookup is cheaper than the tree's.
+        let mut users: StdHashSet<Id> = StdHashSet::with_capacity(raw.users.len());
+        let mut groups: StdHashSet<Id> = StdHashSet::with_capacity(raw.groups.len());
+        let mut directories: StdHashSet<Id> = StdHashSet::with_capacity(raw.directories.len());
         let mut data = Data::default();
         for u in raw.users {
-            data.users.insert(id(&u.id), Arc::new(u));
+            let uid = id(&u.id);
+            users.insert(uid.clone());
+            data.users.insert(uid, Arc::new(u));
         }
         for g in raw.groups {
-            data.groups.insert(id(&g.id), Arc::new(g));
+            let gid = id(&g.id);
+            groups.insert(gid.clone());
+            data.groups.insert(gid, Arc::new(g));
         }
         for d in raw.directories {
-            data.directories.insert(id(&d.id), Arc::new(d));
+            let did = id(&d.id);
+            directories.insert(did.clone());
+            data.directories.insert(did, Arc::new(d));
         }
+        let known = |ids: &StdHashSet<Id>, key: &str| ids.get(key).cloned();
         for (gid, uids) in raw.members {
-            let Some((gid, _)) = data
-                .groups
-                .get_key_value(gid.as_str())
-                .map(|(k, v)| (k.clone(), v))
-            else {
+            let Some(gid) = known(&groups, &gid) else {
                 continue;
             };
-            for uid in uids {
-                if let Some((uid, _)) = data.users.get_key_value(uid.as_str()) {
-                    let uid = uid.clone();
-                    data.add_member(&gid, &uid);
-                }
+            let set: OrdSet<Id> = uids.iter().filter_map(|u| known(&users, u)).collect();
+            if set.is_empty() {
+                continue;
             }
+            for uid in &set {
+                data.user_groups
+                    .entry(uid.clone())
+                    .or_default()
+                    .insert(gid.clone());
+            }
+            data.members.insert(gid, set);
         }
         for (did, uids) in raw.directory_users {
-            let Some(did) = data
-                .directories
-                .get_key_value(did.as_str())
-                .map(|(k, _)| k.clone())
-            else {
+            let Some(did) = known(&directories, &did) else {
                 continue;
             };
-            let set: OrdSet<Id> = uids
-                .iter()
-                .filter_map(|u| data.users.get_key_value(u.as_str()).map(|(k, _)| k.clone()))
-                .collect();
+            let set: OrdSet<Id> = uids.iter().filter_map(|u| known(&users, u)).collect();
             data.directory_users.insert(did, set);
         }
         for (did, gids) in raw.directory_groups {
-            let Some(did) = data
-                .directories
-                .get_key_value(did.as_str())
-                .map(|(k, _)| k.clone())
-            else {
+            let Some(did) = known(&directories, &did) else {
                 continue;
             };
-            let set: OrdSet<Id> = gids
-                .iter()
-                .filter_map(|g| {
-                    data.groups
-                        .get_key_value(g.as_str())
-                        .map(|(k, _)| k.clone())
-                })
-                .collect();
+            let set: OrdSet<Id> = gids.iter().filter_map(|g| known(&groups, g)).collect();
             data.directory_groups.insert(did, set);
         }
         data.rebuild_reports();
@@ -342,7 +406,7 @@ impl Data {
 
     /// Recompute manager → reports from the users' `manager` fields.
     pub fn rebuild_reports(&mut self) {
-        let mut reports: HashMap<Id, OrdSet<Id>> = HashMap::new();
+        let mut reports: HashMap<Id, IdSet> = HashMap::new();
         for (uid, u) in &self.users {
             if let Some(m) = u.manager.as_deref().filter(|m| !m.is_empty()) {
                 reports.entry(id(m)).or_default().insert(uid.clone());
@@ -497,6 +561,90 @@ impl Data {
     }
 }
 
+// === impl Indexes ===
+
+/// One index: a key → the entries it names.
+pub type Index = HashMap<Arc<str>, IdSet>;
+
+impl Indexes {
+    /// How many indexes there are, in the order of [`Indexes::as_array`].
+    pub const COUNT: usize = 7;
+
+    /// Every index in a fixed order, with the kind of entry its values name.
+    pub fn as_array(&self) -> [(&Index, Kind); Self::COUNT] {
+        [
+            (&self.user_name, Kind::User),
+            (&self.email, Kind::User),
+            (&self.user_external_id, Kind::User),
+            (&self.employee_number, Kind::User),
+            (&self.group_name, Kind::Group),
+            (&self.group_external_id, Kind::Group),
+            (&self.member_of, Kind::Group),
+        ]
+    }
+
+    /// The indexes from [`Indexes::as_array`]'s order.
+    pub fn from_array(maps: [Index; Self::COUNT]) -> Indexes {
+        let [
+            user_name,
+            email,
+            user_external_id,
+            employee_number,
+            group_name,
+            group_external_id,
+            member_of,
+        ] = maps;
+        Indexes {
+            user_name,
+            email,
+            user_external_id,
+            employee_number,
+            group_name,
+            group_external_id,
+            member_of,
+        }
+    }
+}
+
+// === impl Entry ===
+
+impl Entry {
+    /// An entry as it was served before a restart: its bytes and content times, without deriving it.
+    pub fn restored(
+        id: Id,
+        kind: Kind,
+        group_source: Option<GroupSource>,
+        bytes: Bytes,
+        seen: Seen,
+    ) -> Entry {
+        Entry {
+            id,
+            kind,
+            group_source,
+            json: OnceLock::new(),
+            bytes,
+            etag: etag_of(&seen.hash),
+            hash: seen.hash,
+            created: seen.created,
+            last_modified: seen.last_modified,
+            inputs: None,
+        }
+    }
+
+    /// The full resource, `meta` included.
+    pub fn json(&self) -> &Value {
+        // The bytes are what serde_json wrote (checked by the snapshot file's checksum when restored), so
+        // they parse.
+        self.json
+            .get_or_init(|| serde_json::from_slice(&self.bytes).unwrap_or(Value::Null))
+    }
+
+    /// Whether the JSON is at hand without parsing.
+    pub fn json_ready(&self) -> bool {
+        self.json.get().is_some()
+    }
+}
+
 // === impl Snapshot ===
 
 /// Whether a comma-separated list of entity tags (an `If-Match` or `If-None-Match` value) names `etag`,
@@ -509,10 +657,12 @@ pub fn etag_listed(list: &str, etag: &str) -> bool {
 
 /// The ETag (and `meta.version`) of a content hash.
 fn etag_of(hash: &[u8; 16]) -> String {
-    let mut s = String::with_capacity(36);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(24);
     s.push_str("W/\"");
     for b in &hash[..10] {
-        s.push_str(&format!("{b:02x}"));
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 0xf)] as char);
     }
     s.push('"');
     s
@@ -537,7 +687,7 @@ pub fn to_millis(t: Timestamp) -> Timestamp {
 }
 
 /// The index an `index_keys` key goes to.
-fn index_map(i: &mut Indexes, which: u8) -> &mut HashMap<Arc<str>, OrdSet<Id>> {
+fn index_map(i: &mut Indexes, which: u8) -> &mut Index {
     match which {
         0 => &mut i.user_name,
         1 => &mut i.email,
@@ -580,7 +730,7 @@ impl Ctx<'_> {
     ) -> Option<Arc<Entry>> {
         let prev = self.prev?;
         let e = prev.get(kind, rid)?;
-        (e.inputs == inputs && same_record(&prev.data)).then(|| e.clone())
+        (e.inputs == Some(inputs) && same_record(&prev.data)).then(|| e.clone())
     }
 
     fn finish(
@@ -600,8 +750,11 @@ impl Ctx<'_> {
                 Kind::User => &prev.users,
                 Kind::Group => &prev.groups,
             };
+            // An entry restored from disk has no fingerprint yet: it is replaced by one that has (same
+            // content, same times), so the builds after this one can reuse it without deriving.
             if let Some(e) = map.get(rid)
                 && e.hash == hash
+                && e.inputs.is_some()
             {
                 return e.clone();
             }
@@ -638,13 +791,13 @@ impl Ctx<'_> {
             id: rid.clone(),
             kind,
             group_source: source,
-            json: resource,
+            json: OnceLock::from(resource),
             bytes,
             etag,
             hash,
             created,
             last_modified,
-            inputs,
+            inputs: Some(inputs),
         })
     }
 
@@ -790,6 +943,27 @@ impl Snapshot {
             users: OrdMap::new(),
             groups: OrdMap::new(),
             indexes: Indexes::default(),
+            user_list: OnceLock::new(),
+            group_list: OnceLock::new(),
+        }
+    }
+
+    /// A snapshot from parts already derived: entries restored from disk with the indexes they had.
+    pub fn assemble(
+        version: u64,
+        taken_at: Timestamp,
+        data: Data,
+        users: OrdMap<Id, Arc<Entry>>,
+        groups: OrdMap<Id, Arc<Entry>>,
+        indexes: Indexes,
+    ) -> Snapshot {
+        Snapshot {
+            version,
+            taken_at,
+            data,
+            users,
+            groups,
+            indexes,
             user_list: OnceLock::new(),
             group_list: OnceLock::new(),
         }
@@ -1069,7 +1243,7 @@ impl Snapshot {
     }
 
     fn index_keys(e: &Entry) -> Vec<(u8, Arc<str>)> {
-        let j = &e.json;
+        let j = e.json();
         let mut keys = Vec::new();
         match e.kind {
             Kind::User => {
@@ -1115,7 +1289,7 @@ impl Snapshot {
         keys
     }
 
-    fn index_map(&mut self, which: u8) -> &mut HashMap<Arc<str>, OrdSet<Id>> {
+    fn index_map(&mut self, which: u8) -> &mut Index {
         index_map(&mut self.indexes, which)
     }
 

@@ -95,7 +95,7 @@ fn build_derives_resources_edges_and_indexes() {
     assert_eq!(s.users.len(), 3);
     // Two user groups and the AD directory; the LDAP server is not something users hold as a group.
     assert_eq!(s.groups.len(), 3);
-    let alice = &s.get(Kind::User, "u1").unwrap().json;
+    let alice = &s.get(Kind::User, "u1").unwrap().json();
     let groups: Vec<(&str, &str)> = alice["groups"]
         .as_array()
         .unwrap()
@@ -103,7 +103,7 @@ fn build_derives_resources_edges_and_indexes() {
         .map(|g| (g["value"].as_str().unwrap(), g["type"].as_str().unwrap()))
         .collect();
     assert_eq!(groups, vec![("d1", "indirect"), ("g1", "direct")]);
-    let carol = &s.get(Kind::User, "u3").unwrap().json;
+    let carol = &s.get(Kind::User, "u3").unwrap().json();
     assert_eq!(carol["entitlements"][0]["type"], "active_directory");
     assert_eq!(
         carol["groups"]
@@ -115,9 +115,9 @@ fn build_derives_resources_edges_and_indexes() {
         "direct"
     );
     // The unknown member "ghost" is dropped.
-    let sales = &s.get(Kind::Group, "g2").unwrap().json;
+    let sales = &s.get(Kind::Group, "g2").unwrap().json();
     assert_eq!(sales["members"].as_array().unwrap().len(), 1);
-    let ad = &s.get(Kind::Group, "d1").unwrap().json;
+    let ad = &s.get(Kind::Group, "d1").unwrap().json();
     assert_eq!(ad["members"].as_array().unwrap().len(), 3);
     assert_eq!(ad["meta"]["resourceType"], "Group");
     // Indexes.
@@ -127,17 +127,17 @@ fn build_derives_resources_edges_and_indexes() {
     assert_eq!(s.indexes.member_of["u1"].len(), 2);
     // Manager display and reports.
     assert_eq!(
-        s.get(Kind::User, "u2").unwrap().json["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]
+        s.get(Kind::User, "u2").unwrap().json()["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]
             ["manager"]["displayName"],
         "ALICE"
     );
     assert_eq!(s.data.reports["u1"].len(), 2);
     // Meta and bytes agree.
     let e = s.get(Kind::User, "u1").unwrap();
-    assert_eq!(e.json["meta"]["version"], e.etag.as_str());
+    assert_eq!(e.json()["meta"]["version"], e.etag.as_str());
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&e.bytes).unwrap(),
-        e.json
+        *e.json()
     );
     assert_eq!(
         s.list(Kind::User)
@@ -202,12 +202,12 @@ fn with_changes_rederives_only_what_shows_the_change() {
     };
     let s2 = s1.with_changes(data, &touched, 2, t(2000), &opts());
     // Bob's manager display changed, Engineering's member display changed; Carol's manager display too.
-    let bob = &s2.get(Kind::User, "u2").unwrap().json;
+    let bob = &s2.get(Kind::User, "u2").unwrap().json();
     assert_eq!(
         bob["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]["displayName"],
         "Alicia"
     );
-    let eng = &s2.get(Kind::Group, "g1").unwrap().json;
+    let eng = &s2.get(Kind::Group, "g1").unwrap().json();
     assert!(
         eng["members"]
             .as_array()
@@ -235,7 +235,7 @@ fn membership_change_moves_indexes() {
     };
     let s2 = s1.with_changes(data, &touched, 2, t(2000), &opts());
     assert!(s2.indexes.member_of["u1"].contains("g2"));
-    let alice = &s2.get(Kind::User, "u1").unwrap().json;
+    let alice = &s2.get(Kind::User, "u1").unwrap().json();
     assert!(
         alice["groups"]
             .as_array()
@@ -324,11 +324,11 @@ fn a_large_directory_builds_on_every_core_with_the_same_result() {
     assert_eq!(s.list(Kind::User).first().unwrap().id.as_ref(), "u000000");
     for (id, e) in s.users.iter().step_by(997) {
         assert_eq!(e.id, *id);
-        assert_eq!(e.json["id"], id.as_ref());
-        assert_eq!(e.json["groups"][0]["value"], "g1");
+        assert_eq!(e.json()["id"], id.as_ref());
+        assert_eq!(e.json()["groups"][0]["value"], "g1");
     }
     assert_eq!(
-        s.get(Kind::Group, "g1").unwrap().json["members"]
+        s.get(Kind::Group, "g1").unwrap().json()["members"]
             .as_array()
             .unwrap()
             .len(),

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::cache::{Entry, Id, Kind, Snapshot};
+use crate::cache::{Entry, Kind, Snapshot};
 use crate::scim::filter::IndexHint;
 use crate::scim::list::Query;
 use crate::scim::schema::ResourceKind;
@@ -23,7 +23,7 @@ pub fn resource_kind(kind: Kind) -> ResourceKind {
     }
 }
 
-fn lookup(set: Option<&imbl::OrdSet<Id>>, snap: &Snapshot, kind: Kind) -> Vec<Arc<Entry>> {
+fn lookup(set: Option<&crate::cache::IdSet>, snap: &Snapshot, kind: Kind) -> Vec<Arc<Entry>> {
     set.into_iter()
         .flatten()
         .filter_map(|id| snap.get(kind, id).cloned())
@@ -73,18 +73,18 @@ pub fn list(snap: &Snapshot, kind: Kind, query: &Query) -> ListPage {
         Some(f) => {
             let base = f.index_hint().and_then(|h| candidates(snap, kind, h));
             match base {
-                Some(c) => c.into_iter().filter(|e| f.matches(&e.json)).collect(),
+                Some(c) => c.into_iter().filter(|e| f.matches(e.json())).collect(),
                 None => snap
                     .list(kind)
                     .iter()
-                    .filter(|e| f.matches(&e.json))
+                    .filter(|e| f.matches(e.json()))
                     .cloned()
                     .collect(),
             }
         }
     };
     if let Some(sort) = &query.sort {
-        sort.sort(&mut matched, |e| &e.json);
+        sort.sort(&mut matched, |e| e.json());
     }
     let total = matched.len();
     let window = query.paging.window(total);

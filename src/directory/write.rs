@@ -339,7 +339,7 @@ impl Writer {
         except: Option<&str>,
     ) -> Result<(), WriteError> {
         let idx = &snap.indexes;
-        let others = |set: Option<&imbl::OrdSet<Id>>| -> Option<Id> {
+        let others = |set: Option<&crate::cache::IdSet>| -> Option<Id> {
             set.into_iter()
                 .flatten()
                 .find(|id| Some(id.as_ref()) != except)
@@ -652,7 +652,7 @@ impl Writer {
         if_match: Option<&str>,
     ) -> Result<Written, WriteError> {
         let (_guard, snap, entry) = self.begin(Kind::User, id, if_match).await?;
-        let outcome = apply_patch(&entry.json, body, ResourceKind::User)?;
+        let outcome = apply_patch(entry.json(), body, ResourceKind::User)?;
         if !outcome.changed && outcome.membership.is_empty() {
             return Ok(Written {
                 entry,
@@ -1131,7 +1131,7 @@ impl Writer {
         let gid = ident(id);
         if entry.group_source == Some(GroupSource::Directory) {
             let current = entry
-                .json
+                .json()
                 .get("displayName")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
@@ -1149,7 +1149,7 @@ impl Writer {
             .await?;
         }
         let want: BTreeSet<String> = members.unwrap_or_default().into_iter().collect();
-        let have: BTreeSet<String> = member_ids(&entry.json);
+        let have: BTreeSet<String> = member_ids(entry.json());
         let added: Vec<String> = want.difference(&have).cloned().collect();
         let removed: Vec<String> = have.difference(&want).cloned().collect();
         self.apply_membership(&gid, &added, &removed).await?;
@@ -1164,7 +1164,7 @@ impl Writer {
         if_match: Option<&str>,
     ) -> Result<Written, WriteError> {
         let (_guard, snap, entry) = self.begin(Kind::Group, id, if_match).await?;
-        let outcome = apply_patch(&entry.json, body, ResourceKind::Group)?;
+        let outcome = apply_patch(entry.json(), body, ResourceKind::Group)?;
         let gid = ident(id);
         let DesiredGroup {
             name,
@@ -1174,7 +1174,7 @@ impl Writer {
         } = Self::desired_group(&outcome.resource)?;
         if entry.group_source == Some(GroupSource::Directory) {
             let current = entry
-                .json
+                .json()
                 .get("displayName")
                 .and_then(Value::as_str)
                 .unwrap_or_default();

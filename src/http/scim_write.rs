@@ -137,7 +137,10 @@ fn render(
         resp.headers_mut().insert(header::ETAG, v);
     }
     if location
-        && let Some(loc) = entry.json.pointer("/meta/location").and_then(Value::as_str)
+        && let Some(loc) = entry
+            .json()
+            .pointer("/meta/location")
+            .and_then(Value::as_str)
         && let Ok(v) = HeaderValue::from_str(loc)
     {
         resp.headers_mut().insert(header::LOCATION, v);

@@ -117,7 +117,7 @@ pub fn entry_bytes(e: &Entry, attrs: &AttrSelection, kind: Kind) -> Bytes {
         e.bytes.clone()
     } else {
         Bytes::from(
-            serde_json::to_vec(&attrs.project(&e.json, resource_kind(kind))).unwrap_or_default(),
+            serde_json::to_vec(&attrs.project(e.json(), resource_kind(kind))).unwrap_or_default(),
         )
     }
 }
