@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
 use jiff::Timestamp;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 
 use guard::ShrinkGuard;
 pub use snapshot::{
@@ -52,6 +52,8 @@ pub struct Store {
     pub options: BuildOptions,
     /// Holds back refreshes that lost too many users or groups.
     guard: std::sync::Mutex<ShrinkGuard>,
+    /// Counts publications, so a write can wait for a complete version ([`Store::load_complete`]).
+    published: watch::Sender<u64>,
 }
 
 /// State guarded by the publish lock.
@@ -76,6 +78,7 @@ impl Store {
             last_refresh: std::sync::Mutex::new(None),
             options,
             guard: std::sync::Mutex::new(ShrinkGuard::new(max_shrink)),
+            published: watch::Sender::new(0),
         }
     }
 
@@ -139,9 +142,32 @@ impl Store {
         self.next_version.fetch_max(v + 1, Ordering::Relaxed);
     }
 
+    /// The latest published snapshot once it is complete: a version restored from disk serves reads before
+    /// JumpCloud's data behind it is restored (a moment later), and a write needs that data. Waits at most
+    /// `within`; `None` when there is no complete snapshot by then.
+    pub async fn load_complete(&self, within: std::time::Duration) -> Option<Arc<Snapshot>> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut published = self.published.subscribe();
+        loop {
+            published.borrow_and_update();
+            let snapshot = self.load()?;
+            if !snapshot.is_serving_only() {
+                return Some(snapshot);
+            }
+            // The sender lives as long as the store, so `changed` only ends by a publication.
+            if tokio::time::timeout_at(deadline, published.changed())
+                .await
+                .is_err()
+            {
+                return None;
+            }
+        }
+    }
+
     /// Publish with one atomic pointer swap. Callers hold the publish lock.
     pub fn swap(&self, snapshot: Arc<Snapshot>) {
         self.current.store(Some(snapshot));
+        self.published.send_modify(|n| *n += 1);
     }
 
     /// Publish a write: `change` edits a copy of the current data and says what it touched; only the
@@ -152,7 +178,8 @@ impl Store {
         change: impl FnOnce(&mut Data) -> Touched,
     ) -> Option<Arc<Snapshot>> {
         let mut guard = self.publish.lock().await;
-        let current = self.load()?;
+        // A serving-only version has no data to change: writers wait for a complete one first.
+        let current = self.load().filter(|s| !s.is_serving_only())?;
         let mut data = current.data.clone();
         let touched = change(&mut data);
         let version = self.take_version();

@@ -22,7 +22,7 @@
 //! record does (and [`FORMAT_VERSION`] moves). Must not know HTTP, SCIM or JumpCloud's wire format, nor the
 //! service's lifecycle: `app` decides when to load and when to stop the saver.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -35,7 +35,6 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use bytes::Bytes;
-use imbl::OrdMap;
 
 use super::snapshot::{Entries, Index, Indexes};
 use super::{
@@ -85,32 +84,48 @@ pub struct Persisted {
     /// What the entries were derived with ([`derivation`]).
     pub derivation: String,
     pub raw: RawDirectory,
-    /// Every entry as it was served.
-    pub entries: Vec<SavedEntry>,
+    /// Every entry as it was served, by id.
+    pub users: Entries,
+    pub groups: Entries,
     /// The indexes over the entries.
-    pub indexes: SavedIndexes,
+    pub indexes: Indexes,
 }
-
-/// One entry as it was served: its bytes and content times.
-#[derive(Debug, Clone)]
-pub struct SavedEntry {
-    pub kind: Kind,
-    pub id: String,
-    pub source: Option<GroupSource>,
-    pub bytes: Bytes,
-    pub seen: Seen,
-}
-
-/// The indexes in the order of [`Indexes::as_array`]: key → ids.
-pub type SavedIndexes = [Vec<(String, Vec<String>)>; Indexes::COUNT];
 
 impl Persisted {
     /// Content times of every entry, by resource type and id.
     pub fn seen(&self) -> HashMap<(Kind, String), Seen> {
-        self.entries
-            .iter()
-            .map(|e| ((e.kind, e.id.clone()), e.seen))
+        self.users
+            .values()
+            .chain(self.groups.values())
+            .map(|e| {
+                let seen = Seen {
+                    hash: e.hash,
+                    created: e.created,
+                    last_modified: e.last_modified,
+                };
+                ((e.kind, e.id.to_string()), seen)
+            })
             .collect()
+    }
+
+    /// Whether the saved entries can be served as they are under `opts`: derived by this build with the same
+    /// options, one per user.
+    pub fn servable(&self, opts: &BuildOptions) -> bool {
+        self.derivation == derivation(opts) && self.users.len() == self.raw.users.len()
+    }
+
+    /// A snapshot serving the saved entries at once, and the data it still lacks: reads need only the
+    /// entries, writes and refreshes need the data ([`Snapshot::with_data`] completes it). Only for a
+    /// [`servable`](Persisted::servable) file.
+    pub fn into_serving(self) -> (Snapshot, RawDirectory) {
+        let serving = Snapshot::serving(
+            self.version,
+            self.taken_at,
+            self.users,
+            self.groups,
+            self.indexes,
+        );
+        (serving, self.raw)
     }
 }
 
@@ -163,16 +178,52 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
 /// Read the snapshot file in `dir`: `Ok(None)` when there is none, an error when it cannot be trusted.
 /// Blocking.
 pub fn load(dir: &Path) -> Result<Option<Persisted>, PersistError> {
-    let bytes = match fs::read(file_path(dir)) {
+    let bytes = match read_file(&file_path(dir)) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    decode(&bytes).map(Some)
+    decode(Bytes::from(bytes)).map(Some)
 }
 
-/// Check the frame (magic, version, length, checksum), then decode the payload.
-fn decode(bytes: &[u8]) -> Result<Persisted, PersistError> {
+/// The whole file at `path`; a large one is read in two halves on two threads (most of a read from the page
+/// cache is copying, and the copy is per page).
+fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        let file = File::open(path)?;
+        let len = usize::try_from(file.metadata()?.len())
+            .map_err(|_| io::Error::other("the file does not fit in memory"))?;
+        if len >= 1 << 24 {
+            let mut buf = vec![0u8; len];
+            let (a, b) = buf.split_at_mut(len / 2);
+            let at = a.len() as u64;
+            std::thread::scope(|scope| {
+                let second = scope.spawn(|| file.read_exact_at(b, at));
+                let first = file.read_exact_at(a, 0);
+                let second = second
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                first.and(second)
+            })
+            .map_err(|e| match e.kind() {
+                // The file shrank while being read (a save renames a new file in, so this is another writer).
+                io::ErrorKind::UnexpectedEof => {
+                    io::Error::new(e.kind(), "the snapshot file changed while it was read")
+                }
+                _ => e,
+            })?;
+            return Ok(buf);
+        }
+    }
+    fs::read(path)
+}
+
+/// Check the frame (magic, version, length, checksum), then decode the payload. The restored entries' bytes
+/// are slices of `file`, which lives as long as the first of them.
+fn decode(file: Bytes) -> Result<Persisted, PersistError> {
+    let bytes: &[u8] = &file;
     let magic_len = bytes.len().min(MAGIC.len());
     if bytes[..magic_len] != MAGIC[..magic_len] {
         return Err(PersistError::Corrupt("not a snapshot file (bad magic)"));
@@ -202,10 +253,33 @@ fn decode(bytes: &[u8]) -> Result<Persisted, PersistError> {
     if payload.len() as u64 > len {
         return Err(PersistError::Corrupt("bytes after the payload"));
     }
-    if crc32fast::hash(payload) != crc {
+    if checksum(payload) != crc {
         return Err(PersistError::Corrupt("checksum mismatch"));
     }
-    decode_payload(payload)
+    decode_payload(&file, payload)
+}
+
+/// CRC-32 of `bytes`, the halves on two threads.
+fn checksum(bytes: &[u8]) -> u32 {
+    if bytes.len() < 1 << 20 {
+        return crc32fast::hash(bytes);
+    }
+    let (a, b) = bytes.split_at(bytes.len() / 2);
+    let (mut first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| {
+            let mut h = crc32fast::Hasher::new();
+            h.update(b);
+            h
+        });
+        let mut h = crc32fast::Hasher::new();
+        h.update(a);
+        let second = second
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (h, second)
+    });
+    first.combine(&second);
+    first.finalize()
 }
 
 /// The snapshot a loaded file describes. Derived with the same build and options, the entries are served
@@ -213,36 +287,21 @@ fn decode(bytes: &[u8]) -> Result<Persisted, PersistError> {
 /// the saved ones. Otherwise (another build or a changed mapping) every entry is derived from the data:
 /// those whose content is unchanged keep their saved times, the others are stamped now.
 pub fn restore(p: Persisted, opts: &BuildOptions) -> Snapshot {
-    let users = p.entries.iter().filter(|e| e.kind == Kind::User).count();
-    if p.derivation != derivation(opts) || users != p.raw.users.len() {
-        let seen = p.seen();
-        let lookup = |kind: Kind, rid: &str| seen.get(&(kind, rid.to_owned())).copied();
-        return Snapshot::build(
-            Data::from_raw(p.raw),
-            p.version,
-            p.taken_at,
-            Timestamp::now(),
-            opts,
-            None,
-            &lookup,
-        );
+    if p.servable(opts) {
+        let (serving, raw) = p.into_serving();
+        return serving.with_data(Data::from_raw(raw));
     }
-    let Persisted {
-        version,
-        taken_at,
-        raw,
-        entries,
-        indexes,
-        ..
-    } = p;
-    // The data's maps and the entries' maps are independent: one thread each.
-    let (data, (users, groups, indexes)) = std::thread::scope(|scope| {
-        let data = scope.spawn(|| Data::from_raw(raw));
-        let entries = restore_entries(entries, indexes);
-        let data = data.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (data, entries)
-    });
-    Snapshot::assemble(version, taken_at, data, users, groups, indexes)
+    let seen = p.seen();
+    let lookup = |kind: Kind, rid: &str| seen.get(&(kind, rid.to_owned())).copied();
+    Snapshot::build(
+        Data::from_raw(p.raw),
+        p.version,
+        p.taken_at,
+        Timestamp::now(),
+        opts,
+        None,
+        &lookup,
+    )
 }
 
 // === start-up ===
@@ -251,17 +310,29 @@ pub fn restore(p: Persisted, opts: &BuildOptions) -> Snapshot {
 /// once with the snapshot's own age, and later versions continue after its version. Returns the version
 /// published (which the file already holds), or `None` when there is no usable file: that is reported, with
 /// the file and the reason, and the service starts empty as without a data directory.
-pub async fn load_and_publish(store: &Store, dir: &Path) -> Option<u64> {
+///
+/// A file this build wrote with the same options is published as soon as its entries are: reads are served
+/// from then on, and JumpCloud's data behind them follows on a blocking thread (writes wait for it, see
+/// [`Store::load_complete`]).
+pub async fn load_and_publish(store: &Arc<Store>, dir: &Path) -> Option<u64> {
     let file = file_path(dir);
     let started = tokio::time::Instant::now();
     let opts = store.options.clone();
     let target = dir.to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || {
         fs::create_dir_all(&target)?;
-        Ok::<_, PersistError>(load(&target)?.map(|p| restore(p, &opts)))
+        let Some(p) = load(&target)? else {
+            return Ok(None);
+        };
+        if p.servable(&opts) {
+            let (serving, raw) = p.into_serving();
+            Ok(Some((serving, Some(raw))))
+        } else {
+            Ok::<_, PersistError>(Some((restore(p, &opts), None)))
+        }
     })
     .await;
-    let snapshot = match loaded {
+    let (snapshot, pending) = match loaded {
         Ok(Ok(Some(s))) => s,
         Ok(Ok(None)) => {
             tracing::warn!(file = %file.display(), "no snapshot file; waiting for the first refresh");
@@ -280,12 +351,13 @@ pub async fn load_and_publish(store: &Store, dir: &Path) -> Option<u64> {
     let age_s = super::age_seconds(snapshot.taken_at, Timestamp::now());
     let (users, groups) = (snapshot.user_count(), snapshot.group_count());
     store.bump_version_past(version);
+    let snapshot = Arc::new(snapshot);
     let guard = store.publish.lock().await;
     if store.load().is_some() {
         // Something fresher was published meanwhile; never replace it with the file.
         return None;
     }
-    store.swap(Arc::new(snapshot));
+    store.swap(snapshot.clone());
     drop(guard);
     tracing::info!(
         file = %file.display(),
@@ -296,7 +368,50 @@ pub async fn load_and_publish(store: &Store, dir: &Path) -> Option<u64> {
         duration_ms = started.elapsed().as_millis() as u64,
         "serving snapshot version {version} from disk, {age_s} s old"
     );
+    if let Some(raw) = pending {
+        tokio::spawn(complete_restored(store.clone(), snapshot, raw));
+    }
     Some(version)
+}
+
+/// Restore JumpCloud's data behind a serving-only `snapshot` and publish the complete version in its place,
+/// unless something newer was published meanwhile. Then parse the restored entries' JSON, so the first
+/// filter that scans them does not pay for it.
+async fn complete_restored(store: Arc<Store>, serving: Arc<Snapshot>, raw: RawDirectory) {
+    let started = tokio::time::Instant::now();
+    let version = serving.version;
+    let base = serving.clone();
+    let built = tokio::task::spawn_blocking(move || base.with_data(Data::from_raw(raw))).await;
+    let complete = match built {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!(
+                version,
+                error = %e,
+                "restoring JumpCloud's data behind snapshot version {version} panicked; writes wait for the next refresh"
+            );
+            return;
+        }
+    };
+    {
+        let _guard = store.publish.lock().await;
+        if !store.load().is_some_and(|cur| Arc::ptr_eq(&cur, &serving)) {
+            return;
+        }
+        store.swap(complete.clone());
+    }
+    tracing::info!(
+        version,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "restored JumpCloud's data behind snapshot version {version}; writes proceed"
+    );
+    drop(serving);
+    let _ = tokio::task::spawn_blocking(move || {
+        for e in complete.users.values().chain(complete.groups.values()) {
+            e.json();
+        }
+    })
+    .await;
 }
 
 // === the saver ===
@@ -358,7 +473,8 @@ async fn save_if_newer(store: &Store, dir: &Path, attempted: &mut u64) {
         return;
     };
     let version = snapshot.version;
-    if version <= *attempted {
+    // A serving-only version is the file itself, restored; it has no data to write.
+    if version <= *attempted || snapshot.is_serving_only() {
         return;
     }
     *attempted = version;
@@ -411,16 +527,24 @@ struct PayloadIn<'a> {
     version: u64,
     taken_at: i128,
     derivation: String,
-    data: &'a [u8],
-    entries: &'a [u8],
+    #[serde(borrow)]
+    data: Blob<'a>,
+    #[serde(borrow)]
+    entries: Blob<'a>,
 }
 
-/// Bytes written as one run (serde would write a `[u8]` element by element).
+/// Bytes as one run, borrowed when read back (serde would write a `[u8]` element by element).
 struct Blob<'a>(&'a [u8]);
 
 impl Serialize for Blob<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Blob<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'a [u8]>::deserialize(d).map(Blob)
     }
 }
 
@@ -438,23 +562,27 @@ struct DataSection {
     directory_groups: Vec<(String, Vec<String>)>,
 }
 
-/// Every entry as served, and the indexes over them.
+/// Every entry as served, and the indexes over them; read back borrowing the file's bytes.
 #[derive(Serialize, Deserialize)]
-struct EntrySection {
-    entries: Vec<EntryRec>,
-    /// In the order of [`Indexes::as_array`]: key → ids.
-    indexes: Vec<Vec<(String, Vec<String>)>>,
+struct EntrySection<'a> {
+    /// Users then groups, each in id order.
+    #[serde(borrow)]
+    entries: Vec<EntryRec<'a>>,
+    /// In the order of [`Indexes::as_array`]: key → positions in `entries`.
+    #[serde(borrow)]
+    indexes: Vec<Vec<(&'a str, Vec<u32>)>>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct EntryRec {
+struct EntryRec<'a> {
     /// 0 = User, 1 = Group.
     kind: u8,
-    id: String,
+    id: &'a str,
     /// 0 = none (a user), 1 = a user group, 2 = a directory listed as a group.
     source: u8,
     /// The served resource, `meta` included.
-    bytes: Bytes,
+    #[serde(borrow)]
+    bytes: Blob<'a>,
     hash: [u8; 16],
     created: i128,
     last_modified: i128,
@@ -527,24 +655,26 @@ fn encode_payload(s: &Snapshot, opts_derivation: String) -> Result<Vec<u8>, Pers
     })
 }
 
-/// A checked payload back into a [`Persisted`], its sections decoded on two threads.
-fn decode_payload(payload: &[u8]) -> Result<Persisted, PersistError> {
+/// A checked payload (inside `file`) back into a [`Persisted`]. Its parts are independent, so each has a
+/// thread and the cores share them out: the data's records, the entries, and two halves of the indexes.
+fn decode_payload(file: &Bytes, payload: &[u8]) -> Result<Persisted, PersistError> {
     let head: PayloadIn<'_> = decode_exact(payload, "payload")?;
     let (raw, entries) = std::thread::scope(|scope| {
         let raw =
-            scope.spawn(|| decode_exact::<DataSection>(head.data, "data section")?.into_raw());
-        let entries = decode_exact::<EntrySection>(head.entries, "entry section")
-            .and_then(EntrySection::into_saved);
+            scope.spawn(|| decode_exact::<DataSection>(head.data.0, "data section")?.into_raw());
+        let entries = decode_exact::<EntrySection>(head.entries.0, "entry section")
+            .and_then(|section| section.restore(file));
         let raw = raw.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (raw, entries)
     });
-    let (entries, indexes) = entries?;
+    let (users, groups, indexes) = entries?;
     Ok(Persisted {
         version: head.version,
         taken_at: timestamp(head.taken_at)?,
         derivation: head.derivation,
         raw: raw?,
-        entries,
+        users,
+        groups,
         indexes,
     })
 }
@@ -596,24 +726,24 @@ impl DataSection {
 
 // === impl EntrySection ===
 
-impl EntrySection {
-    fn from_snapshot(s: &Snapshot) -> EntrySection {
-        let entries = s
-            .users
-            .values()
-            .chain(s.groups.values())
+impl<'a> EntrySection<'a> {
+    fn from_snapshot(s: &'a Snapshot) -> EntrySection<'a> {
+        let all = || s.users.values().chain(s.groups.values());
+        let position: HashMap<&str, u32> =
+            all().enumerate().map(|(i, e)| (&*e.id, i as u32)).collect();
+        let entries = all()
             .map(|e| EntryRec {
                 kind: match e.kind {
                     Kind::User => 0,
                     Kind::Group => 1,
                 },
-                id: e.id.to_string(),
+                id: &e.id,
                 source: match e.group_source {
                     None => 0,
                     Some(GroupSource::UserGroup) => 1,
                     Some(GroupSource::Directory) => 2,
                 },
-                bytes: e.bytes.clone(),
+                bytes: Blob(&e.bytes),
                 hash: e.hash,
                 created: nanos(e.created),
                 last_modified: nanos(e.last_modified),
@@ -623,91 +753,116 @@ impl EntrySection {
             .indexes
             .as_array()
             .into_iter()
-            .map(|(map, _)| edges(map))
+            .map(|(map, _)| {
+                let mut rows: Vec<(&str, Vec<u32>)> = map
+                    .iter()
+                    .map(|(key, ids)| {
+                        // An id no entry has names nothing a reader could find: it is left out.
+                        let at = ids.iter().filter_map(|i| position.get(&**i).copied());
+                        (&**key, at.collect())
+                    })
+                    .collect();
+                rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                rows
+            })
             .collect();
         EntrySection { entries, indexes }
     }
 
-    fn into_saved(self) -> Result<(Vec<SavedEntry>, SavedIndexes), PersistError> {
-        let entries = self
-            .entries
-            .into_iter()
-            .map(|r| {
-                let kind = match r.kind {
-                    0 => Kind::User,
-                    1 => Kind::Group,
-                    other => {
-                        return Err(PersistError::Decode(format!("unknown entry kind {other}")));
-                    }
-                };
-                let source = match r.source {
-                    0 => None,
-                    1 => Some(GroupSource::UserGroup),
-                    2 => Some(GroupSource::Directory),
-                    other => {
-                        return Err(PersistError::Decode(format!(
-                            "unknown group source {other}"
-                        )));
-                    }
-                };
-                Ok(SavedEntry {
-                    kind,
-                    id: r.id,
-                    source,
-                    bytes: r.bytes,
-                    seen: Seen {
-                        hash: r.hash,
-                        created: timestamp(r.created)?,
-                        last_modified: timestamp(r.last_modified)?,
-                    },
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let indexes: SavedIndexes = self.indexes.try_into().map_err(|v: Vec<_>| {
-            PersistError::Decode(format!(
+    /// The entries as saved, deriving nothing, and the indexes over them. The entries' bytes are slices of
+    /// `file`, which this section borrows from.
+    fn restore(self, file: &Bytes) -> Result<(Entries, Entries, Indexes), PersistError> {
+        if self.indexes.len() != Indexes::COUNT {
+            return Err(PersistError::Decode(format!(
                 "{} indexes where {} were expected",
-                v.len(),
+                self.indexes.len(),
                 Indexes::COUNT
-            ))
-        })?;
-        Ok((entries, indexes))
+            )));
+        }
+        let ids: Vec<Id> = self.entries.iter().map(|r| Id::from(r.id)).collect();
+        let EntrySection { entries, indexes } = self;
+        let mut rows = indexes.into_iter();
+        let first: Vec<_> = rows.by_ref().take(Indexes::COUNT / 2).collect();
+        let second: Vec<_> = rows.collect();
+        std::thread::scope(|scope| {
+            let first = scope.spawn(|| index_maps(first, &ids));
+            let second = scope.spawn(|| index_maps(second, &ids));
+            let maps = entry_maps(entries, &ids, file);
+            let join = |h: std::thread::ScopedJoinHandle<'_, _>| {
+                h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+            };
+            let (first, second) = (join(first)?, join(second)?);
+            let (users, groups) = maps?;
+            let all: Vec<Index> = first.into_iter().chain(second).collect();
+            let all: [Index; Indexes::COUNT] = all
+                .try_into()
+                .map_err(|_| PersistError::Decode("index count changed".into()))?;
+            Ok((users, groups, Indexes::from_array(all)))
+        })
     }
 }
 
-// === restoring entries ===
-
-/// The entries and indexes as saved, without deriving anything.
-fn restore_entries(entries: Vec<SavedEntry>, saved: SavedIndexes) -> (Entries, Entries, Indexes) {
-    let mut users = OrdMap::new();
-    let mut groups = OrdMap::new();
-    // Every id once, so the indexes share the entries' allocations.
-    let mut ids: HashSet<Id> = HashSet::with_capacity(entries.len());
-    for e in entries {
-        let rid = Id::from(e.id.as_str());
-        ids.insert(rid.clone());
-        let entry = Arc::new(Entry::restored(
-            rid.clone(),
-            e.kind,
-            e.source,
-            e.bytes,
-            e.seen,
-        ));
-        match e.kind {
-            Kind::User => users.insert(rid, entry),
-            Kind::Group => groups.insert(rid, entry),
+/// The entries by kind and id, each sharing its id with `ids` and its bytes with `file`.
+fn entry_maps(
+    entries: Vec<EntryRec<'_>>,
+    ids: &[Id],
+    file: &Bytes,
+) -> Result<(Entries, Entries), PersistError> {
+    let mut users = Entries::new();
+    let mut groups = Entries::new();
+    for (r, rid) in entries.into_iter().zip(ids) {
+        let kind = match r.kind {
+            0 => Kind::User,
+            1 => Kind::Group,
+            other => return Err(PersistError::Decode(format!("unknown entry kind {other}"))),
+        };
+        let source = match r.source {
+            0 => None,
+            1 => Some(GroupSource::UserGroup),
+            2 => Some(GroupSource::Directory),
+            other => {
+                return Err(PersistError::Decode(format!(
+                    "unknown group source {other}"
+                )));
+            }
+        };
+        let seen = Seen {
+            hash: r.hash,
+            created: timestamp(r.created)?,
+            last_modified: timestamp(r.last_modified)?,
+        };
+        let bytes = file.slice_ref(r.bytes.0);
+        let entry = Arc::new(Entry::restored(rid.clone(), kind, source, bytes, seen));
+        match kind {
+            Kind::User => users.insert(rid.clone(), entry),
+            Kind::Group => groups.insert(rid.clone(), entry),
         };
     }
-    let shared = |rid: &str| ids.get(rid).cloned().unwrap_or_else(|| Id::from(rid));
-    let maps = saved.map(|rows| {
-        let mut map = Index::new();
-        for (key, members) in rows {
-            let set: IdSet = members.iter().map(|i| shared(i)).collect();
-            // Keys of `member_of` are ids too; others share nothing, at the cost of a lookup.
-            map.insert(shared(&key), set);
-        }
-        map
-    });
-    (users, groups, Indexes::from_array(maps))
+    Ok((users, groups))
+}
+
+/// Indexes from their saved rows: key → positions in `ids`.
+fn index_maps(saved: Vec<Vec<(&str, Vec<u32>)>>, ids: &[Id]) -> Result<Vec<Index>, PersistError> {
+    saved
+        .into_iter()
+        .map(|rows| {
+            let mut map = Index::new();
+            for (key, at) in rows {
+                let set = at
+                    .iter()
+                    .map(|&i| {
+                        ids.get(i as usize).cloned().ok_or_else(|| {
+                            PersistError::Decode(format!(
+                                "an index names entry {i}, which is not there"
+                            ))
+                        })
+                    })
+                    .collect::<Result<IdSet, _>>()?;
+                map.insert(Arc::from(key), set);
+            }
+            Ok(map)
+        })
+        .collect()
 }
 
 // === records mirroring the DTOs ===

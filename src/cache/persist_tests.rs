@@ -279,12 +279,109 @@ fn restore_with_other_options_stamps_changed_entries_now() {
     let p = load(&dir.0).unwrap().unwrap();
     let mut other = opts();
     other.mapping.scim_base = "https://elsewhere.example.com/scim/v2".into();
+    assert!(
+        !p.servable(&other),
+        "entries derived with other options are derived again"
+    );
     let before = Timestamp::now();
     let r = restore(p, &other);
     // Group members carry `$ref`s with the base URL, so their content changed.
     let g1 = r.get(Kind::Group, "g1").unwrap();
     assert_ne!(g1.etag, s.get(Kind::Group, "g1").unwrap().etag);
     assert!(g1.last_modified >= to_millis_floor(before));
+}
+
+/// Every index as key → ids, for comparing two snapshots' indexes.
+fn index_rows(s: &Snapshot) -> Vec<Vec<(String, Vec<String>)>> {
+    s.indexes
+        .as_array()
+        .into_iter()
+        .map(|(map, _)| {
+            let mut rows: Vec<(String, Vec<String>)> = map
+                .iter()
+                .map(|(k, ids)| (k.to_string(), ids.iter().map(|i| i.to_string()).collect()))
+                .collect();
+            rows.sort();
+            rows
+        })
+        .collect()
+}
+
+#[test]
+fn a_file_from_this_build_is_served_as_saved_without_deriving() {
+    let dir = TestDir::new("serving");
+    let s = snapshot();
+    save(&dir.0, &s, &opts()).unwrap();
+    let p = load(&dir.0).unwrap().unwrap();
+    assert!(p.servable(&opts()));
+    let (serving, raw) = p.into_serving();
+    assert!(serving.is_serving_only());
+    assert!(serving.data.users.is_empty(), "the data comes separately");
+    assert_eq!(raw.users.len(), s.data.users.len());
+    assert_eq!(serving.user_count(), s.user_count());
+    assert_eq!(serving.group_count(), s.group_count());
+    for e in s.users.values().chain(s.groups.values()) {
+        let back = serving.get(e.kind, &e.id).expect("entry restored");
+        // Nothing was derived: no fingerprint, the JSON comes from the saved bytes on first use.
+        assert_eq!(back.inputs, None, "{}", e.id);
+        assert_eq!(back.bytes, e.bytes, "{}", e.id);
+        assert_eq!(back.etag, e.etag, "{}", e.id);
+        assert_eq!(back.group_source, e.group_source, "{}", e.id);
+        assert_eq!(
+            (back.created, back.last_modified),
+            (e.created, e.last_modified)
+        );
+        assert_eq!(back.json(), e.json(), "{}", e.id);
+    }
+    assert_eq!(index_rows(&serving), index_rows(&s));
+    assert!(
+        !index_rows(&s)[0].is_empty(),
+        "the userName index has rows to compare"
+    );
+
+    let complete = serving.with_data(Data::from_raw(raw));
+    assert!(!complete.is_serving_only());
+    assert_eq!(complete.data.users, s.data.users);
+    assert_eq!(complete.data.members, s.data.members);
+    assert_eq!(complete.data.user_groups, s.data.user_groups);
+    assert_eq!(complete.data.reports, s.data.reports);
+    assert_eq!(complete.version, s.version);
+}
+
+#[test]
+fn the_first_build_after_a_restore_derives_every_entry_and_keeps_its_times() {
+    let dir = TestDir::new("after-restore");
+    let s = snapshot();
+    save(&dir.0, &s, &opts()).unwrap();
+    let restored = restore(load(&dir.0).unwrap().unwrap(), &opts());
+    // The next refresh reads the same directory, except that bob's title changed.
+    let next = build(raw_with_chief(), 8, t(3_000_000), Some(&restored));
+    for e in next.users.values().chain(next.groups.values()) {
+        assert!(e.inputs.is_some(), "{} was derived again", e.id);
+        let before = s.get(e.kind, &e.id).unwrap();
+        if &*e.id == "u2" {
+            assert_ne!(e.etag, before.etag);
+            assert_eq!(e.last_modified, t(3_000_000));
+            assert_eq!(e.created, before.created);
+        } else if e.kind == Kind::User {
+            assert_eq!(e.etag, before.etag, "{}", e.id);
+            assert_eq!(e.bytes, before.bytes, "{}", e.id);
+            assert_eq!(e.last_modified, before.last_modified, "{}", e.id);
+        }
+    }
+    // And the build after that reuses them by fingerprint.
+    let again = build(raw_with_chief(), 9, t(4_000_000), Some(&next));
+    assert!(Arc::ptr_eq(
+        again.get(Kind::User, "u1").unwrap(),
+        next.get(Kind::User, "u1").unwrap()
+    ));
+}
+
+fn raw_with_chief() -> RawDirectory {
+    let mut r = raw();
+    r.users[2].department = Some("Sales".into());
+    r.users[1].job_title = Some("Chief".into());
+    r
 }
 
 fn to_millis_floor(t: Timestamp) -> Timestamp {
@@ -310,7 +407,7 @@ fn a_truncated_file_is_refused_at_every_cut() {
     let dir = TestDir::new("truncated");
     let bytes = saved_bytes(&dir);
     for cut in 0..bytes.len() {
-        match decode(&bytes[..cut]) {
+        match decode(Bytes::copy_from_slice(&bytes[..cut])) {
             Err(PersistError::Truncated { found, .. }) => assert_eq!(found, cut as u64),
             other => panic!("cut at {cut}: {other:?}"),
         }
@@ -340,7 +437,10 @@ fn a_flipped_byte_is_corrupt() {
         let mut damaged = bytes.clone();
         damaged[i] ^= 0x20;
         assert!(
-            matches!(decode(&damaged), Err(PersistError::Corrupt(_))),
+            matches!(
+                decode(Bytes::copy_from_slice(&damaged)),
+                Err(PersistError::Corrupt(_))
+            ),
             "flip at {i}"
         );
     }
@@ -361,14 +461,14 @@ fn a_flipped_byte_is_corrupt() {
         damaged[12..20].copy_from_slice(&((len as i64 + delta) as u64).to_le_bytes());
         assert!(
             matches!(
-                decode(&damaged),
+                decode(Bytes::copy_from_slice(&damaged)),
                 Err(PersistError::Truncated { .. } | PersistError::Corrupt(_))
             ),
             "length {delta:+}"
         );
     }
     assert!(matches!(
-        decode(b"not a snapshot at all, just text"),
+        decode(Bytes::from_static(b"not a snapshot at all, just text")),
         Err(PersistError::Corrupt(_))
     ));
 }
@@ -396,7 +496,10 @@ fn a_payload_that_passes_the_checksum_but_does_not_decode_is_refused() {
     bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     bytes.extend_from_slice(&payload);
-    assert!(matches!(decode(&bytes), Err(PersistError::Decode(_))));
+    assert!(matches!(
+        decode(Bytes::copy_from_slice(&bytes)),
+        Err(PersistError::Decode(_))
+    ));
 }
 
 #[test]
@@ -470,6 +573,89 @@ async fn the_saver_does_not_rewrite_the_version_on_disk() {
     let saver = spawn_saver(store.clone(), dir.0.clone(), Some(8));
     saver.flush_and_stop().await;
     assert!(dir.names().is_empty());
+}
+
+#[tokio::test]
+async fn the_saver_does_not_save_a_serving_only_version() {
+    let dir = TestDir::new("saver-serving");
+    let store = Arc::new(Store::new(opts()));
+    let source = TestDir::new("saver-serving-source");
+    save(&source.0, &snapshot(), &opts()).unwrap();
+    let (serving, _) = load(&source.0).unwrap().unwrap().into_serving();
+    store.swap(Arc::new(serving));
+    spawn_saver(store, dir.0.clone(), None)
+        .flush_and_stop()
+        .await;
+    assert!(dir.names().is_empty());
+}
+
+#[tokio::test]
+async fn a_start_up_serves_the_file_and_completes_it_for_writes() {
+    let dir = TestDir::new("start-up");
+    let s = snapshot();
+    save(&dir.0, &s, &opts()).unwrap();
+    let store = Arc::new(Store::new(opts()));
+    assert_eq!(load_and_publish(&store, &dir.0).await, Some(7));
+    let served = store.load().expect("published at once");
+    assert_eq!(served.version, 7);
+    assert_eq!(served.user_count(), s.user_count());
+    let complete = store
+        .load_complete(Duration::from_secs(20))
+        .await
+        .expect("the data follows");
+    assert!(!complete.is_serving_only());
+    assert_eq!(complete.version, 7);
+    assert_eq!(complete.data.users, s.data.users);
+    // Later versions continue after the file's.
+    assert!(store.take_version() > 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn writes_wait_for_a_complete_version_and_give_up_after_their_wait() {
+    let dir = TestDir::new("load-complete");
+    save(&dir.0, &snapshot(), &opts()).unwrap();
+    let (serving, raw) = load(&dir.0).unwrap().unwrap().into_serving();
+    let serving = Arc::new(serving);
+    let store = Arc::new(Store::new(opts()));
+    assert!(
+        store.load_complete(Duration::from_secs(1)).await.is_none(),
+        "nothing published"
+    );
+    store.swap(serving.clone());
+    // A write against a serving-only version has no data to change.
+    assert!(
+        store
+            .publish_write(|_| crate::cache::Touched::default())
+            .await
+            .is_none()
+    );
+    assert!(
+        store.load_complete(Duration::from_secs(1)).await.is_none(),
+        "never completed"
+    );
+
+    let completing = {
+        let store = store.clone();
+        let complete = Arc::new(serving.with_data(Data::from_raw(raw)));
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            store.swap(complete);
+        })
+    };
+    let started = tokio::time::Instant::now();
+    let complete = store
+        .load_complete(Duration::from_secs(5))
+        .await
+        .expect("completed while waiting");
+    assert!(!complete.is_serving_only());
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    completing.await.unwrap();
+    assert!(
+        store
+            .publish_write(|_| crate::cache::Touched::default())
+            .await
+            .is_some()
+    );
 }
 
 #[tokio::test]

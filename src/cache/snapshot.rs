@@ -153,9 +153,12 @@ pub struct Snapshot {
     pub version: u64,
     /// When the data was read from JumpCloud (the snapshot's age counts from here).
     pub taken_at: Timestamp,
+    /// JumpCloud's data; empty in a serving-only version.
     pub data: Data,
-    pub users: OrdMap<Id, Arc<Entry>>,
-    pub groups: OrdMap<Id, Arc<Entry>>,
+    /// Restored from disk without its data yet ([`Snapshot::serving`]).
+    serving_only: bool,
+    pub users: Entries,
+    pub groups: Entries,
     pub indexes: Indexes,
     user_list: OnceLock<Arc<[Arc<Entry>]>>,
     group_list: OnceLock<Arc<[Arc<Entry>]>>,
@@ -940,6 +943,7 @@ impl Snapshot {
             version: 0,
             taken_at: Timestamp::UNIX_EPOCH,
             data: Data::default(),
+            serving_only: false,
             users: OrdMap::new(),
             groups: OrdMap::new(),
             indexes: Indexes::default(),
@@ -948,25 +952,47 @@ impl Snapshot {
         }
     }
 
-    /// A snapshot from parts already derived: entries restored from disk with the indexes they had.
-    pub fn assemble(
+    /// A snapshot serving entries restored from disk, with the indexes they had, before JumpCloud's data
+    /// behind them is restored: enough for every read, not for a write ([`Snapshot::is_serving_only`]).
+    pub fn serving(
         version: u64,
         taken_at: Timestamp,
-        data: Data,
-        users: OrdMap<Id, Arc<Entry>>,
-        groups: OrdMap<Id, Arc<Entry>>,
+        users: Entries,
+        groups: Entries,
         indexes: Indexes,
     ) -> Snapshot {
         Snapshot {
             version,
             taken_at,
-            data,
+            data: Data::default(),
+            serving_only: true,
             users,
             groups,
             indexes,
             user_list: OnceLock::new(),
             group_list: OnceLock::new(),
         }
+    }
+
+    /// The same version with JumpCloud's data behind its entries: complete.
+    pub fn with_data(&self, data: Data) -> Snapshot {
+        Snapshot {
+            version: self.version,
+            taken_at: self.taken_at,
+            data,
+            serving_only: false,
+            users: self.users.clone(),
+            groups: self.groups.clone(),
+            indexes: self.indexes.clone(),
+            user_list: OnceLock::new(),
+            group_list: OnceLock::new(),
+        }
+    }
+
+    /// Whether this version lacks JumpCloud's data (see [`Snapshot::serving`]). Writes wait for a complete
+    /// version; a build that starts from it finds no record to reuse entries by, so derives them all.
+    pub fn is_serving_only(&self) -> bool {
+        self.serving_only
     }
 
     /// Derive every resource from `data`. Entries whose content is unchanged since `prev` are shared with it;
@@ -1060,6 +1086,7 @@ impl Snapshot {
             version,
             taken_at,
             data,
+            serving_only: false,
             users,
             groups,
             indexes: Indexes::default(),
@@ -1161,6 +1188,7 @@ impl Snapshot {
             version,
             taken_at: self.taken_at,
             data: data.clone(),
+            serving_only: false,
             users: self.users.clone(),
             groups: self.groups.clone(),
             indexes: self.indexes.clone(),
@@ -1340,12 +1368,21 @@ impl Snapshot {
         })
     }
 
+    /// Users: one entry each.
     pub fn user_count(&self) -> usize {
-        self.data.users.len()
+        self.users.len()
     }
 
+    /// JumpCloud user groups (directories listed as groups are not counted).
     pub fn group_count(&self) -> usize {
-        self.data.groups.len()
+        if self.serving_only {
+            self.groups
+                .values()
+                .filter(|e| e.group_source == Some(GroupSource::UserGroup))
+                .count()
+        } else {
+            self.data.groups.len()
+        }
     }
 }
 

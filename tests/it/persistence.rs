@@ -154,6 +154,56 @@ async fn a_restart_during_an_outage_serves_the_saved_snapshot_at_once() {
     assert_eq!(others(refreshed), others(before));
 }
 
+#[tokio::test]
+async fn a_write_right_after_a_restart_lands_on_the_restored_data() {
+    let data = DataDir::new("write-after-restart");
+    let dir = data.0.clone();
+    let mut h = Harness::start(small_emulator(12, 2), |c| c.data_dir = Some(dir)).await;
+    h.wait_ready().await;
+    let (users, _, _) = user_etags(&h).await;
+    let target = users[3].0.clone();
+    h.stop_service().await;
+    let saved = persist::load(&data.0)
+        .unwrap()
+        .expect("saved at shutdown")
+        .version;
+
+    // A slow JumpCloud: the first refresh after the restart takes seconds, the write one call.
+    h.faults(json!({"latency_ms": 1500})).await;
+    h.restart_service().await;
+    let r = h
+        .http
+        .patch(h.scim(&format!("/Users/{target}")))
+        .bearer_auth(crate::support::TOKEN)
+        .header("content-type", "application/scim+json")
+        .body(
+            json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "title", "value": "Restored Writer"}],
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The write was published on the restored version, before any refresh.
+    let version: u64 = r.headers()["x-snapshot-version"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(version, saved + 1);
+    assert_eq!(r.json::<Value>().await.unwrap()["title"], "Restored Writer");
+
+    // The refresh that read JumpCloud meanwhile keeps it.
+    h.faults(json!({"latency_ms": 0})).await;
+    let outcome = h.refresh_now().await;
+    assert_eq!(outcome["ok"], true, "{outcome}");
+    let r = h.get(&format!("/Users/{target}")).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["title"], "Restored Writer");
+}
+
 /// Stop the service, damage its file with `damage`, start it again in an outage: it must refuse the file, say
 /// it is not ready, and become ready once JumpCloud answers.
 async fn refused_after(h: &mut Harness, data: &DataDir, damage: impl FnOnce(&mut Vec<u8>)) {
