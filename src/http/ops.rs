@@ -56,6 +56,8 @@ fn readiness(state: &AppState) -> (bool, serde_json::Value) {
             "taken_at": s.taken_at.to_string(),
             "users": s.user_count(),
             "groups": s.group_count(),
+            // Just after a start from disk: reads are served, writes wait for JumpCloud's data to be restored.
+            "restoring": s.is_serving_only(),
         })),
         "last_refresh": last.map(|r| json!({
             "ok": r.ok,

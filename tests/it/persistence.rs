@@ -109,6 +109,12 @@ async fn a_restart_during_an_outage_serves_the_saved_snapshot_at_once() {
     assert_eq!(ready["snapshot"]["version"], version);
     assert_eq!(ready["snapshot"]["taken_at"], taken_at);
     assert_eq!(ready["snapshot"]["users"], 41);
+    // The data behind the restored entries follows at once (it is `restoring` until then).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while h.readyz().await.1["snapshot"]["restoring"] != false {
+        assert!(tokio::time::Instant::now() < deadline, "never restored");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let (after, served_version, age) = user_etags(&h).await;
     assert_eq!(served_version, version);
     assert_eq!(after, before, "same users, same ETags");
