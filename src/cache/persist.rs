@@ -97,14 +97,7 @@ impl Persisted {
         self.users
             .values()
             .chain(self.groups.values())
-            .map(|e| {
-                let seen = Seen {
-                    hash: e.hash,
-                    created: e.created,
-                    last_modified: e.last_modified,
-                };
-                ((e.kind, e.id.to_string()), seen)
-            })
+            .map(|e| ((e.kind, e.id.to_string()), e.seen()))
             .collect()
     }
 

@@ -642,9 +642,13 @@ impl Entry {
             .get_or_init(|| serde_json::from_slice(&self.bytes).unwrap_or(Value::Null))
     }
 
-    /// Whether the JSON is at hand without parsing.
-    pub fn json_ready(&self) -> bool {
-        self.json.get().is_some()
+    /// The content hash and times, carried to the next version of this resource.
+    pub fn seen(&self) -> Seen {
+        Seen {
+            hash: self.hash,
+            created: self.created,
+            last_modified: self.last_modified,
+        }
     }
 }
 
@@ -1007,18 +1011,8 @@ impl Snapshot {
         seen: &(dyn Fn(Kind, &str) -> Option<Seen> + Sync),
     ) -> Snapshot {
         let prev_seen = |kind: Kind, rid: &str| -> Option<Seen> {
-            if let Some(p) = prev {
-                let map = match kind {
-                    Kind::User => &p.users,
-                    Kind::Group => &p.groups,
-                };
-                if let Some(e) = map.get(rid) {
-                    return Some(Seen {
-                        hash: e.hash,
-                        created: e.created,
-                        last_modified: e.last_modified,
-                    });
-                }
+            if let Some(seen) = prev.and_then(|p| p.seen(kind, rid)) {
+                return Some(seen);
             }
             seen(kind, rid)
         };
@@ -1107,17 +1101,7 @@ impl Snapshot {
         now: Timestamp,
         opts: &BuildOptions,
     ) -> Snapshot {
-        let prev_seen = |kind: Kind, rid: &str| -> Option<Seen> {
-            let map = match kind {
-                Kind::User => &self.users,
-                Kind::Group => &self.groups,
-            };
-            map.get(rid).map(|e| Seen {
-                hash: e.hash,
-                created: e.created,
-                last_modified: e.last_modified,
-            })
-        };
+        let prev_seen = |kind: Kind, rid: &str| self.seen(kind, rid);
         let ctx = Ctx {
             data: &data,
             opts,
@@ -1361,11 +1345,7 @@ impl Snapshot {
 
     /// The content times of every entry, for persistence and for the next build.
     pub fn seen(&self, kind: Kind, rid: &str) -> Option<Seen> {
-        self.get(kind, rid).map(|e| Seen {
-            hash: e.hash,
-            created: e.created,
-            last_modified: e.last_modified,
-        })
+        self.get(kind, rid).map(|e| e.seen())
     }
 
     /// Users: one entry each.
