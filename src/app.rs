@@ -36,6 +36,8 @@ pub enum AppError {
     Client(#[from] JcError),
     #[error("the listener failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("client authentication cannot be set up: {0}")]
+    Auth(String),
 }
 
 /// The SCIM base URL for a configuration.
@@ -130,12 +132,23 @@ pub async fn serve(
             ),
         ))
     })?);
+    let auth = Authenticator::from_config(&config.auth).map_err(AppError::Auth)?;
+    if !config.auth.clients.is_empty()
+        && config.auth.jwt.secret.is_none()
+        && config.auth.jwt.private_key_file.is_none()
+    {
+        tracing::warn!(
+            "auth.jwt.secret is not set: OAuth tokens are signed with a random key that dies with this process, \
+             so clients must fetch new tokens after a restart; set auth.jwt.secret (or JCSCIM_AUTH__JWT__SECRET_FILE) \
+             or auth.jwt.private_key_file"
+        );
+    }
     let state = AppState {
         store,
         writer,
         pins,
         audit,
-        auth: Arc::new(Authenticator::from_config(&config.auth)),
+        auth: Arc::new(auth),
         settings: Arc::new(HttpSettings {
             scim_base: scim_base(&config),
             max_count: config.paging.max_count,

@@ -70,6 +70,57 @@ pub struct BasicConfig {
     pub scope: Scope,
 }
 
+/// An OAuth 2.0 client allowed the client-credentials grant (`client_secret_sha256` is a hex SHA-256 of
+/// the secret, so the file need not hold the secret itself).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientConfig {
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_sha256: Option<String>,
+    #[serde(default)]
+    pub scope: Scope,
+}
+
+/// How the JWTs issued to OAuth clients are signed: HS256 with `secret`, or ES256 / ES384 / RS256 with the
+/// PEM private key in `private_key_file`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JwtConfig {
+    #[serde(default = "default_jwt_party")]
+    pub issuer: String,
+    #[serde(default = "default_jwt_party")]
+    pub audience: String,
+    #[serde(default = "default_jwt_ttl")]
+    pub ttl_s: u64,
+    /// The HMAC key; without it or a private key, a random key per start (tokens die with the process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+    /// A PEM private key (EC P-256 or P-384 in PKCS#8, or RSA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_file: Option<PathBuf>,
+}
+
+fn default_jwt_party() -> String {
+    "jumpcloud-scim".into()
+}
+
+fn default_jwt_ttl() -> u64 {
+    3600
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            issuer: default_jwt_party(),
+            audience: default_jwt_party(),
+            ttl_s: default_jwt_ttl(),
+            secret: None,
+            private_key_file: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct AuthConfig {
     /// `[[auth.tokens]]` tables, or (from `JCSCIM_AUTH__TOKENS`) a comma-separated `TOKEN` / `TOKEN:read` list.
@@ -77,6 +128,11 @@ pub struct AuthConfig {
     pub tokens: Vec<TokenConfig>,
     #[serde(default)]
     pub basic: Vec<BasicConfig>,
+    /// `[[auth.clients]]`: OAuth 2.0 clients of `POST /oauth/token`.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    #[serde(default)]
+    pub jwt: JwtConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -247,6 +303,7 @@ pub enum ConfigError {
 const FILE_SECRETS: &[(&str, &str)] = &[
     ("JCSCIM_JUMPCLOUD__API_KEY", "jumpcloud.api_key"),
     ("JCSCIM_AUTH__TOKENS", "auth.tokens"),
+    ("JCSCIM_AUTH__JWT__SECRET", "auth.jwt.secret"),
 ];
 
 /// Every key the configuration knows, for the unknown-key warning.
@@ -264,7 +321,11 @@ const KNOWN_KEYS: &[&str] = &[
     "auth.tokens",
     "auth.basic",
     "auth.clients",
-    "auth.jwt",
+    "auth.jwt.issuer",
+    "auth.jwt.audience",
+    "auth.jwt.ttl_s",
+    "auth.jwt.secret",
+    "auth.jwt.private_key_file",
     "users.username_policy",
     "users.delete_mode",
     "mapping.username_attribute",
@@ -390,10 +451,68 @@ impl Config {
                 self.jumpcloud.url
             ));
         }
-        if self.auth.tokens.is_empty() && self.auth.basic.is_empty() {
-            return bad("no client credential is configured, and the service is never open: set \
-                 JCSCIM_AUTH__TOKENS (comma-separated TOKEN or TOKEN:read) or [[auth.tokens]] in the file"
-                .into());
+        if self.auth.tokens.is_empty() && self.auth.basic.is_empty() && self.auth.clients.is_empty()
+        {
+            return bad(
+                "no client credential is configured, and the service is never open: set \
+                 JCSCIM_AUTH__TOKENS (comma-separated TOKEN or TOKEN:read), or [[auth.tokens]], \
+                 [[auth.basic]] or [[auth.clients]] in the file"
+                    .into(),
+            );
+        }
+        let mut client_ids = BTreeSet::new();
+        for (i, c) in self.auth.clients.iter().enumerate() {
+            if c.client_id.is_empty() || c.client_id.contains(':') {
+                return bad(format!(
+                    "auth.clients[{i}]: client_id must be non-empty and without ':' (HTTP Basic splits on it)"
+                ));
+            }
+            if !client_ids.insert(c.client_id.as_str()) {
+                return bad(format!(
+                    "auth.clients[{i}]: client_id {:?} is configured twice",
+                    c.client_id
+                ));
+            }
+            match (&c.client_secret, &c.client_secret_sha256) {
+                (Some(s), None) if s.expose().len() >= 16 => {}
+                (Some(_), None) => {
+                    return bad(format!(
+                        "auth.clients[{i}]: a client_secret must be at least 16 characters"
+                    ));
+                }
+                (None, Some(h)) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {}
+                (None, Some(_)) => {
+                    return bad(format!(
+                        "auth.clients[{i}]: client_secret_sha256 must be 64 hex digits"
+                    ));
+                }
+                _ => {
+                    return bad(format!(
+                        "auth.clients[{i}]: set exactly one of client_secret and client_secret_sha256"
+                    ));
+                }
+            }
+        }
+        if let Some(secret) = &self.auth.jwt.secret
+            && secret.expose().len() < 32
+        {
+            return bad(
+                "auth.jwt.secret must be at least 32 characters (it is an HMAC-SHA-256 key)".into(),
+            );
+        }
+        if self.auth.jwt.secret.is_some() && self.auth.jwt.private_key_file.is_some() {
+            return bad(
+                "set one of auth.jwt.secret and auth.jwt.private_key_file, not both".into(),
+            );
+        }
+        if let Some(path) = &self.auth.jwt.private_key_file {
+            crate::auth::oauth::SigningKey::from_pem_file(path).map_err(ConfigError::Invalid)?;
+        }
+        if !(60..=86_400).contains(&self.auth.jwt.ttl_s) {
+            return bad("auth.jwt.ttl_s must be between 60 and 86400".into());
+        }
+        if self.auth.jwt.issuer.is_empty() || self.auth.jwt.audience.is_empty() {
+            return bad("auth.jwt.issuer and auth.jwt.audience must not be empty".into());
         }
         for (i, t) in self.auth.tokens.iter().enumerate() {
             match (&t.token, &t.token_sha256) {
@@ -465,6 +584,7 @@ fn env_value(dotted: &str, raw: &str) -> serde_json::Value {
         | "jumpcloud.timeout_s"
         | "paging.max_count"
         | "paging.pin_ttl_s"
+        | "auth.jwt.ttl_s"
         | "limits.body_bytes" => raw
             .trim()
             .parse::<u64>()
@@ -620,6 +740,105 @@ mod tests {
         );
         assert_eq!(loaded.config.auth.tokens[0].scope, Scope::Read);
         assert!(loaded.warnings.iter().any(|w| w.contains("mystery")));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn oauth_clients_and_jwt_from_file_and_environment() {
+        let dir = std::env::temp_dir().join(format!("jcscim-config-oauth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        let write = |text: &str| std::fs::write(&file, text).unwrap();
+        let base = "[[auth.clients]]\nclient_id = \"sailpoint\"\nclient_secret = \"0123456789abcdef\"\n\
+                    [[auth.clients]]\nclient_id = \"auditor\"\nscope = \"read\"\n\
+                    client_secret_sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n\
+                    [auth.jwt]\naudience = \"scim-prod\"\nttl_s = 900\nkid = \"x\"\n";
+        write(base);
+        let keyfile = dir.join("jwt");
+        std::fs::write(&keyfile, "a-signing-key-from-a-file-0123456789\n").unwrap();
+        let vars = env(&[
+            ("JCSCIM_JUMPCLOUD__API_KEY", "k"),
+            ("JCSCIM_AUTH__JWT__SECRET_FILE", keyfile.to_str().unwrap()),
+            ("JCSCIM_AUTH__JWT__ISSUER", "https://scim.example.com"),
+        ]);
+        // OAuth clients alone are a credential: the service is not open.
+        let loaded = Config::load_from(Some(&file), &vars).unwrap();
+        let auth = &loaded.config.auth;
+        assert_eq!(auth.clients.len(), 2);
+        assert_eq!(auth.clients[1].scope, Scope::Read);
+        assert_eq!(auth.jwt.audience, "scim-prod");
+        assert_eq!(auth.jwt.issuer, "https://scim.example.com");
+        assert_eq!(auth.jwt.ttl_s, 900);
+        assert_eq!(
+            auth.jwt.secret.as_ref().unwrap().expose(),
+            "a-signing-key-from-a-file-0123456789"
+        );
+        assert!(
+            loaded.warnings.iter().any(|w| w.contains("auth.jwt.kid")),
+            "{:?}",
+            loaded.warnings
+        );
+        let dbg = format!("{:?}", loaded.config);
+        assert!(
+            !dbg.contains("0123456789abcdef") && !dbg.contains("from-a-file"),
+            "{dbg}"
+        );
+
+        let refused = |text: &str, vars: &[(&str, &str)]| {
+            write(text);
+            Config::load_from(Some(&file), &env(vars))
+                .unwrap_err()
+                .to_string()
+        };
+        let key = ("JCSCIM_JUMPCLOUD__API_KEY", "k");
+        let e = refused(
+            "[[auth.clients]]\nclient_id = \"a\"\nclient_secret = \"short\"\n",
+            &[key],
+        );
+        assert!(e.contains("at least 16"), "{e}");
+        let e = refused(
+            "[[auth.clients]]\nclient_id = \"a\"\nclient_secret = \"0123456789abcdef\"\n\
+             [[auth.clients]]\nclient_id = \"a\"\nclient_secret = \"0123456789abcdef\"\n",
+            &[key],
+        );
+        assert!(e.contains("twice"), "{e}");
+        let e = refused(base, &[key, ("JCSCIM_AUTH__JWT__SECRET", "too-short")]);
+        assert!(e.contains("auth.jwt.secret"), "{e}");
+        let e = refused(base, &[key, ("JCSCIM_AUTH__JWT__TTL_S", "5")]);
+        assert!(e.contains("ttl_s"), "{e}");
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let pem = fixtures.join("jwt-es256.pem");
+        let public = fixtures.join("jwt-es256-public.pem");
+        let pem_var = ("JCSCIM_AUTH__JWT__PRIVATE_KEY_FILE", pem.to_str().unwrap());
+        write(base);
+        let loaded = Config::load_from(Some(&file), &env(&[key, pem_var])).unwrap();
+        assert_eq!(
+            loaded.config.auth.jwt.private_key_file.as_deref(),
+            Some(pem.as_path())
+        );
+        let e = refused(
+            base,
+            &[
+                key,
+                pem_var,
+                (
+                    "JCSCIM_AUTH__JWT__SECRET",
+                    "an-hmac-key-of-at-least-32-characters",
+                ),
+            ],
+        );
+        assert!(e.contains("not both"), "{e}");
+        let e = refused(
+            base,
+            &[
+                key,
+                (
+                    "JCSCIM_AUTH__JWT__PRIVATE_KEY_FILE",
+                    public.to_str().unwrap(),
+                ),
+            ],
+        );
+        assert!(e.contains("jwt-es256-public.pem"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -1,8 +1,13 @@
-//! Client authentication: static bearer tokens and HTTP Basic, each with a scope.
+//! Client authentication: static bearer tokens, HTTP Basic, and the JWTs of OAuth 2.0 clients
+//! ([`oauth`]), each with a scope.
 //!
 //! Presented credentials are hashed (SHA-256) and compared in constant time against the configured hashes,
 //! so a token never sits in memory longer than the request that carries it, and timing tells nothing.
 //! Knows nothing of SCIM resources or JumpCloud.
+
+pub mod oauth;
+
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -53,6 +58,8 @@ struct BasicCredential {
 pub struct Authenticator {
     tokens: Vec<Credential>,
     basic: Vec<BasicCredential>,
+    /// With OAuth clients configured: issues their tokens and checks them.
+    oauth: Option<Arc<oauth::TokenIssuer>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -60,6 +67,7 @@ impl std::fmt::Debug for Authenticator {
         f.debug_struct("Authenticator")
             .field("tokens", &self.tokens.len())
             .field("basic", &self.basic.len())
+            .field("oauth", &self.oauth)
             .finish()
     }
 }
@@ -68,7 +76,7 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
-fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
+pub(crate) fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
     if hex.len() != 64 {
         return None;
     }
@@ -81,8 +89,9 @@ fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
 }
 
 impl Authenticator {
-    /// Build from validated configuration (`Config::validate` has checked the hashes' shape).
-    pub fn from_config(cfg: &AuthConfig) -> Self {
+    /// Build from validated configuration (`Config::validate` has checked the hashes' shape and the private
+    /// key); an error when the OAuth signing key cannot be used.
+    pub fn from_config(cfg: &AuthConfig) -> Result<Self, String> {
         let tokens = cfg
             .tokens
             .iter()
@@ -111,7 +120,16 @@ impl Authenticator {
                 })
             })
             .collect();
-        Self { tokens, basic }
+        Ok(Self {
+            tokens,
+            basic,
+            oauth: oauth::TokenIssuer::from_config(cfg)?.map(Arc::new),
+        })
+    }
+
+    /// The OAuth token issuer, when OAuth clients are configured.
+    pub fn token_issuer(&self) -> Option<&oauth::TokenIssuer> {
+        self.oauth.as_deref()
     }
 
     /// A single bearer token (the demo's).
@@ -123,6 +141,7 @@ impl Authenticator {
                 scope,
             }],
             basic: Vec::new(),
+            oauth: None,
         }
     }
 
@@ -140,11 +159,18 @@ impl Authenticator {
                     found = Some(c);
                 }
             }
-            return found
-                .map(|c| Principal {
+            if let Some(c) = found {
+                return Ok(Principal {
                     name: c.name.clone(),
                     scope: c.scope,
-                })
+                });
+            }
+            // Not a static token: perhaps a JWT an OAuth client got from /oauth/token.
+            return self
+                .oauth
+                .as_ref()
+                .filter(|_| rest.split('.').count() == 3)
+                .and_then(|issuer| issuer.verify(rest))
                 .ok_or(AuthError::Invalid);
         }
         if scheme.eq_ignore_ascii_case("basic") {
@@ -172,7 +198,7 @@ impl Authenticator {
 }
 
 /// Standard base64 (with or without padding); Basic credentials are the only user.
-fn base64_decode(input: &str) -> Option<Vec<u8>> {
+pub fn base64_decode(input: &str) -> Option<Vec<u8>> {
     fn val(c: u8) -> Option<u32> {
         Some(match c {
             b'A'..=b'Z' => (c - b'A') as u32,
@@ -241,7 +267,9 @@ mod tests {
                 password_hash: hex(&sha256(b"s3cret")),
                 scope: Scope::Provision,
             }],
+            ..AuthConfig::default()
         })
+        .unwrap()
     }
 
     #[test]

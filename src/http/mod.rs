@@ -3,6 +3,7 @@
 //! Handlers are thin: extract, ask the snapshot (reads) or the directory (writes), render. SCIM errors are
 //! `crate::scim::error::ScimError`, rendered as RFC 7644 §3.12 bodies; internal errors are logged, never sent.
 
+mod oauth;
 mod ops;
 mod scim_read;
 mod scim_write;
@@ -91,6 +92,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/scim/v2", scim)
         .merge(ops::router(state.clone()))
+        .merge(oauth::router())
         .with_state(state)
         // Outermost first: the request id exists before the trace span opens, so every line carries it;
         // tracking (metrics and the one log line per request) sits inside the span, so that line carries

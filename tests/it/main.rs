@@ -4,6 +4,7 @@ mod conformance;
 mod emulator;
 mod lifecycle;
 mod metrics;
+mod oauth;
 mod persistence;
 mod provisioning;
 mod read_path;
