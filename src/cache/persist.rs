@@ -351,6 +351,9 @@ pub async fn load_and_publish(store: &Arc<Store>, dir: &Path) -> Option<u64> {
         return None;
     }
     store.swap(snapshot.clone());
+    // The restored snapshot is a published one: a first refresh after the restart that lost half the
+    // directory must be held back like any other.
+    store.shrink_guard().record(users, groups, Timestamp::now());
     drop(guard);
     tracing::info!(
         file = %file.display(),

@@ -210,6 +210,46 @@ async fn a_write_right_after_a_restart_lands_on_the_restored_data() {
     assert_eq!(r.json::<Value>().await.unwrap()["title"], "Restored Writer");
 }
 
+#[tokio::test]
+async fn a_shrunken_first_refresh_after_a_restart_is_held_back() {
+    let data = DataDir::new("shrink-after-restart");
+    let dir = data.0.clone();
+    let mut h = Harness::start(small_emulator(40, 2), |c| c.data_dir = Some(dir)).await;
+    h.wait_ready().await;
+    let (users, _, _) = user_etags(&h).await;
+    h.stop_service().await;
+    // While the service is down, half the directory vanishes upstream (a bad read would look the same).
+    for (id, _) in &users[..20] {
+        let r = h
+            .jc(
+                reqwest::Method::DELETE,
+                &format!("/api/systemusers/{id}?cascade_manager=null"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    h.restart_service().await;
+    // The refresh at start-up, or this one, finds 20 users where the restored snapshot had 40.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while h.last_refresh().await.is_null() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no refresh finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let outcome = h.last_refresh().await;
+    assert_eq!(outcome["held_back"], true, "{outcome}");
+    let (status, ready) = h.readyz().await;
+    assert_eq!(status, 200);
+    assert_eq!(ready["held_back"]["users"], 20, "{ready}");
+    assert_eq!(ready["held_back"]["high_water_users"], 40, "{ready}");
+    let (served, _, _) = user_etags(&h).await;
+    assert_eq!(served.len(), 40, "the restored snapshot is still served");
+}
+
 /// Stop the service, damage its file with `damage`, start it again in an outage: it must refuse the file, say
 /// it is not ready, and become ready once JumpCloud answers.
 async fn refused_after(h: &mut Harness, data: &DataDir, damage: impl FnOnce(&mut Vec<u8>)) {
