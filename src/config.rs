@@ -473,25 +473,12 @@ impl Config {
                     c.client_id
                 ));
             }
-            match (&c.client_secret, &c.client_secret_sha256) {
-                (Some(s), None) if s.expose().len() >= 16 => {}
-                (Some(_), None) => {
-                    return bad(format!(
-                        "auth.clients[{i}]: a client_secret must be at least 16 characters"
-                    ));
-                }
-                (None, Some(h)) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {}
-                (None, Some(_)) => {
-                    return bad(format!(
-                        "auth.clients[{i}]: client_secret_sha256 must be 64 hex digits"
-                    ));
-                }
-                _ => {
-                    return bad(format!(
-                        "auth.clients[{i}]: set exactly one of client_secret and client_secret_sha256"
-                    ));
-                }
-            }
+            secret_or_hash(
+                &format!("auth.clients[{i}]"),
+                ("client_secret", c.client_secret.as_ref(), 16),
+                ("client_secret_sha256", c.client_secret_sha256.as_deref()),
+            )
+            .map_err(ConfigError::Invalid)?;
         }
         if let Some(secret) = &self.auth.jwt.secret
             && secret.expose().len() < 32
@@ -515,25 +502,12 @@ impl Config {
             return bad("auth.jwt.issuer and auth.jwt.audience must not be empty".into());
         }
         for (i, t) in self.auth.tokens.iter().enumerate() {
-            match (&t.token, &t.token_sha256) {
-                (Some(tok), None) if tok.expose().len() >= 8 => {}
-                (Some(_), None) => {
-                    return bad(format!(
-                        "auth.tokens[{i}]: a token must be at least 8 characters"
-                    ));
-                }
-                (None, Some(h)) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {}
-                (None, Some(_)) => {
-                    return bad(format!(
-                        "auth.tokens[{i}]: token_sha256 must be 64 hex digits"
-                    ));
-                }
-                _ => {
-                    return bad(format!(
-                        "auth.tokens[{i}]: set exactly one of token and token_sha256"
-                    ));
-                }
-            }
+            secret_or_hash(
+                &format!("auth.tokens[{i}]"),
+                ("token", t.token.as_ref(), 8),
+                ("token_sha256", t.token_sha256.as_deref()),
+            )
+            .map_err(ConfigError::Invalid)?;
         }
         if self.refresh.interval_s == 0 {
             return bad("refresh.interval_s must be at least 1".into());
@@ -602,6 +576,25 @@ fn env_value(dotted: &str, raw: &str) -> serde_json::Value {
             _ => Value::String(raw.into()),
         },
         _ => Value::String(raw.into()),
+    }
+}
+
+/// A credential given as exactly one of a secret (at least `min` characters) and its hex SHA-256.
+fn secret_or_hash(
+    at: &str,
+    (secret_key, secret, min): (&str, Option<&Secret>, usize),
+    (hash_key, hash): (&str, Option<&str>),
+) -> Result<(), String> {
+    match (secret, hash) {
+        (Some(s), None) if s.expose().len() >= min => Ok(()),
+        (Some(_), None) => Err(format!(
+            "{at}: {secret_key} must be at least {min} characters"
+        )),
+        (None, Some(h)) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => Ok(()),
+        (None, Some(_)) => Err(format!("{at}: {hash_key} must be 64 hex digits")),
+        _ => Err(format!(
+            "{at}: set exactly one of {secret_key} and {hash_key}"
+        )),
     }
 }
 
