@@ -7,6 +7,8 @@ pub mod guard;
 pub mod persist;
 pub mod refresher;
 pub mod snapshot;
+#[cfg(test)]
+mod test_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -2,12 +2,12 @@ use std::collections::HashMap as StdHashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use jiff::{Timestamp, ToSpan};
+use jiff::Timestamp;
 use serde_json::json;
 
 use super::*;
+use crate::cache::test_support::{build, opts, t};
 use crate::jumpcloud::{JcAddress, JcAttribute, JcMfa, JcPhoneNumber, JcRestrictedField};
-use crate::mapping::MappingOptions;
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TestDir(PathBuf);
@@ -175,29 +175,6 @@ fn raw() -> RawDirectory {
         directory_users: edges(&[("d1", &["u3"]), ("d2", &["u1", "u2"])]),
         directory_groups: edges(&[("d1", &["g1"])]),
     }
-}
-
-fn opts() -> BuildOptions {
-    BuildOptions {
-        mapping: MappingOptions::default(),
-        directories_as_groups: true,
-    }
-}
-
-fn t(secs: i64) -> Timestamp {
-    Timestamp::UNIX_EPOCH + secs.seconds()
-}
-
-fn build(raw: RawDirectory, version: u64, now: Timestamp, prev: Option<&Snapshot>) -> Snapshot {
-    Snapshot::build(
-        Data::from_raw(raw),
-        version,
-        now,
-        now,
-        &opts(),
-        prev,
-        &|_, _| None,
-    )
 }
 
 /// Two versions, so entries carry different `lastModified` times.

@@ -1,8 +1,7 @@
 use std::sync::Arc;
 
-use jiff::{Timestamp, ToSpan};
-
 use super::*;
+use crate::cache::test_support::{build, opts, t};
 use crate::jumpcloud::{JcDirectoryKind, JcGroup, JcUser};
 
 fn user(id: &str, name: &str, manager: Option<&str>) -> JcUser {
@@ -64,29 +63,6 @@ fn raw() -> RawDirectory {
             .into_iter()
             .collect(),
     }
-}
-
-fn opts() -> BuildOptions {
-    BuildOptions {
-        mapping: MappingOptions::default(),
-        directories_as_groups: true,
-    }
-}
-
-fn t(secs: i64) -> Timestamp {
-    Timestamp::UNIX_EPOCH + secs.seconds()
-}
-
-fn build(raw: RawDirectory, version: u64, now: Timestamp, prev: Option<&Snapshot>) -> Snapshot {
-    Snapshot::build(
-        Data::from_raw(raw),
-        version,
-        now,
-        now,
-        &opts(),
-        prev,
-        &|_, _| None,
-    )
 }
 
 #[test]

@@ -1034,34 +1034,17 @@ impl Writer {
     ) -> Result<(), WriteError> {
         let snap = self.snapshot().await?;
         Self::check_members_exist(&snap, added)?;
-        let mut done = 0usize;
-        for m in added {
-            self.change_group_membership(gid, &ident(m), EdgeOp::Add)
+        let total = added.len() + removed.len();
+        let changes = added
+            .iter()
+            .map(|m| (m, EdgeOp::Add))
+            .chain(removed.iter().map(|m| (m, EdgeOp::Remove)));
+        for (done, (m, op)) in changes.enumerate() {
+            self.change_group_membership(gid, &ident(m), op)
                 .await
                 .map_err(|e| {
-                    partial(
-                        e,
-                        &format!(
-                            "{done} of {} member changes were applied",
-                            added.len() + removed.len()
-                        ),
-                    )
+                    partial(e, &format!("{done} of {total} member changes were applied"))
                 })?;
-            done += 1;
-        }
-        for m in removed {
-            self.change_group_membership(gid, &ident(m), EdgeOp::Remove)
-                .await
-                .map_err(|e| {
-                    partial(
-                        e,
-                        &format!(
-                            "{done} of {} member changes were applied",
-                            added.len() + removed.len()
-                        ),
-                    )
-                })?;
-            done += 1;
         }
         Ok(())
     }

@@ -746,15 +746,7 @@ async fn a_shrunken_refresh_is_held_back_until_accepted() {
     assert_eq!(h.refresh_now().await["ok"], true);
     // Half the directory vanishes upstream.
     for id in &ids[8..38] {
-        let r = h
-            .jc(
-                reqwest::Method::DELETE,
-                &format!("/api/systemusers/{id}?cascade_manager=null"),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
+        h.delete_upstream_user(id).await;
     }
     let outcome = h.refresh_now().await;
     assert_eq!(

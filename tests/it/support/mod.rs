@@ -161,6 +161,35 @@ impl Harness {
         self.readyz().await.1["last_refresh"].clone()
     }
 
+    /// Delete a user in JumpCloud behind the service's back (as another admin, or a bad read, would).
+    pub async fn delete_upstream_user(&self, id: &str) {
+        let r = self
+            .jc(
+                reqwest::Method::DELETE,
+                &format!("/api/systemusers/{id}?cascade_manager=null"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+
+    /// Wait (bounded) until a first refresh has finished; returns its outcome.
+    pub async fn first_refresh(&self) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let last = self.last_refresh().await;
+            if !last.is_null() {
+                return last;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no refresh finished"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Ask for a refresh now and wait until one more refresh has finished; returns its outcome.
     pub async fn refresh_now(&self) -> Value {
         let before = self.last_refresh().await["finished_at"].clone();
