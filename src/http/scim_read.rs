@@ -157,6 +157,25 @@ fn walk_snapshot(
     }
 }
 
+/// One page of an index-paged walk (a GET list or a `.search`), from the snapshot its walk is pinned to.
+fn index_page(
+    state: &AppState,
+    principal: &Principal,
+    kind: Kind,
+    params: &QueryParams,
+    query: &Query,
+    latest: Arc<Snapshot>,
+) -> Response {
+    let snap = walk_snapshot(
+        state,
+        &walk_key(principal, kind, params),
+        query.paging.start_index,
+        latest,
+    );
+    let page = read::list(&snap, kind, query);
+    render_list(&[(&page, kind)], &query.attributes, &snap)
+}
+
 fn params_of(q: &HashMap<String, String>) -> QueryParams {
     let get = |k: &str| q.get(k).cloned();
     QueryParams {
@@ -191,14 +210,7 @@ async fn list_kind(
         Ok(q) => q,
         Err(e) => return error(e),
     };
-    let snap = walk_snapshot(
-        state,
-        &walk_key(principal, kind, &params),
-        query.paging.start_index,
-        latest,
-    );
-    let page = read::list(&snap, kind, &query);
-    render_list(&[(&page, kind)], &query.attributes, &snap)
+    index_page(state, principal, kind, &params, &query, latest)
 }
 
 /// RFC 9865 cursor paging: `cursor` (empty for the first page) and `count`; the cursor names the walk and the
@@ -312,14 +324,7 @@ async fn search_kind(state: &AppState, principal: &Principal, kind: Kind, body: 
         Ok(pq) => pq,
         Err(e) => return error(e),
     };
-    let snap = walk_snapshot(
-        state,
-        &walk_key(principal, kind, &params),
-        query.paging.start_index,
-        latest,
-    );
-    let page = read::list(&snap, kind, &query);
-    render_list(&[(&page, kind)], &query.attributes, &snap)
+    index_page(state, principal, kind, &params, &query, latest)
 }
 
 async fn search_users(
