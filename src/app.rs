@@ -10,15 +10,20 @@ use tokio::sync::Notify;
 
 use crate::audit::Audit;
 use crate::auth::Authenticator;
+use crate::auth::throttle::FailedAuth;
 use crate::cache::persist;
 use crate::cache::refresher::{self, Schedule};
 use crate::cache::{BuildOptions, Store};
 use crate::config::Config;
 use crate::directory::pins::Pins;
 use crate::directory::write::{WriteSettings, Writer};
+use crate::http::server::{self, ConnCounter, ConnLimits};
 use crate::http::{self, AppState, HttpSettings};
 use crate::jumpcloud::{JcClient, JcClientConfig, JcError, RetryPolicy};
 use crate::mapping::MappingOptions;
+use crate::scim::discovery::Capabilities;
+use crate::scim::patch::PatchOptions;
+use crate::scim::reference::References;
 use crate::telemetry::Metrics;
 
 /// At most this many list walks are pinned at once (the oldest pin goes first).
@@ -38,6 +43,12 @@ pub enum AppError {
     Io(#[from] std::io::Error),
     #[error("client authentication cannot be set up: {0}")]
     Auth(String),
+}
+
+/// A write answers within this, leaving the rest of the request's time for reading and answering.
+fn write_deadline(request_timeout_s: u64) -> Duration {
+    let total = Duration::from_secs(request_timeout_s);
+    total.saturating_sub((total / 5).min(Duration::from_secs(10)))
 }
 
 /// The SCIM base URL for a configuration.
@@ -115,7 +126,14 @@ pub async fn serve(
             username_policy: config.users.username_policy,
             delete_mode: config.users.delete_mode,
             mapping: store.options.mapping.clone(),
-            deadline: Duration::from_secs(45),
+            deadline: write_deadline(config.limits.request_timeout_s),
+            patch: PatchOptions {
+                refs: References::new(&scim_base(&config)),
+                max_operations: config.limits.patch_operations,
+                max_values: config.limits.patch_values,
+                max_multi: config.limits.multi_values,
+            },
+            cpu_tasks: config.limits.cpu_tasks,
         },
     ));
     let pins = Arc::new(Pins::new(
@@ -152,31 +170,44 @@ pub async fn serve(
         settings: Arc::new(HttpSettings {
             scim_base: scim_base(&config),
             max_count: config.paging.max_count,
+            max_results: config.paging.max_results,
             body_bytes: config.limits.body_bytes,
-            request_timeout: Duration::from_secs(55),
+            json_depth: config.limits.json_depth,
+            request_timeout: Duration::from_secs(config.limits.request_timeout_s),
+            capabilities: Capabilities {
+                max_results: config.paging.max_results,
+                max_page_size: config.paging.max_count,
+                cursor_timeout_s: config.paging.pin_ttl_s,
+                bearer_tokens: !config.auth.tokens.is_empty(),
+                oauth_token_url: (!config.auth.clients.is_empty())
+                    .then(|| format!("{}/oauth/token", config.base_url())),
+                basic: !config.auth.basic.is_empty(),
+            },
         }),
         refresh_now,
         metrics,
+        failed_auth: Arc::new(FailedAuth::new(
+            config.limits.auth_failures_burst,
+            config.limits.auth_failures_per_minute,
+        )),
     };
     let router = http::router(state);
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let mut stop_rx2 = stop_rx.clone();
-    let result = tokio::select! {
-        r = server => r.map_err(AppError::from),
-        // Graceful shutdown waits for in-flight requests; do not wait forever.
-        _ = async {
-            let _ = stop_rx2.wait_for(|s| *s).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => {
-            tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; stopping anyway");
-            Ok(())
-        }
+    let limits = ConnLimits {
+        header_read_timeout: Duration::from_secs(config.limits.header_read_timeout_s),
+        idle_timeout: Duration::from_secs(config.limits.idle_timeout_s),
+        max_connections: config.limits.max_connections,
+        shutdown_grace: SHUTDOWN_GRACE,
     };
+    let result = server::serve(
+        listener,
+        router,
+        limits,
+        Arc::new(ConnCounter::default()),
+        shutdown,
+    )
+    .await
+    .map_err(AppError::from);
     refresher.abort();
     if let Some(saver) = saver {
         // The last published snapshot is on disk before the process ends.

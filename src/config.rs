@@ -49,6 +49,7 @@ pub enum Scope {
 
 /// One static bearer token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<Secret>,
@@ -61,8 +62,10 @@ pub struct TokenConfig {
     pub scope: Scope,
 }
 
-/// An HTTP Basic credential (`password_hash` is a hex SHA-256 of the password).
+/// An HTTP Basic credential: `password_hash` is an argon2id PHC string (`jumpcloud-scim hash-password` makes
+/// one); a hex SHA-256 is still read, with a warning.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BasicConfig {
     pub username: String,
     pub password_hash: String,
@@ -73,6 +76,7 @@ pub struct BasicConfig {
 /// An OAuth 2.0 client allowed the client-credentials grant (`client_secret_sha256` is a hex SHA-256 of
 /// the secret, so the file need not hold the secret itself).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClientConfig {
     pub client_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,13 +194,68 @@ pub struct GroupsConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PagingConfig {
+    /// The largest page a `count` may ask for.
     pub max_count: usize,
+    /// The most resources one answer holds: a list without `count` gets every match up to this many
+    /// (`totalResults` still counts them all). `/ServiceProviderConfig` advertises it as `filter.maxResults`.
+    #[serde(default = "default_max_results")]
+    pub max_results: usize,
     pub pin_ttl_s: u64,
 }
 
+fn default_max_results() -> usize {
+    100_000
+}
+
+/// Bounds on what one request or connection may take. Every one is a documented key with a safe default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LimitsConfig {
+    /// Largest request body.
     pub body_bytes: usize,
+    /// Deepest nesting of arrays and objects a JSON body may have.
+    pub json_depth: usize,
+    /// Most operations in one PATCH.
+    pub patch_operations: usize,
+    /// Most values one PATCH operation may carry.
+    pub patch_values: usize,
+    /// Most values a multi-valued attribute (phone numbers, addresses, …) may hold; a Group's members and a
+    /// User's groups are not bounded by it.
+    pub multi_values: usize,
+    /// A request (the whole of it, reading to answering) that takes longer is cancelled and answered 503.
+    pub request_timeout_s: u64,
+    /// A client must send a request's headers within this after connecting or after its previous answer.
+    pub header_read_timeout_s: u64,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout_s: u64,
+    /// Connections open at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// CPU-heavy request work (PATCH application) running at once, off the async workers.
+    pub cpu_tasks: usize,
+    /// Failed authentications a credential name (a Basic user name, an OAuth client id; for bearer tokens,
+    /// the client's address) may have in a burst before it is answered 429.
+    pub auth_failures_burst: u32,
+    /// Failed authentications per minute a credential name may have once its burst is spent.
+    pub auth_failures_per_minute: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            body_bytes: 1_048_576,
+            json_depth: 32,
+            patch_operations: 1000,
+            patch_values: 100_000,
+            multi_values: 100,
+            request_timeout_s: 55,
+            header_read_timeout_s: 10,
+            idle_timeout_s: 75,
+            max_connections: 1024,
+            cpu_tasks: 2,
+            auth_failures_burst: 10,
+            auth_failures_per_minute: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -269,11 +328,10 @@ impl Default for Config {
             },
             paging: PagingConfig {
                 max_count: 1000,
+                max_results: default_max_results(),
                 pin_ttl_s: 900,
             },
-            limits: LimitsConfig {
-                body_bytes: 1_048_576,
-            },
+            limits: LimitsConfig::default(),
             log: LogConfig {
                 format: LogFormat::Text,
             },
@@ -332,8 +390,20 @@ const KNOWN_KEYS: &[&str] = &[
     "mapping.external_id_attribute",
     "groups.directories_as_groups",
     "paging.max_count",
+    "paging.max_results",
     "paging.pin_ttl_s",
     "limits.body_bytes",
+    "limits.json_depth",
+    "limits.patch_operations",
+    "limits.patch_values",
+    "limits.multi_values",
+    "limits.request_timeout_s",
+    "limits.header_read_timeout_s",
+    "limits.idle_timeout_s",
+    "limits.max_connections",
+    "limits.cpu_tasks",
+    "limits.auth_failures_burst",
+    "limits.auth_failures_per_minute",
     "log.format",
     "audit.destination",
 ];
@@ -424,9 +494,16 @@ impl Config {
             figment = figment.merge(Serialized::global(&dotted, value));
         }
 
-        let config: Config = figment
-            .extract()
-            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        let config: Config = figment.extract().map_err(friendly)?;
+        for (i, b) in config.auth.basic.iter().enumerate() {
+            if !b.password_hash.starts_with('$') {
+                warnings.push(format!(
+                    "auth.basic[{i}] ({}): password_hash is a bare SHA-256; store an argon2id PHC string \
+                     instead (make one with `jumpcloud-scim hash-password`)",
+                    b.username
+                ));
+            }
+        }
         Ok(Loaded { config, warnings })
     }
 
@@ -501,6 +578,17 @@ impl Config {
         if self.auth.jwt.issuer.is_empty() || self.auth.jwt.audience.is_empty() {
             return bad("auth.jwt.issuer and auth.jwt.audience must not be empty".into());
         }
+        for (i, b) in self.auth.basic.iter().enumerate() {
+            let h = &b.password_hash;
+            let legacy = h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit());
+            if !legacy && !crate::auth::is_argon2id(h) {
+                return bad(format!(
+                    "auth.basic[{i}] ({}): password_hash must be an argon2id PHC string \
+                     ($argon2id$v=19$m=…,t=…,p=…$salt$hash); make one with `jumpcloud-scim hash-password`",
+                    b.username
+                ));
+            }
+        }
         for (i, t) in self.auth.tokens.iter().enumerate() {
             secret_or_hash(
                 &format!("auth.tokens[{i}]"),
@@ -520,6 +608,39 @@ impl Config {
         }
         if self.paging.max_count == 0 {
             return bad("paging.max_count must be at least 1".into());
+        }
+        if self.paging.max_results < self.paging.max_count {
+            return bad(format!(
+                "paging.max_results ({}) must be at least paging.max_count ({})",
+                self.paging.max_results, self.paging.max_count
+            ));
+        }
+        let l = &self.limits;
+        for (key, value, min) in [
+            ("limits.body_bytes", l.body_bytes as u64, 1024),
+            ("limits.json_depth", l.json_depth as u64, 8),
+            ("limits.patch_operations", l.patch_operations as u64, 1),
+            ("limits.patch_values", l.patch_values as u64, 1),
+            ("limits.multi_values", l.multi_values as u64, 2),
+            ("limits.request_timeout_s", l.request_timeout_s, 1),
+            ("limits.header_read_timeout_s", l.header_read_timeout_s, 1),
+            ("limits.idle_timeout_s", l.idle_timeout_s, 1),
+            ("limits.max_connections", l.max_connections as u64, 1),
+            ("limits.cpu_tasks", l.cpu_tasks as u64, 1),
+            (
+                "limits.auth_failures_burst",
+                u64::from(l.auth_failures_burst),
+                1,
+            ),
+            (
+                "limits.auth_failures_per_minute",
+                u64::from(l.auth_failures_per_minute),
+                1,
+            ),
+        ] {
+            if value < min {
+                return bad(format!("{key} must be at least {min}, got {value}"));
+            }
         }
         if self.jumpcloud.timeout_s == 0 {
             return bad("jumpcloud.timeout_s must be at least 1".into());
@@ -550,6 +671,51 @@ impl Config {
     }
 }
 
+/// A figment error in words that name the key and the fix: an unknown key inside a credential table stops
+/// start-up (a misspelt `scope` must not silently grant `provision`).
+fn friendly(e: figment::Error) -> ConfigError {
+    use figment::error::Kind;
+    for err in e.clone() {
+        let mut path = err.path.clone();
+        if let Kind::UnknownField(found, _) = &err.kind
+            && path.last() == Some(found)
+        {
+            path.pop();
+        }
+        let at = path
+            .iter()
+            .map(|p| {
+                if p.chars().all(|c| c.is_ascii_digit()) {
+                    format!("[{p}]")
+                } else {
+                    format!(".{p}")
+                }
+            })
+            .collect::<String>();
+        let at = at.trim_start_matches('.').to_owned();
+        match &err.kind {
+            Kind::UnknownField(found, expected) => {
+                return ConfigError::Invalid(format!(
+                    "{at}: unknown key {found:?}; this table takes {}: fix its spelling or remove it",
+                    expected.join(", ")
+                ));
+            }
+            Kind::InvalidValue(_, _) | Kind::InvalidType(_, _) | Kind::UnknownVariant(_, _) => {
+                return ConfigError::Invalid(format!("{at}: {}", err.kind));
+            }
+            Kind::Message(m) => {
+                return ConfigError::Invalid(if at.is_empty() {
+                    m.clone()
+                } else {
+                    format!("{at}: {m}")
+                });
+            }
+            _ => {}
+        }
+    }
+    ConfigError::Parse(Box::new(e))
+}
+
 /// Environment values are strings; the few typed keys are converted here so that errors name the variable.
 fn env_value(dotted: &str, raw: &str) -> serde_json::Value {
     use serde_json::Value;
@@ -557,9 +723,9 @@ fn env_value(dotted: &str, raw: &str) -> serde_json::Value {
         "refresh.interval_s"
         | "jumpcloud.timeout_s"
         | "paging.max_count"
+        | "paging.max_results"
         | "paging.pin_ttl_s"
-        | "auth.jwt.ttl_s"
-        | "limits.body_bytes" => raw
+        | "auth.jwt.ttl_s" => raw
             .trim()
             .parse::<u64>()
             .map(Value::from)
@@ -575,6 +741,11 @@ fn env_value(dotted: &str, raw: &str) -> serde_json::Value {
             "false" | "0" | "no" | "off" => Value::Bool(false),
             _ => Value::String(raw.into()),
         },
+        limits if limits.starts_with("limits.") => raw
+            .trim()
+            .parse::<u64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(raw.into())),
         _ => Value::String(raw.into()),
     }
 }
@@ -631,35 +802,61 @@ fn collect_unknown_keys(
 
 /// `auth.tokens` is a list of tables in TOML and a comma-separated string in the environment.
 fn de_tokens<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TokenConfig>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        List(Vec<TokenConfig>),
-        Text(String),
+    // A visitor rather than an untagged enum, so that a table's own error (an unknown key) comes through.
+    struct Tokens;
+    impl<'de> serde::de::Visitor<'de> for Tokens {
+        type Value = Vec<TokenConfig>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("[[auth.tokens]] tables, or a comma-separated TOKEN / TOKEN:read list")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            parse_token_list(v).map_err(E::custom)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(t) = seq.next_element::<TokenConfig>()? {
+                out.push(t);
+            }
+            Ok(out)
+        }
     }
-    match Raw::deserialize(d)? {
-        Raw::List(list) => Ok(list),
-        Raw::Text(text) => Ok(parse_token_list(&text)),
-    }
+    d.deserialize_any(Tokens)
 }
 
-/// `TOKEN,TOKEN:read` → token configs.
-pub fn parse_token_list(text: &str) -> Vec<TokenConfig> {
+/// `TOKEN,TOKEN:read,TOKEN:provision` → token configs. A `:` in an item must be followed by a scope.
+pub fn parse_token_list(text: &str) -> Result<Vec<TokenConfig>, String> {
     text.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|item| {
+        .enumerate()
+        .map(|(i, item)| {
             let (token, scope) = match item.rsplit_once(':') {
                 Some((t, "read")) => (t, Scope::Read),
                 Some((t, "provision")) => (t, Scope::Provision),
-                _ => (item, Scope::Provision),
+                Some((_, other)) => {
+                    // Named only when it looks like a scope word: text after ':' might be part of a secret.
+                    let named = if other.len() <= 16 && other.chars().all(|c| c.is_ascii_alphabetic()) {
+                        format!("the scope {other:?}, which is not one")
+                    } else {
+                        "text after ':' that is not a scope".to_owned()
+                    };
+                    return Err(format!(
+                        "JCSCIM_AUTH__TOKENS: token {} has {named}; write TOKEN:read or TOKEN:provision \
+                         (lower case), or TOKEN alone to provision",
+                        i + 1
+                    ));
+                }
+                None => (item, Scope::Provision),
             };
-            TokenConfig {
+            Ok(TokenConfig {
                 token: Some(Secret::new(token)),
                 token_sha256: None,
                 name: None,
                 scope,
-            }
+            })
         })
         .collect()
 }
@@ -842,6 +1039,77 @@ mod tests {
         let err =
             Config::load_from(None, &env(&[("JCSCIM_AUTH__TOKENS", "abcdefgh")])).unwrap_err();
         assert!(err.to_string().contains("api_key"), "{err}");
+    }
+
+    #[test]
+    fn credential_tables_are_strict() {
+        let dir = std::env::temp_dir().join(format!("jcscim-config-strict-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        let key = env(&[("JCSCIM_JUMPCLOUD__API_KEY", "k")]);
+        let phc = crate::auth::hash_password("correct horse").unwrap();
+        for (table, needle) in [
+            (
+                "[[auth.tokens]]\ntoken = \"abcdefgh\"\nscop = \"read\"\n",
+                "auth.tokens[0]: unknown key \"scop\"",
+            ),
+            (
+                "[[auth.basic]]\nusername = \"iiq\"\npassword_hash = \"x\"\nscopes = \"read\"\n",
+                "auth.basic[0]: unknown key \"scopes\"",
+            ),
+            (
+                "[[auth.clients]]\nclient_id = \"a\"\nclient_secret = \"0123456789abcdef\"\nsecret = \"x\"\n",
+                "auth.clients[0]: unknown key \"secret\"",
+            ),
+            (
+                "[[auth.basic]]\nusername = \"iiq\"\npassword_hash = \"plain\"\n",
+                "argon2id PHC string",
+            ),
+            (
+                "[[auth.tokens]]\ntoken = \"abcdefgh\"\nscope = \"admin\"\n",
+                "auth.tokens[0]",
+            ),
+        ] {
+            std::fs::write(&file, table).unwrap();
+            let e = Config::load_from(Some(&file), &key)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{table}: {e}");
+        }
+        std::fs::write(
+            &file,
+            format!(
+                "[[auth.basic]]\nusername = \"iiq\"\npassword_hash = \"{phc}\"\nscope = \"read\"\n"
+            ),
+        )
+        .unwrap();
+        let loaded = Config::load_from(Some(&file), &key).unwrap();
+        assert_eq!(loaded.config.auth.basic[0].scope, Scope::Read);
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn token_list_scopes_are_checked() {
+        for bad in ["tok:readonly", "tok:READ", "tok:admin", "a,b:x"] {
+            let e = Config::load_from(
+                None,
+                &env(&[
+                    ("JCSCIM_JUMPCLOUD__API_KEY", "k"),
+                    ("JCSCIM_AUTH__TOKENS", bad),
+                ]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("TOKEN:read or TOKEN:provision"), "{bad}: {e}");
+        }
+        let e = parse_token_list("abcdefgh:9f8e7d6c5b4a39281706f5e4d3c2b1a0").unwrap_err();
+        assert!(!e.contains("9f8e7d6c"), "never a piece of a secret: {e}");
+        let ok = parse_token_list("one-token, two-token:read ,three:provision").unwrap();
+        assert_eq!(
+            ok.iter().map(|t| t.scope).collect::<Vec<_>>(),
+            [Scope::Provision, Scope::Read, Scope::Provision]
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Command line: `serve | demo | emulator | check | healthcheck`. anyhow lives only here.
+//! Command line: `serve | demo | emulator | check | healthcheck | hash-password`. anyhow lives only here.
 
 use std::net::SocketAddr;
 
@@ -41,6 +41,9 @@ enum Command {
         #[arg(long, env = "JCSCIM_CONFIG")]
         config: Option<std::path::PathBuf>,
     },
+    /// Read a password from standard input and print its argon2id PHC string, for `[[auth.basic]]`
+    /// `password_hash`.
+    HashPassword,
 }
 
 /// Flags of `emulator`, and the same names on `demo` (whose defaults differ where noted).
@@ -145,6 +148,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check { config } => {
             let ok = run_check(config.as_deref()).await?;
             std::process::exit(if ok { 0 } else { 1 });
+        }
+        Command::HashPassword => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("while reading the password from standard input")?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(
+                !password.is_empty(),
+                "no password on standard input: pipe one in, e.g. `printf %s \"$PW\" | jumpcloud-scim hash-password`"
+            );
+            let phc = jumpcloud_scim::auth::hash_password(password).map_err(anyhow::Error::msg)?;
+            println!("{phc}");
+            Ok(())
         }
         Command::Healthcheck { config } => {
             let ok = run_healthcheck(config.as_deref()).await;

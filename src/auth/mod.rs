@@ -6,6 +6,7 @@
 //! Knows nothing of SCIM resources or JumpCloud.
 
 pub mod oauth;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -39,6 +40,69 @@ pub enum AuthError {
     Invalid,
 }
 
+/// How a Basic password is stored.
+#[derive(Clone)]
+enum PasswordHash {
+    /// An argon2id PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
+    Argon2(String),
+    /// A hex SHA-256, from configurations written before argon2 (start-up warns about it).
+    Sha256([u8; 32]),
+}
+
+/// Whether `phc` is an argon2id PHC string this build can verify with.
+pub fn is_argon2id(phc: &str) -> bool {
+    argon2::PasswordHash::new(phc).is_ok_and(|h| h.algorithm.as_str() == "argon2id")
+}
+
+/// An argon2id PHC string for `password`, with a random salt and the argon2 crate's default cost.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("the password could not be hashed: {e}"))
+}
+
+fn argon2_verifies(phc: &str, password: &str) -> bool {
+    use argon2::password_hash::PasswordVerifier;
+    argon2::PasswordHash::new(phc).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// The name a failed authentication is counted under ([`throttle`]): the Basic user name, else the
+/// client's address (a bearer token names nobody until it is valid).
+pub fn failure_name(headers: &HeaderMap, peer: Option<std::net::IpAddr>) -> String {
+    let basic_user = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .and_then(|(_, rest)| base64_decode(rest.trim()))
+        .and_then(|d| String::from_utf8(d).ok())
+        .and_then(|t| t.split_once(':').map(|(u, _)| u.to_owned()));
+    match (basic_user, peer) {
+        (Some(u), _) => format!("basic:{u}"),
+        (None, Some(ip)) => format!("ip:{ip}"),
+        (None, None) => "ip:unknown".to_owned(),
+    }
+}
+
+/// What is left to do after the cheap checks.
+enum Step {
+    Done(Result<Principal, AuthError>),
+    /// A Basic password to verify against an argon2 hash (slow by design).
+    Argon2 {
+        phc: String,
+        password: String,
+        principal: Principal,
+        memo: [u8; 32],
+    },
+}
+
 #[derive(Clone)]
 struct Credential {
     hash: [u8; 32],
@@ -49,17 +113,30 @@ struct Credential {
 #[derive(Clone)]
 struct BasicCredential {
     username: String,
-    password_hash: [u8; 32],
+    password_hash: PasswordHash,
     scope: Scope,
 }
 
 /// Checks the `Authorization` header against the configured credentials.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Authenticator {
     tokens: Vec<Credential>,
     basic: Vec<BasicCredential>,
     /// With OAuth clients configured: issues their tokens and checks them.
     oauth: Option<Arc<oauth::TokenIssuer>>,
+    /// Basic credentials verified recently (SHA-256 of user name and password → the credential's index),
+    /// so that a client sending Basic on every request pays argon2's cost once in a while, not each time.
+    verified: moka::sync::Cache<[u8; 32], usize>,
+}
+
+/// How long a verified Basic credential is remembered.
+const VERIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+fn verified_cache() -> moka::sync::Cache<[u8; 32], usize> {
+    moka::sync::Cache::builder()
+        .max_capacity(1024)
+        .time_to_live(VERIFIED_TTL)
+        .build()
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -113,9 +190,14 @@ impl Authenticator {
             .basic
             .iter()
             .filter_map(|b| {
+                let password_hash = if b.password_hash.starts_with('$') {
+                    PasswordHash::Argon2(b.password_hash.clone())
+                } else {
+                    PasswordHash::Sha256(parse_hex32(&b.password_hash)?)
+                };
                 Some(BasicCredential {
                     username: b.username.clone(),
-                    password_hash: parse_hex32(&b.password_hash)?,
+                    password_hash,
                     scope: b.scope,
                 })
             })
@@ -124,6 +206,7 @@ impl Authenticator {
             tokens,
             basic,
             oauth: oauth::TokenIssuer::from_config(cfg)?.map(Arc::new),
+            verified: verified_cache(),
         })
     }
 
@@ -142,10 +225,122 @@ impl Authenticator {
             }],
             basic: Vec::new(),
             oauth: None,
+            verified: verified_cache(),
         }
     }
 
+    /// Authenticate a request, verifying argon2 hashes on the calling thread (tests, tools).
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        match self.check(headers) {
+            Step::Done(r) => r,
+            Step::Argon2 {
+                phc,
+                password,
+                principal,
+                memo,
+            } => self.finish_argon2(&phc, &password, principal, memo),
+        }
+    }
+
+    /// Authenticate a request, verifying an argon2 hash on a blocking thread so the async workers keep
+    /// answering.
+    pub async fn authenticate_async(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        match self.check(headers) {
+            Step::Done(r) => r,
+            Step::Argon2 {
+                phc,
+                password,
+                principal,
+                memo,
+            } => {
+                let this = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    this.finish_argon2(&phc, &password, principal, memo)
+                })
+                .await
+                .unwrap_or(Err(AuthError::Invalid))
+            }
+        }
+    }
+
+    fn finish_argon2(
+        &self,
+        phc: &str,
+        password: &str,
+        principal: Principal,
+        memo: [u8; 32],
+    ) -> Result<Principal, AuthError> {
+        if argon2_verifies(phc, password) {
+            if let Some(i) = self.basic.iter().position(|c| c.username == principal.name) {
+                self.verified.insert(memo, i);
+            }
+            Ok(principal)
+        } else {
+            Err(AuthError::Invalid)
+        }
+    }
+
+    fn check(&self, headers: &HeaderMap) -> Step {
+        Step::Done(match self.check_cheap(headers) {
+            Ok(Some(p)) => Ok(p),
+            Ok(None) => return self.basic_step(headers),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// The Basic credential a header names: a remembered verification, a SHA-256 one, or an argon2 one
+    /// still to verify.
+    fn basic_step(&self, headers: &HeaderMap) -> Step {
+        let Some((user, password)) = basic_parts(headers) else {
+            return Step::Done(Err(AuthError::Invalid));
+        };
+        let memo = sha256(format!("{user}\u{0}{password}").as_bytes());
+        if let Some(i) = self.verified.get(&memo)
+            && let Some(c) = self.basic.get(i)
+            && c.username == user
+        {
+            return Step::Done(Ok(Principal {
+                name: c.username.clone(),
+                scope: c.scope,
+            }));
+        }
+        let presented = sha256(password.as_bytes());
+        let mut found: Option<&BasicCredential> = None;
+        for c in &self.basic {
+            if !bool::from(c.username.as_bytes().ct_eq(user.as_bytes())) {
+                continue;
+            }
+            match &c.password_hash {
+                PasswordHash::Sha256(h) => {
+                    if bool::from(h.ct_eq(&presented)) {
+                        found = Some(c);
+                    }
+                }
+                PasswordHash::Argon2(phc) => {
+                    return Step::Argon2 {
+                        phc: phc.clone(),
+                        password,
+                        principal: Principal {
+                            name: c.username.clone(),
+                            scope: c.scope,
+                        },
+                        memo,
+                    };
+                }
+            }
+        }
+        Step::Done(
+            found
+                .map(|c| Principal {
+                    name: c.username.clone(),
+                    scope: c.scope,
+                })
+                .ok_or(AuthError::Invalid),
+        )
+    }
+
+    /// Bearer tokens and JWTs: `Ok(None)` when the header is Basic (for [`Self::basic_step`]).
+    fn check_cheap(&self, headers: &HeaderMap) -> Result<Option<Principal>, AuthError> {
         let value = headers.get(AUTHORIZATION).ok_or(AuthError::Missing)?;
         let value = value.to_str().map_err(|_| AuthError::Invalid)?.trim();
         let (scheme, rest) = value.split_once(' ').ok_or(AuthError::Invalid)?;
@@ -160,10 +355,10 @@ impl Authenticator {
                 }
             }
             if let Some(c) = found {
-                return Ok(Principal {
+                return Ok(Some(Principal {
                     name: c.name.clone(),
                     scope: c.scope,
-                });
+                }));
             }
             // Not a static token: perhaps a JWT an OAuth client got from /oauth/token.
             return self
@@ -171,30 +366,27 @@ impl Authenticator {
                 .as_ref()
                 .filter(|_| rest.split('.').count() == 3)
                 .and_then(|issuer| issuer.verify(rest))
+                .map(Some)
                 .ok_or(AuthError::Invalid);
         }
         if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = base64_decode(rest).ok_or(AuthError::Invalid)?;
-            let text = String::from_utf8(decoded).map_err(|_| AuthError::Invalid)?;
-            let (user, password) = text.split_once(':').ok_or(AuthError::Invalid)?;
-            let presented = sha256(password.as_bytes());
-            let mut found: Option<&BasicCredential> = None;
-            for c in &self.basic {
-                let user_ok = c.username.as_bytes().ct_eq(user.as_bytes());
-                let pw_ok = c.password_hash.ct_eq(&presented);
-                if bool::from(user_ok & pw_ok) {
-                    found = Some(c);
-                }
-            }
-            return found
-                .map(|c| Principal {
-                    name: c.username.clone(),
-                    scope: c.scope,
-                })
-                .ok_or(AuthError::Invalid);
+            return Ok(None);
         }
         Err(AuthError::Invalid)
     }
+}
+
+/// The user name and password of a Basic `Authorization` header.
+fn basic_parts(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64_decode(rest.trim())?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
 }
 
 /// Standard base64 (with or without padding); Basic credentials are the only user.
@@ -302,6 +494,69 @@ mod tests {
             a.authenticate(&headers("Basic !!!")),
             Err(AuthError::Invalid)
         );
+    }
+
+    #[test]
+    fn argon2_basic_credentials_verify_once_then_from_memory() {
+        let phc = hash_password("correct horse battery").unwrap();
+        assert!(phc.starts_with("$argon2id$") && is_argon2id(&phc));
+        assert!(!is_argon2id("$argon2i$nonsense") && !is_argon2id("abc"));
+        let a = Authenticator::from_config(&AuthConfig {
+            basic: vec![BasicConfig {
+                username: "sailpoint".into(),
+                password_hash: phc,
+                scope: Scope::Read,
+            }],
+            ..AuthConfig::default()
+        })
+        .unwrap();
+        let basic = |user: &str, pw: &str| {
+            let text = format!("{user}:{pw}");
+            let b64 = base64_encode(text.as_bytes());
+            headers(&format!("Basic {b64}"))
+        };
+        let p = a
+            .authenticate(&basic("sailpoint", "correct horse battery"))
+            .unwrap();
+        assert_eq!((p.name.as_str(), p.can_write()), ("sailpoint", false));
+        assert!(
+            a.verified
+                .contains_key(&sha256(b"sailpoint\0correct horse battery"))
+        );
+        assert_eq!(
+            a.authenticate(&basic("sailpoint", "wrong")),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            a.authenticate(&basic("other", "correct horse battery")),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            failure_name(&basic("sailpoint", "x"), None),
+            "basic:sailpoint"
+        );
+        assert_eq!(
+            failure_name(&headers("Bearer x"), Some([10, 0, 0, 1].into())),
+            "ip:10.0.0.1"
+        );
+    }
+
+    fn base64_encode(data: &[u8]) -> String {
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for c in data.chunks(3) {
+            let n = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
+            for i in 0..4 {
+                if i <= c.len() {
+                    out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
     }
 
     #[test]

@@ -52,9 +52,9 @@ pub const TMP_NAME: &str = "snapshot.bin.tmp";
 /// Identifies the file whatever its format version.
 pub const MAGIC: [u8; 8] = *b"JCSCIMSN";
 /// Moves whenever the payload's shape changes; a file of another version is refused, not guessed at.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Magic, format version, payload length, checksum.
-const HEADER_LEN: usize = 8 + 4 + 8 + 4;
+pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 
 /// How often the saver looks for a newer published version: a pointer load, so cheap enough to do often.
 const SAVE_POLL: Duration = Duration::from_millis(200);
@@ -66,6 +66,11 @@ pub enum PersistError {
     Io(#[from] io::Error),
     #[error("file is truncated: {found} bytes where {expected} were expected")]
     Truncated { expected: u64, found: u64 },
+    /// A payload length no file could have (it overflows the file size), so not a truncation.
+    #[error(
+        "file is corrupt: the header claims a payload of {claimed} bytes; the file holds {held} after the header"
+    )]
+    ImpossibleLength { claimed: u64, held: u64 },
     #[error("file is corrupt: {0}")]
     Corrupt(&'static str),
     #[error("file has format version {found}, this build reads {expected}")]
@@ -136,7 +141,7 @@ pub fn save(dir: &Path, snapshot: &Snapshot, opts: &BuildOptions) -> Result<(), 
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(&MAGIC);
     header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    header.extend_from_slice(&len_u64(payload.len()).to_le_bytes());
     header.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     let tmp = dir.join(TMP_NAME);
     let written = write_replace(dir, &tmp, &header, &payload);
@@ -176,7 +181,7 @@ pub fn load(dir: &Path) -> Result<Option<Persisted>, PersistError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    decode(Bytes::from(bytes)).map(Some)
+    decode(bytes).map(Some)
 }
 
 /// The whole file at `path`; a large one is read in two halves on two threads (most of a read from the page
@@ -191,7 +196,7 @@ fn read_file(path: &Path) -> io::Result<Vec<u8>> {
         if len >= 1 << 24 {
             let mut buf = vec![0u8; len];
             let (a, b) = buf.split_at_mut(len / 2);
-            let at = a.len() as u64;
+            let at = len_u64(a.len());
             std::thread::scope(|scope| {
                 let second = scope.spawn(|| file.read_exact_at(b, at));
                 let first = file.read_exact_at(a, 0);
@@ -213,43 +218,77 @@ fn read_file(path: &Path) -> io::Result<Vec<u8>> {
     fs::read(path)
 }
 
-/// Check the frame (magic, version, length, checksum), then decode the payload. The restored entries' bytes
-/// are slices of `file`, which lives as long as the first of them.
-fn decode(file: Bytes) -> Result<Persisted, PersistError> {
-    let bytes: &[u8] = &file;
+/// Check the frame (magic, version, length, checksum), then decode the payload: what [`load`] does with the
+/// file's bytes. The restored entries' bytes are slices of `file`, which lives as long as the first of them;
+/// hence `Into<Bytes>` rather than a borrowed slice, so a file of tens of MB read at start-up is not copied.
+///
+/// Every length in the header is checked against the bytes actually there without arithmetic that can wrap,
+/// so a damaged or hostile file is an error, whatever its header claims.
+pub fn decode(file: impl Into<Bytes>) -> Result<Persisted, PersistError> {
+    let file: Bytes = file.into();
+    let payload = check_frame(&file)?;
+    decode_payload(&file, payload)
+}
+
+/// The payload inside `bytes`, once the header's magic, version, length and checksum agree with it.
+fn check_frame(bytes: &[u8]) -> Result<&[u8], PersistError> {
     let magic_len = bytes.len().min(MAGIC.len());
     if bytes[..magic_len] != MAGIC[..magic_len] {
         return Err(PersistError::Corrupt("not a snapshot file (bad magic)"));
     }
-    if bytes.len() < HEADER_LEN {
+    let Some((header, payload)) = bytes.split_at_checked(HEADER_LEN) else {
         return Err(PersistError::Truncated {
-            expected: HEADER_LEN as u64,
-            found: bytes.len() as u64,
+            expected: len_u64(HEADER_LEN),
+            found: len_u64(bytes.len()),
         });
-    }
-    let (header, payload) = bytes.split_at(HEADER_LEN);
-    let found = u32::from_le_bytes(header[8..12].try_into().unwrap_or_default());
+    };
+    let found = u32::from_le_bytes(header_field(header, 8));
     if found != FORMAT_VERSION {
         return Err(PersistError::WrongVersion {
             found,
             expected: FORMAT_VERSION,
         });
     }
-    let len = u64::from_le_bytes(header[12..20].try_into().unwrap_or_default());
-    let crc = u32::from_le_bytes(header[20..24].try_into().unwrap_or_default());
-    if (payload.len() as u64) < len {
-        return Err(PersistError::Truncated {
-            expected: HEADER_LEN as u64 + len,
-            found: bytes.len() as u64,
-        });
-    }
-    if payload.len() as u64 > len {
-        return Err(PersistError::Corrupt("bytes after the payload"));
+    let claimed = u64::from_le_bytes(header_field(header, 12));
+    let crc = u32::from_le_bytes(header_field(header, 20));
+    // The whole file the header describes; `None` when no file could be that long.
+    let expected = len_u64(HEADER_LEN).checked_add(claimed);
+    let claimed_len = usize::try_from(claimed).ok();
+    match (claimed_len, expected) {
+        (Some(len), Some(_)) if len == payload.len() => {}
+        (Some(len), Some(_)) if len < payload.len() => {
+            return Err(PersistError::Corrupt("bytes after the payload"));
+        }
+        (Some(_), Some(expected)) => {
+            return Err(PersistError::Truncated {
+                expected,
+                found: len_u64(bytes.len()),
+            });
+        }
+        _ => {
+            return Err(PersistError::ImpossibleLength {
+                claimed,
+                held: len_u64(payload.len()),
+            });
+        }
     }
     if checksum(payload) != crc {
         return Err(PersistError::Corrupt("checksum mismatch"));
     }
-    decode_payload(&file, payload)
+    Ok(payload)
+}
+
+/// `N` header bytes at `at` (zeros past the end, which a header of [`HEADER_LEN`] bytes never reaches).
+fn header_field<const N: usize>(header: &[u8], at: usize) -> [u8; N] {
+    header
+        .get(at..at.saturating_add(N))
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or([0; N])
+}
+
+/// A length as the file format writes it: `usize` is at most 64 bits wherever this builds.
+fn len_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 /// CRC-32 of `bytes`, the halves on two threads.
@@ -579,6 +618,9 @@ struct EntryRec<'a> {
     /// The served resource, `meta` included.
     #[serde(borrow)]
     bytes: Blob<'a>,
+    /// The attributes returned only on request, kept beside the served bytes.
+    #[serde(borrow)]
+    extra: Option<Blob<'a>>,
     hash: [u8; 16],
     created: i128,
     last_modified: i128,
@@ -740,6 +782,7 @@ impl<'a> EntrySection<'a> {
                     Some(GroupSource::Directory) => 2,
                 },
                 bytes: Blob(&e.bytes),
+                extra: e.extra.as_deref().map(Blob),
                 hash: e.hash,
                 created: nanos(e.created),
                 last_modified: nanos(e.last_modified),
@@ -828,7 +871,15 @@ fn entry_maps(
             last_modified: timestamp(r.last_modified)?,
         };
         let bytes = file.slice_ref(r.bytes.0);
-        let entry = Arc::new(Entry::restored(rid.clone(), kind, source, bytes, seen));
+        let extra = r.extra.map(|x| file.slice_ref(x.0));
+        let entry = Arc::new(Entry::restored(
+            rid.clone(),
+            kind,
+            source,
+            bytes,
+            extra,
+            seen,
+        ));
         match kind {
             Kind::User => users.insert(rid.clone(), entry),
             Kind::Group => groups.insert(rid.clone(), entry),
@@ -847,11 +898,15 @@ fn index_maps(saved: Vec<Vec<(&str, Vec<u32>)>>, ids: &[Id]) -> Result<Vec<Index
                 let set = at
                     .iter()
                     .map(|&i| {
-                        ids.get(i as usize).cloned().ok_or_else(|| {
-                            PersistError::Decode(format!(
-                                "an index names entry {i}, which is not there"
-                            ))
-                        })
+                        usize::try_from(i)
+                            .ok()
+                            .and_then(|at| ids.get(at))
+                            .cloned()
+                            .ok_or_else(|| {
+                                PersistError::Decode(format!(
+                                    "an index names entry {i}, which is not there"
+                                ))
+                            })
                     })
                     .collect::<Result<IdSet, _>>()?;
                 map.insert(Arc::from(key), set);

@@ -644,3 +644,71 @@ async fn the_saver_with_nothing_published_writes_nothing() {
         .await;
     assert!(dir.names().is_empty());
 }
+
+/// A file whose header is `bytes`'s, except the payload length.
+fn with_claimed_length(bytes: &[u8], claimed: u64) -> Vec<u8> {
+    let mut damaged = bytes.to_vec();
+    damaged[12..20].copy_from_slice(&claimed.to_le_bytes());
+    damaged
+}
+
+#[test]
+fn a_length_no_file_can_have_is_refused_without_overflow() {
+    let dir = TestDir::new("all-ones");
+    let bytes = saved_bytes(&dir);
+    let held = (bytes.len() - HEADER_LEN) as u64;
+    let err = decode(with_claimed_length(&bytes, u64::MAX)).unwrap_err();
+    match &err {
+        PersistError::ImpossibleLength { claimed, held: h } => {
+            assert_eq!((*claimed, *h), (u64::MAX, held));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "file is corrupt: the header claims a payload of 18446744073709551615 bytes; the file holds {held} \
+             after the header"
+        )
+    );
+    // Just short of overflowing: an honest truncation, however unlikely.
+    let near = u64::MAX - HEADER_LEN as u64;
+    match decode(with_claimed_length(&bytes, near)) {
+        Err(PersistError::Truncated { expected, found }) => {
+            assert_eq!((expected, found), (u64::MAX, bytes.len() as u64));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Through the file too, and from a borrowed slice.
+    fs::write(dir.file(), with_claimed_length(&bytes, u64::MAX)).unwrap();
+    assert!(matches!(
+        load(&dir.0),
+        Err(PersistError::ImpossibleLength { .. })
+    ));
+    assert!(decode(bytes.clone()).is_ok());
+}
+
+/// The small real file the snapshot fuzz targets start from. Run when [`FORMAT_VERSION`] moves:
+/// `cargo test --lib write_the_fuzz_seed_snapshot -- --ignored`.
+#[test]
+#[ignore = "writes the fuzz seed corpus"]
+fn write_the_fuzz_seed_snapshot() {
+    let mut raw = raw();
+    raw.users.truncate(2);
+    raw.groups.truncate(1);
+    raw.members = StdHashMap::from([("g1".into(), vec!["u1".into(), "u2".into()])]);
+    raw.directories.truncate(1);
+    raw.directory_users = StdHashMap::from([("d1".into(), vec!["u2".into()])]);
+    raw.directory_groups = StdHashMap::from([("d1".into(), vec!["g1".into()])]);
+    let snapshot = build(raw, 3, t(1_700_000_000), None);
+    let dir = TestDir::new("fuzz-seed");
+    save(&dir.0, &snapshot, &opts()).unwrap();
+    let bytes = fs::read(dir.file()).unwrap();
+    decode(bytes.clone()).unwrap();
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    for target in ["snapshot", "snapshot_payload"] {
+        let dir = corpus.join(target);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("small-v{FORMAT_VERSION}.bin")), &bytes).unwrap();
+    }
+}

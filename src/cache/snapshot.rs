@@ -20,6 +20,8 @@ use sha2::{Digest, Sha256};
 
 use crate::jumpcloud::{JcDirectory, JcGroup, JcUser};
 use crate::mapping::{self, Entitlement, GroupMember, GroupRef, MappingOptions, UserContext};
+use crate::scim::ResourceKind;
+use crate::scim::attrs;
 
 /// Ids are shared strings: every map and index holds the same allocation.
 pub type Id = Arc<str>;
@@ -87,6 +89,14 @@ impl Kind {
     }
 }
 
+/// The SCIM resource kind of an entry kind.
+fn resource_kind(kind: Kind) -> ResourceKind {
+    match kind {
+        Kind::User => ResourceKind::User,
+        Kind::Group => ResourceKind::Group,
+    }
+}
+
 /// Where a Group entry comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupSource {
@@ -104,8 +114,11 @@ pub struct Entry {
     /// The full resource, `meta` included: set when the entry is derived, parsed from `bytes` on first use
     /// when it was restored from disk.
     json: OnceLock<Value>,
-    /// The resource serialised once, for answers with the default attribute set.
+    /// The resource serialised once, for answers with the default attribute set: without the attributes
+    /// the schemas return only on request.
     pub bytes: Bytes,
+    /// Those attributes (JSON, shaped like the resource), merged into [`Entry::json`].
+    pub extra: Option<Bytes>,
     /// Weak ETag from the content (equal to `meta.version`).
     pub etag: String,
     /// Hash of the content without `meta`.
@@ -618,6 +631,7 @@ impl Entry {
         kind: Kind,
         group_source: Option<GroupSource>,
         bytes: Bytes,
+        extra: Option<Bytes>,
         seen: Seen,
     ) -> Entry {
         Entry {
@@ -626,6 +640,7 @@ impl Entry {
             group_source,
             json: OnceLock::new(),
             bytes,
+            extra,
             etag: etag_of(&seen.hash),
             hash: seen.hash,
             created: seen.created,
@@ -638,8 +653,17 @@ impl Entry {
     pub fn json(&self) -> &Value {
         // The bytes are what serde_json wrote (checked by the snapshot file's checksum when restored), so
         // they parse.
-        self.json
-            .get_or_init(|| serde_json::from_slice(&self.bytes).unwrap_or(Value::Null))
+        self.json.get_or_init(|| {
+            let mut v = serde_json::from_slice(&self.bytes).unwrap_or(Value::Null);
+            if let Some(extra) = self
+                .extra
+                .as_ref()
+                .and_then(|x| serde_json::from_slice::<Value>(x).ok())
+            {
+                attrs::merge_request_only(&mut v, &extra, resource_kind(self.kind));
+            }
+            v
+        })
     }
 
     /// The content hash and times, carried to the next version of this resource.
@@ -749,9 +773,20 @@ impl Ctx<'_> {
         source: Option<GroupSource>,
         inputs: u64,
     ) -> Arc<Entry> {
-        // One serialisation serves the content hash and, with `meta` spliced in, the served bytes.
+        // One serialisation serves the content hash and, with `meta` spliced in, the served bytes; what the
+        // schemas return only on request is kept beside them, and hashed with them.
+        let extra = attrs::split_request_only(&mut resource, resource_kind(kind));
         let body = serde_json::to_vec(&resource).unwrap_or_default();
-        let hash = hash_bytes(&body);
+        let extra_bytes = extra
+            .as_ref()
+            .map(|x| Bytes::from(serde_json::to_vec(x).unwrap_or_default()));
+        let hash = match &extra_bytes {
+            Some(x) => hash_bytes(&[body.as_slice(), x].concat()),
+            None => hash_bytes(&body),
+        };
+        if let Some(x) = &extra {
+            attrs::merge_request_only(&mut resource, x, resource_kind(kind));
+        }
         if let Some(prev) = self.prev {
             let map = match kind {
                 Kind::User => &prev.users,
@@ -800,6 +835,7 @@ impl Ctx<'_> {
             group_source: source,
             json: OnceLock::from(resource),
             bytes,
+            extra: extra_bytes,
             etag,
             hash,
             created,
@@ -846,12 +882,7 @@ impl Ctx<'_> {
             });
         }
         groups.sort();
-        let manager_display = user
-            .manager
-            .as_deref()
-            .and_then(|m| data.users.get(m))
-            .map(|m| mapping::user_display(m, &self.opts.mapping));
-        let inputs = fingerprint(&(&groups, &entitlements, &manager_display));
+        let inputs = fingerprint(&(&groups, &entitlements));
         let same_record = |d: &Data| {
             d.users
                 .get(uid)
@@ -863,7 +894,6 @@ impl Ctx<'_> {
         let ctx = UserContext {
             groups: &groups,
             entitlements: &entitlements,
-            manager_display: manager_display.as_deref(),
         };
         let resource = mapping::user_to_scim(user, &ctx, &self.opts.mapping);
         let created = user
@@ -878,10 +908,10 @@ impl Ctx<'_> {
         users
             .into_iter()
             .filter_map(|u| {
-                self.data.users.get(&u).map(|ju| GroupMember {
-                    id: u.to_string(),
-                    display: mapping::user_display(ju, &self.opts.mapping),
-                })
+                self.data
+                    .users
+                    .contains_key(&u)
+                    .then(|| GroupMember { id: u.to_string() })
             })
             .collect()
     }

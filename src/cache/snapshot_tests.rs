@@ -101,19 +101,34 @@ fn build_derives_resources_edges_and_indexes() {
     assert!(s.indexes.email["bob@example.com"].contains("u2"));
     assert!(s.indexes.group_name["engineering"].contains("g1"));
     assert_eq!(s.indexes.member_of["u1"].len(), 2);
-    // Manager display and reports.
+    // Manager reference and reports.
     assert_eq!(
         s.get(Kind::User, "u2").unwrap().json()["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]
-            ["manager"]["displayName"],
-        "ALICE"
+            ["manager"],
+        serde_json::json!({"value": "u1", "$ref": "http://localhost/scim/v2/Users/u1"})
+    );
+    // The account state is returned on request: kept beside the served bytes, seen by filters.
+    let alice = s.get(Kind::User, "u1").unwrap();
+    let served: serde_json::Value = serde_json::from_slice(&alice.bytes).unwrap();
+    assert!(
+        served["urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:User"]
+            .get("state")
+            .is_none()
+    );
+    assert_eq!(
+        alice.json()["urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:User"]["state"],
+        "ACTIVATED"
     );
     assert_eq!(s.data.reports["u1"].len(), 2);
     // Meta and bytes agree.
     let e = s.get(Kind::User, "u1").unwrap();
     assert_eq!(e.json()["meta"]["version"], e.etag.as_str());
+    // The bytes are the whole resource without what is returned only on request.
+    let mut default = e.json().clone();
+    crate::scim::attrs::split_request_only(&mut default, crate::scim::ResourceKind::User);
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&e.bytes).unwrap(),
-        *e.json()
+        default
     );
     assert_eq!(
         s.list(Kind::User)
@@ -177,20 +192,18 @@ fn with_changes_rederives_only_what_shows_the_change() {
         ..Touched::default()
     };
     let s2 = s1.with_changes(data, &touched, 2, t(2000), &opts());
-    // Bob's manager display changed, Engineering's member display changed; Carol's manager display too.
-    let bob = &s2.get(Kind::User, "u2").unwrap().json();
     assert_eq!(
-        bob["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]["displayName"],
+        s2.get(Kind::User, "u1").unwrap().json()["name"]["givenName"],
         "Alicia"
     );
-    let eng = &s2.get(Kind::Group, "g1").unwrap().json();
-    assert!(
-        eng["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["display"] == "Alicia")
-    );
+    // Others name Alice by id only: Bob's entry and Engineering's say what they said.
+    for (kind, id) in [(Kind::User, "u2"), (Kind::Group, "g1")] {
+        assert_eq!(
+            s1.get(kind, id).unwrap().etag,
+            s2.get(kind, id).unwrap().etag,
+            "{id}"
+        );
+    }
     // Sales does not list Alice: shared.
     assert!(Arc::ptr_eq(
         s1.get(Kind::Group, "g2").unwrap(),

@@ -31,7 +31,8 @@ use crate::mapping::write::{DesiredUser, desired_user, is_noop, user_write};
 use crate::mapping::{self, MappingOptions, urn};
 use crate::scim::ResourceKind;
 use crate::scim::error::ScimError;
-use crate::scim::patch::{MembershipChange, apply_patch};
+use crate::scim::error::excerpt;
+use crate::scim::patch::{MembershipChange, PatchOptions, apply_patch};
 
 /// Lock stripes: enough that unrelated writes rarely wait on each other.
 const STRIPES: usize = 64;
@@ -47,6 +48,10 @@ pub struct WriteSettings {
     pub mapping: MappingOptions,
     /// A write answers within this, whatever JumpCloud does (clients give up at 60 s).
     pub deadline: Duration,
+    /// PATCH bounds and reference resolution.
+    pub patch: PatchOptions,
+    /// PATCH applications running at once, on blocking threads rather than the async workers.
+    pub cpu_tasks: usize,
 }
 
 /// Carries SCIM writes to JumpCloud and publishes their results.
@@ -57,6 +62,8 @@ pub struct Writer {
     stripes: Vec<Mutex<()>>,
     /// Retries for updates (absolute values) and idempotent edges.
     retry: RetryPolicy,
+    /// Bounds CPU-heavy work (PATCH application) taken off the async workers.
+    cpu: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -162,17 +169,7 @@ pub fn upstream_error(e: &JcError, what: &str) -> WriteError {
             message,
             field_violations,
             ..
-        } => {
-            if let Some((field, rule)) = field_violations.first() {
-                WriteError::from(ScimError::invalid_value(format!(
-                    "JumpCloud refused {field}: {rule}"
-                )))
-            } else {
-                WriteError::from(ScimError::invalid_value(format!(
-                    "JumpCloud refused {what}: {message}"
-                )))
-            }
-        }
+        } => WriteError::from(refusal(what, message, field_violations)),
         JcError::NotFound { .. } => WriteError::from(ScimError::not_found(format!(
             "{what}: no longer exists in JumpCloud"
         ))),
@@ -199,6 +196,50 @@ pub fn upstream_error(e: &JcError, what: &str) -> WriteError {
             ),
             retry_after: Some(Duration::from_secs(30)),
         },
+    }
+}
+
+/// The SCIM attribute a JumpCloud user field holds (the names a JumpCloud 400 uses).
+fn scim_attribute(field: &str) -> &str {
+    match field {
+        "username" => "userName (the JumpCloud username derived from it)",
+        "email" | "alternateEmail" => "emails",
+        "firstname" => "name.givenName",
+        "middlename" => "name.middleName",
+        "lastname" => "name.familyName",
+        "displayname" => "displayName",
+        "jobTitle" => "title",
+        "employeeType" => "userType",
+        "employeeIdentifier" => {
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"
+        }
+        "company" => "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:organization",
+        "costCenter" => "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter",
+        "department" => "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+        "manager" => "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+        "description" => "urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:User:description",
+        "attributes" => "userName or externalId (kept in JumpCloud custom attributes)",
+        "name" => "displayName",
+        other => other,
+    }
+}
+
+/// A JumpCloud 400, named by what it concerns: the password policy only for the password, otherwise the
+/// field JumpCloud named, or JumpCloud's own words.
+pub fn refusal(what: &str, message: &str, field_violations: &[(String, String)]) -> ScimError {
+    match field_violations.first() {
+        Some((field, rule)) if field.eq_ignore_ascii_case("password") => {
+            ScimError::invalid_value(format!(
+                "JumpCloud's password policy refused the password: {}",
+                excerpt(rule)
+            ))
+        }
+        Some((field, rule)) => ScimError::invalid_value(format!(
+            "JumpCloud refused {}: {}",
+            scim_attribute(field),
+            excerpt(rule)
+        )),
+        None => ScimError::invalid_value(format!("JumpCloud refused {what}: {}", excerpt(message))),
     }
 }
 
@@ -235,13 +276,36 @@ impl Writer {
         Self {
             store,
             client,
-            settings,
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             retry: RetryPolicy {
                 max_attempts: 3,
                 ..RetryPolicy::default()
             },
+            cpu: Arc::new(tokio::sync::Semaphore::new(settings.cpu_tasks.max(1))),
+            settings,
         }
+    }
+
+    /// Apply a PATCH to an entry on a blocking thread (at most `cpu_tasks` at once), so that however large
+    /// it is, the async workers keep answering everyone else.
+    async fn apply_off_runtime(
+        &self,
+        entry: &Arc<Entry>,
+        body: &Value,
+        kind: ResourceKind,
+    ) -> Result<crate::scim::PatchOutcome, WriteError> {
+        let _permit = self.cpu.acquire().await.map_err(|_| not_ready())?;
+        let (entry, body, options) = (entry.clone(), body.clone(), self.settings.patch.clone());
+        tokio::task::spawn_blocking(move || apply_patch(entry.json(), &body, kind, &options))
+            .await
+            .map_err(|_| {
+                WriteError::from(ScimError::new(
+                    500,
+                    None,
+                    "the PATCH could not be applied; nothing was changed",
+                ))
+            })?
+            .map_err(WriteError::from)
     }
 
     async fn lock(&self, key: &str) -> MutexGuard<'_, ()> {
@@ -427,6 +491,46 @@ impl Writer {
         Ok(())
     }
 
+    /// The manager must be a user of this directory (and not the user itself), checked before anything
+    /// goes upstream.
+    fn check_manager(snap: &Snapshot, d: &DesiredUser, id: Option<&str>) -> Result<(), WriteError> {
+        let Some(m) = &d.manager else { return Ok(()) };
+        if Some(m.as_str()) == id {
+            return Err(ScimError::invalid_value(format!(
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager: a user cannot be its own \
+                 manager ({})",
+                excerpt(m)
+            ))
+            .into());
+        }
+        if !snap.data.users.contains_key(m.as_str()) {
+            return Err(ScimError::invalid_value(format!(
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager: {} is not a user of this \
+                 directory",
+                excerpt(m)
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Multi-valued attributes hold at most `limits.multi_values` values.
+    fn check_capacity(&self, d: &DesiredUser) -> Result<(), WriteError> {
+        let max = self.settings.patch.max_multi;
+        for (name, n) in [
+            ("phoneNumbers", d.phone_numbers.len()),
+            ("addresses", d.addresses.len()),
+        ] {
+            if n > max {
+                return Err(ScimError::invalid_value(format!(
+                    "{name} holds {n} values; this service keeps at most {max} (limits.multi_values)"
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
     /// Find a user JumpCloud holds by one field, for resolving ambiguous and refused creates.
     async fn find_user(&self, field: &str, value: &str) -> Result<Option<JcUser>, JcError> {
         Ok(self
@@ -439,11 +543,14 @@ impl Writer {
 
     /// `POST /Users`.
     pub async fn create_user(&self, body: &Value) -> Result<Written, WriteError> {
-        let d = desired_user(body).map_err(|e| ScimError::invalid_value(e.0))?;
+        let d = desired_user(body, &self.settings.mapping)
+            .map_err(|e| ScimError::invalid_value(e.0))?;
         Self::require_email(&d)?;
+        self.check_capacity(&d)?;
         let _guard = self.lock(&d.user_name).await;
         let snap = self.snapshot().await?;
         Self::check_user_unique(&snap, &d, None)?;
+        Self::check_manager(&snap, &d, None)?;
         let username = self.username_for(&snap, &d, None)?;
         let write = user_write(&d, None, Some(&username), &self.settings.mapping);
         let created = self
@@ -535,15 +642,18 @@ impl Writer {
         username: &str,
         e: &JcError,
     ) -> WriteError {
+        // A password refusal is about the password; anything else may be a duplicate JumpCloud words
+        // its own way, so look first.
         if let JcError::Rejected {
-            field_violations, ..
+            message,
+            field_violations,
+            ..
         } = e
-            && let Some((field, rule)) = field_violations.first()
+            && field_violations
+                .first()
+                .is_some_and(|(f, _)| f.eq_ignore_ascii_case("password"))
         {
-            return ScimError::invalid_value(format!(
-                "JumpCloud's password policy refused {field}: {rule}"
-            ))
-            .into();
+            return refusal("the create", message, field_violations).into();
         }
         let mut probes: Vec<(&str, &str, &str)> =
             vec![("username", username, "JumpCloud username")];
@@ -589,24 +699,25 @@ impl Writer {
         let current = snap.data.users.get(id).cloned().ok_or_else(|| {
             WriteError::from(ScimError::not_found(format!("User {id} not found")))
         })?;
-        let d = desired_user(resource).map_err(|e| ScimError::invalid_value(e.0))?;
+        let d = desired_user(resource, &self.settings.mapping)
+            .map_err(|e| ScimError::invalid_value(e.0))?;
         Self::require_email(&d)?;
+        self.check_capacity(&d)?;
         Self::check_user_unique(snap, &d, Some(id))?;
+        Self::check_manager(snap, &d, Some(id))?;
         let served = mapping::served_user_name(&current, &self.settings.mapping);
         let username = if served != d.user_name {
             Some(self.username_for(snap, &d, Some(id))?)
         } else {
             None
         };
-        if let Some(m) = &d.manager
-            && m != id
-            && !snap.data.users.contains_key(m.as_str())
-        {
-            return Err(ScimError::invalid_value(format!("manager {m:?} is not a user")).into());
-        }
         for g in membership.added.iter().chain(&membership.removed) {
             if !snap.groups.contains_key(g.as_str()) {
-                return Err(ScimError::invalid_value(format!("group {g:?} does not exist")).into());
+                return Err(ScimError::invalid_value(format!(
+                    "groups: {} is not a group of this directory",
+                    excerpt(g)
+                ))
+                .into());
             }
         }
         let write = user_write(
@@ -660,7 +771,9 @@ impl Writer {
         if_match: Option<&str>,
     ) -> Result<Written, WriteError> {
         let (_guard, snap, entry) = self.begin(Kind::User, id, if_match).await?;
-        let outcome = apply_patch(entry.json(), body, ResourceKind::User)?;
+        let outcome = self
+            .apply_off_runtime(&entry, body, ResourceKind::User)
+            .await?;
         if !outcome.changed && outcome.membership.is_empty() {
             return Ok(Written {
                 entry,
@@ -740,7 +853,7 @@ impl Writer {
     }
 
     /// What a SCIM Group body says.
-    fn desired_group(body: &Value) -> Result<DesiredGroup, WriteError> {
+    fn desired_group(&self, body: &Value) -> Result<DesiredGroup, WriteError> {
         let Value::Object(obj) = body else {
             return Err(ScimError::invalid_syntax("the request body must be a JSON object").into());
         };
@@ -782,13 +895,15 @@ impl Writer {
         let members = match get("members") {
             None | Some(Value::Null) => None,
             Some(Value::Array(a)) => {
-                let mut ids = Vec::new();
+                let refs = &self.settings.patch.refs;
+                let mut ids = Vec::with_capacity(a.len());
                 for m in a {
-                    match m.get("value") {
-                        Some(Value::String(v)) => ids.push(v.clone()),
-                        _ => {
+                    match refs.element_id("members", m)? {
+                        Some(id) => ids.push(id),
+                        None => {
                             return Err(ScimError::invalid_value(format!(
-                                "each member needs a value (a user id), got {m}"
+                                "each member needs a value (a user id) or a $ref, got {}",
+                                excerpt(&m.to_string())
                             ))
                             .into());
                         }
@@ -835,7 +950,11 @@ impl Writer {
     fn check_members_exist(snap: &Snapshot, ids: &[String]) -> Result<(), WriteError> {
         for m in ids {
             if !snap.data.users.contains_key(m.as_str()) {
-                return Err(ScimError::invalid_value(format!("member {m:?} is not a user")).into());
+                return Err(ScimError::invalid_value(format!(
+                    "members: {} is not a user of this directory",
+                    excerpt(m)
+                ))
+                .into());
             }
         }
         Ok(())
@@ -848,7 +967,7 @@ impl Writer {
             external_id,
             description,
             members,
-        } = Self::desired_group(body)?;
+        } = self.desired_group(body)?;
         let _guard = self.lock(&format!("group:{name}")).await;
         let snap = self.snapshot().await?;
         Self::check_group_name_free(&snap, &name, None)?;
@@ -1118,7 +1237,7 @@ impl Writer {
             external_id,
             description,
             members,
-        } = Self::desired_group(body)?;
+        } = self.desired_group(body)?;
         let gid = ident(id);
         if entry.group_source == Some(GroupSource::Directory) {
             let current = entry
@@ -1155,14 +1274,16 @@ impl Writer {
         if_match: Option<&str>,
     ) -> Result<Written, WriteError> {
         let (_guard, snap, entry) = self.begin(Kind::Group, id, if_match).await?;
-        let outcome = apply_patch(entry.json(), body, ResourceKind::Group)?;
+        let outcome = self
+            .apply_off_runtime(&entry, body, ResourceKind::Group)
+            .await?;
         let gid = ident(id);
         let DesiredGroup {
             name,
             external_id,
             description,
             ..
-        } = Self::desired_group(&outcome.resource)?;
+        } = self.desired_group(&outcome.resource)?;
         if entry.group_source == Some(GroupSource::Directory) {
             let current = entry
                 .json()

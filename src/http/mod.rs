@@ -7,6 +7,7 @@ mod oauth;
 mod ops;
 mod scim_read;
 mod scim_write;
+pub mod server;
 mod support;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use tower_http::request_id::{
 use tower_http::trace::TraceLayer;
 
 use crate::audit::Audit;
+use crate::auth::throttle::FailedAuth;
 use crate::auth::{AuthError, Authenticator};
 use crate::cache::Store;
 use crate::directory::pins::Pins;
@@ -38,10 +40,31 @@ use crate::telemetry::{self, Metrics};
 pub struct HttpSettings {
     /// SCIM base URL (`…/scim/v2`), for `meta.location` and discovery documents.
     pub scim_base: String,
+    /// The largest `count` honoured.
     pub max_count: usize,
+    /// The most resources one answer holds (a list without `count`).
+    pub max_results: usize,
     pub body_bytes: usize,
+    /// Deepest JSON nesting a body may have.
+    pub json_depth: usize,
     /// Answers slower than this become 503: every client gives up at 60 s.
     pub request_timeout: Duration,
+    /// What `/ServiceProviderConfig` advertises.
+    pub capabilities: crate::scim::discovery::Capabilities,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            scim_base: "http://localhost/scim/v2".into(),
+            max_count: 1000,
+            max_results: 100_000,
+            body_bytes: 1_048_576,
+            json_depth: 32,
+            request_timeout: Duration::from_secs(55),
+            capabilities: crate::scim::discovery::Capabilities::default(),
+        }
+    }
 }
 
 /// Everything handlers share. Cheap to clone.
@@ -60,6 +83,8 @@ pub struct AppState {
     pub audit: Arc<Audit>,
     /// Everything `/metrics` reports.
     pub metrics: Arc<Metrics>,
+    /// Failed authentications by credential name.
+    pub failed_auth: Arc<FailedAuth>,
 }
 
 /// Request ids: a process-unique counter is enough to correlate log lines.
@@ -137,14 +162,25 @@ async fn deadline(State(limit): State<Duration>, req: Request, next: Next) -> Re
     }
 }
 
-/// Every `/scim/v2` route needs a credential; the principal goes into the request's extensions.
+/// Every `/scim/v2` route needs a credential; the principal goes into the request's extensions. A name that
+/// failed too often is answered 429 with `Retry-After` before its credential is looked at.
 async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    match state.auth.authenticate(req.headers()) {
+    let peer = req.extensions().get::<server::PeerAddr>().map(|p| p.0.ip());
+    let name = crate::auth::failure_name(req.headers(), peer);
+    if let Some(wait) = state.failed_auth.blocked(&name) {
+        return too_many_failures(wait);
+    }
+    match state.auth.authenticate_async(req.headers()).await {
         Ok(p) => {
             req.extensions_mut().insert(p);
             next.run(req).await
         }
         Err(e) => {
+            if e == AuthError::Invalid
+                && let Some(wait) = state.failed_auth.failed(&name)
+            {
+                return too_many_failures(wait);
+            }
             let detail = match e {
                 AuthError::Missing => "authentication required: send Authorization: Bearer <token>",
                 AuthError::Invalid => "the credential presented is not valid",
@@ -157,6 +193,21 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
             resp
         }
     }
+}
+
+/// 429 for a credential name that failed too often.
+pub(crate) fn too_many_failures(wait: Duration) -> Response {
+    let mut resp = ScimError::new(
+        429,
+        None,
+        "this credential failed to authenticate too many times; wait before trying again \
+         (limits.auth_failures_per_minute)",
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+        resp.headers_mut().insert("retry-after", v);
+    }
+    resp
 }
 
 /// Every SCIM answer says which snapshot version it was made from and how old it is (handlers that read a

@@ -32,6 +32,11 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };
+    // Guessing a client's secret runs at the failure rate of its client id (see `auth::throttle`).
+    let name = format!("client:{}", req.client_id.as_deref().unwrap_or_default());
+    if let Some(wait) = state.failed_auth.blocked(&name) {
+        return super::too_many_failures(wait);
+    }
     match issue(issuer, &req) {
         Ok(issued) => {
             tracing::info!(
@@ -49,6 +54,11 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
                 "refused an OAuth token request: {}",
                 e.description()
             );
+            if matches!(e, OAuthError::InvalidClient(_))
+                && let Some(wait) = state.failed_auth.failed(&name)
+            {
+                return super::too_many_failures(wait);
+            }
             error_response(&e)
         }
     }

@@ -207,7 +207,7 @@ async fn list_kind(
     }
     let params = params_of(&q);
     let query = match Query::parse(&params, resource_kind(kind), state.settings.max_count) {
-        Ok(q) => q,
+        Ok(q) => bounded(q, state.settings.max_results),
         Err(e) => return error(e),
     };
     index_page(state, principal, kind, &params, &query, latest)
@@ -304,9 +304,30 @@ async fn list_groups(
     list_kind(&state, &p, Kind::Group, raw).await
 }
 
+/// A list without `count` gets every match up to `paging.max_results` (`totalResults` still counts all).
+fn bounded(mut query: Query, max_results: usize) -> Query {
+    query.paging.count.get_or_insert(max_results);
+    query
+}
+
+/// A `SearchRequest` body's parameters, refused before parsing when it nests too deep.
+fn search_params(body: &Bytes, depth: usize) -> Result<QueryParams, ScimError> {
+    if super::support::nests_deeper_than(body, depth) {
+        return Err(ScimError::invalid_syntax(format!(
+            "the request body nests arrays and objects more than {depth} deep (limits.json_depth)"
+        )));
+    }
+    QueryParams::from_search_body(body)
+}
+
 /// A `SearchRequest` body as one parsed query per resource kind.
-fn search_query(body: &Bytes, kinds: &[Kind], max_count: usize) -> Result<Vec<Query>, ScimError> {
-    let params = QueryParams::from_search_body(body)?;
+fn search_query(
+    body: &Bytes,
+    kinds: &[Kind],
+    max_count: usize,
+    depth: usize,
+) -> Result<Vec<Query>, ScimError> {
+    let params = search_params(body, depth)?;
     kinds
         .iter()
         .map(|k| Query::parse(&params, resource_kind(*k), max_count))
@@ -317,11 +338,11 @@ async fn search_kind(state: &AppState, principal: &Principal, kind: Kind, body: 
     let Some(latest) = state.store.load() else {
         return not_ready();
     };
-    let parsed = QueryParams::from_search_body(&body).and_then(|p| {
+    let parsed = search_params(&body, state.settings.json_depth).and_then(|p| {
         Query::parse(&p, resource_kind(kind), state.settings.max_count).map(|q| (p, q))
     });
     let (params, query) = match parsed {
-        Ok(pq) => pq,
+        Ok((p, q)) => (p, bounded(q, state.settings.max_results)),
         Err(e) => return error(e),
     };
     index_page(state, principal, kind, &params, &query, latest)
@@ -348,7 +369,12 @@ async fn search_root(State(state): State<AppState>, body: Bytes) -> Response {
     let Some(snap) = state.store.load() else {
         return not_ready();
     };
-    let queries = match search_query(&body, &[Kind::User, Kind::Group], state.settings.max_count) {
+    let queries = match search_query(
+        &body,
+        &[Kind::User, Kind::Group],
+        state.settings.max_count,
+        state.settings.json_depth,
+    ) {
         Ok(q) => q,
         Err(e) => return error(e),
     };
@@ -362,7 +388,7 @@ async fn search_root(State(state): State<AppState>, body: Bytes) -> Response {
         let page = read::list(&snap, kind, &unpaged);
         all.extend(page.items.into_iter().map(|e| (e, kind)));
     }
-    let paging = &queries[0].paging;
+    let paging = &bounded(queries[0].clone(), state.settings.max_results).paging;
     let total = all.len();
     let window = paging.window(total);
     let mut users = ListPage {
@@ -467,6 +493,7 @@ fn list_of(resources: Vec<Value>) -> Response {
 async fn service_provider_config(State(state): State<AppState>) -> Response {
     json_response(&discovery::service_provider_config(
         &state.settings.scim_base,
+        &state.settings.capabilities,
     ))
 }
 

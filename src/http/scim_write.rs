@@ -12,7 +12,9 @@ use axum::routing::{post, put};
 use serde_json::Value;
 
 use super::AppState;
-use super::support::{add_snapshot_headers, entry_bytes, query_map, scim_response, selection};
+use super::support::{
+    add_snapshot_headers, entry_bytes, json_object, query_map, scim_response, selection,
+};
 use crate::audit::AuditRecord;
 use crate::auth::Principal;
 use crate::cache::Kind;
@@ -84,7 +86,7 @@ async fn require_write(State(_): State<AppState>, req: Request, next: Next) -> R
 }
 
 /// Parse a JSON body sent as `application/scim+json` or `application/json` (any charset).
-fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ScimError> {
+fn json_body(headers: &HeaderMap, body: &Bytes, depth: usize) -> Result<Value, ScimError> {
     if let Some(ct) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -103,13 +105,13 @@ fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ScimError> {
                 415,
                 None,
                 format!(
-                    "Content-Type {ct} is not supported; send application/scim+json or application/json"
+                    "Content-Type {} is not supported; send application/scim+json or application/json",
+                    crate::scim::error::excerpt(ct)
                 ),
             ));
         }
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
+    json_object(body, depth)
 }
 
 fn if_match(headers: &HeaderMap) -> Option<String> {
@@ -170,7 +172,7 @@ async fn create_user(
 ) -> Response {
     respond(
         async {
-            let v = json_body(&headers, &body)?;
+            let v = json_body(&headers, &body, state.settings.json_depth)?;
             let w = state.writer.create_user(&v).await?;
             Ok(render(
                 &w,
@@ -193,7 +195,7 @@ async fn replace_user(
 ) -> Response {
     respond(
         async {
-            let v = json_body(&headers, &body)?;
+            let v = json_body(&headers, &body, state.settings.json_depth)?;
             let w = state
                 .writer
                 .replace_user(&id, &v, if_match(&headers).as_deref())
@@ -219,7 +221,7 @@ async fn patch_user(
 ) -> Response {
     respond(
         async {
-            let v = json_body(&headers, &body)?;
+            let v = json_body(&headers, &body, state.settings.json_depth)?;
             let w = state
                 .writer
                 .patch_user(&id, &v, if_match(&headers).as_deref())
@@ -261,7 +263,7 @@ async fn create_group(
 ) -> Response {
     respond(
         async {
-            let v = json_body(&headers, &body)?;
+            let v = json_body(&headers, &body, state.settings.json_depth)?;
             let w = state.writer.create_group(&v).await?;
             Ok(render(
                 &w,
@@ -284,7 +286,7 @@ async fn replace_group(
 ) -> Response {
     respond(
         async {
-            let v = json_body(&headers, &body)?;
+            let v = json_body(&headers, &body, state.settings.json_depth)?;
             let w = state
                 .writer
                 .replace_group(&id, &v, if_match(&headers).as_deref())
@@ -312,7 +314,7 @@ async fn patch_group(
 ) -> Response {
     respond(
         async {
-            let v = json_body(&headers, &body)?;
+            let v = json_body(&headers, &body, state.settings.json_depth)?;
             let w = state
                 .writer
                 .patch_group(&id, &v, if_match(&headers).as_deref())

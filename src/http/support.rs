@@ -122,6 +122,54 @@ pub fn entry_bytes(e: &Entry, attrs: &AttrSelection, kind: Kind) -> Bytes {
     }
 }
 
+/// Whether a JSON text nests arrays and objects deeper than `limit` (strings are skipped; the text need
+/// not be valid JSON). One pass, no allocation: it runs before the parser, which would recurse.
+pub fn nests_deeper_than(bytes: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A JSON request body as a SCIM endpoint takes it: not nested deeper than `depth`, valid JSON, and an
+/// object (a resource, a PatchOp or a SearchRequest). Every refusal is 400 `invalidSyntax`.
+pub fn json_object(body: &[u8], depth: usize) -> Result<serde_json::Value, ScimError> {
+    if nests_deeper_than(body, depth) {
+        return Err(ScimError::invalid_syntax(format!(
+            "the request body nests arrays and objects more than {depth} deep (limits.json_depth)"
+        )));
+    }
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
+    })?;
+    if !v.is_object() {
+        return Err(ScimError::invalid_syntax(
+            "the request body must be a JSON object (a SCIM resource, a PatchOp or a SearchRequest)",
+        ));
+    }
+    Ok(v)
+}
+
 /// A SCIM error as a response (for `?`-style returns in handlers).
 pub fn error(e: ScimError) -> Response {
     e.into_response()
@@ -138,6 +186,24 @@ mod tests {
         assert_eq!(q["startindex"], "2");
         assert_eq!(q["count"], "");
         assert!(query_map(Some("filter=%zz")).is_err());
+    }
+
+    #[test]
+    fn json_bodies_are_bounded_objects() {
+        assert!(!nests_deeper_than(br#"{"a": [{"b": "[[[[[["}]}"#, 3));
+        assert!(nests_deeper_than(br#"{"a": [{"b": [1]}]}"#, 3));
+        assert!(!nests_deeper_than(br#"{"a": "\"[[[[", "b": 1}"#, 1));
+        let deep = "[".repeat(100_000);
+        let e = json_object(deep.as_bytes(), 32).unwrap_err();
+        assert!(e.detail.contains("limits.json_depth"), "{}", e.detail);
+        for bad in [&b"[1, 2]"[..], b"\"x\"", b"nope"] {
+            let e = json_object(bad, 32).unwrap_err();
+            assert_eq!(
+                e.scim_type,
+                Some(scim_v2::models::errors::ScimType::InvalidSyntax)
+            );
+        }
+        assert!(json_object(br#"{"userName": "a"}"#, 32).is_ok());
     }
 
     #[test]

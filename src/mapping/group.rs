@@ -5,11 +5,10 @@ use serde_json::{Map, Value, json};
 use super::{MappingOptions, directory_type_name, present, urn};
 use crate::jumpcloud::{JcDirectory, JcGroup};
 
-/// One member as shown in `Group.members`.
+/// One member as shown in `Group.members`: a user id (its `$ref` is derived from it).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct GroupMember {
     pub id: String,
-    pub display: String,
 }
 
 /// The externalId kept in the JumpCloud group's free-form `attributes`.
@@ -30,8 +29,6 @@ fn members_json(members: &[GroupMember], opts: &MappingOptions) -> Value {
                 json!({
                     "value": m.id,
                     "$ref": format!("{}/Users/{}", opts.scim_base, m.id),
-                    "display": m.display,
-                    "type": "User",
                 })
             })
             .collect(),
@@ -100,16 +97,13 @@ mod tests {
             attributes: Some(attrs),
             ..Default::default()
         };
-        let members = vec![GroupMember {
-            id: "u1".into(),
-            display: "Jane Doe".into(),
-        }];
+        let members = vec![GroupMember { id: "u1".into() }];
         let v = group_to_scim(&g, &members, &opts);
         assert_eq!(v["displayName"], "Engineering");
         assert_eq!(v["externalId"], "ext-9");
         assert_eq!(
             v["members"],
-            json!([{"value": "u1", "$ref": "http://localhost/scim/v2/Users/u1", "display": "Jane Doe", "type": "User"}])
+            json!([{"value": "u1", "$ref": "http://localhost/scim/v2/Users/u1"}])
         );
         assert_eq!(
             v[urn::JC_GROUP],

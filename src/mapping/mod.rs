@@ -29,6 +29,19 @@ pub mod urn {
 /// from the lower-cased address JumpCloud stores, so the value a client wrote is the value it reads.
 pub const EMAIL_CASE_ATTRIBUTE: &str = "scimEmail";
 
+/// JumpCloud custom attribute keeping `emails` exactly as a client wrote them (JSON), when that differs
+/// from JumpCloud's own two addresses as `work` (primary) and `other`.
+pub const EMAILS_ATTRIBUTE: &str = "scimEmails";
+
+/// JumpCloud custom attribute keeping `name.formatted` exactly as a client wrote it.
+pub const NAME_FORMATTED_ATTRIBUTE: &str = "scimNameFormatted";
+
+/// The longest string JumpCloud holds in a user's text fields and custom attribute values.
+pub const MAX_TEXT: usize = 1024;
+
+/// The longest `employeeIdentifier` JumpCloud holds.
+pub const MAX_EMPLOYEE_ID: usize = 256;
+
 /// Settings the mapping needs from the configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MappingOptions {

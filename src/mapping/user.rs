@@ -31,8 +31,6 @@ pub struct UserContext<'a> {
     /// Groups (and directories listed as groups), sorted for a stable representation.
     pub groups: &'a [GroupRef],
     pub entitlements: &'a [Entitlement],
-    /// The manager's display name, when the manager is a known user.
-    pub manager_display: Option<&'a str>,
 }
 
 /// The value of a JumpCloud custom attribute.
@@ -42,6 +40,66 @@ fn custom_attribute<'a>(user: &'a JcUser, name: &str) -> Option<&'a str> {
         .find(|a| a.name == name)
         .map(|a| a.value.as_str())
         .filter(|v| !v.is_empty())
+}
+
+/// `name.formatted`: exactly what a client wrote; derived from the name's parts only for a user no client
+/// has written through this service (one created in JumpCloud itself, without our userName attribute).
+fn formatted_name(user: &JcUser, opts: &MappingOptions) -> Option<String> {
+    if let Some(f) = custom_attribute(user, super::NAME_FORMATTED_ATTRIBUTE) {
+        return Some(f.to_string());
+    }
+    if custom_attribute(user, &opts.username_attribute).is_some() {
+        return None;
+    }
+    let parts: Vec<&str> = [
+        present(&user.firstname),
+        present(&user.middlename),
+        present(&user.lastname),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// `emails` as a client wrote them (values, types, primary flags, order), while they still name the addresses
+/// JumpCloud holds; otherwise JumpCloud's two addresses as `work` (primary) and `other`.
+fn served_emails(user: &JcUser) -> Vec<Value> {
+    let held: Vec<String> = [Some(user.email.as_str()), present(&user.alternate_email)]
+        .into_iter()
+        .flatten()
+        .filter(|e| !e.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    if let Some(written) = custom_attribute(user, super::EMAILS_ATTRIBUTE)
+        .and_then(|j| serde_json::from_str::<Vec<Value>>(j).ok())
+    {
+        let mut named: Vec<String> = written
+            .iter()
+            .filter_map(|e| e.get("value").and_then(Value::as_str))
+            .map(str::to_lowercase)
+            .collect();
+        named.sort();
+        named.dedup();
+        let mut want = held.clone();
+        want.sort();
+        want.dedup();
+        if named == want && !written.is_empty() {
+            return written;
+        }
+    }
+    let mut emails = Vec::new();
+    if !user.email.is_empty() {
+        // JumpCloud lower-cases emails; serve the client's spelling while it still names the same address.
+        let value = custom_attribute(user, super::EMAIL_CASE_ATTRIBUTE)
+            .filter(|v| v.to_lowercase() == user.email.to_lowercase())
+            .unwrap_or(&user.email);
+        emails.push(json!({"value": value, "type": "work", "primary": true}));
+    }
+    if let Some(alt) = present(&user.alternate_email) {
+        emails.push(json!({"value": alt, "type": "other"}));
+    }
+    emails
 }
 
 /// The userName we serve: the client's exact userName when we created or renamed the user, else JumpCloud's username.
@@ -88,9 +146,8 @@ pub fn user_to_scim(user: &JcUser, ctx: &UserContext<'_>, opts: &MappingOptions)
         present(&user.middlename),
         present(&user.lastname),
     );
-    let formatted: Vec<&str> = [given, middle, family].into_iter().flatten().collect();
-    if !formatted.is_empty() {
-        name.insert("formatted".into(), Value::from(formatted.join(" ")));
+    if let Some(f) = formatted_name(user, opts) {
+        name.insert("formatted".into(), Value::from(f));
     }
     if let Some(v) = family {
         name.insert("familyName".into(), Value::from(v));
@@ -115,17 +172,7 @@ pub fn user_to_scim(user: &JcUser, ctx: &UserContext<'_>, opts: &MappingOptions)
     }
     out.insert("active".into(), Value::Bool(is_active(user)));
 
-    let mut emails = Vec::new();
-    if !user.email.is_empty() {
-        // JumpCloud lower-cases emails; serve the client's spelling while it still names the same address.
-        let value = custom_attribute(user, super::EMAIL_CASE_ATTRIBUTE)
-            .filter(|v| v.to_lowercase() == user.email.to_lowercase())
-            .unwrap_or(&user.email);
-        emails.push(json!({"value": value, "type": "work", "primary": true}));
-    }
-    if let Some(alt) = present(&user.alternate_email) {
-        emails.push(json!({"value": alt, "type": "other"}));
-    }
+    let emails = served_emails(user);
     if !emails.is_empty() {
         out.insert("emails".into(), Value::Array(emails));
     }
@@ -214,16 +261,10 @@ pub fn user_to_scim(user: &JcUser, ctx: &UserContext<'_>, opts: &MappingOptions)
         enterprise.insert("department".into(), Value::from(v));
     }
     if let Some(m) = present(&user.manager) {
-        let mut manager = Map::new();
-        manager.insert("value".into(), Value::from(m));
-        manager.insert(
-            "$ref".into(),
-            Value::from(format!("{}/Users/{m}", opts.scim_base)),
+        enterprise.insert(
+            "manager".into(),
+            json!({"value": m, "$ref": format!("{}/Users/{m}", opts.scim_base)}),
         );
-        if let Some(d) = ctx.manager_display {
-            manager.insert("displayName".into(), Value::from(d));
-        }
-        enterprise.insert("manager".into(), Value::Object(manager));
     }
     if !enterprise.is_empty() {
         schemas.push(Value::from(urn::ENTERPRISE));
@@ -231,7 +272,7 @@ pub fn user_to_scim(user: &JcUser, ctx: &UserContext<'_>, opts: &MappingOptions)
     }
 
     let admin = user.admin.as_ref().is_some_and(|a| !a.is_null());
-    let jc = json!({
+    let mut jc = json!({
         "state": state_name(user),
         "username": user.username,
         "passwordPending": !user.activated,
@@ -239,6 +280,9 @@ pub fn user_to_scim(user: &JcUser, ctx: &UserContext<'_>, opts: &MappingOptions)
         "mfaConfigured": user.mfa.as_ref().is_some_and(|m| m.configured),
         "admin": admin,
     });
+    if let Some(d) = present(&user.description) {
+        jc["description"] = Value::from(d);
+    }
     schemas.push(Value::from(urn::JC_USER));
     out.insert(urn::JC_USER.into(), jc);
 
@@ -320,6 +364,10 @@ mod tests {
                     name: "costCode".into(),
                     value: "x".into(),
                 },
+                JcAttribute {
+                    name: "scimNameFormatted".into(),
+                    value: "Jane Q. Doe".into(),
+                },
             ],
             mfa: Some(JcMfa {
                 configured: true,
@@ -345,7 +393,6 @@ mod tests {
         let ctx = UserContext {
             groups: &groups,
             entitlements: &ents,
-            manager_display: Some("Boss Person"),
         };
         let v = user_to_scim(&jane(), &ctx, &opts);
         let cases: &[(&str, Value)] = &[
@@ -355,7 +402,7 @@ mod tests {
             ("/name/givenName", json!("Jane")),
             ("/name/middleName", json!("Q")),
             ("/name/familyName", json!("Doe")),
-            ("/name/formatted", json!("Jane Q Doe")),
+            ("/name/formatted", json!("Jane Q. Doe")),
             ("/displayName", json!("Jane Doe")),
             ("/title", json!("Engineer")),
             ("/userType", json!("Employee")),
@@ -400,8 +447,7 @@ mod tests {
             (
                 "/urn:ietf:params:scim:schemas:extension:enterprise:2.0:User/manager",
                 json!({"value": "5f0c1a2b3c4d5e6f7a8b9c0e",
-                       "$ref": "http://localhost/scim/v2/Users/5f0c1a2b3c4d5e6f7a8b9c0e",
-                       "displayName": "Boss Person"}),
+                       "$ref": "http://localhost/scim/v2/Users/5f0c1a2b3c4d5e6f7a8b9c0e"}),
             ),
             (
                 "/urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:User/state",
@@ -482,6 +528,49 @@ mod tests {
         }
         assert_eq!(v["userName"], "bare");
         assert_eq!(v["schemas"], json!([urn::USER, urn::JC_USER]));
+    }
+
+    #[test]
+    fn formatted_name_is_derived_only_for_users_no_client_wrote() {
+        let opts = MappingOptions::default();
+        let mut u = jane();
+        let formatted = |u: &JcUser| {
+            user_to_scim(u, &UserContext::default(), &opts)["name"]
+                .get("formatted")
+                .cloned()
+        };
+        assert_eq!(formatted(&u), Some(json!("Jane Q. Doe")));
+        // Written through this service without a formatted name: none is invented.
+        u.attributes.retain(|a| a.name != "scimNameFormatted");
+        assert_eq!(formatted(&u), None);
+        // Created in JumpCloud itself: derived from the parts.
+        u.attributes.retain(|a| a.name != "scimUserName");
+        assert_eq!(formatted(&u), Some(json!("Jane Q Doe")));
+    }
+
+    #[test]
+    fn emails_come_back_as_written_while_they_name_what_jumpcloud_holds() {
+        let opts = MappingOptions::default();
+        let mut u = jane();
+        let written = json!([
+            {"value": "Jane@Home.example", "type": "home"},
+            {"value": "jane.doe@example.com", "type": "work", "primary": true}
+        ]);
+        u.attributes.push(JcAttribute {
+            name: "scimEmails".into(),
+            value: written.to_string(),
+        });
+        let emails = |u: &JcUser| user_to_scim(u, &UserContext::default(), &opts)["emails"].clone();
+        assert_eq!(emails(&u), written);
+        // Changed in JumpCloud since: JumpCloud's addresses win.
+        u.alternate_email = Some("other@example.com".into());
+        assert_eq!(
+            emails(&u),
+            json!([
+                {"value": "jane.doe@example.com", "type": "work", "primary": true},
+                {"value": "other@example.com", "type": "other"}
+            ])
+        );
     }
 
     #[test]

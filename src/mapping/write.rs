@@ -9,8 +9,9 @@
 
 use serde_json::{Map, Value};
 
-use super::{MappingOptions, present, urn};
+use super::{MAX_EMPLOYEE_ID, MAX_TEXT, MappingOptions, present, urn};
 use crate::jumpcloud::{JcAddress, JcAttribute, JcPhoneNumber, JcUser, JcUserWrite};
+use crate::scim::reference::References;
 
 /// A SCIM body that cannot be mapped; the detail says what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +28,8 @@ pub struct DesiredUser {
     pub firstname: Option<String>,
     pub middlename: Option<String>,
     pub lastname: Option<String>,
+    /// `name.formatted` as the client wrote it.
+    pub name_formatted: Option<String>,
     pub displayname: Option<String>,
     pub job_title: Option<String>,
     pub employee_type: Option<String>,
@@ -40,6 +43,10 @@ pub struct DesiredUser {
     pub addresses: Vec<JcAddress>,
     pub active: Option<bool>,
     pub password: Option<String>,
+    /// The JumpCloud extension's `description`.
+    pub description: Option<String>,
+    /// `emails` exactly as written (value, type, primary), in order.
+    pub emails: Vec<Value>,
 }
 
 impl std::fmt::Debug for DesiredUser {
@@ -170,26 +177,41 @@ fn split_urn_key(k: &str) -> (Option<&'static str>, &str) {
     (None, k)
 }
 
-/// The manager id from an id string, `{"value": id}` or `[{"value": id}]`; empty means none.
-fn manager_of(v: Option<&Value>) -> Result<Option<String>, InvalidValue> {
+/// The manager id from an id string, `{"value": id}`, `{"$ref": uri}` (both when they agree) or a
+/// one-element array of those; empty means none.
+fn manager_of(v: Option<&Value>, refs: &References) -> Result<Option<String>, InvalidValue> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone()).filter(|s| !s.is_empty())),
-        Some(Value::Object(o)) => string_of(field(o, "value"), "manager.value"),
         Some(Value::Array(a)) => match a.first() {
             None => Ok(None),
-            Some(first) => manager_of(Some(first)),
+            Some(first) => manager_of(Some(first), refs),
         },
+        Some(e @ (Value::String(_) | Value::Object(_))) => refs
+            .element_id("manager", e)
+            .map_err(|err| InvalidValue(err.detail)),
         Some(other) => Err(InvalidValue(format!(
-            "manager must be an id or an object with a value, got {other}"
+            "manager must be an id or an object with a value or a $ref, got {}",
+            crate::scim::error::excerpt(&other.to_string())
         ))),
+    }
+}
+
+/// A text JumpCloud keeps at most `max` characters of.
+fn bounded(v: Option<String>, name: &str, max: usize) -> Result<Option<String>, InvalidValue> {
+    match v {
+        Some(s) if s.chars().count() > max => Err(InvalidValue(format!(
+            "{name} is {} characters long; JumpCloud keeps at most {max}",
+            s.chars().count()
+        ))),
+        other => Ok(other),
     }
 }
 
 /// Read what a SCIM User body says. `userName` is required; the primary (else `work`, else first) email
 /// becomes JumpCloud's email and the next one its alternate email.
-pub fn desired_user(body: &Value) -> Result<DesiredUser, InvalidValue> {
+pub fn desired_user(body: &Value, opts: &MappingOptions) -> Result<DesiredUser, InvalidValue> {
     let obj = normalise_user_body(body)?;
+    let refs = References::new(&opts.scim_base);
     let mut d = DesiredUser {
         user_name: string_of(field(&obj, "userName"), "userName")?
             .ok_or_else(|| InvalidValue("userName is required".into()))?,
@@ -208,6 +230,7 @@ pub fn desired_user(body: &Value) -> Result<DesiredUser, InvalidValue> {
             d.firstname = string_of(field(n, "givenName"), "name.givenName")?;
             d.middlename = string_of(field(n, "middleName"), "name.middleName")?;
             d.lastname = string_of(field(n, "familyName"), "name.familyName")?;
+            d.name_formatted = string_of(field(n, "formatted"), "name.formatted")?;
         }
         None => {}
         Some(other) => return Err(InvalidValue(format!("name must be an object, got {other}"))),
@@ -237,7 +260,28 @@ pub fn desired_user(body: &Value) -> Result<DesiredUser, InvalidValue> {
             Some(p) => boolean_of(p, "emails.primary")?,
             None => false,
         };
+        let mut exact = Map::new();
+        exact.insert("value".into(), Value::from(value.as_str()));
+        if let Some(k) = &kind {
+            exact.insert("type".into(), Value::from(k.as_str()));
+        }
+        if let Some(p) = field(o, "primary") {
+            exact.insert(
+                "primary".into(),
+                Value::Bool(boolean_of(p, "emails.primary")?),
+            );
+        }
+        d.emails.push(Value::Object(exact));
         parsed.push((value, kind, primary));
+    }
+    let mut distinct: Vec<String> = parsed.iter().map(|(v, _, _)| v.to_lowercase()).collect();
+    distinct.sort();
+    distinct.dedup();
+    if distinct.len() > 2 {
+        return Err(InvalidValue(format!(
+            "emails names {} distinct addresses; JumpCloud holds two per user (the primary and one alternate)",
+            distinct.len()
+        )));
     }
     let primary_idx = parsed
         .iter()
@@ -308,9 +352,89 @@ pub fn desired_user(body: &Value) -> Result<DesiredUser, InvalidValue> {
         d.cost_center = string_of(field(ent, "costCenter"), "costCenter")?;
         d.company = string_of(field(ent, "organization"), "organization")?;
         d.department = string_of(field(ent, "department"), "department")?;
-        d.manager = manager_of(field(ent, "manager"))?;
+        d.manager = manager_of(field(ent, "manager"), &refs)?;
     }
+    if let Some(Value::Object(jc)) = obj.get(urn::JC_USER) {
+        d.description = string_of(field(jc, "description"), "description")?;
+    }
+    check_lengths(&d)?;
+    emails_to_keep(&d)?;
     Ok(d)
+}
+
+/// JumpCloud's field lengths: 1024 characters for text and custom attribute values (userName and
+/// externalId are kept in custom attributes), 256 for `employeeIdentifier`.
+fn check_lengths(d: &DesiredUser) -> Result<(), InvalidValue> {
+    let texts = [
+        ("userName", Some(&d.user_name)),
+        ("externalId", d.external_id.as_ref()),
+        ("emails.value", d.email.as_ref()),
+        ("emails.value", d.alternate_email.as_ref()),
+        ("name.givenName", d.firstname.as_ref()),
+        ("name.middleName", d.middlename.as_ref()),
+        ("name.familyName", d.lastname.as_ref()),
+        ("name.formatted", d.name_formatted.as_ref()),
+        ("displayName", d.displayname.as_ref()),
+        ("title", d.job_title.as_ref()),
+        ("userType", d.employee_type.as_ref()),
+        ("costCenter", d.cost_center.as_ref()),
+        ("organization", d.company.as_ref()),
+        ("department", d.department.as_ref()),
+        ("description", d.description.as_ref()),
+    ];
+    for (name, v) in texts {
+        bounded(v.cloned(), name, MAX_TEXT)?;
+    }
+    bounded(
+        d.employee_identifier.clone(),
+        "employeeNumber",
+        MAX_EMPLOYEE_ID,
+    )?;
+    for (_, number) in &d.phone_numbers {
+        bounded(Some(number.clone()), "phoneNumbers.value", MAX_TEXT)?;
+    }
+    for a in &d.addresses {
+        for (name, v) in [
+            ("addresses.streetAddress", &a.street_address),
+            ("addresses.locality", &a.locality),
+            ("addresses.region", &a.region),
+            ("addresses.postalCode", &a.postal_code),
+            ("addresses.country", &a.country),
+        ] {
+            bounded(v.clone(), name, MAX_TEXT)?;
+        }
+    }
+    Ok(())
+}
+
+/// `emails` as JumpCloud alone would serve them: its address (as the client spelt it) as the `work` primary
+/// and the alternate as `other`. Written emails of any other shape are kept in [`super::EMAILS_ATTRIBUTE`].
+fn default_emails(d: &DesiredUser) -> Vec<Value> {
+    let mut out = Vec::new();
+    if let Some(e) = &d.email {
+        out.push(serde_json::json!({"value": e, "type": "work", "primary": true}));
+    }
+    if let Some(a) = &d.alternate_email {
+        out.push(serde_json::json!({"value": a, "type": "other"}));
+    }
+    out
+}
+
+/// The exact emails to keep beside JumpCloud's two addresses, when they differ from how JumpCloud's would
+/// be served; an error when they are longer than a custom attribute holds.
+pub fn emails_to_keep(d: &DesiredUser) -> Result<Option<String>, InvalidValue> {
+    let lower_email = d.email.as_deref().is_none_or(|e| e.to_lowercase() == e);
+    if d.emails == default_emails(d) && lower_email {
+        return Ok(None);
+    }
+    let text = Value::Array(d.emails.clone()).to_string();
+    if text.chars().count() > MAX_TEXT {
+        return Err(InvalidValue(format!(
+            "emails as written take {} characters to keep; JumpCloud keeps at most {MAX_TEXT} (shorten the types)",
+            text.chars().count()
+        )));
+    }
+    Ok(Some(text))
 }
 
 /// The JumpCloud state a SCIM `active` asks for, given the current state (`None` on create).
@@ -448,6 +572,12 @@ pub fn user_write(
         restricted(c, "department"),
     );
     scalar(&mut w.manager, &d.manager, c.map(|c| &c.manager), false);
+    scalar(
+        &mut w.description,
+        &d.description,
+        c.map(|c| &c.description),
+        restricted(c, "description"),
+    );
 
     // Arrays replace JumpCloud's whole array: send only when the mapped content differs.
     let phones: Vec<JcPhoneNumber> = d
@@ -505,12 +635,19 @@ pub fn user_write(
         w.addresses = Some(d.addresses.clone());
     }
 
-    // Our two custom attributes; every other custom attribute is kept as it is.
+    // Our custom attributes; every other custom attribute is kept as it is.
     let mut attrs: Vec<JcAttribute> = c.map(|c| c.attributes.clone()).unwrap_or_default();
     let before = attrs.clone();
     set_attribute(&mut attrs, &opts.username_attribute, Some(&d.user_name));
-    let exact_email = d.email.as_deref().filter(|e| e.to_lowercase() != *e);
-    set_attribute(&mut attrs, super::EMAIL_CASE_ATTRIBUTE, exact_email);
+    // The exact emails replace the older attribute that kept only the primary address's spelling.
+    set_attribute(&mut attrs, super::EMAIL_CASE_ATTRIBUTE, None);
+    let exact_emails = emails_to_keep(d).ok().flatten();
+    set_attribute(&mut attrs, super::EMAILS_ATTRIBUTE, exact_emails.as_deref());
+    set_attribute(
+        &mut attrs,
+        super::NAME_FORMATTED_ATTRIBUTE,
+        d.name_formatted.as_deref(),
+    );
     set_attribute(
         &mut attrs,
         &opts.external_id_attribute,

@@ -26,12 +26,23 @@ fn every_dialect_of_a_user_body_reads_the_same() {
         "emails": [{"value": "j@home.example"}, {"value": "Jane@Example.com", "primary": "True"}],
         "active": false,
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "R&D",
-        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager": [{"value": "m1", "$ref": "x"}],
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager": [{"value": "m1", "$ref": "Users/m1"}],
         "roles": [],
         "meta": {"resourceType": "User"}
     });
-    let a = desired_user(&nested).unwrap();
-    let b = desired_user(&flat).unwrap();
+    let mut a = desired_user(&nested, &opts()).unwrap();
+    let mut b = desired_user(&flat, &opts()).unwrap();
+    // Each keeps its emails exactly as written; everything else reads the same.
+    assert_eq!(a.emails, nested["emails"].as_array().unwrap().clone());
+    assert_eq!(
+        b.emails,
+        vec![
+            json!({"value": "j@home.example"}),
+            json!({"value": "Jane@Example.com", "primary": true})
+        ]
+    );
+    a.emails.clear();
+    b.emails.clear();
     assert_eq!(a, b);
     assert_eq!(a.email.as_deref(), Some("Jane@Example.com"));
     assert_eq!(a.alternate_email.as_deref(), Some("j@home.example"));
@@ -58,7 +69,7 @@ fn bad_bodies_say_what_is_wrong() {
         ),
         (json!([1, 2]), "JSON object"),
     ] {
-        let err = desired_user(&body).unwrap_err();
+        let err = desired_user(&body, &opts()).unwrap_err();
         assert!(err.0.contains(needle), "{body}: {err}");
     }
 }
@@ -70,7 +81,7 @@ fn create_sends_every_given_field_and_our_attributes() {
         "name": {"givenName": "Jane"}, "emails": [{"value": "jane@example.com"}], "active": true,
         "phoneNumbers": [{"value": "+1 555", "type": "work"}],
         "addresses": [{"locality": "Denver", "type": "work"}]
-    }))
+    }), &opts())
     .unwrap();
     let w = user_write(&d, None, Some("jane"), &opts());
     assert_eq!(w.username.as_deref(), Some("jane"));
@@ -131,11 +142,14 @@ fn current() -> JcUser {
 
 #[test]
 fn replace_clears_absent_mapped_fields_and_nothing_else() {
-    let d = desired_user(&json!({
-        "userName": "jane@example.com",
-        "name": {"givenName": "Jane", "familyName": "Smith"},
-        "emails": [{"value": "jane@example.com", "primary": true}]
-    }))
+    let d = desired_user(
+        &json!({
+            "userName": "jane@example.com",
+            "name": {"givenName": "Jane", "familyName": "Smith"},
+            "emails": [{"value": "jane@example.com", "type": "work", "primary": true}]
+        }),
+        &opts(),
+    )
     .unwrap();
     let w = user_write(&d, Some(&current()), Some("jane"), &opts());
     assert_eq!(w.lastname, Some(Some("Smith".into())));
@@ -151,13 +165,14 @@ fn replace_clears_absent_mapped_fields_and_nothing_else() {
 
 #[test]
 fn state_follows_active_and_staged_users_are_activated() {
-    let base = json!({"userName": "jane@example.com", "emails": [{"value": "jane@example.com"}],
+    let base = json!({"userName": "jane@example.com",
+        "emails": [{"value": "jane@example.com", "type": "work", "primary": true}],
         "name": {"givenName": "Jane", "familyName": "Doe"}, "title": "Engineer",
         urn::ENTERPRISE: {"department": "R&D"}});
     let mut off = base.clone();
     off["active"] = json!(false);
     let w = user_write(
-        &desired_user(&off).unwrap(),
+        &desired_user(&off, &opts()).unwrap(),
         Some(&current()),
         None,
         &opts(),
@@ -170,9 +185,19 @@ fn state_follows_active_and_staged_users_are_activated() {
     staged.state = Some("STAGED".into());
     let mut on = base.clone();
     on["active"] = json!("True");
-    let w = user_write(&desired_user(&on).unwrap(), Some(&staged), None, &opts());
+    let w = user_write(
+        &desired_user(&on, &opts()).unwrap(),
+        Some(&staged),
+        None,
+        &opts(),
+    );
     assert_eq!(w.state.as_deref(), Some("ACTIVATED"));
-    let w = user_write(&desired_user(&off).unwrap(), Some(&staged), None, &opts());
+    let w = user_write(
+        &desired_user(&off, &opts()).unwrap(),
+        Some(&staged),
+        None,
+        &opts(),
+    );
     assert_eq!(w.state, None, "a staged user is already inactive");
     assert!(is_noop(&w));
 }
@@ -187,7 +212,7 @@ fn restricted_fields_and_foreign_attributes_are_left_alone() {
     }];
     let d = desired_user(&json!({"userName": "jane.d@example.com", "externalId": "e9",
         "emails": [{"value": "jane@example.com"}], "name": {"givenName": "Jane", "familyName": "Doe"},
-        "title": "Engineer"}))
+        "title": "Engineer"}), &opts())
     .unwrap();
     let w = user_write(&d, Some(&cur), Some("jane.d"), &opts());
     assert_eq!(w.department, None, "owned by Active Directory");
@@ -204,4 +229,98 @@ fn restricted_fields_and_foreign_attributes_are_left_alone() {
             .any(|a| a.name == "scimExternalId" && a.value == "e9")
     );
     assert_eq!(w.username.as_deref(), Some("jane.d"));
+}
+
+#[test]
+fn emails_name_formatted_and_description_are_kept_as_written() {
+    let d = desired_user(
+        &json!({
+            "userName": "jane@example.com",
+            "name": {"formatted": "Dr. Jane Doe", "givenName": "Jane"},
+            "emails": [
+                {"value": "Jane@Example.com", "type": "home", "primary": false},
+                {"value": "jane@work.example", "type": "work", "primary": true}
+            ],
+            urn::JC_USER: {"description": "contractor"}
+        }),
+        &opts(),
+    )
+    .unwrap();
+    assert_eq!(d.email.as_deref(), Some("jane@work.example"));
+    assert_eq!(d.alternate_email.as_deref(), Some("Jane@Example.com"));
+    let w = user_write(&d, Some(&current()), None, &opts());
+    assert_eq!(w.description, Some(Some("contractor".into())));
+    let attrs = w.attributes.unwrap();
+    let attr = |name: &str| {
+        attrs
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.value.clone())
+    };
+    assert_eq!(attr("scimNameFormatted").as_deref(), Some("Dr. Jane Doe"));
+    let kept: Value = serde_json::from_str(&attr("scimEmails").unwrap()).unwrap();
+    assert_eq!(
+        kept[0],
+        json!({"value": "Jane@Example.com", "type": "home", "primary": false})
+    );
+}
+
+#[test]
+fn what_jumpcloud_cannot_hold_is_refused() {
+    let three = json!({"userName": "a", "emails": [
+        {"value": "a@x.example"}, {"value": "b@x.example"}, {"value": "c@x.example"}]});
+    let e = desired_user(&three, &opts()).unwrap_err();
+    assert!(
+        e.0.contains("3 distinct addresses") && e.0.contains("two"),
+        "{e}"
+    );
+    // The same address twice is one address.
+    let twice = json!({"userName": "a", "emails": [
+        {"value": "a@x.example", "type": "work"}, {"value": "A@x.example", "type": "home"}]});
+    assert!(desired_user(&twice, &opts()).is_ok());
+    let long = json!({"userName": "a", "title": "t".repeat(1025)});
+    let e = desired_user(&long, &opts()).unwrap_err();
+    assert!(e.0.contains("title") && e.0.contains("1024"), "{e}");
+    let id = json!({"userName": "a", urn::ENTERPRISE: {"employeeNumber": "9".repeat(257)}});
+    assert!(desired_user(&id, &opts()).unwrap_err().0.contains("256"));
+}
+
+#[test]
+fn manager_by_value_ref_or_both() {
+    let o = MappingOptions {
+        scim_base: "https://scim.example.com/scim/v2".into(),
+        ..MappingOptions::default()
+    };
+    let with = |m: Value| {
+        desired_user(
+            &json!({"userName": "a", urn::ENTERPRISE: {"manager": m}}),
+            &o,
+        )
+    };
+    let uri = "https://scim.example.com/scim/v2/Users/m1";
+    for m in [
+        json!("m1"),
+        json!({"value": "m1"}),
+        json!({"$ref": uri}),
+        json!({"value": "m1", "$ref": uri}),
+        json!([{"$ref": uri}]),
+    ] {
+        assert_eq!(
+            with(m.clone()).unwrap().manager.as_deref(),
+            Some("m1"),
+            "{m}"
+        );
+    }
+    assert!(
+        with(json!({"value": "m2", "$ref": uri}))
+            .unwrap_err()
+            .0
+            .contains("different users")
+    );
+    assert!(
+        with(json!({"$ref": "https://elsewhere.example/Users/m1"}))
+            .unwrap_err()
+            .0
+            .contains("manager.$ref")
+    );
 }

@@ -11,11 +11,88 @@ use sha2::{Digest, Sha256};
 
 use crate::scim::schema::SchemaRegistry;
 
-/// Body of `GET /ServiceProviderConfig`.
-pub fn service_provider_config(base_url: &str) -> Value {
-    let doc = SchemaRegistry::get().service_provider_config_document();
+/// What the running service offers, as `/ServiceProviderConfig` tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capabilities {
+    /// The most resources one answer holds (`paging.max_results`): `filter.maxResults`, and the page a
+    /// list without `count` gets.
+    pub max_results: usize,
+    /// The largest `count` honoured (`paging.max_count`).
+    pub max_page_size: usize,
+    /// How long a cursor (and an index walk) stays on its snapshot (`paging.pin_ttl_s`).
+    pub cursor_timeout_s: u64,
+    /// Static bearer tokens are configured.
+    pub bearer_tokens: bool,
+    /// OAuth 2.0 clients are configured: their token endpoint.
+    pub oauth_token_url: Option<String>,
+    /// HTTP Basic credentials are configured.
+    pub basic: bool,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities {
+            max_results: 100_000,
+            max_page_size: 1000,
+            cursor_timeout_s: 900,
+            bearer_tokens: true,
+            oauth_token_url: None,
+            basic: false,
+        }
+    }
+}
+
+/// Body of `GET /ServiceProviderConfig`: the fixed capabilities from `schemas/`, and the paging figures and
+/// authentication schemes of the running configuration.
+pub fn service_provider_config(base_url: &str, caps: &Capabilities) -> Value {
+    let mut doc = SchemaRegistry::get()
+        .service_provider_config_document()
+        .clone();
+    doc["filter"] = json!({"supported": true, "maxResults": caps.max_results});
+    // RFC 9865: cursor and index paging.
+    doc["pagination"] = json!({
+        "cursor": true,
+        "index": true,
+        "defaultPaginationMethod": "index",
+        "defaultPageSize": caps.max_results,
+        "maxPageSize": caps.max_page_size,
+        "cursorTimeout": caps.cursor_timeout_s,
+    });
+    let mut schemes = Vec::new();
+    if caps.bearer_tokens {
+        schemes.push(json!({
+            "type": "oauthbearertoken",
+            "name": "Bearer token",
+            "description": "A bearer token configured on the service: Authorization: Bearer <token>",
+            "specUri": "https://www.rfc-editor.org/info/rfc6750",
+        }));
+    }
+    if let Some(url) = &caps.oauth_token_url {
+        schemes.push(json!({
+            "type": "oauthbearertoken",
+            "name": "OAuth 2.0 bearer token",
+            "description": format!(
+                "A token an OAuth 2.0 client gets from POST {url} (client credentials grant, RFC 6749 §4.4), sent \
+                 as Authorization: Bearer <token>"
+            ),
+            "specUri": "https://www.rfc-editor.org/info/rfc6749",
+            "documentationUri": url,
+        }));
+    }
+    if caps.basic {
+        schemes.push(json!({
+            "type": "httpbasic",
+            "name": "HTTP Basic",
+            "description": "A user name and password configured on the service",
+            "specUri": "https://www.rfc-editor.org/info/rfc7617",
+        }));
+    }
+    for (i, s) in schemes.iter_mut().enumerate() {
+        s["primary"] = Value::Bool(i == 0);
+    }
+    doc["authenticationSchemes"] = Value::Array(schemes);
     with_meta(
-        doc,
+        &doc,
         "ServiceProviderConfig",
         format!("{}/ServiceProviderConfig", trim(base_url)),
     )
@@ -114,7 +191,7 @@ mod tests {
 
     #[test]
     fn service_provider_config_has_meta() {
-        let spc = service_provider_config(&format!("{BASE}/"));
+        let spc = service_provider_config(&format!("{BASE}/"), &Capabilities::default());
         check_meta(
             &spc,
             "ServiceProviderConfig",
@@ -124,7 +201,39 @@ mod tests {
             spc["schemas"],
             json!(["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"])
         );
-        assert_eq!(spc["filter"]["maxResults"], 1000);
+        assert_eq!(spc["filter"]["maxResults"], 100_000);
+        assert_eq!(spc["authenticationSchemes"].as_array().unwrap().len(), 1);
+        let all = Capabilities {
+            max_results: 5000,
+            max_page_size: 200,
+            cursor_timeout_s: 60,
+            bearer_tokens: true,
+            oauth_token_url: Some("https://scim.example.com/oauth/token".into()),
+            basic: true,
+        };
+        let spc = service_provider_config(BASE, &all);
+        assert_eq!(spc["filter"]["maxResults"], 5000);
+        assert_eq!(spc["pagination"]["maxPageSize"], 200);
+        assert_eq!(spc["pagination"]["cursorTimeout"], 60);
+        let types: Vec<&str> = spc["authenticationSchemes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["oauthbearertoken", "oauthbearertoken", "httpbasic"]);
+        assert_eq!(
+            spc["authenticationSchemes"][1]["documentationUri"],
+            "https://scim.example.com/oauth/token"
+        );
+        let none = Capabilities {
+            bearer_tokens: false,
+            ..Capabilities::default()
+        };
+        assert_eq!(
+            service_provider_config(BASE, &none)["authenticationSchemes"],
+            json!([])
+        );
     }
 
     #[test]

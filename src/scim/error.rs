@@ -15,6 +15,22 @@ pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 /// The media type every SCIM answer carries (RFC 7644 §3.1).
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 
+/// The most of a client's input an error detail quotes.
+pub const EXCERPT_CHARS: usize = 80;
+/// The longest detail an error carries: a detail quotes input, and input can be large.
+pub const MAX_DETAIL_CHARS: usize = 1024;
+
+/// A client's input as an error detail quotes it: in quotes, at most [`EXCERPT_CHARS`] characters, with
+/// how much was left out.
+pub fn excerpt(input: &str) -> String {
+    let total = input.chars().count();
+    if total <= EXCERPT_CHARS {
+        return format!("{input:?}");
+    }
+    let head: String = input.chars().take(EXCERPT_CHARS).collect();
+    format!("{head:?}… ({total} characters)")
+}
+
 /// A SCIM error: HTTP status, optional `scimType` keyword and a human-readable detail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status} {}: {detail}", scim_type.as_ref().map_or("error", |t| t.as_str()))]
@@ -32,10 +48,19 @@ pub struct ScimError {
 impl ScimError {
     /// Any status, any keyword.
     pub fn new(status: u16, scim_type: Option<ScimType>, detail: impl Into<String>) -> Self {
+        let mut detail = detail.into();
+        if detail.len() > MAX_DETAIL_CHARS {
+            let mut cut = MAX_DETAIL_CHARS;
+            while !detail.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            detail.truncate(cut);
+            detail.push('…');
+        }
         Self {
             status,
             scim_type,
-            detail: detail.into(),
+            detail,
         }
     }
 

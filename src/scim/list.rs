@@ -73,6 +73,36 @@ impl QueryParams {
         };
         obj.entry("schemas")
             .or_insert_with(|| json!([SEARCH_REQUEST_URN]));
+        // Paging numbers are read as the query string's are (out-of-range integers saturate), not by the
+        // model's integer types.
+        let mut number = |key: &str| -> Result<Option<String>, ScimError> {
+            let found = obj
+                .keys()
+                .find(|k| k.eq_ignore_ascii_case(key))
+                .cloned()
+                .and_then(|k| obj.remove(&k));
+            match found {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Number(n)) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                    (Some(i), _, _) => Ok(Some(i.to_string())),
+                    (None, Some(u), _) => Ok(Some(u.to_string())),
+                    // Beyond 64 bits serde_json reads a float: a whole one saturates like its digits would.
+                    (None, None, Some(f)) if f.is_finite() && f.fract() == 0.0 => {
+                        Ok(Some(if f < 0.0 { i64::MIN } else { i64::MAX }.to_string()))
+                    }
+                    _ => Err(ScimError::invalid_value(format!(
+                        "{key} must be an integer, got {n}"
+                    ))),
+                },
+                Some(Value::String(s)) => Ok(Some(s)),
+                Some(other) => Err(ScimError::invalid_value(format!(
+                    "{key} must be an integer, got {}",
+                    crate::scim::error::excerpt(&other.to_string())
+                ))),
+            }
+        };
+        let start_index = number("startIndex")?;
+        let count = number("count")?;
         for key in ["attributes", "excludedAttributes"] {
             if let Some(Value::String(s)) = obj.get(key) {
                 let list: Vec<Value> = s.split(',').map(|n| Value::from(n.trim())).collect();
@@ -91,8 +121,8 @@ impl QueryParams {
                 scim_v2::models::others::SortOrder::Ascending => "ascending".to_owned(),
                 scim_v2::models::others::SortOrder::Descending => "descending".to_owned(),
             }),
-            start_index: request.start_index.map(|n| n.to_string()),
-            count: request.count.map(|n| n.to_string()),
+            start_index,
+            count,
         })
     }
 }
@@ -201,16 +231,33 @@ mod tests {
             QueryParams::from_search_body(b"{}").unwrap(),
             QueryParams::default()
         );
-        for bad in [
-            &b"not json"[..],
-            b"[]",
-            br#"{"count": "many"}"#,
-            br#"{"sortOrder": "up"}"#,
-        ] {
+        for bad in [&b"not json"[..], b"[]", br#"{"sortOrder": "up"}"#] {
             let err = QueryParams::from_search_body(bad).unwrap_err();
             assert_eq!(
                 err.scim_type,
                 Some(scim_v2::models::errors::ScimType::InvalidSyntax)
+            );
+        }
+        // Paging numbers follow the query string's rules: a huge count is capped, a word is refused.
+        for (body, count) in [
+            (&br#"{"count": 99999999999999999999}"#[..], Some(1000)),
+            (br#"{"count": "99999999999999999999"}"#, Some(1000)),
+            (br#"{"count": 20, "startIndex": 3}"#, Some(20)),
+        ] {
+            let p = QueryParams::from_search_body(body).unwrap();
+            let q = Query::parse(&p, ResourceKind::User, 1000).unwrap();
+            assert_eq!(q.paging.count, count);
+        }
+        for bad in [
+            &br#"{"count": "many"}"#[..],
+            br#"{"count": 1.5}"#,
+            br#"{"count": [1]}"#,
+        ] {
+            let p = QueryParams::from_search_body(bad)
+                .and_then(|p| Query::parse(&p, ResourceKind::User, 1000));
+            assert_eq!(
+                p.unwrap_err().scim_type,
+                Some(scim_v2::models::errors::ScimType::InvalidValue)
             );
         }
     }

@@ -25,6 +25,7 @@ pub mod filter;
 pub mod list;
 pub mod paging;
 pub mod patch;
+pub mod reference;
 pub mod schema;
 pub mod sort;
 

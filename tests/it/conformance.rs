@@ -62,8 +62,16 @@ fn writable(schema: &Value, core: bool) -> Vec<Writable> {
         .collect()
 }
 
-/// A value for an attribute, distinct per `round`; references to other resources use `peer`.
-fn sample(a: &Writable, round: u32, tag: &str, peer: &str) -> Value {
+/// Another user, referenced by `manager` and `members`.
+struct Peer {
+    id: String,
+    /// Its `meta.location`, which is what `$ref` holds.
+    uri: String,
+}
+
+/// A value for an attribute, distinct per `round`; references to other resources use `peer`, by its id and
+/// its URI as RFC 7643 publishes them.
+fn sample(a: &Writable, round: u32, tag: &str, peer: &Peer) -> Value {
     let s = |base: &str| Value::from(format!("{base}-{tag}-{round}"));
     match (a.name.as_str(), a.kind.as_str()) {
         ("userName", _) => s("user"),
@@ -74,8 +82,8 @@ fn sample(a: &Writable, round: u32, tag: &str, peer: &str) -> Value {
         ]),
         ("phoneNumbers", _) => json!([{"value": format!("+1 555 01{round:02}"), "type": "work"},
                                       {"value": format!("+1 555 02{round:02}"), "type": "mobile"}]),
-        ("manager", _) => json!({"value": peer}),
-        ("members", _) => json!([{"value": peer}]),
+        ("manager", _) => json!({"value": peer.id, "$ref": peer.uri}),
+        ("members", _) => json!([{"value": peer.id, "$ref": peer.uri}]),
         (_, "complex") => {
             let mut m = Map::new();
             for (sub, kind) in &a.subs {
@@ -163,7 +171,7 @@ async fn check_round_trips(
     endpoint: &str,
     attrs: &[Writable],
     base: impl Fn(u32, &str) -> Value,
-    peer: &str,
+    peer: &Peer,
 ) {
     for a in attrs {
         let tag = a.name.to_lowercase();
@@ -299,10 +307,12 @@ async fn check_round_trips(
 async fn every_writable_attribute_round_trips() {
     let h = Harness::start(small_emulator(5, 2), |_| {}).await;
     h.wait_ready().await;
-    let peer = json_of(h.get("/Users?count=1").send().await.unwrap()).await["Resources"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first =
+        json_of(h.get("/Users?count=1").send().await.unwrap()).await["Resources"][0].clone();
+    let peer = Peer {
+        id: first["id"].as_str().unwrap().to_string(),
+        uri: first["meta"]["location"].as_str().unwrap().to_string(),
+    };
     let schema = |id: &str| {
         let h = &h;
         let id = id.to_string();
@@ -313,6 +323,10 @@ async fn every_writable_attribute_round_trips() {
         true,
     );
     user_attrs.extend(writable(&schema(ENT).await, false));
+    user_attrs.extend(writable(
+        &schema("urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:User").await,
+        false,
+    ));
     assert!(user_attrs.len() >= 15, "{user_attrs:?}");
     let base_user = |round: u32, tag: &str| {
         json!({

@@ -2,6 +2,7 @@
 
 mod conformance;
 mod emulator;
+mod hardening;
 mod lifecycle;
 mod metrics;
 mod oauth;

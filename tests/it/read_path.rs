@@ -562,8 +562,14 @@ async fn credentials_are_required_and_scoped() {
 async fn directories_are_entitlements_and_groups() {
     let h = Harness::start(small_emulator(200, 6), |_| {}).await;
     h.wait_ready().await;
-    let groups = json_of(h.get("/Groups").send().await.unwrap()).await;
     let ext = "urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:Group";
+    let groups = json_of(
+        h.get(&format!("/Groups?attributes=displayName,members,{ext}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     let dir_groups: Vec<&Value> = groups["Resources"]
         .as_array()
         .unwrap()

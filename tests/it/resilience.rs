@@ -202,6 +202,8 @@ async fn a_write_while_the_breaker_is_open_is_503_with_retry_after_and_sends_not
             delete_mode: DeleteMode::Delete,
             mapping: MappingOptions::default(),
             deadline: Duration::from_secs(45),
+            patch: jumpcloud_scim::scim::patch::PatchOptions::default(),
+            cpu_tasks: 2,
         },
     );
 

@@ -249,6 +249,77 @@ impl AttrSelection {
     }
 }
 
+/// Move the attributes the schemas mark `returned: request` (top-level and extension attributes) out of
+/// `resource`, returning them as an object of the same shape, so the default representation can be served
+/// without them while filters and `attributes=` still see the whole resource ([`merge_request_only`]).
+/// Extension objects left empty go, with their URN in `schemas`.
+pub fn split_request_only(resource: &mut Value, kind: ResourceKind) -> Option<Value> {
+    let registry = SchemaRegistry::get();
+    let obj = resource.as_object_mut()?;
+    let mut extra = Map::new();
+    for def in &registry.core(kind).attributes {
+        if def.returned == Returned::Request
+            && let Some(v) = obj.remove(&def.name)
+        {
+            extra.insert(def.name.clone(), v);
+        }
+    }
+    for urn in kind.extension_urns() {
+        let Some(schema) = registry.schema(urn) else {
+            continue;
+        };
+        let Some(Value::Object(ext)) = obj.get_mut(*urn) else {
+            continue;
+        };
+        let mut moved = Map::new();
+        for def in &schema.attributes {
+            if def.returned == Returned::Request
+                && let Some(v) = ext.remove(&def.name)
+            {
+                moved.insert(def.name.clone(), v);
+            }
+        }
+        if moved.is_empty() {
+            continue;
+        }
+        if ext.is_empty() {
+            obj.remove(*urn);
+            if let Some(Value::Array(list)) = obj.get_mut("schemas") {
+                list.retain(|u| u.as_str().is_none_or(|u| !u.eq_ignore_ascii_case(urn)));
+            }
+        }
+        extra.insert((*urn).to_owned(), Value::Object(moved));
+    }
+    (!extra.is_empty()).then_some(Value::Object(extra))
+}
+
+/// Put back what [`split_request_only`] took out.
+pub fn merge_request_only(resource: &mut Value, extra: &Value, kind: ResourceKind) {
+    let (Some(obj), Some(extra)) = (resource.as_object_mut(), extra.as_object()) else {
+        return;
+    };
+    for (key, v) in extra {
+        match (obj.get_mut(key), v) {
+            (Some(Value::Object(ext)), Value::Object(moved)) => {
+                for (k, vv) in moved {
+                    ext.insert(k.clone(), vv.clone());
+                }
+            }
+            _ => {
+                obj.insert(key.clone(), v.clone());
+            }
+        }
+        if kind.extension_urns().contains(&key.as_str())
+            && let Some(Value::Array(list)) = obj.get_mut("schemas")
+            && !list
+                .iter()
+                .any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(key)))
+        {
+            list.push(Value::from(key.as_str()));
+        }
+    }
+}
+
 fn present(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.trim().is_empty())
 }

@@ -21,7 +21,7 @@ fn user() -> Value {
         "groups": [{"value": "g-1", "display": "Guides"}],
         "meta": {"resourceType": "User", "lastModified": "2026-01-01T00:00:00Z"},
         ENTERPRISE_USER_URN: {"employeeNumber": "7", "manager": {"value": "m", "displayName": "M"}},
-        JUMPCLOUD_USER_URN: {"state": "ACTIVATED"}
+        JUMPCLOUD_USER_URN: {"description": "d", "state": "ACTIVATED"}
     })
 }
 
@@ -58,6 +58,8 @@ fn default_removes_only_never_returned() {
     let out = sel.project(&user(), ResourceKind::User);
     let mut want = user();
     want.as_object_mut().unwrap().remove("password");
+    // `state` is returned only on request.
+    want[JUMPCLOUD_USER_URN] = json!({"description": "d"});
     assert_eq!(out, want);
     assert!(
         AttrSelection::parse(Some(""), Some("  "), ResourceKind::User)
@@ -208,7 +210,7 @@ fn extension_attributes_and_schemas() {
     // Excluding its only attribute empties the object, which then goes too.
     let out = project(
         None,
-        Some("urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:User:state"),
+        Some("urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:User:description"),
         ResourceKind::User,
         &user(),
     );
@@ -275,4 +277,53 @@ fn search_request_lists() {
 fn non_objects_pass_through() {
     let sel = AttrSelection::parse(Some("userName"), None, ResourceKind::User).unwrap();
     assert_eq!(sel.project(&json!("x"), ResourceKind::User), json!("x"));
+}
+
+#[test]
+fn request_only_attributes_come_when_named() {
+    let state = "urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:User:state";
+    let out = project(Some(state), None, ResourceKind::User, &user());
+    assert_eq!(out[JUMPCLOUD_USER_URN], json!({"state": "ACTIVATED"}));
+    let out = project(Some(JUMPCLOUD_USER_URN), None, ResourceKind::User, &user());
+    assert_eq!(out[JUMPCLOUD_USER_URN], user()[JUMPCLOUD_USER_URN]);
+    let out = project(None, Some("userName"), ResourceKind::User, &user());
+    assert_eq!(out[JUMPCLOUD_USER_URN], json!({"description": "d"}));
+}
+
+#[test]
+fn request_only_attributes_split_out_and_merge_back() {
+    let mut u = user();
+    let extra = split_request_only(&mut u, ResourceKind::User).unwrap();
+    assert_eq!(extra, json!({JUMPCLOUD_USER_URN: {"state": "ACTIVATED"}}));
+    assert_eq!(u[JUMPCLOUD_USER_URN], json!({"description": "d"}));
+    merge_request_only(&mut u, &extra, ResourceKind::User);
+    assert_eq!(u, user());
+    // An extension left empty goes with its URN, and comes back with it.
+    let mut g = group();
+    let extra = split_request_only(&mut g, ResourceKind::Group).unwrap();
+    assert!(g.get(JUMPCLOUD_GROUP_URN).is_none());
+    assert_eq!(g["schemas"], json!([GROUP_URN]));
+    merge_request_only(&mut g, &extra, ResourceKind::Group);
+    assert_eq!(g, group());
+    let mut plain = json!({"schemas": [GROUP_URN], "id": "g"});
+    assert!(split_request_only(&mut plain, ResourceKind::Group).is_none());
+}
+
+#[test]
+fn request_only_is_declared_only_where_it_can_be_split() {
+    let registry = SchemaRegistry::get();
+    for schema in registry.schemas() {
+        for attr in &schema.attributes {
+            for sub in &attr.sub_attributes {
+                assert_ne!(
+                    sub.returned,
+                    Returned::Request,
+                    "{}:{}.{} is returned on request, which only top-level attributes may be",
+                    schema.id,
+                    attr.name,
+                    sub.name
+                );
+            }
+        }
+    }
 }

@@ -34,21 +34,50 @@
 //! - A required attribute (`userName`, `emails`, `displayName`) that was assigned and ends unassigned
 //!   is 400 `mutability` (§3.5.2.2).
 
+use std::collections::{HashMap, HashSet};
+
 use scim_v2::filter::{AttrExp, CompValue, CompareOp, PatchPath, ValFilter};
 use serde_json::{Map, Value};
 
-use crate::scim::error::ScimError;
+use crate::scim::error::{ScimError, excerpt};
 use crate::scim::filter::ElementFilter;
+use crate::scim::reference::References;
 use crate::scim::schema::{AttrDef, AttrType, Location, Mutability, ResourceKind, SchemaRegistry};
 
 /// `schemas` URN of a PATCH body.
 pub const PATCH_OP_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// What bounds a PATCH, and how references in it resolve.
+#[derive(Debug, Clone)]
+pub struct PatchOptions {
+    /// Resolves `members.$ref` and `manager.$ref` to ids.
+    pub refs: References,
+    /// Most operations one PATCH may carry (`limits.patch_operations`).
+    pub max_operations: usize,
+    /// Most values one operation's value may carry (`limits.patch_values`).
+    pub max_values: usize,
+    /// Most values a multi-valued attribute other than a Group's `members` and a User's `groups` may hold
+    /// (`limits.multi_values`).
+    pub max_multi: usize,
+}
+
+impl Default for PatchOptions {
+    fn default() -> Self {
+        PatchOptions {
+            refs: References::default(),
+            max_operations: 1000,
+            max_values: 100_000,
+            max_multi: 100,
+        }
+    }
+}
 
 /// A PATCH body read and checked for one resource kind, ready to apply.
 #[derive(Debug, Clone)]
 pub struct PatchRequest {
     kind: ResourceKind,
     operations: Vec<Operation>,
+    options: PatchOptions,
 }
 
 /// The result of a successful PATCH.
@@ -129,7 +158,11 @@ impl PatchRequest {
     /// `remove` without `path` → `noTarget`; `add`/`replace` without `value` (or path-less with a
     /// non-object value) → `invalidValue`; a malformed path or one naming an unknown attribute →
     /// `invalidPath`.
-    pub fn parse(body: &Value, kind: ResourceKind) -> Result<PatchRequest, ScimError> {
+    pub fn parse(
+        body: &Value,
+        kind: ResourceKind,
+        options: &PatchOptions,
+    ) -> Result<PatchRequest, ScimError> {
         let Some(obj) = body.as_object() else {
             return Err(ScimError::invalid_syntax(
                 "a PATCH body must be a PatchOp JSON object",
@@ -143,12 +176,24 @@ impl PatchRequest {
                     "a PatchOp needs an \"Operations\" array with at least one operation",
                 )
             })?;
+        if operations.len() > options.max_operations {
+            return Err(ScimError::invalid_value(format!(
+                "this PATCH carries {} operations; this service applies at most {} in one request \
+                 (limits.patch_operations): send them in several requests",
+                operations.len(),
+                options.max_operations
+            )));
+        }
         let operations = operations
             .iter()
             .enumerate()
-            .map(|(i, raw)| parse_operation(raw, kind).map_err(|e| at_operation(e, i)))
+            .map(|(i, raw)| parse_operation(raw, kind, options).map_err(|e| at_operation(e, i)))
             .collect::<Result<_, _>>()?;
-        Ok(PatchRequest { kind, operations })
+        Ok(PatchRequest {
+            kind,
+            operations,
+            options: options.clone(),
+        })
     }
 
     /// The resource kind this request was read for.
@@ -163,17 +208,29 @@ impl PatchRequest {
                 "the resource to patch is not a JSON object",
             ));
         };
-        let mut doc = original.clone();
+        // `$ref`s in a stored resource are derived from `value`: without them, what a client writes there
+        // can be told from what was served.
+        let mut base = original.clone();
+        self.options.refs.strip(&mut base, self.kind);
+        let mut doc = base.clone();
+        let mut state = Applying {
+            kind: self.kind,
+            options: &self.options,
+            members: None,
+        };
         for (i, operation) in self.operations.iter().enumerate() {
-            apply_operation(&mut doc, self.kind, operation).map_err(|e| at_operation(e, i))?;
+            state
+                .operation(&mut doc, operation)
+                .map_err(|e| at_operation(e, i))?;
         }
-        check_required(original, &doc, self.kind)?;
+        state.flush_members(&mut doc);
+        self.options.refs.settle(&mut doc, &base, self.kind)?;
+        check_required(&base, &doc, self.kind)?;
         fix_schemas(&mut doc, self.kind);
-        let membership = membership_change(original, &doc, self.kind);
-        let resource = Value::Object(doc);
-        let changed = resource.as_object() != Some(original);
+        let membership = membership_change(&base, &doc, self.kind);
+        let changed = doc != base;
         Ok(PatchOutcome {
-            resource,
+            resource: Value::Object(doc),
             changed,
             membership,
         })
@@ -185,8 +242,27 @@ pub fn apply_patch(
     resource: &Value,
     body: &Value,
     kind: ResourceKind,
+    options: &PatchOptions,
 ) -> Result<PatchOutcome, ScimError> {
-    PatchRequest::parse(body, kind)?.apply(resource)
+    PatchRequest::parse(body, kind, options)?.apply(resource)
+}
+
+/// The values an operation carries: the elements of an array value, or of arrays inside a path-less
+/// value object.
+fn value_count(value: Option<&Value>) -> usize {
+    match value {
+        Some(Value::Array(items)) => items.len(),
+        Some(Value::Object(o)) => o
+            .values()
+            .map(|v| match v {
+                Value::Array(items) => items.len(),
+                _ => 1,
+            })
+            .max()
+            .unwrap_or(0),
+        Some(_) => 1,
+        None => 0,
+    }
 }
 
 fn at_operation(mut e: ScimError, index: usize) -> ScimError {
@@ -203,7 +279,11 @@ fn get_ci<'v>(obj: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
     })
 }
 
-fn parse_operation(raw: &Value, kind: ResourceKind) -> Result<Operation, ScimError> {
+fn parse_operation(
+    raw: &Value,
+    kind: ResourceKind,
+    options: &PatchOptions,
+) -> Result<Operation, ScimError> {
     let Some(obj) = raw.as_object() else {
         return Err(ScimError::invalid_syntax(
             "each operation must be a JSON object",
@@ -215,7 +295,8 @@ fn parse_operation(raw: &Value, kind: ResourceKind) -> Result<Operation, ScimErr
         Some(o) if o.eq_ignore_ascii_case("replace") => Op::Replace,
         Some(o) => {
             return Err(ScimError::invalid_syntax(format!(
-                "\"op\" is {o:?}; it must be add, remove or replace"
+                "\"op\" is {}; it must be add, remove or replace",
+                excerpt(o)
             )));
         }
         None => return Err(ScimError::invalid_syntax("the operation has no \"op\"")),
@@ -227,6 +308,14 @@ fn parse_operation(raw: &Value, kind: ResourceKind) -> Result<Operation, ScimErr
         Some(_) => return Err(ScimError::invalid_path("\"path\" must be a string")),
     };
     let value = get_ci(obj, "value").cloned();
+    let values = value_count(value.as_ref());
+    if values > options.max_values {
+        return Err(ScimError::invalid_value(format!(
+            "the operation carries {values} values; this service takes at most {} in one operation \
+             (limits.patch_values): split it",
+            options.max_values
+        )));
+    }
     let target = match path {
         None if op == Op::Remove => {
             return Err(ScimError::no_target("a remove operation needs a \"path\""));
@@ -234,7 +323,8 @@ fn parse_operation(raw: &Value, kind: ResourceKind) -> Result<Operation, ScimErr
         None => Target::Resource,
         Some(path) => parse_target(path, kind)?.ok_or_else(|| {
             ScimError::invalid_path(format!(
-                "{path:?} does not name an attribute of a {}",
+                "{} does not name an attribute of a {}",
+                excerpt(path),
                 kind.name()
             ))
         })?,
@@ -273,7 +363,8 @@ fn parse_target(raw: &str, kind: ResourceKind) -> Result<Option<Target>, ScimErr
         }
         Err(e) => {
             return Err(ScimError::invalid_path(format!(
-                "{raw:?} is not a valid path: {e}"
+                "{} is not a valid path: {e}",
+                excerpt(raw)
             )));
         }
     };
@@ -291,7 +382,8 @@ fn parse_target(raw: &str, kind: ResourceKind) -> Result<Option<Target>, ScimErr
             };
             if r.sub.is_some() || !r.attr.is_complex() {
                 return Err(ScimError::invalid_path(format!(
-                    "{raw:?}: '{}' has no sub-attributes to select with [...]",
+                    "{}: '{}' has no sub-attributes to select with [...]",
+                    excerpt(raw),
                     vp.attr
                 )));
             }
@@ -303,7 +395,7 @@ fn parse_target(raw: &str, kind: ResourceKind) -> Result<Option<Target>, ScimErr
                 None => None,
             };
             let compiled = ElementFilter::new(&vp.filter, r.attr)
-                .map_err(|e| ScimError::invalid_path(format!("{raw:?}: {}", e.detail)))?;
+                .map_err(|e| ScimError::invalid_path(format!("{}: {}", excerpt(raw), e.detail)))?;
             Some(PathTarget {
                 location: r.location,
                 attr: r.attr,
@@ -321,74 +413,320 @@ fn parse_target(raw: &str, kind: ResourceKind) -> Result<Option<Target>, ScimErr
 
 // === application ===
 
-fn apply_operation(
-    doc: &mut Map<String, Value>,
+/// One PATCH being applied: the working document's companions.
+struct Applying<'a> {
     kind: ResourceKind,
-    operation: &Operation,
-) -> Result<(), ScimError> {
-    let value = operation.value.as_ref();
-    match &operation.target {
-        Target::Resource => {
-            let Some(Value::Object(attrs)) = value else {
-                return Ok(());
-            };
-            for (key, v) in attrs {
-                apply_key(doc, kind, operation.op, key, v)?;
-            }
-            Ok(())
-        }
-        Target::Extension(urn) => match (operation.op, value) {
-            (Op::Remove, _) => remove_extension(doc, urn),
-            (_, Some(Value::Object(attrs))) => {
+    options: &'a PatchOptions,
+    /// A Group's members while membership operations run (taken out of the document on the first one, put
+    /// back before any other operation on `members` and at the end).
+    members: Option<MemberSet>,
+}
+
+impl Applying<'_> {
+    fn operation(
+        &mut self,
+        doc: &mut Map<String, Value>,
+        operation: &Operation,
+    ) -> Result<(), ScimError> {
+        let value = operation.value.as_ref();
+        match &operation.target {
+            Target::Resource => {
+                let Some(Value::Object(attrs)) = value else {
+                    return Ok(());
+                };
                 for (key, v) in attrs {
-                    apply_key(doc, kind, operation.op, &format!("{urn}:{key}"), v)?;
+                    self.key(doc, operation.op, key, v)?;
                 }
                 Ok(())
             }
-            (_, Some(Value::Null)) => Ok(()),
-            _ => Err(ScimError::invalid_value(format!(
-                "the value for {urn} must be an object"
-            ))),
-        },
-        Target::Path(target) => apply_path(doc, kind, operation.op, target, value, true),
+            Target::Extension(urn) => match (operation.op, value) {
+                (Op::Remove, _) => remove_extension(doc, urn),
+                (_, Some(Value::Object(attrs))) => {
+                    for (key, v) in attrs {
+                        self.key(doc, operation.op, &format!("{urn}:{key}"), v)?;
+                    }
+                    Ok(())
+                }
+                (_, Some(Value::Null)) => Ok(()),
+                _ => Err(ScimError::invalid_value(format!(
+                    "the value for {urn} must be an object"
+                ))),
+            },
+            Target::Path(target) => self.path(doc, operation.op, target, value, true),
+        }
+    }
+
+    /// One key of a path-less value object (or of an extension object).
+    fn key(
+        &mut self,
+        doc: &mut Map<String, Value>,
+        op: Op,
+        key: &str,
+        v: &Value,
+    ) -> Result<(), ScimError> {
+        let registry = SchemaRegistry::get();
+        if key.eq_ignore_ascii_case("schemas") || key.eq_ignore_ascii_case("meta") {
+            return Ok(());
+        }
+        if let Some(urn) = registry.extension_urn(self.kind, key) {
+            return match v {
+                Value::Object(attrs) => {
+                    for (k, vv) in attrs {
+                        self.key(doc, op, &format!("{urn}:{k}"), vv)?;
+                    }
+                    Ok(())
+                }
+                Value::Null => Ok(()),
+                _ => Err(ScimError::invalid_value(format!(
+                    "the value for {urn} must be an object"
+                ))),
+            };
+        }
+        match parse_target(key, self.kind) {
+            Ok(Some(Target::Path(target))) => {
+                if self.kind == ResourceKind::User && target.attr.name == "groups" {
+                    return Ok(());
+                }
+                self.path(doc, op, &target, Some(v), false)
+            }
+            // Unknown or unreadable keys in a path-less value are ignored (see the module docs).
+            Ok(_) | Err(_) => Ok(()),
+        }
+    }
+
+    fn flush_members(&mut self, doc: &mut Map<String, Value>) {
+        if let Some(m) = self.members.take() {
+            m.put(doc);
+        }
+    }
+
+    /// Membership operations on a Group's `members` in the shapes clients send (add, replace or remove
+    /// of values; remove by `members[value eq "…"]`), on the member set: `Ok(false)` when the operation is
+    /// another shape, for the general path.
+    fn members_fast(
+        &mut self,
+        doc: &mut Map<String, Value>,
+        op: Op,
+        target: &PathTarget,
+        value: Option<&Value>,
+    ) -> Result<bool, ScimError> {
+        if self.kind != ResourceKind::Group || target.attr.name != "members" || target.sub.is_some()
+        {
+            return Ok(false);
+        }
+        let refs = &self.options.refs;
+        let ids_of = |v: &Value| -> Result<Vec<String>, ScimError> {
+            let items: Vec<&Value> = match v {
+                Value::Array(items) => items.iter().collect(),
+                Value::Null => Vec::new(),
+                other => vec![other],
+            };
+            let mut ids = Vec::with_capacity(items.len());
+            for item in items {
+                match refs.element_id("members", item)? {
+                    Some(id) => ids.push(id),
+                    None if item.is_null() => {}
+                    None => {
+                        return Err(ScimError::invalid_value(format!(
+                            "each member needs a value (a user id) or a $ref, got {}",
+                            excerpt(&item.to_string())
+                        )));
+                    }
+                }
+            }
+            Ok(ids)
+        };
+        let change = match (&target.filter, op) {
+            (None, Op::Add) => Change::Add(ids_of(value.unwrap_or(&Value::Null))?),
+            (None, Op::Replace) => Change::Replace(ids_of(value.unwrap_or(&Value::Null))?),
+            (None, Op::Remove) => match value {
+                Some(v) if !is_unassigned(v) => Change::Remove(ids_of(v)?),
+                _ => Change::Replace(Vec::new()),
+            },
+            (Some(selector), Op::Remove) if value.is_none() => match value_eq_ids(&selector.ast) {
+                Some(ids) => Change::Remove(ids),
+                None => return Ok(false),
+            },
+            _ => return Ok(false),
+        };
+        let members = self.members.get_or_insert_with(|| MemberSet::take(doc));
+        match change {
+            Change::Add(ids) => ids.into_iter().for_each(|id| members.add(id)),
+            Change::Remove(ids) => ids.iter().for_each(|id| members.remove(id)),
+            Change::Replace(ids) => {
+                members.clear();
+                ids.into_iter().for_each(|id| members.add(id));
+            }
+        }
+        Ok(true)
+    }
+
+    fn path(
+        &mut self,
+        doc: &mut Map<String, Value>,
+        op: Op,
+        target: &PathTarget,
+        value: Option<&Value>,
+        explicit: bool,
+    ) -> Result<(), ScimError> {
+        if self.members_fast(doc, op, target, value)? {
+            return Ok(());
+        }
+        if self.kind == ResourceKind::Group && target.attr.name == "members" {
+            self.flush_members(doc);
+        }
+        let membership = is_membership(self.kind, target, explicit);
+        let container = match target.location {
+            Location::Core => Some(&mut *doc),
+            Location::Extension(urn) => doc.get_mut(urn).and_then(Value::as_object_mut),
+        };
+        // Taken out rather than copied: an operation costs the attribute's size once.
+        let (before, unassigned) = match container.and_then(|c| c.remove(&target.attr.name)) {
+            Some(v) if !is_unassigned(&v) => (Some(v), None),
+            other => (None, other),
+        };
+        let ctx = Ctx {
+            attr: target.attr,
+            membership,
+            text: &target.text,
+        };
+        let computed = match (&target.filter, target.sub) {
+            (None, None) => ctx.whole(op, before.as_ref(), value),
+            (None, Some(sub)) => ctx.sub_everywhere(op, sub, before.as_ref(), value),
+            (Some(selector), sub) => ctx.filtered(op, selector, sub, before.as_ref(), value),
+        };
+        let after = computed?.filter(|v| !is_unassigned(v));
+        let after = if after == before {
+            before.or(unassigned)
+        } else {
+            check_mutability(target, membership, before.as_ref())?;
+            if let Some(Value::Array(items)) = &after
+                && !membership
+                && items.len() > self.options.max_multi
+            {
+                return Err(ScimError::invalid_value(format!(
+                    "{} would hold {} values; this service keeps at most {} (limits.multi_values)",
+                    target.attr.name,
+                    items.len(),
+                    self.options.max_multi
+                )));
+            }
+            after
+        };
+        let Some(after) = after else {
+            return Ok(());
+        };
+        let container = match target.location {
+            Location::Core => doc,
+            Location::Extension(urn) => {
+                let entry = doc
+                    .entry(urn.to_owned())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if !entry.is_object() {
+                    *entry = Value::Object(Map::new());
+                }
+                entry.as_object_mut().expect("just made an object")
+            }
+        };
+        container.insert(target.attr.name.clone(), after);
+        Ok(())
     }
 }
 
-/// One key of a path-less value object (or of an extension object).
-fn apply_key(
-    doc: &mut Map<String, Value>,
-    kind: ResourceKind,
-    op: Op,
-    key: &str,
-    v: &Value,
-) -> Result<(), ScimError> {
-    let registry = SchemaRegistry::get();
-    if key.eq_ignore_ascii_case("schemas") || key.eq_ignore_ascii_case("meta") {
-        return Ok(());
-    }
-    if let Some(urn) = registry.extension_urn(kind, key) {
-        return match v {
-            Value::Object(attrs) => {
-                for (k, vv) in attrs {
-                    apply_key(doc, kind, op, &format!("{urn}:{k}"), vv)?;
-                }
-                Ok(())
-            }
-            Value::Null => Ok(()),
-            _ => Err(ScimError::invalid_value(format!(
-                "the value for {urn} must be an object"
-            ))),
-        };
-    }
-    match parse_target(key, kind) {
-        Ok(Some(Target::Path(target))) => {
-            if kind == ResourceKind::User && target.attr.name == "groups" {
-                return Ok(());
-            }
-            apply_path(doc, kind, op, &target, Some(v), false)
+/// A membership operation on the member set.
+enum Change {
+    Add(Vec<String>),
+    Remove(Vec<String>),
+    Replace(Vec<String>),
+}
+
+/// The ids a filter `value eq "a"` (or `value eq "a" or value eq "b" …`) names; `None` for any other filter.
+fn value_eq_ids(filter: &ValFilter) -> Option<Vec<String>> {
+    match filter {
+        ValFilter::Attr(AttrExp::Comparison(path, CompareOp::Eq, CompValue::Str(id)))
+            if path.uri.is_none()
+                && path.sub_attr.is_none()
+                && path.name.eq_ignore_ascii_case("value") =>
+        {
+            Some(vec![id.clone()])
         }
-        // Unknown or unreadable keys in a path-less value are ignored (see the module docs).
-        Ok(_) | Err(_) => Ok(()),
+        ValFilter::Or(items) => {
+            let mut out = Vec::new();
+            for item in items.iter() {
+                out.extend(value_eq_ids(item)?);
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// A Group's member ids, in order, with a map from id to position: adding or removing one costs the same
+/// however many the group holds.
+struct MemberSet {
+    ids: Vec<Option<String>>,
+    at: HashMap<String, usize>,
+    /// `members` as it was taken out, put back as it was when nothing changed.
+    original: Option<Value>,
+    changed: bool,
+}
+
+impl MemberSet {
+    fn take(doc: &mut Map<String, Value>) -> MemberSet {
+        let original = doc.remove("members");
+        let mut set = MemberSet {
+            ids: Vec::new(),
+            at: HashMap::new(),
+            original: None,
+            changed: false,
+        };
+        for element in original.as_ref().map(elements).unwrap_or_default() {
+            if let Some(id) = element.get("value").and_then(Value::as_str) {
+                set.add(id.to_owned());
+            }
+        }
+        set.changed = false;
+        set.original = original;
+        set
+    }
+
+    fn add(&mut self, id: String) {
+        if !self.at.contains_key(&id) {
+            self.at.insert(id.clone(), self.ids.len());
+            self.ids.push(Some(id));
+            self.changed = true;
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Some(i) = self.at.remove(id) {
+            self.ids[i] = None;
+            self.changed = true;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.changed |= !self.at.is_empty();
+        self.ids.clear();
+        self.at.clear();
+    }
+
+    fn put(self, doc: &mut Map<String, Value>) {
+        if !self.changed {
+            if let Some(v) = self.original {
+                doc.insert("members".to_owned(), v);
+            }
+            return;
+        }
+        let members: Vec<Value> = self
+            .ids
+            .into_iter()
+            .flatten()
+            .map(|id| Value::Object(Map::from_iter([("value".to_owned(), Value::from(id))])))
+            .collect();
+        if !members.is_empty() {
+            doc.insert("members".to_owned(), Value::Array(members));
+        }
     }
 }
 
@@ -418,80 +756,29 @@ fn is_membership(kind: ResourceKind, target: &PathTarget, explicit: bool) -> boo
     }
 }
 
-fn apply_path(
-    doc: &mut Map<String, Value>,
-    kind: ResourceKind,
-    op: Op,
-    target: &PathTarget,
-    value: Option<&Value>,
-    explicit: bool,
-) -> Result<(), ScimError> {
-    let membership = is_membership(kind, target, explicit);
-    let container = match target.location {
-        Location::Core => Some(&*doc),
-        Location::Extension(urn) => doc.get(urn).and_then(Value::as_object),
-    };
-    let before = container
-        .and_then(|c| c.get(&target.attr.name))
-        .filter(|v| !is_unassigned(v))
-        .cloned();
-    let ctx = Ctx {
-        attr: target.attr,
-        membership,
-        text: &target.text,
-    };
-    let after = match (&target.filter, target.sub) {
-        (None, None) => ctx.whole(op, before.as_ref(), value)?,
-        (None, Some(sub)) => ctx.sub_everywhere(op, sub, before.as_ref(), value)?,
-        (Some(selector), sub) => ctx.filtered(op, selector, sub, before.as_ref(), value)?,
-    }
-    .filter(|v| !is_unassigned(v));
-    if after == before {
-        return Ok(());
-    }
-    check_mutability(target, membership, before.as_ref())?;
-    let container = match target.location {
-        Location::Core => doc,
-        Location::Extension(urn) => {
-            let entry = doc
-                .entry(urn.to_owned())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !entry.is_object() {
-                *entry = Value::Object(Map::new());
-            }
-            entry.as_object_mut().expect("just made an object")
-        }
-    };
-    match after {
-        Some(v) => container.insert(target.attr.name.clone(), v),
-        None => container.remove(&target.attr.name),
-    };
-    Ok(())
-}
-
 /// The write changes something; may it?
 fn check_mutability(
     target: &PathTarget,
     membership: bool,
     before: Option<&Value>,
 ) -> Result<(), ScimError> {
-    let path = &target.text;
+    let path = excerpt(&target.text);
     if target.attr.mutability == Mutability::ReadOnly && !membership {
         return Err(ScimError::mutability(format!(
-            "{path:?}: {} is readOnly",
+            "{path}: {} is readOnly",
             target.attr.name
         )));
     }
     if target.attr.mutability == Mutability::Immutable && before.is_some() {
         return Err(ScimError::mutability(format!(
-            "{path:?}: {} is immutable",
+            "{path}: {} is immutable",
             target.attr.name
         )));
     }
     if let Some(sub) = target.sub {
         if sub.mutability == Mutability::ReadOnly {
             return Err(ScimError::mutability(format!(
-                "{path:?}: {}.{} is readOnly",
+                "{path}: {}.{} is readOnly",
                 target.attr.name, sub.name
             )));
         }
@@ -502,7 +789,7 @@ fn check_mutability(
         });
         if sub.mutability == Mutability::Immutable && assigned {
             return Err(ScimError::mutability(format!(
-                "{path:?}: {}.{} is immutable",
+                "{path}: {}.{} is immutable",
                 target.attr.name, sub.name
             )));
         }
@@ -818,10 +1105,7 @@ fn normalize_value(
     path: &str,
 ) -> Result<Value, ScimError> {
     let bad = |what: &str| {
-        ScimError::invalid_value(format!(
-            "{path:?}: {} must be {what}, got {value}",
-            def.name
-        ))
+        ScimError::invalid_value(format!("{path}: {} must be {what}, got {value}", def.name))
     };
     if value.is_null() {
         return Ok(Value::Null);
@@ -1031,20 +1315,30 @@ fn membership_change(
         ResourceKind::Group => "members",
     };
     let ids = |m: &Map<String, Value>| -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for v in m.get(key).map(elements).unwrap_or_default() {
-            if let Some(id) = v.get("value").and_then(Value::as_str)
-                && !out.iter().any(|o| o == id)
-            {
-                out.push(id.to_owned());
-            }
-        }
-        out
+        let mut seen = HashSet::new();
+        m.get(key)
+            .map(elements)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|v| v.get("value").and_then(Value::as_str))
+            .filter(|id| seen.insert(*id))
+            .map(str::to_owned)
+            .collect()
     };
     let (old, new) = (ids(before), ids(after));
+    let (old_set, new_set): (HashSet<&String>, HashSet<&String>) =
+        (old.iter().collect(), new.iter().collect());
     MembershipChange {
-        added: new.iter().filter(|id| !old.contains(id)).cloned().collect(),
-        removed: old.iter().filter(|id| !new.contains(id)).cloned().collect(),
+        added: new
+            .iter()
+            .filter(|id| !old_set.contains(id))
+            .cloned()
+            .collect(),
+        removed: old
+            .iter()
+            .filter(|id| !new_set.contains(id))
+            .cloned()
+            .collect(),
     }
 }
 

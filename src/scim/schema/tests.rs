@@ -115,25 +115,16 @@ fn resource_types_reference_existing_schemas() {
 
 #[test]
 fn service_provider_config_states_capabilities() {
+    // The fixed part; paging figures and authentication schemes come from the running configuration.
     let spc = reg().service_provider_config_document();
     assert_eq!(spc["patch"]["supported"], true);
     assert_eq!(spc["bulk"]["supported"], false);
     assert!(spc["bulk"]["maxOperations"].is_u64() && spc["bulk"]["maxPayloadSize"].is_u64());
     assert_eq!(spc["filter"]["supported"], true);
-    assert_eq!(spc["filter"]["maxResults"], 1000);
-    assert_eq!(spc["changePassword"]["supported"], false);
+    assert_eq!(spc["changePassword"]["supported"], true);
     assert_eq!(spc["sort"]["supported"], true);
     assert_eq!(spc["etag"]["supported"], true);
-    let schemes = spc["authenticationSchemes"].as_array().unwrap();
-    let types: Vec<&str> = schemes
-        .iter()
-        .map(|s| s["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(types, ["oauthbearertoken", "httpbasic"]);
-    assert_eq!(schemes[0]["primary"], true);
-    for s in schemes {
-        assert!(s["name"].is_string() && s["description"].is_string());
-    }
+    assert!(spc.get("authenticationSchemes").is_none());
 }
 
 #[test]
@@ -151,17 +142,35 @@ fn registry_characteristics_match_the_brief() {
     );
     assert_eq!(user("password").returned, Returned::Never);
     assert_eq!(user("password").mutability, Mutability::WriteOnly);
-    assert_eq!(user("name.formatted").mutability, Mutability::ReadOnly);
+    assert_eq!(user("name.formatted").mutability, Mutability::ReadWrite);
     assert_eq!(user("groups").mutability, Mutability::ReadOnly);
     assert_eq!(user("active").attr_type, AttrType::Boolean);
     assert_eq!(user("meta.lastModified").attr_type, AttrType::DateTime);
     assert_eq!(user("emails.type").canonical_values, ["work", "other"]);
-    assert_eq!(user("manager.$ref").mutability, Mutability::ReadOnly);
+    assert_eq!(user("manager.$ref").mutability, Mutability::ReadWrite);
+    assert_eq!(user("manager.$ref").reference_types, ["User"]);
+    assert!(
+        reg()
+            .resolve(ResourceKind::User, "manager.displayName")
+            .is_none()
+    );
+    assert_eq!(user("state").returned, Returned::Request);
+    assert_eq!(
+        user("urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:User:description").mutability,
+        Mutability::ReadWrite
+    );
     assert_eq!(user("manager.value").mutability, Mutability::ReadWrite);
     assert_eq!(user("employeeNumber").uniqueness, Uniqueness::Server);
     assert_eq!(user("mfaConfigured").mutability, Mutability::ReadOnly);
     assert_eq!(group("members.value").mutability, Mutability::Immutable);
-    assert_eq!(group("members.display").mutability, Mutability::ReadOnly);
+    assert_eq!(group("members.$ref").mutability, Mutability::Immutable);
+    assert_eq!(group("members.$ref").reference_types, ["User"]);
+    assert!(
+        reg()
+            .resolve(ResourceKind::Group, "members.display")
+            .is_none()
+    );
+    assert_eq!(group("groupType").returned, Returned::Request);
     assert_eq!(group("displayName").uniqueness, Uniqueness::Server);
     assert_eq!(group("groupType").mutability, Mutability::ReadOnly);
     assert_eq!(group("description").mutability, Mutability::ReadWrite);

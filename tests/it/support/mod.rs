@@ -120,6 +120,20 @@ impl Harness {
         self.http.get(self.scim(path)).bearer_auth(TOKEN)
     }
 
+    /// A user's JumpCloud extension, which is returned only when `attributes` names it.
+    pub async fn jc_ext(&self, id: &str) -> Value {
+        let r = self
+            .get(&format!(
+                "/Users/{id}?attributes=urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:User"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        v["urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:User"].clone()
+    }
+
     pub fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
         self.http
             .post(self.scim(path))

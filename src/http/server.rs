@@ -1,0 +1,341 @@
+//! The accept loop: HTTP/1 connections served by hyper with the bounds a public endpoint needs.
+//!
+//! Owns, per connection: a header-read timeout (a request's headers must arrive within
+//! `limits.header_read_timeout_s` of its first byte), an idle timeout (a keep-alive connection with no new
+//! request for `limits.idle_timeout_s` is closed), and a cap on connections open at once
+//! (`limits.max_connections`): one more is answered `503` with a SCIM error and closed, rather than left to
+//! fail `accept` once the process runs out of descriptors. An `accept` that fails (descriptors exhausted)
+//! waits a moment and goes on. Shutdown stops accepting, lets every connection finish its request in flight,
+//! and gives up after the grace period.
+//!
+//! hyper's only timer on a server connection is the header-read timeout, started when it waits for the next
+//! request's head, that is, from the moment a keep-alive connection falls idle. [`ConnTimer`] gives that one
+//! timer both meanings: until a byte of the next request arrives it is the idle timeout; from the first
+//! byte, the header-read timeout. Knows nothing of SCIM: it serves whatever router it is given.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use hyper::rt::{Sleep, Timer};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::scim::error::ScimError;
+
+/// Connection bounds (`limits.*`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnLimits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    /// How long in-flight requests may take to finish once shutdown starts.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(8),
+        }
+    }
+}
+
+/// The address a request came from, in its extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// Connections open now, shared with `/metrics` and the tests.
+#[derive(Debug, Default)]
+pub struct ConnCounter(AtomicUsize);
+
+impl ConnCounter {
+    pub fn open(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Decrements the count when a connection ends, however it ends.
+struct Slot(Arc<ConnCounter>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serve `router` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnLimits,
+    counter: Arc<ConnCounter>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut refused_logged = tokio::time::Instant::now() - Duration::from_secs(60);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE / ENFILE and friends: the connection waits in the backlog; try again shortly.
+                if refused_logged.elapsed() > Duration::from_secs(10) {
+                    tracing::warn!(error = %e, "accepting a connection failed; retrying");
+                    refused_logged = tokio::time::Instant::now();
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let open = counter.0.fetch_add(1, Ordering::Relaxed) + 1;
+        let slot = Slot(counter.clone());
+        if open > limits.max_connections {
+            tokio::spawn(async move {
+                refuse(stream).await;
+                drop(slot);
+            });
+            continue;
+        }
+        let router = router.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let activity = Arc::new(AtomicU64::new(0));
+            let io = TokioIo::new(Counted {
+                inner: stream,
+                bytes: activity.clone(),
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(ConnTimer {
+                    bytes: activity,
+                    header: limits.header_read_timeout,
+                    idle: limits.idle_timeout,
+                })
+                .header_read_timeout(limits.header_read_timeout)
+                .keep_alive(true);
+            let service = tower::ServiceBuilder::new()
+                .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(PeerAddr(peer));
+                    req
+                })
+                .service(router);
+            let conn = builder.serve_connection(io, TowerToHyperService::new(service));
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    // Every connection finishes its request in flight, within the grace period.
+    let deadline = tokio::time::Instant::now() + limits.shutdown_grace;
+    while counter.open() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if counter.open() > 0 {
+        tracing::warn!(
+            open = counter.open(),
+            "in-flight requests did not finish within {:?}; stopping anyway",
+            limits.shutdown_grace
+        );
+    }
+    Ok(())
+}
+
+/// The answer to a connection over the cap: a SCIM 503 with `Retry-After`, then close.
+async fn refuse(mut stream: TcpStream) {
+    let body = ScimError::new(
+        503,
+        None,
+        "this service has as many connections open as it takes (limits.max_connections); retry shortly",
+    )
+    .to_json()
+    .to_string();
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/scim+json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let write = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
+/// A connection's stream, counting the bytes read from it.
+struct Counted {
+    inner: TcpStream,
+    bytes: Arc<AtomicU64>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// The timer of one connection: its header-read timeout is the idle timeout until the next request's first
+/// byte arrives, and the header-read timeout from then on (see the module docs).
+#[derive(Clone)]
+struct ConnTimer {
+    bytes: Arc<AtomicU64>,
+    header: Duration,
+    idle: Duration,
+}
+
+impl Timer for ConnTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
+        Box::pin(tokio::time::sleep(duration).into_sleep())
+    }
+
+    fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn Sleep>> {
+        // hyper asks for `now + header_read_timeout`: the wait for a request head starts now.
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let started = deadline.checked_sub(self.header).unwrap_or(deadline);
+        Box::pin(HeadWait {
+            bytes: self.bytes.clone(),
+            at_start: self.bytes.load(Ordering::Relaxed),
+            started,
+            first_byte: None,
+            header: self.header,
+            idle: self.idle,
+            sleep: Box::pin(tokio::time::sleep_until(
+                started + self.header.min(self.idle),
+            )),
+        })
+    }
+
+    fn reset(&self, sleep: &mut Pin<Box<dyn Sleep>>, new_deadline: std::time::Instant) {
+        *sleep = self.sleep_until(new_deadline);
+    }
+}
+
+/// Adapts tokio's `Sleep` to hyper's.
+trait IntoSleep {
+    fn into_sleep(self) -> TokioSleep;
+}
+
+impl IntoSleep for tokio::time::Sleep {
+    fn into_sleep(self) -> TokioSleep {
+        TokioSleep(Box::pin(self))
+    }
+}
+
+struct TokioSleep(Pin<Box<tokio::time::Sleep>>);
+
+impl Future for TokioSleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl Sleep for TokioSleep {}
+
+/// One wait for a request head.
+struct HeadWait {
+    bytes: Arc<AtomicU64>,
+    at_start: u64,
+    started: tokio::time::Instant,
+    /// When a byte of the request was first seen (to within one check).
+    first_byte: Option<tokio::time::Instant>,
+    header: Duration,
+    idle: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Future for HeadWait {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let now = tokio::time::Instant::now();
+            if self.first_byte.is_none() && self.bytes.load(Ordering::Relaxed) > self.at_start {
+                self.first_byte = Some(now);
+            }
+            let due = match self.first_byte {
+                Some(t) => t + self.header,
+                None => self.started + self.idle,
+            };
+            if now >= due {
+                return Poll::Ready(());
+            }
+            // Until the first byte, look again every header-read period, so a request that starts arriving
+            // gets its header-read timeout counted from about then.
+            let next = match self.first_byte {
+                Some(_) => due,
+                None => due.min(now + self.header),
+            };
+            self.sleep.as_mut().reset(next);
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl Sleep for HeadWait {}
