@@ -62,8 +62,11 @@ async fn method_not_allowed() -> Response {
 
 /// The serialised form of one entry under a projection.
 /// A ListResponse assembled from pre-serialised entries: a page costs a copy, not a serialisation.
-fn render_list(pages: &[(&ListPage, Kind)], attrs: &AttrSelection, snap: &Snapshot) -> Response {
-    render_list_with(pages, attrs, snap, None)
+/// Pages of one or two resource kinds, each projected by its own kind's selection.
+type Pages<'a> = [(&'a ListPage, Kind, &'a AttrSelection)];
+
+fn render_list(pages: &Pages<'_>, snap: &Snapshot) -> Response {
+    render_list_with(pages, snap, None)
 }
 
 /// Cursors of an RFC 9865 page: `nextCursor` and `previousCursor`, when there are such pages.
@@ -72,15 +75,10 @@ struct Cursors {
     previous: Option<String>,
 }
 
-fn render_list_with(
-    pages: &[(&ListPage, Kind)],
-    attrs: &AttrSelection,
-    snap: &Snapshot,
-    cursors: Option<Cursors>,
-) -> Response {
-    let total: usize = pages.iter().map(|(p, _)| p.total).sum();
-    let items: usize = pages.iter().map(|(p, _)| p.items.len()).sum();
-    let start_index = pages.first().map(|(p, _)| p.start_index).unwrap_or(1);
+fn render_list_with(pages: &Pages<'_>, snap: &Snapshot, cursors: Option<Cursors>) -> Response {
+    let total: usize = pages.iter().map(|(p, _, _)| p.total).sum();
+    let items: usize = pages.iter().map(|(p, _, _)| p.items.len()).sum();
+    let start_index = pages.first().map(|(p, _, _)| p.start_index).unwrap_or(1);
     // Index paging says where the page starts; cursor paging says where the next one does.
     let position = match &cursors {
         None => format!("\"startIndex\":{start_index}"),
@@ -102,7 +100,7 @@ fn render_list_with(
     };
     let bodies: Vec<Bytes> = pages
         .iter()
-        .flat_map(|(p, kind)| p.items.iter().map(move |e| entry_bytes(e, attrs, *kind)))
+        .flat_map(|(p, kind, attrs)| p.items.iter().map(move |e| entry_bytes(e, attrs, *kind)))
         .collect();
     let size: usize = bodies.iter().map(|b| b.len() + 1).sum::<usize>() + 160;
     let mut out = Vec::with_capacity(size);
@@ -173,7 +171,7 @@ fn index_page(
         latest,
     );
     let page = read::list(&snap, kind, query);
-    render_list(&[(&page, kind)], &query.attributes, &snap)
+    render_list(&[(&page, kind, &query.attributes)], &snap)
 }
 
 fn params_of(q: &HashMap<String, String>) -> QueryParams {
@@ -276,7 +274,7 @@ fn cursor_page(
         next: (end < page.total && !page.items.is_empty()).then(|| format!("{walk}.{end}")),
         previous: (offset > 0).then(|| format!("{walk}.{}", offset.saturating_sub(count))),
     };
-    render_list_with(&[(&page, kind)], &query.attributes, &snap, Some(cursors))
+    render_list_with(&[(&page, kind, &query.attributes)], &snap, Some(cursors))
 }
 
 /// An unguessable walk id for a cursor.
@@ -408,8 +406,10 @@ async fn search_root(State(state): State<AppState>, body: Bytes) -> Response {
         }
     }
     render_list(
-        &[(&users, Kind::User), (&groups, Kind::Group)],
-        &queries[0].attributes,
+        &[
+            (&users, Kind::User, &queries[0].attributes),
+            (&groups, Kind::Group, &queries[1].attributes),
+        ],
         &snap,
     )
 }
@@ -438,6 +438,8 @@ async fn get_kind(
         add_snapshot_headers(&mut resp, &snap);
         return resp;
     };
+    // The ETag header stands for `meta.version`: sent with every representation that carries it.
+    let carries_version = attrs.is_default() || attrs.keeps_meta_version(resource_kind(kind));
     let mut resp = if if_none_match(headers, &entry.etag) {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         r.headers_mut().insert(
@@ -448,7 +450,7 @@ async fn get_kind(
     } else {
         scim_response(StatusCode::OK, entry_bytes(&entry, &attrs, kind))
     };
-    if let Ok(v) = HeaderValue::from_str(&entry.etag) {
+    if carries_version && let Ok(v) = HeaderValue::from_str(&entry.etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
     add_snapshot_headers(&mut resp, &snap);

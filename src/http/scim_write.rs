@@ -135,7 +135,9 @@ fn render(
     };
     let entry = &written.entry;
     let mut resp = scim_response(status, entry_bytes(entry, &attrs, kind));
-    if let Ok(v) = HeaderValue::from_str(&entry.etag) {
+    let carries_version =
+        attrs.is_default() || attrs.keeps_meta_version(crate::directory::read::resource_kind(kind));
+    if carries_version && let Ok(v) = HeaderValue::from_str(&entry.etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
     if location

@@ -10,4 +10,5 @@ mod persistence;
 mod provisioning;
 mod read_path;
 mod resilience;
+mod suite;
 mod support;

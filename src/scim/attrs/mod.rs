@@ -173,6 +173,15 @@ impl AttrSelection {
         Value::Object(out)
     }
 
+    /// Whether a resource projected by this selection still carries `meta.version` (and so an answer
+    /// carrying it may carry the `ETag` header that stands for it).
+    pub fn keeps_meta_version(&self, kind: ResourceKind) -> bool {
+        let probe = serde_json::json!({"meta": {"version": "v"}});
+        self.project(&probe, kind)
+            .pointer("/meta/version")
+            .is_some()
+    }
+
     /// Keys our schemas do not describe survive unless the client listed what it wants.
     fn keep_unknown(&self) -> bool {
         !matches!(self.mode, Mode::Include(_))

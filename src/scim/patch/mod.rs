@@ -730,20 +730,21 @@ impl MemberSet {
     }
 }
 
+/// Removing a whole extension removes what clients may write in it; what the service provider assigns
+/// (readOnly) stays, being the service provider's.
 fn remove_extension(doc: &mut Map<String, Value>, urn: &str) -> Result<(), ScimError> {
-    let Some(Value::Object(ext)) = doc.get(urn) else {
+    let Some(Value::Object(ext)) = doc.get_mut(urn) else {
         return Ok(());
     };
     let schema = SchemaRegistry::get().schema(urn);
-    for (key, v) in ext {
-        let read_only = schema
+    ext.retain(|key, _| {
+        schema
             .and_then(|s| s.attr(key))
-            .is_some_and(|d| d.mutability == Mutability::ReadOnly);
-        if read_only && !is_unassigned(v) {
-            return Err(ScimError::mutability(format!("{urn}:{key} is readOnly")));
-        }
+            .is_some_and(|d| d.mutability == Mutability::ReadOnly)
+    });
+    if ext.is_empty() {
+        doc.remove(urn);
     }
-    doc.remove(urn);
     Ok(())
 }
 

@@ -814,12 +814,24 @@ fn extensions_by_urn() {
         json!({"department": "E", "costCenter": "Z", "organization": "O"})
     );
     // The read-only JumpCloud extension cannot be removed wholesale.
-    let e = err(
-        &user(),
+    // Removing a whole extension removes what clients wrote there; the service provider's facts stay.
+    let mut described = user();
+    described[JUMPCLOUD_USER_URN]["description"] = json!("d");
+    let out = ok(
+        &described,
         ResourceKind::User,
         json!([{"op": "remove", "path": JUMPCLOUD_USER_URN}]),
     );
-    assert_eq!(e.scim_type, Some(ScimType::Mutability));
+    assert_eq!(out[JUMPCLOUD_USER_URN], user()[JUMPCLOUD_USER_URN]);
+    assert!(
+        !patch(
+            &user(),
+            ResourceKind::User,
+            json!([{"op": "remove", "path": JUMPCLOUD_USER_URN}])
+        )
+        .unwrap()
+        .changed
+    );
 }
 
 #[test]
