@@ -172,6 +172,7 @@ pub async fn serve(
             max_count: config.paging.max_count,
             max_results: config.paging.max_results,
             body_bytes: config.limits.body_bytes,
+            uri_bytes: config.limits.uri_bytes,
             json_depth: config.limits.json_depth,
             request_timeout: Duration::from_secs(config.limits.request_timeout_s),
             capabilities: Capabilities {

@@ -213,6 +213,8 @@ fn default_max_results() -> usize {
 pub struct LimitsConfig {
     /// Largest request body.
     pub body_bytes: usize,
+    /// Longest request URI (path and query); a long filter belongs in a `POST …/.search` body.
+    pub uri_bytes: usize,
     /// Deepest nesting of arrays and objects a JSON body may have.
     pub json_depth: usize,
     /// Most operations in one PATCH.
@@ -243,6 +245,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             body_bytes: 1_048_576,
+            uri_bytes: 16_384,
             json_depth: 32,
             patch_operations: 1000,
             patch_values: 100_000,
@@ -393,6 +396,7 @@ const KNOWN_KEYS: &[&str] = &[
     "paging.max_results",
     "paging.pin_ttl_s",
     "limits.body_bytes",
+    "limits.uri_bytes",
     "limits.json_depth",
     "limits.patch_operations",
     "limits.patch_values",
@@ -618,6 +622,7 @@ impl Config {
         let l = &self.limits;
         for (key, value, min) in [
             ("limits.body_bytes", l.body_bytes as u64, 1024),
+            ("limits.uri_bytes", l.uri_bytes as u64, 1024),
             ("limits.json_depth", l.json_depth as u64, 8),
             ("limits.patch_operations", l.patch_operations as u64, 1),
             ("limits.patch_values", l.patch_values as u64, 1),

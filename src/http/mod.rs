@@ -45,6 +45,8 @@ pub struct HttpSettings {
     /// The most resources one answer holds (a list without `count`).
     pub max_results: usize,
     pub body_bytes: usize,
+    /// Longest request URI.
+    pub uri_bytes: usize,
     /// Deepest JSON nesting a body may have.
     pub json_depth: usize,
     /// Answers slower than this become 503: every client gives up at 60 s.
@@ -60,6 +62,7 @@ impl Default for HttpSettings {
             max_count: 1000,
             max_results: 100_000,
             body_bytes: 1_048_576,
+            uri_bytes: 16_384,
             json_depth: 32,
             request_timeout: Duration::from_secs(55),
             capabilities: crate::scim::discovery::Capabilities::default(),
@@ -112,6 +115,7 @@ pub fn router(state: AppState) -> Router {
             snapshot_headers,
         ));
     let timeout = state.settings.request_timeout;
+    let uri_limit = state.settings.uri_bytes;
     let body_limit = state.settings.body_bytes;
     let metrics = state.metrics.clone();
     Router::new()
@@ -137,6 +141,7 @@ pub fn router(state: AppState) -> Router {
                 }))
                 .layer(middleware::from_fn_with_state(metrics, telemetry::track))
                 .layer(middleware::from_fn_with_state(timeout, deadline))
+                .layer(middleware::from_fn_with_state(uri_limit, long_uri))
                 // Whatever answers an error on a SCIM path (an extractor's rejection, the body limit just
                 // below), the client gets an RFC 7644 error body.
                 .layer(middleware::from_fn(scim_errors_only))
@@ -144,21 +149,40 @@ pub fn router(state: AppState) -> Router {
         )
 }
 
-/// Answer 503 (a SCIM error) rather than let a request outlive every client's patience.
+/// A URI longer than `limits.uri_bytes` is 414 with a SCIM error (longer still, past what the HTTP parser
+/// reads, it gets the parser's own empty 414).
+async fn long_uri(State(limit): State<usize>, req: Request, next: Next) -> Response {
+    let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if len > limit {
+        return ScimError::new(
+            414,
+            None,
+            format!(
+                "the request URI is {len} bytes; this service takes at most {limit} (limits.uri_bytes): send a \
+                 long filter in the body of POST …/.search instead"
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Answer rather than let a request outlive every client's patience. The request is cancelled (its future
+/// dropped); the answer carries no `Retry-After` and says why the same request would fail the same way.
 async fn deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
-        Err(_) => {
-            let mut resp = ScimError::new(
-                503,
-                None,
-                "the request took too long and was abandoned; retry it",
-            )
-            .into_response();
-            resp.headers_mut()
-                .insert("retry-after", HeaderValue::from_static("5"));
-            resp
-        }
+        Err(_) => ScimError::new(
+            503,
+            None,
+            format!(
+                "the request took longer than {} s (limits.request_timeout_s) and was cancelled; the same request \
+                 would take as long again: narrow it (a smaller count, a simpler filter, fewer operations), and \
+                 after a write, read the resource to see what was done",
+                limit.as_secs()
+            ),
+        )
+        .into_response(),
     }
 }
 

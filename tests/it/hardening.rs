@@ -471,8 +471,24 @@ async fn input_limits_answer_at_once_with_the_limit_named() {
     )
     .await;
     assert_eq!(r.status(), 200);
+    // A URI past limits.uri_bytes is a SCIM 414 pointing at .search.
+    let r = h
+        .get(&format!(
+            "/Users?filter=userName%20eq%20%22{}%22",
+            "a".repeat(20_000)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 414);
+    assert_eq!(r.headers()["content-type"], "application/scim+json");
+    let detail = json_of(r).await["detail"].as_str().unwrap().to_string();
+    assert!(
+        detail.contains("limits.uri_bytes") && detail.contains(".search"),
+        "{detail}"
+    );
     // Details quote a short excerpt of the input, never all of it.
-    let cursor = "c".repeat(50_000);
+    let cursor = "c".repeat(15_000);
     let r = h
         .get(&format!("/Users?cursor={cursor}"))
         .send()
