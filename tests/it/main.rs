@@ -1,6 +1,7 @@
 //! The one integration-test binary: every test drives real sockets on 127.0.0.1 with ephemeral ports.
 
 mod conformance;
+mod deploy;
 mod emulator;
 mod hardening;
 mod lifecycle;
