@@ -21,6 +21,7 @@ use crate::http::server::{self, ConnCounter, ConnLimits};
 use crate::http::{self, AppState, HttpSettings};
 use crate::jumpcloud::{JcClient, JcClientConfig, JcError, RetryPolicy};
 use crate::mapping::MappingOptions;
+use crate::rotation::{self, Rotatable, SecretSource};
 use crate::scim::discovery::Capabilities;
 use crate::scim::patch::PatchOptions;
 use crate::scim::reference::References;
@@ -45,6 +46,47 @@ pub enum AppError {
     Auth(String),
 }
 
+/// The one start-up line: what this process is and what it stands in front of (never a secret).
+fn log_start(config: &Config, listener: &TcpListener) {
+    let listen = listener
+        .local_addr()
+        .map_or_else(|_| config.listen.to_string(), |a| a.to_string());
+    let host = config
+        .jumpcloud
+        .url
+        .split("://")
+        .nth(1)
+        .unwrap_or(&config.jumpcloud.url)
+        .trim_end_matches('/');
+    let a = &config.auth;
+    let mut credentials = Vec::new();
+    for (n, what) in [
+        (a.tokens.len(), "bearer tokens"),
+        (a.basic.len(), "Basic users"),
+        (a.clients.len(), "OAuth clients"),
+    ] {
+        if n > 0 {
+            credentials.push(format!("{n} {what}"));
+        }
+    }
+    let data_dir = config.data_dir.as_ref().map_or_else(
+        || "none (nothing persisted)".to_owned(),
+        |d| d.display().to_string(),
+    );
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        listen,
+        jumpcloud = host,
+        org = config.jumpcloud.org_id.as_deref().unwrap_or("-"),
+        credentials = credentials.join(", "),
+        data_dir,
+        refresh_interval_s = config.refresh.interval_s,
+        "jumpcloud-scim {} serving SCIM at {}/scim/v2 in front of {host}",
+        env!("CARGO_PKG_VERSION"),
+        config.base_url()
+    );
+}
+
 /// A write answers within this, leaving the rest of the request's time for reading and answering.
 fn write_deadline(request_timeout_s: u64) -> Duration {
     let total = Duration::from_secs(request_timeout_s);
@@ -59,6 +101,26 @@ pub fn scim_base(config: &Config) -> String {
 /// The JumpCloud client the configuration describes. Reads get a few more attempts than the client's default:
 /// a refresh is ~70 calls, and under a gateway that fails one call in five each of them must get through.
 pub fn jumpcloud_client(config: &Config) -> Result<JcClient, JcError> {
+    let mut cc = client_config(config);
+    cc.retry = RetryPolicy {
+        max_attempts: 6,
+        ..RetryPolicy::default()
+    };
+    JcClient::new(cc)
+}
+
+/// The client `check` uses: two attempts per call, so that a failure is reported in seconds.
+pub fn jumpcloud_client_for_check(config: &Config) -> Result<JcClient, JcError> {
+    let mut cc = client_config(config);
+    cc.retry = RetryPolicy {
+        max_attempts: 2,
+        ..RetryPolicy::default()
+    };
+    cc.timeout = cc.timeout.min(Duration::from_secs(10));
+    JcClient::new(cc)
+}
+
+fn client_config(config: &Config) -> JcClientConfig {
     let key = config
         .jumpcloud
         .api_key
@@ -68,11 +130,7 @@ pub fn jumpcloud_client(config: &Config) -> Result<JcClient, JcError> {
     let mut cc = JcClientConfig::new(config.jumpcloud.url.clone(), key);
     cc.org_id = config.jumpcloud.org_id.clone().filter(|o| !o.is_empty());
     cc.timeout = Duration::from_secs(config.jumpcloud.timeout_s);
-    cc.retry = RetryPolicy {
-        max_attempts: 6,
-        ..RetryPolicy::default()
-    };
-    JcClient::new(cc)
+    cc
 }
 
 /// Run the service on `listener` until `shutdown` resolves, then stop within about ten seconds.
@@ -81,6 +139,21 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
+    serve_with(listener, config, None, shutdown).await
+}
+
+/// [`serve`], re-reading secrets from `secrets` on SIGHUP and when a secret file changes.
+pub async fn serve_with(
+    listener: TcpListener,
+    config: Config,
+    secrets: Option<SecretSource>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
     let metrics = Metrics::new();
     let mut client = jumpcloud_client(&config)?;
     // Before any clone: the observer lives on the handle, so clones made earlier would not report.
@@ -192,7 +265,18 @@ pub async fn serve(
             config.limits.auth_failures_per_minute,
         )),
     };
+    let rotation = secrets.map(|source| {
+        tokio::spawn(rotation::run(
+            source,
+            Rotatable {
+                auth: state.auth.as_ref().clone(),
+                client: client.clone(),
+            },
+            stop_rx.clone(),
+        ))
+    });
     let router = http::router(state);
+    log_start(&config, &listener);
 
     let limits = ConnLimits {
         header_read_timeout: Duration::from_secs(config.limits.header_read_timeout_s),
@@ -210,6 +294,9 @@ pub async fn serve(
     .await
     .map_err(AppError::from);
     refresher.abort();
+    if let Some(r) = rotation {
+        let _ = r.await;
+    }
     if let Some(saver) = saver {
         // The last published snapshot is on disk before the process ends.
         saver.flush_and_stop().await;

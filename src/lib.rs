@@ -10,6 +10,8 @@ pub mod app;
 pub mod audit;
 /// Client authentication (bearer tokens, Basic) and the `Principal` a request acts as.
 pub mod auth;
+/// `check`: whether the configured JumpCloud URL and key work, in a few cheap calls.
+pub mod check;
 /// The published snapshot and the background refresher.
 pub mod cache;
 /// Layered configuration (defaults → TOML → `JCSCIM_*` environment), validated once; the only reader of env vars.
@@ -20,6 +22,8 @@ pub mod directory;
 pub mod emulator;
 /// The HTTP surface: router, layer stack, SCIM and operations handlers.
 pub mod http;
+/// Secrets re-read without a restart: on SIGHUP and when a secret file changes.
+pub mod rotation;
 /// JumpCloud's wire format and nothing else: DTOs, the paging HTTP client, the classified `JcError`, retries.
 pub mod jumpcloud;
 /// JumpCloud ↔ SCIM mapping; the only module that sees both worlds.

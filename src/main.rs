@@ -125,23 +125,28 @@ impl EmulatorFlags {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("while starting the async runtime")?;
-    runtime.block_on(run(cli))
+        .context("while starting the async runtime")
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    if let Err(e) = result {
+        // One line: what failed and why, each cause after a colon; never a backtrace.
+        eprintln!("jumpcloud-scim: {e:#}");
+        std::process::exit(1);
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Emulator(flags) => {
-            init_logging(LogFormat::Text);
+            init_logging(LogFormat::Text, "info");
             run_emulator(flags).await
         }
         Command::Demo(flags) => {
-            init_logging(LogFormat::Text);
+            init_logging(LogFormat::Text, "info");
             run_demo(flags).await
         }
         Command::Serve { config } => run_serve(config.as_deref()).await,
@@ -170,28 +175,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Load the configuration and log its warnings (logging must already be set up).
-fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
-    let loaded = Config::load(path).context("while loading the configuration")?;
-    for w in &loaded.warnings {
-        tracing::warn!("{w}");
-    }
-    Ok(loaded.config)
-}
-
 async fn run_serve(path: Option<&std::path::Path>) -> anyhow::Result<()> {
     // Logging needs the configured format, and loading may warn: load first, then log the warnings.
     let loaded = Config::load(path).context("while loading the configuration")?;
-    init_logging(loaded.config.log.format);
+    init_logging(loaded.config.log.format, &loaded.config.log.level);
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let config = loaded.config;
+    let config = loaded.config.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("while binding {}", config.listen))?;
     println!("listening on http://{}", listener.local_addr()?);
-    app::serve(listener, config, shutdown_signal())
+    let secrets = jumpcloud_scim::rotation::SecretSource {
+        config_file: path.map(std::path::Path::to_path_buf),
+        secret_files: loaded.secret_files,
+    };
+    app::serve_with(listener, config, Some(secrets), shutdown_signal())
         .await
         .context("while serving")
 }
@@ -245,32 +245,16 @@ fn random_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Try the configured JumpCloud URL and key; print what was found.
+/// Try the configured JumpCloud URL and key; print what was found. Needs only the `jumpcloud` part.
 async fn run_check(path: Option<&std::path::Path>) -> anyhow::Result<bool> {
-    init_logging(LogFormat::Text);
-    let config = load_config(path)?;
-    let client = app::jumpcloud_client(&config).context("while building the JumpCloud client")?;
-    println!("JumpCloud: {}", config.jumpcloud.url);
-    let mut ok = true;
-    let mut report = |what: &str, r: Result<usize, jumpcloud_scim::jumpcloud::JcError>| match r {
-        Ok(n) => println!("{what}: {n}"),
-        Err(e) => {
-            println!("{what}: FAILED: {e}");
-            ok = false;
-        }
-    };
-    report(
-        "organizations visible to the key",
-        client.list_organizations().await.map(|v| v.len()),
-    );
-    report("system users", client.list_users().await.map(|v| v.len()));
-    report("user groups", client.list_groups().await.map(|v| v.len()));
-    report(
-        "directories",
-        client.list_directories().await.map(|v| v.len()),
-    );
-    println!("{}", if ok { "check passed" } else { "check FAILED" });
-    Ok(ok)
+    let loaded = Config::load_unchecked(path).context("while loading the configuration")?;
+    init_logging(LogFormat::Text, "warn");
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let report = jumpcloud_scim::check::run(&loaded.config).await;
+    println!("{}", report.render());
+    Ok(report.ok())
 }
 
 /// Ask the running service's `/healthz` at the configured `listen`.
@@ -321,8 +305,10 @@ async fn run_emulator(flags: EmulatorFlags) -> anyhow::Result<()> {
         .context("while serving the emulator")
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs go to standard error; `RUST_LOG` wins over `log.level`.
+fn init_logging(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

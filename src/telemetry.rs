@@ -15,6 +15,7 @@ use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tracing::Instrument;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
@@ -465,12 +466,22 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
             .get::<MatchedPath>()
             .map(MatchedPath::as_str),
     );
-    let resp = next.run(req).await;
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    // Every line logged while the request runs carries its id.
+    let span = tracing::info_span!("request", id = %id);
+    let resp = next.run(req).instrument(span).await;
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
     metrics.observe_http(&route, status, elapsed);
     let template = route.split_once(' ').map_or(route.as_str(), |(_, t)| t);
+    // The one line per request.
     tracing::info!(
+        id,
         method,
         route = template,
         status,

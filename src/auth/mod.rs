@@ -117,9 +117,63 @@ struct BasicCredential {
     scope: Scope,
 }
 
-/// Checks the `Authorization` header against the configured credentials.
+/// Checks the `Authorization` header against the configured credentials; [`Authenticator::replace`]
+/// swaps them for new ones (rotation) without a restart, for every clone at once.
 #[derive(Clone)]
 pub struct Authenticator {
+    current: Arc<arc_swap::ArcSwap<Credentials>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.current.load().fmt(f)
+    }
+}
+
+impl Authenticator {
+    /// Build from validated configuration; an error when the OAuth signing key cannot be used.
+    pub fn from_config(cfg: &AuthConfig) -> Result<Self, String> {
+        Ok(Self::wrap(Credentials::from_config(cfg)?))
+    }
+
+    /// A single bearer token (the demo's).
+    pub fn single_token(token: &str, scope: Scope) -> Self {
+        Self::wrap(Credentials::single_token(token, scope))
+    }
+
+    fn wrap(c: Credentials) -> Self {
+        Authenticator {
+            current: Arc::new(arc_swap::ArcSwap::from_pointee(c)),
+        }
+    }
+
+    /// Use these credentials from the next request on: new ones are accepted and removed ones refused at
+    /// once. On an error the current credentials stay.
+    pub fn replace(&self, cfg: &AuthConfig) -> Result<(), String> {
+        self.current.store(Arc::new(Credentials::from_config(cfg)?));
+        Ok(())
+    }
+
+    /// The OAuth token issuer, when OAuth clients are configured.
+    pub fn token_issuer(&self) -> Option<Arc<oauth::TokenIssuer>> {
+        self.current.load().oauth.clone()
+    }
+
+    /// Authenticate a request, verifying argon2 hashes on the calling thread (tests, tools).
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        self.current.load().authenticate(headers)
+    }
+
+    /// Authenticate a request, verifying an argon2 hash on a blocking thread so the async workers keep
+    /// answering.
+    pub async fn authenticate_async(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        let current = self.current.load_full();
+        current.authenticate_async(headers).await
+    }
+}
+
+/// One generation of configured credentials.
+struct Credentials {
     tokens: Vec<Credential>,
     basic: Vec<BasicCredential>,
     /// With OAuth clients configured: issues their tokens and checks them.
@@ -139,7 +193,7 @@ fn verified_cache() -> moka::sync::Cache<[u8; 32], usize> {
         .build()
 }
 
-impl std::fmt::Debug for Authenticator {
+impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("tokens", &self.tokens.len())
@@ -165,10 +219,10 @@ pub(crate) fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-impl Authenticator {
+impl Credentials {
     /// Build from validated configuration (`Config::validate` has checked the hashes' shape and the private
     /// key); an error when the OAuth signing key cannot be used.
-    pub fn from_config(cfg: &AuthConfig) -> Result<Self, String> {
+    fn from_config(cfg: &AuthConfig) -> Result<Self, String> {
         let tokens = cfg
             .tokens
             .iter()
@@ -210,13 +264,7 @@ impl Authenticator {
         })
     }
 
-    /// The OAuth token issuer, when OAuth clients are configured.
-    pub fn token_issuer(&self) -> Option<&oauth::TokenIssuer> {
-        self.oauth.as_deref()
-    }
-
-    /// A single bearer token (the demo's).
-    pub fn single_token(token: &str, scope: Scope) -> Self {
+    fn single_token(token: &str, scope: Scope) -> Self {
         Self {
             tokens: vec![Credential {
                 hash: sha256(token.as_bytes()),
@@ -229,8 +277,7 @@ impl Authenticator {
         }
     }
 
-    /// Authenticate a request, verifying argon2 hashes on the calling thread (tests, tools).
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+    fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
         match self.check(headers) {
             Step::Done(r) => r,
             Step::Argon2 {
@@ -242,9 +289,10 @@ impl Authenticator {
         }
     }
 
-    /// Authenticate a request, verifying an argon2 hash on a blocking thread so the async workers keep
-    /// answering.
-    pub async fn authenticate_async(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+    async fn authenticate_async(
+        self: Arc<Self>,
+        headers: &HeaderMap,
+    ) -> Result<Principal, AuthError> {
         match self.check(headers) {
             Step::Done(r) => r,
             Step::Argon2 {
@@ -520,7 +568,9 @@ mod tests {
             .unwrap();
         assert_eq!((p.name.as_str(), p.can_write()), ("sailpoint", false));
         assert!(
-            a.verified
+            a.current
+                .load()
+                .verified
                 .contains_key(&sha256(b"sailpoint\0correct horse battery"))
         );
         assert_eq!(

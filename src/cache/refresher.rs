@@ -29,6 +29,9 @@ const FETCH_CONCURRENCY: usize = 4;
 /// easily, and a refresh that hangs must not hold the next one off forever.
 const REFRESH_DEADLINE: Duration = Duration::from_secs(120);
 
+/// How often a refresh in flight logs its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
 /// When refreshes run.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -110,7 +113,23 @@ pub async fn refresh_once(store: &Store, client: &JcClient) -> RefreshStatus {
     let started = tokio::time::Instant::now();
     let before = client.stats();
     let generation_at_start = store.publish.lock().await.write_generation;
-    let result = with_deadline(REFRESH_DEADLINE, "the refresh", fetch(client)).await;
+    let fetching = with_deadline(REFRESH_DEADLINE, "the refresh", fetch(client));
+    let mut fetching = std::pin::pin!(fetching);
+    // A long refresh (100,000 users is a few thousand calls) says how far it is, every few seconds.
+    let mut progress = tokio::time::interval_at(started + PROGRESS_EVERY, PROGRESS_EVERY);
+    let result = loop {
+        tokio::select! {
+            r = &mut fetching => break r,
+            _ = progress.tick() => {
+                let so_far = client.stats().calls.saturating_sub(before.calls);
+                tracing::info!(
+                    calls = so_far,
+                    elapsed_s = started.elapsed().as_secs(),
+                    "refresh in progress: {so_far} JumpCloud calls so far"
+                );
+            }
+        }
+    };
     let after = client.stats();
     let calls = after.calls.saturating_sub(before.calls);
     let retries = after.retries.saturating_sub(before.retries);

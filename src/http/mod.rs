@@ -24,7 +24,6 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::TraceLayer;
 
 use crate::audit::Audit;
 use crate::auth::throttle::FailedAuth;
@@ -123,22 +122,14 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router(state.clone()))
         .merge(oauth::router())
         .with_state(state)
-        // Outermost first: the request id exists before the trace span opens, so every line carries it;
-        // tracking (metrics and the one log line per request) sits inside the span, so that line carries
-        // the id, and outside the timeout, so a timed-out request is still counted and logged; the body
-        // limit is innermost, next to the extractors it protects.
+        // Outermost first: the request id exists before tracking opens the request's span (every line
+        // logged inside carries the id) and writes the one log line per request; tracking sits outside the
+        // timeout, so a timed-out request is still counted and logged; the body limit is innermost, next to
+        // the extractors it protects.
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(CounterRequestId::default()))
                 .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                    let id = req
-                        .headers()
-                        .get("x-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    tracing::info_span!("request", id, method = %req.method(), uri = %req.uri().path())
-                }))
                 .layer(middleware::from_fn_with_state(metrics, telemetry::track))
                 .layer(middleware::from_fn_with_state(timeout, deadline))
                 .layer(middleware::from_fn_with_state(uri_limit, long_uri))

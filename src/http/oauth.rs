@@ -37,7 +37,7 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
     if let Some(wait) = state.failed_auth.blocked(&name) {
         return super::too_many_failures(wait);
     }
-    match issue(issuer, &req) {
+    match issue(&issuer, &req) {
         Ok(issued) => {
             tracing::info!(
                 grant = "client_credentials",

@@ -156,12 +156,32 @@ pub struct JcClient {
     observer: Option<RequestObserver>,
 }
 
+/// The API key as sent, and as scrubbed from any upstream text we keep.
+struct Key {
+    header: HeaderValue,
+    secret: String,
+}
+
+impl Key {
+    fn new(api_key: &str) -> Result<Key, JcError> {
+        if api_key.trim().is_empty() {
+            return Err(bad_config("api_key is empty"));
+        }
+        let mut header = HeaderValue::from_str(api_key)
+            .map_err(|_| bad_config("api_key is not a valid header value"))?;
+        header.set_sensitive(true);
+        Ok(Key {
+            header,
+            secret: api_key.to_owned(),
+        })
+    }
+}
+
 struct Inner {
     http: reqwest::Client,
     base: Url,
-    api_key: HeaderValue,
-    /// Kept only to scrub it from any upstream text we keep.
-    secret: String,
+    /// Swapped whole when the key is rotated; every request reads the current one.
+    key: arc_swap::ArcSwap<Key>,
     org_id: Option<HeaderValue>,
     retry: RetryPolicy,
     /// Breaker, retry budget and in-flight bound: shared by every clone, as JumpCloud's health is.
@@ -369,12 +389,7 @@ impl JcClient {
                 config.base_url
             )));
         }
-        if config.api_key.trim().is_empty() {
-            return Err(bad_config("api_key is empty"));
-        }
-        let mut api_key = HeaderValue::from_str(&config.api_key)
-            .map_err(|_| bad_config("api_key is not a valid header value"))?;
-        api_key.set_sensitive(true);
+        let key = Key::new(&config.api_key)?;
         let org_id = match config.org_id.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(org) => Some(
@@ -405,8 +420,7 @@ impl JcClient {
             inner: Arc::new(Inner {
                 http,
                 base,
-                api_key,
-                secret: config.api_key,
+                key: arc_swap::ArcSwap::from_pointee(key),
                 org_id,
                 retry: config.retry,
                 guard,
@@ -416,6 +430,12 @@ impl JcClient {
             }),
             observer: None,
         })
+    }
+
+    /// Use `api_key` from the next call on (a rotated key); every clone shares it.
+    pub fn set_api_key(&self, api_key: &str) -> Result<(), JcError> {
+        self.inner.key.store(Arc::new(Key::new(api_key)?));
+        Ok(())
     }
 
     /// Count upstream requests by route template and status (e.g. into metrics). Clones made afterwards share it.
@@ -573,6 +593,44 @@ impl JcClient {
             },
         )
         .await
+    }
+
+    // === totals: one page of one item, for `check` ===
+
+    /// How many system users JumpCloud holds (`totalCount` of one page of one).
+    pub async fn count_users(&self) -> Result<u64, JcError> {
+        let call = Call::new(LIST_USERS, vec!["api", "systemusers"])
+            .query("limit", "1".to_owned())
+            .query("skip", "0".to_owned());
+        let reply = self.send_read(&call).await?;
+        let page: V1Page<serde_json::Value> = parse(LIST_USERS, &reply.body)?;
+        Ok(page.total_count.unwrap_or(page.results.len() as u64))
+    }
+
+    /// How many user groups JumpCloud holds (`x-total-count` of one page of one).
+    pub async fn count_groups(&self) -> Result<u64, JcError> {
+        self.v2_count(LIST_GROUPS, &["api", "v2", "usergroups"])
+            .await
+    }
+
+    /// How many directories JumpCloud lists (`x-total-count` of one page of one).
+    pub async fn count_directories(&self) -> Result<u64, JcError> {
+        self.v2_count(LIST_DIRECTORIES, &["api", "v2", "directories"])
+            .await
+    }
+
+    async fn v2_count(&self, route: Route, segments: &[&str]) -> Result<u64, JcError> {
+        let call = Call::new(route, segments.to_vec())
+            .query("limit", "1".to_owned())
+            .query("skip", "0".to_owned());
+        let reply = self.send_read(&call).await?;
+        let items: Vec<serde_json::Value> = parse(route, &reply.body)?;
+        Ok(reply
+            .headers
+            .get("x-total-count")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(items.len() as u64))
     }
 
     // === writes: sent once; the caller decides what a failure means ===
@@ -811,7 +869,7 @@ impl JcClient {
         let mut request = inner
             .http
             .request(method, url)
-            .header("x-api-key", inner.api_key.clone());
+            .header("x-api-key", inner.key.load().header.clone());
         if !call.query.is_empty() {
             request = request.query(&call.query);
         }
@@ -838,7 +896,7 @@ impl JcClient {
         inner.calls.fetch_add(1, Ordering::Relaxed);
         let started = tokio::time::Instant::now();
         let answer = match request.send().await {
-            Err(e) => Err(error::from_transport(e, &inner.secret)),
+            Err(e) => Err(error::from_transport(e, &inner.key.load().secret)),
             Ok(response) => {
                 let status = response.status().as_u16();
                 let headers = response.headers().clone();
@@ -847,7 +905,7 @@ impl JcClient {
                     // A failure answer keeps its class without its body; a success whose body broke off is
                     // worth asking again (the status line arrived, so the request did too).
                     Err(_) if !(200..300).contains(&status) => Ok((status, headers, Vec::new())),
-                    Err(e) => Err(match error::from_transport(e, &inner.secret) {
+                    Err(e) => Err(match error::from_transport(e, &inner.key.load().secret) {
                         JcError::Transient { message, .. } => JcError::Transient {
                             status: Some(status),
                             retry_after: None,
@@ -885,7 +943,7 @@ impl JcClient {
             retry_after,
             &body,
             jiff::Timestamp::now(),
-            &inner.secret,
+            &inner.key.load().secret,
         ))
     }
 }

@@ -1,9 +1,11 @@
 //! The one integration-test binary: every test drives real sockets on 127.0.0.1 with ephemeral ports.
 
+mod check;
 mod conformance;
 mod deploy;
 mod emulator;
 mod hardening;
+mod insights_emulator;
 mod lifecycle;
 mod metrics;
 mod oauth;
@@ -11,5 +13,6 @@ mod persistence;
 mod provisioning;
 mod read_path;
 mod resilience;
+mod rotation;
 mod suite;
 mod support;

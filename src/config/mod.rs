@@ -1,21 +1,70 @@
-//! Layered configuration: built-in defaults → TOML file → `JCSCIM_*` environment (`__` for nesting), with
-//! `*_FILE` variants for every secret. The only reader of environment variables.
+//! Layered configuration: built-in defaults → TOML file → `JCSCIM_*` environment (`__` for nesting) → the
+//! files named by `…_file` keys and `…_FILE` variables, for every secret. The only reader of environment
+//! variables.
 //!
-//! Loading validates once and yields a [`Config`]; secrets are [`Secret`]s whose `Debug` is redacted.
+//! Owns the configuration's types and defaults ([`Config`]), loading ([`load`]: figment's providers, the
+//! secret files, warnings for unknown keys at every depth) and the checks that need more than types
+//! ([`Config::validate`], once, with errors that name the key and the fix). Secrets are [`Secret`]s whose
+//! `Debug` is redacted and which never appear in an error. `config.example.toml` at the top level documents
+//! every key with its default; a test holds it to [`Config::default`].
+
+pub mod load;
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
-use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// A secret string: redacted in `Debug` and `Display`, compared by the caller in constant time.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient_string(d).map(Secret)
+    }
+}
+
+/// A string, also when the environment layer read it as a number or a boolean (a token of digits).
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    d.deserialize_any(Text)
+}
+
+/// [`lenient_string`] for an optional key.
+fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct Lenient(String);
+    impl<'de> Deserialize<'de> for Lenient {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            lenient_string(d).map(Lenient)
+        }
+    }
+    Ok(Option::<Lenient>::deserialize(d)?.map(|l| l.0))
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
@@ -144,7 +193,7 @@ pub struct JumpCloudConfig {
     pub url: String,
     #[serde(default)]
     pub api_key: Option<Secret>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_string")]
     pub org_id: Option<String>,
     /// Per-call timeout.
     pub timeout_s: u64,
@@ -271,6 +320,14 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogConfig {
     pub format: LogFormat,
+    /// The log filter: a level (`info`) or `tracing` directives (`info,jumpcloud_scim=debug`); `RUST_LOG`
+    /// wins when set.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+fn default_log_level() -> String {
+    "info".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -337,6 +394,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             log: LogConfig {
                 format: LogFormat::Text,
+                level: default_log_level(),
             },
             audit: AuditConfig {
                 destination: "stdout".into(),
@@ -360,155 +418,28 @@ pub enum ConfigError {
     Parse(#[from] Box<figment::Error>),
 }
 
-/// Secrets that may also come from a file named by `JCSCIM_<KEY>_FILE`.
-const FILE_SECRETS: &[(&str, &str)] = &[
-    ("JCSCIM_JUMPCLOUD__API_KEY", "jumpcloud.api_key"),
-    ("JCSCIM_AUTH__TOKENS", "auth.tokens"),
-    ("JCSCIM_AUTH__JWT__SECRET", "auth.jwt.secret"),
-];
-
-/// Every key the configuration knows, for the unknown-key warning.
-const KNOWN_KEYS: &[&str] = &[
-    "listen",
-    "public_url",
-    "jumpcloud.url",
-    "jumpcloud.api_key",
-    "jumpcloud.org_id",
-    "jumpcloud.timeout_s",
-    "refresh.interval_s",
-    "refresh.jitter",
-    "refresh.max_shrink",
-    "data_dir",
-    "auth.tokens",
-    "auth.basic",
-    "auth.clients",
-    "auth.jwt.issuer",
-    "auth.jwt.audience",
-    "auth.jwt.ttl_s",
-    "auth.jwt.secret",
-    "auth.jwt.private_key_file",
-    "users.username_policy",
-    "users.delete_mode",
-    "mapping.username_attribute",
-    "mapping.external_id_attribute",
-    "groups.directories_as_groups",
-    "paging.max_count",
-    "paging.max_results",
-    "paging.pin_ttl_s",
-    "limits.body_bytes",
-    "limits.uri_bytes",
-    "limits.json_depth",
-    "limits.patch_operations",
-    "limits.patch_values",
-    "limits.multi_values",
-    "limits.request_timeout_s",
-    "limits.header_read_timeout_s",
-    "limits.idle_timeout_s",
-    "limits.max_connections",
-    "limits.cpu_tasks",
-    "limits.auth_failures_burst",
-    "limits.auth_failures_per_minute",
-    "log.format",
-    "audit.destination",
-];
-
 /// A loaded configuration and the warnings found while loading it (unknown keys and variables).
 #[derive(Debug)]
 pub struct Loaded {
     pub config: Config,
     pub warnings: Vec<String>,
+    /// The files secrets were read from, watched for rotation.
+    pub secret_files: Vec<PathBuf>,
 }
 
 impl Config {
-    /// Load from the process environment and an optional file (`--config` wins over `JCSCIM_CONFIG`).
+    /// Load from the process environment and an optional file (`--config` wins over `JCSCIM_CONFIG`), and
+    /// validate.
     pub fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
-        let vars: Vec<(String, String)> = std::env::vars().collect();
-        Self::load_from(file, &vars)
-    }
-
-    /// Load from an explicit environment (tests pass their own).
-    pub fn load_from(
-        file: Option<&Path>,
-        vars: &[(String, String)],
-    ) -> Result<Loaded, ConfigError> {
-        let loaded = Self::layers(file, vars)?;
+        let loaded = load::layers(file)?;
         loaded.config.validate()?;
         Ok(loaded)
     }
 
     /// The layered configuration without the checks a running service needs (for `healthcheck`, which only
-    /// needs `listen`).
+    /// needs `listen`, and `check`, which only needs `jumpcloud`).
     pub fn load_unchecked(file: Option<&Path>) -> Result<Loaded, ConfigError> {
-        let vars: Vec<(String, String)> = std::env::vars().collect();
-        Self::layers(file, &vars)
-    }
-
-    fn layers(file: Option<&Path>, vars: &[(String, String)]) -> Result<Loaded, ConfigError> {
-        let mut warnings = Vec::new();
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        let file = file.map(Path::to_path_buf).or_else(|| {
-            vars.iter()
-                .find(|(k, _)| k == "JCSCIM_CONFIG")
-                .map(|(_, v)| PathBuf::from(v))
-        });
-        if let Some(path) = &file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let table: toml::Table = text
-                .parse()
-                .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
-            collect_unknown_keys(&toml::Value::Table(table), "", &mut warnings, path);
-            figment = figment.merge(Toml::string(&text));
-        }
-
-        // Environment: JCSCIM_A__B=value → a.b; *_FILE variants read the file.
-        let mut env_pairs: Vec<(String, String)> = Vec::new();
-        for (key, value) in vars {
-            let Some(rest) = key.strip_prefix("JCSCIM_") else {
-                continue;
-            };
-            if rest == "CONFIG" {
-                continue;
-            }
-            if let Some(base) = key.strip_suffix("_FILE")
-                && let Some((_, dotted)) = FILE_SECRETS.iter().find(|(env, _)| *env == base)
-            {
-                let path = PathBuf::from(value);
-                let secret =
-                    std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-                        path: path.clone(),
-                        source,
-                    })?;
-                env_pairs.push((dotted.to_string(), secret.trim().to_string()));
-                continue;
-            }
-            let dotted = rest.to_ascii_lowercase().replace("__", ".");
-            if !KNOWN_KEYS.contains(&dotted.as_str()) {
-                warnings.push(format!("unknown environment variable {key} is ignored"));
-                continue;
-            }
-            env_pairs.push((dotted, value.clone()));
-        }
-        for (dotted, value) in env_pairs {
-            // Strings from the environment are taken as they are; figment's value parsing would turn a
-            // numeric token into a number.
-            let value = env_value(&dotted, &value);
-            figment = figment.merge(Serialized::global(&dotted, value));
-        }
-
-        let config: Config = figment.extract().map_err(friendly)?;
-        for (i, b) in config.auth.basic.iter().enumerate() {
-            if !b.password_hash.starts_with('$') {
-                warnings.push(format!(
-                    "auth.basic[{i}] ({}): password_hash is a bare SHA-256; store an argon2id PHC string \
-                     instead (make one with `jumpcloud-scim hash-password`)",
-                    b.username
-                ));
-            }
-        }
-        Ok(Loaded { config, warnings })
+        load::layers(file)
     }
 
     /// Checks that need more than types.
@@ -676,85 +607,6 @@ impl Config {
     }
 }
 
-/// A figment error in words that name the key and the fix: an unknown key inside a credential table stops
-/// start-up (a misspelt `scope` must not silently grant `provision`).
-fn friendly(e: figment::Error) -> ConfigError {
-    use figment::error::Kind;
-    for err in e.clone() {
-        let mut path = err.path.clone();
-        if let Kind::UnknownField(found, _) = &err.kind
-            && path.last() == Some(found)
-        {
-            path.pop();
-        }
-        let at = path
-            .iter()
-            .map(|p| {
-                if p.chars().all(|c| c.is_ascii_digit()) {
-                    format!("[{p}]")
-                } else {
-                    format!(".{p}")
-                }
-            })
-            .collect::<String>();
-        let at = at.trim_start_matches('.').to_owned();
-        match &err.kind {
-            Kind::UnknownField(found, expected) => {
-                return ConfigError::Invalid(format!(
-                    "{at}: unknown key {found:?}; this table takes {}: fix its spelling or remove it",
-                    expected.join(", ")
-                ));
-            }
-            Kind::InvalidValue(_, _) | Kind::InvalidType(_, _) | Kind::UnknownVariant(_, _) => {
-                return ConfigError::Invalid(format!("{at}: {}", err.kind));
-            }
-            Kind::Message(m) => {
-                return ConfigError::Invalid(if at.is_empty() {
-                    m.clone()
-                } else {
-                    format!("{at}: {m}")
-                });
-            }
-            _ => {}
-        }
-    }
-    ConfigError::Parse(Box::new(e))
-}
-
-/// Environment values are strings; the few typed keys are converted here so that errors name the variable.
-fn env_value(dotted: &str, raw: &str) -> serde_json::Value {
-    use serde_json::Value;
-    match dotted {
-        "refresh.interval_s"
-        | "jumpcloud.timeout_s"
-        | "paging.max_count"
-        | "paging.max_results"
-        | "paging.pin_ttl_s"
-        | "auth.jwt.ttl_s" => raw
-            .trim()
-            .parse::<u64>()
-            .map(Value::from)
-            .unwrap_or_else(|_| Value::String(raw.into())),
-        "refresh.max_shrink" | "refresh.jitter" => raw
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
-            .unwrap_or_else(|| Value::String(raw.into())),
-        "groups.directories_as_groups" => match raw.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Value::Bool(true),
-            "false" | "0" | "no" | "off" => Value::Bool(false),
-            _ => Value::String(raw.into()),
-        },
-        limits if limits.starts_with("limits.") => raw
-            .trim()
-            .parse::<u64>()
-            .map(Value::from)
-            .unwrap_or_else(|_| Value::String(raw.into())),
-        _ => Value::String(raw.into()),
-    }
-}
-
 /// A credential given as exactly one of a secret (at least `min` characters) and its hex SHA-256.
 fn secret_or_hash(
     at: &str,
@@ -774,37 +626,6 @@ fn secret_or_hash(
     }
 }
 
-fn collect_unknown_keys(
-    value: &toml::Value,
-    prefix: &str,
-    warnings: &mut Vec<String>,
-    file: &Path,
-) {
-    let toml::Value::Table(table) = value else {
-        return;
-    };
-    let known: BTreeSet<&str> = KNOWN_KEYS.iter().copied().collect();
-    for (k, v) in table {
-        let path = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        if known.contains(path.as_str()) {
-            continue;
-        }
-        let is_section = known.iter().any(|kk| kk.starts_with(&format!("{path}.")));
-        if is_section {
-            collect_unknown_keys(v, &path, warnings, file);
-        } else {
-            warnings.push(format!(
-                "unknown key {path} in {} is ignored",
-                file.display()
-            ));
-        }
-    }
-}
-
 /// `auth.tokens` is a list of tables in TOML and a comma-separated string in the environment.
 fn de_tokens<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TokenConfig>, D::Error> {
     // A visitor rather than an untagged enum, so that a table's own error (an unknown key) comes through.
@@ -816,6 +637,13 @@ fn de_tokens<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TokenConfig>, D::Err
         }
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
             parse_token_list(v).map_err(E::custom)
+        }
+        // A single token of digits, as the environment layer reads it.
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            parse_token_list(&v.to_string()).map_err(E::custom)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            parse_token_list(&v.to_string()).map_err(E::custom)
         }
         fn visit_seq<A: serde::de::SeqAccess<'de>>(
             self,
@@ -867,270 +695,4 @@ pub fn parse_token_list(text: &str) -> Result<Vec<TokenConfig>, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn environment_layers_over_defaults() {
-        let loaded = Config::load_from(
-            None,
-            &env(&[
-                ("JCSCIM_JUMPCLOUD__API_KEY", "k-123"),
-                ("JCSCIM_AUTH__TOKENS", "12345678,readonly-token:read"),
-                ("JCSCIM_REFRESH__INTERVAL_S", "5"),
-                ("JCSCIM_GROUPS__DIRECTORIES_AS_GROUPS", "false"),
-                ("JCSCIM_BOGUS", "x"),
-                ("PATH", "/bin"),
-            ]),
-        )
-        .unwrap();
-        let c = loaded.config;
-        assert_eq!(c.jumpcloud.api_key.unwrap().expose(), "k-123");
-        assert_eq!(c.refresh.interval_s, 5);
-        assert!(!c.groups.directories_as_groups);
-        assert_eq!(c.auth.tokens.len(), 2);
-        assert_eq!(
-            c.auth.tokens[0].token.as_ref().unwrap().expose(),
-            "12345678"
-        );
-        assert_eq!(c.auth.tokens[0].scope, Scope::Provision);
-        assert_eq!(c.auth.tokens[1].scope, Scope::Read);
-        assert_eq!(loaded.warnings.len(), 1);
-        assert!(loaded.warnings[0].contains("JCSCIM_BOGUS"));
-    }
-
-    #[test]
-    fn file_then_environment_and_file_secrets() {
-        let dir = std::env::temp_dir().join(format!("jcscim-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("c.toml");
-        std::fs::write(
-            &file,
-            "listen = \"127.0.0.1:9999\"\nmystery = 1\n[jumpcloud]\nurl = \"http://127.0.0.1:1\"\n\
-             [[auth.tokens]]\ntoken = \"abcdefgh\"\nname = \"sailpoint\"\nscope = \"read\"\n",
-        )
-        .unwrap();
-        let keyfile = dir.join("key");
-        std::fs::write(&keyfile, "from-file\n").unwrap();
-        let loaded = Config::load_from(
-            Some(&file),
-            &env(&[("JCSCIM_JUMPCLOUD__API_KEY_FILE", keyfile.to_str().unwrap())]),
-        )
-        .unwrap();
-        assert_eq!(loaded.config.listen.port(), 9999);
-        assert_eq!(
-            loaded.config.jumpcloud.api_key.as_ref().unwrap().expose(),
-            "from-file"
-        );
-        assert_eq!(
-            loaded.config.auth.tokens[0].name.as_deref(),
-            Some("sailpoint")
-        );
-        assert_eq!(loaded.config.auth.tokens[0].scope, Scope::Read);
-        assert!(loaded.warnings.iter().any(|w| w.contains("mystery")));
-        std::fs::remove_dir_all(&dir).ok();
-    }
-
-    #[test]
-    fn oauth_clients_and_jwt_from_file_and_environment() {
-        let dir = std::env::temp_dir().join(format!("jcscim-config-oauth-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("c.toml");
-        let write = |text: &str| std::fs::write(&file, text).unwrap();
-        let base = "[[auth.clients]]\nclient_id = \"sailpoint\"\nclient_secret = \"0123456789abcdef\"\n\
-                    [[auth.clients]]\nclient_id = \"auditor\"\nscope = \"read\"\n\
-                    client_secret_sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n\
-                    [auth.jwt]\naudience = \"scim-prod\"\nttl_s = 900\nkid = \"x\"\n";
-        write(base);
-        let keyfile = dir.join("jwt");
-        std::fs::write(&keyfile, "a-signing-key-from-a-file-0123456789\n").unwrap();
-        let vars = env(&[
-            ("JCSCIM_JUMPCLOUD__API_KEY", "k"),
-            ("JCSCIM_AUTH__JWT__SECRET_FILE", keyfile.to_str().unwrap()),
-            ("JCSCIM_AUTH__JWT__ISSUER", "https://scim.example.com"),
-        ]);
-        // OAuth clients alone are a credential: the service is not open.
-        let loaded = Config::load_from(Some(&file), &vars).unwrap();
-        let auth = &loaded.config.auth;
-        assert_eq!(auth.clients.len(), 2);
-        assert_eq!(auth.clients[1].scope, Scope::Read);
-        assert_eq!(auth.jwt.audience, "scim-prod");
-        assert_eq!(auth.jwt.issuer, "https://scim.example.com");
-        assert_eq!(auth.jwt.ttl_s, 900);
-        assert_eq!(
-            auth.jwt.secret.as_ref().unwrap().expose(),
-            "a-signing-key-from-a-file-0123456789"
-        );
-        assert!(
-            loaded.warnings.iter().any(|w| w.contains("auth.jwt.kid")),
-            "{:?}",
-            loaded.warnings
-        );
-        let dbg = format!("{:?}", loaded.config);
-        assert!(
-            !dbg.contains("0123456789abcdef") && !dbg.contains("from-a-file"),
-            "{dbg}"
-        );
-
-        let refused = |text: &str, vars: &[(&str, &str)]| {
-            write(text);
-            Config::load_from(Some(&file), &env(vars))
-                .unwrap_err()
-                .to_string()
-        };
-        let key = ("JCSCIM_JUMPCLOUD__API_KEY", "k");
-        let e = refused(
-            "[[auth.clients]]\nclient_id = \"a\"\nclient_secret = \"short\"\n",
-            &[key],
-        );
-        assert!(e.contains("at least 16"), "{e}");
-        let e = refused(
-            "[[auth.clients]]\nclient_id = \"a\"\nclient_secret = \"0123456789abcdef\"\n\
-             [[auth.clients]]\nclient_id = \"a\"\nclient_secret = \"0123456789abcdef\"\n",
-            &[key],
-        );
-        assert!(e.contains("twice"), "{e}");
-        let e = refused(base, &[key, ("JCSCIM_AUTH__JWT__SECRET", "too-short")]);
-        assert!(e.contains("auth.jwt.secret"), "{e}");
-        let e = refused(base, &[key, ("JCSCIM_AUTH__JWT__TTL_S", "5")]);
-        assert!(e.contains("ttl_s"), "{e}");
-        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let pem = fixtures.join("jwt-es256.pem");
-        let public = fixtures.join("jwt-es256-public.pem");
-        let pem_var = ("JCSCIM_AUTH__JWT__PRIVATE_KEY_FILE", pem.to_str().unwrap());
-        write(base);
-        let loaded = Config::load_from(Some(&file), &env(&[key, pem_var])).unwrap();
-        assert_eq!(
-            loaded.config.auth.jwt.private_key_file.as_deref(),
-            Some(pem.as_path())
-        );
-        let e = refused(
-            base,
-            &[
-                key,
-                pem_var,
-                (
-                    "JCSCIM_AUTH__JWT__SECRET",
-                    "an-hmac-key-of-at-least-32-characters",
-                ),
-            ],
-        );
-        assert!(e.contains("not both"), "{e}");
-        let e = refused(
-            base,
-            &[
-                key,
-                (
-                    "JCSCIM_AUTH__JWT__PRIVATE_KEY_FILE",
-                    public.to_str().unwrap(),
-                ),
-            ],
-        );
-        assert!(e.contains("jwt-es256-public.pem"), "{e}");
-        std::fs::remove_dir_all(&dir).ok();
-    }
-
-    #[test]
-    fn never_open_by_default_and_key_required() {
-        let err = Config::load_from(None, &env(&[("JCSCIM_JUMPCLOUD__API_KEY", "k")])).unwrap_err();
-        assert!(err.to_string().contains("never open"), "{err}");
-        let err =
-            Config::load_from(None, &env(&[("JCSCIM_AUTH__TOKENS", "abcdefgh")])).unwrap_err();
-        assert!(err.to_string().contains("api_key"), "{err}");
-    }
-
-    #[test]
-    fn credential_tables_are_strict() {
-        let dir = std::env::temp_dir().join(format!("jcscim-config-strict-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("c.toml");
-        let key = env(&[("JCSCIM_JUMPCLOUD__API_KEY", "k")]);
-        let phc = crate::auth::hash_password("correct horse").unwrap();
-        for (table, needle) in [
-            (
-                "[[auth.tokens]]\ntoken = \"abcdefgh\"\nscop = \"read\"\n",
-                "auth.tokens[0]: unknown key \"scop\"",
-            ),
-            (
-                "[[auth.basic]]\nusername = \"iiq\"\npassword_hash = \"x\"\nscopes = \"read\"\n",
-                "auth.basic[0]: unknown key \"scopes\"",
-            ),
-            (
-                "[[auth.clients]]\nclient_id = \"a\"\nclient_secret = \"0123456789abcdef\"\nsecret = \"x\"\n",
-                "auth.clients[0]: unknown key \"secret\"",
-            ),
-            (
-                "[[auth.basic]]\nusername = \"iiq\"\npassword_hash = \"plain\"\n",
-                "argon2id PHC string",
-            ),
-            (
-                "[[auth.tokens]]\ntoken = \"abcdefgh\"\nscope = \"admin\"\n",
-                "auth.tokens[0]",
-            ),
-        ] {
-            std::fs::write(&file, table).unwrap();
-            let e = Config::load_from(Some(&file), &key)
-                .unwrap_err()
-                .to_string();
-            assert!(e.contains(needle), "{table}: {e}");
-        }
-        std::fs::write(
-            &file,
-            format!(
-                "[[auth.basic]]\nusername = \"iiq\"\npassword_hash = \"{phc}\"\nscope = \"read\"\n"
-            ),
-        )
-        .unwrap();
-        let loaded = Config::load_from(Some(&file), &key).unwrap();
-        assert_eq!(loaded.config.auth.basic[0].scope, Scope::Read);
-        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-        std::fs::remove_dir_all(&dir).ok();
-    }
-
-    #[test]
-    fn token_list_scopes_are_checked() {
-        for bad in ["tok:readonly", "tok:READ", "tok:admin", "a,b:x"] {
-            let e = Config::load_from(
-                None,
-                &env(&[
-                    ("JCSCIM_JUMPCLOUD__API_KEY", "k"),
-                    ("JCSCIM_AUTH__TOKENS", bad),
-                ]),
-            )
-            .unwrap_err()
-            .to_string();
-            assert!(e.contains("TOKEN:read or TOKEN:provision"), "{bad}: {e}");
-        }
-        let e = parse_token_list("abcdefgh:9f8e7d6c5b4a39281706f5e4d3c2b1a0").unwrap_err();
-        assert!(!e.contains("9f8e7d6c"), "never a piece of a secret: {e}");
-        let ok = parse_token_list("one-token, two-token:read ,three:provision").unwrap();
-        assert_eq!(
-            ok.iter().map(|t| t.scope).collect::<Vec<_>>(),
-            [Scope::Provision, Scope::Read, Scope::Provision]
-        );
-    }
-
-    #[test]
-    fn secrets_are_redacted_in_debug() {
-        let loaded = Config::load_from(
-            None,
-            &env(&[
-                ("JCSCIM_JUMPCLOUD__API_KEY", "supersecret"),
-                ("JCSCIM_AUTH__TOKENS", "tok-secret-1"),
-            ]),
-        )
-        .unwrap();
-        let dbg = format!("{:?}", loaded.config);
-        assert!(
-            !dbg.contains("supersecret") && !dbg.contains("tok-secret-1"),
-            "{dbg}"
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,249 @@
+//! `jumpcloud-scim check`: a few cheap calls that tell an operator whether the configured JumpCloud URL and
+//! key work, what they see, and what to fix when they do not.
+//!
+//! Needs only the `jumpcloud` part of the configuration. It reads the organisations the key sees, the
+//! totals of users, groups and directories (one page of one item each, never the whole directory), times
+//! every call, and turns each failure into a sentence a person can act on: a key JumpCloud refuses (and, for
+//! the US console, the hint that an EU organisation lives at `console.eu.jumpcloud.com`), a multi-tenant
+//! administrator's key without `org_id`, a host that does not answer, a TLS handshake that fails, an
+//! outage. Knows JumpCloud only through `crate::jumpcloud`'s client.
+
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::jumpcloud::JcError;
+
+/// What `check` found: the lines to print and whether everything worked.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Report {
+    pub lines: Vec<String>,
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The report as printed: facts, then each problem, then the verdict.
+    pub fn render(&self) -> String {
+        let mut out = self.lines.join("\n");
+        for p in &self.problems {
+            out.push_str(&format!("\nproblem: {p}"));
+        }
+        out.push_str(if self.ok() {
+            "\ncheck passed"
+        } else {
+            "\ncheck FAILED"
+        });
+        out
+    }
+}
+
+/// Run the checks against the configuration's JumpCloud.
+pub async fn run(config: &Config) -> Report {
+    let mut report = Report::default();
+    let url = config.jumpcloud.url.trim_end_matches('/').to_owned();
+    report.lines.push(format!("JumpCloud: {url}"));
+    if config
+        .jumpcloud
+        .api_key
+        .as_ref()
+        .is_none_or(|k| k.is_empty())
+    {
+        report.problems.push(
+            "jumpcloud.api_key is not set: set JCSCIM_JUMPCLOUD__API_KEY, or JCSCIM_JUMPCLOUD__API_KEY_FILE naming \
+             a file that holds it (an administrator's API key, from the JumpCloud console's API Settings)"
+                .to_owned(),
+        );
+        return report;
+    }
+    let client = match crate::app::jumpcloud_client_for_check(config) {
+        Ok(c) => c,
+        Err(e) => {
+            report
+                .problems
+                .push(format!("the JumpCloud client cannot be built: {e}"));
+            return report;
+        }
+    };
+    let mut latencies = Vec::new();
+    let explain = |e: &JcError| explain(e, &url, config.jumpcloud.org_id.is_some());
+
+    // The organisations the key sees (sent without x-org-id, which this route does not need).
+    let started = tokio::time::Instant::now();
+    let orgs = client.list_organizations().await;
+    latencies.push(started.elapsed());
+    let org_names = match &orgs {
+        Ok(orgs) => {
+            let names: Vec<String> = orgs
+                .iter()
+                .map(|o| {
+                    let id = o
+                        .get("_id")
+                        .or_else(|| o.get("id"))
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("?");
+                    let name = o
+                        .get("displayName")
+                        .or_else(|| o.get("name"))
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("(unnamed)");
+                    format!("{name} ({id})")
+                })
+                .collect();
+            report
+                .lines
+                .push(format!("organisations the key sees: {}", names.join(", ")));
+            if orgs.len() > 1 && config.jumpcloud.org_id.is_none() {
+                report.problems.push(format!(
+                    "this is a multi-tenant administrator's key ({} organisations): set jumpcloud.org_id \
+                     (JCSCIM_JUMPCLOUD__ORG_ID) to the one to serve: {}",
+                    orgs.len(),
+                    names.join(", ")
+                ));
+                return report;
+            }
+            names
+        }
+        Err(e) => {
+            report.problems.push(explain(e));
+            return report;
+        }
+    };
+    if let Some(org) = &config.jumpcloud.org_id {
+        report.lines.push(format!("organisation served: {org}"));
+    }
+
+    for (what, result) in [
+        (
+            "system users",
+            timed(&mut latencies, client.count_users()).await,
+        ),
+        (
+            "user groups",
+            timed(&mut latencies, client.count_groups()).await,
+        ),
+        (
+            "directories",
+            timed(&mut latencies, client.count_directories()).await,
+        ),
+    ] {
+        match result {
+            Ok(n) => report.lines.push(format!("{what}: {n}")),
+            // The organisations route takes any key; the others want x-org-id from a multi-tenant one.
+            Err(JcError::Unauthorized { .. })
+                if config.jumpcloud.org_id.is_none() && !org_names.is_empty() =>
+            {
+                report.problems.push(format!(
+                    "JumpCloud lists the key's organisations but refuses its requests without x-org-id: this is a \
+                     multi-tenant administrator's key; set jumpcloud.org_id (JCSCIM_JUMPCLOUD__ORG_ID) to the \
+                     organisation to serve: {}",
+                    org_names.join(", ")
+                ));
+                break;
+            }
+            Err(e) => {
+                report
+                    .problems
+                    .push(format!("counting {what}: {}", explain(&e)));
+                break;
+            }
+        }
+    }
+    latencies.sort();
+    if let (Some(fastest), Some(slowest)) = (latencies.first(), latencies.last()) {
+        let median = latencies[latencies.len() / 2];
+        report.lines.push(format!(
+            "latency: {} calls, fastest {} ms, median {} ms, slowest {} ms",
+            latencies.len(),
+            fastest.as_millis(),
+            median.as_millis(),
+            slowest.as_millis()
+        ));
+    }
+    report
+}
+
+async fn timed<T>(
+    latencies: &mut Vec<Duration>,
+    call: impl Future<Output = Result<T, JcError>>,
+) -> Result<T, JcError> {
+    let started = tokio::time::Instant::now();
+    let r = call.await;
+    latencies.push(started.elapsed());
+    r
+}
+
+/// A failure in words that say what to fix.
+fn explain(e: &JcError, url: &str, has_org: bool) -> String {
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split('/')
+        .next()
+        .unwrap_or(url);
+    match e {
+        JcError::Unauthorized { status } => {
+            let mut s = format!(
+                "JumpCloud refused the API key (HTTP {status}): check jumpcloud.api_key (an administrator's key, \
+                 from the JumpCloud console's API Settings; a key stops working when it is regenerated)"
+            );
+            if !has_org {
+                s.push_str("; a multi-tenant administrator's key also needs jumpcloud.org_id");
+            }
+            if host.eq_ignore_ascii_case("console.jumpcloud.com") {
+                s.push_str(
+                    "; an organisation in the EU region is served at https://console.eu.jumpcloud.com \
+                     (jumpcloud.url)",
+                );
+            }
+            s
+        }
+        JcError::Transient {
+            status: None,
+            message,
+            sent: false,
+            ..
+        } => {
+            let lower = message.to_ascii_lowercase();
+            if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+            {
+                format!(
+                    "the TLS handshake with {host} failed ({message}): check jumpcloud.url, and whether a proxy \
+                     intercepts TLS or the system's CA certificates are missing"
+                )
+            } else {
+                format!(
+                    "cannot reach {host} ({message}): check jumpcloud.url, DNS and the network path (a proxy or \
+                     firewall) to it"
+                )
+            }
+        }
+        JcError::Transient {
+            status: None,
+            message,
+            ..
+        } => format!(
+            "{host} did not answer in time ({message}): JumpCloud may be slow or unreachable; try again"
+        ),
+        JcError::Transient {
+            status: Some(429), ..
+        } => "JumpCloud is throttling this key (HTTP 429): try again in a minute".to_owned(),
+        JcError::Transient {
+            status: Some(s), ..
+        } => format!(
+            "JumpCloud answered HTTP {s} (its gateway is failing): this is JumpCloud's outage, not the \
+             configuration; the service serves its last snapshot through it. Try again later"
+        ),
+        JcError::NotFound { .. } => format!(
+            "{url} answered 404 for JumpCloud's API: check jumpcloud.url (https://console.jumpcloud.com, or \
+             https://console.eu.jumpcloud.com)"
+        ),
+        JcError::Protocol { message } => {
+            format!("{url} does not answer like JumpCloud's API ({message}): check jumpcloud.url")
+        }
+        other => format!("{other}"),
+    }
+}
