@@ -6,6 +6,9 @@
 //! `commit_then_fail_rate`. The dice are one `StdRng` seeded from the emulator's seed, so a test with a fixed
 //! seed and a sequential client sees the same faults every run. Time is tokio's clock, so paused-time tests
 //! can walk through windows.
+//!
+//! The same configuration carries the Directory Insights plan, its ingestion lag and the console churn rate:
+//! not faults of the gateway, but settings a test changes at run time the same way.
 
 use std::time::Duration;
 
@@ -17,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::FaultConfig;
 use super::error::json_response;
+use super::{FaultConfig, MAX_CHURN_PER_MINUTE, MAX_INSIGHTS_LAG_MS};
 
 /// Statuses a random failure may take.
 const GATEWAY_STATUSES: [u16; 4] = [500, 502, 503, 504];
@@ -49,6 +52,9 @@ pub struct FaultPatch {
     pub retry_after_s: Option<u64>,
     pub commit_then_fail_rate: Option<f64>,
     pub fail_next: Option<FailNext>,
+    pub insights: Option<bool>,
+    pub insights_lag_ms: Option<u64>,
+    pub churn_per_minute: Option<u32>,
 }
 
 /// A fault answered instead of the API.
@@ -84,6 +90,11 @@ pub struct Faults {
 // === impl Faults ===
 
 impl Faults {
+    /// The settings in force.
+    pub fn config(&self) -> &FaultConfig {
+        &self.config
+    }
+
     pub fn new(config: FaultConfig, seed: u64, started: Instant) -> Self {
         Self {
             config,
@@ -179,6 +190,20 @@ impl Faults {
                 f.status
             ));
         }
+        if let Some(n) = p.churn_per_minute
+            && n > MAX_CHURN_PER_MINUTE
+        {
+            return Err(format!(
+                "churn_per_minute must be at most {MAX_CHURN_PER_MINUTE}, got {n}"
+            ));
+        }
+        if let Some(ms) = p.insights_lag_ms
+            && ms > MAX_INSIGHTS_LAG_MS
+        {
+            return Err(format!(
+                "insights_lag_ms must be at most {MAX_INSIGHTS_LAG_MS}, got {ms}"
+            ));
+        }
         let c = &mut self.config;
         c.fail_rate = p.fail_rate.unwrap_or(c.fail_rate);
         c.fail_status = p.fail_status.unwrap_or(c.fail_status);
@@ -188,6 +213,9 @@ impl Faults {
         c.rate_limit_rate = p.rate_limit_rate.unwrap_or(c.rate_limit_rate);
         c.retry_after_s = p.retry_after_s.unwrap_or(c.retry_after_s);
         c.commit_then_fail_rate = p.commit_then_fail_rate.unwrap_or(c.commit_then_fail_rate);
+        c.insights = p.insights.unwrap_or(c.insights);
+        c.insights_lag_ms = p.insights_lag_ms.unwrap_or(c.insights_lag_ms);
+        c.churn_per_minute = p.churn_per_minute.unwrap_or(c.churn_per_minute);
         if let Some(secs) = p.outage_now_s {
             self.outage_until = (secs > 0).then(|| now + Duration::from_secs(secs));
         }
@@ -215,6 +243,9 @@ impl Faults {
             "retry_after_s": c.retry_after_s,
             "commit_then_fail_rate": c.commit_then_fail_rate,
             "fail_next": self.fail_next,
+            "insights": c.insights,
+            "insights_lag_ms": c.insights_lag_ms,
+            "churn_per_minute": c.churn_per_minute,
         })
     }
 }
@@ -321,6 +352,35 @@ mod tests {
         assert!(f.decide("GET /a", false, t0).injected.is_some());
         assert!(f.decide("GET /a", false, t0).injected.is_some());
         assert_eq!(f.decide("GET /a", false, t0).injected, None);
+    }
+
+    #[test]
+    fn insights_settings_are_patched_and_shown() {
+        let t0 = Instant::now();
+        let mut f = Faults::new(FaultConfig::default(), 1, t0);
+        let v = f.to_json(t0);
+        assert_eq!(
+            (
+                &v["insights"],
+                &v["insights_lag_ms"],
+                &v["churn_per_minute"]
+            ),
+            (&json!(true), &json!(0), &json!(0))
+        );
+        let p: FaultPatch = serde_json::from_value(
+            json!({"insights": false, "insights_lag_ms": 300, "churn_per_minute": 120}),
+        )
+        .unwrap();
+        f.patch(p, t0).unwrap();
+        assert!(!f.config().insights);
+        assert_eq!(f.config().insights_lag_ms, 300);
+        assert_eq!(f.config().churn_per_minute, 120);
+        let p = FaultPatch {
+            churn_per_minute: Some(MAX_CHURN_PER_MINUTE + 1),
+            ..FaultPatch::default()
+        };
+        assert!(f.patch(p, t0).is_err());
+        assert_eq!(f.config().churn_per_minute, 120);
     }
 
     #[test]

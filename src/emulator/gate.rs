@@ -48,12 +48,18 @@ fn route_key(req: &Request) -> String {
     format!("{} {}", req.method(), path)
 }
 
-/// Whether a request changes data (the search POST only reads).
+/// Prefix of the Directory Insights routes, whose POSTs only read.
+const INSIGHTS_PREFIX: &str = "/insights/";
+
+/// Whether a request changes data (the search POST and the Directory Insights POSTs only read).
 fn is_write(method: &Method, route: &str) -> bool {
     matches!(
         *method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     ) && route != "POST /api/search/systemusers"
+        && !route
+            .split_once(' ')
+            .is_some_and(|(_, path)| path.starts_with(INSIGHTS_PREFIX))
 }
 
 async fn guarded(app: &App, route: &str, req: Request, next: Next) -> Response {
@@ -78,7 +84,8 @@ async fn guarded(app: &App, route: &str, req: Request, next: Next) -> Response {
 
 /// `x-api-key` must be the configured key. A multi-tenant key also needs `x-org-id` naming the organisation,
 /// except on `/api/organizations*`, the routes used to find it. A single-tenant key ignores `x-org-id`
-/// (observed clients send it empty).
+/// (observed clients send it empty). Directory Insights takes the header repeated (an MSP's several
+/// organisations): each one must be well-formed and this organisation.
 fn authorize(app: &App, req: &Request) -> Result<(), ApiError> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     if header("x-api-key") != Some(app.api_key.as_str()) {
@@ -89,17 +96,37 @@ fn authorize(app: &App, req: &Request) -> Result<(), ApiError> {
     if !app.multi_tenant || req.uri().path().starts_with("/api/organizations") {
         return Ok(());
     }
+    if req.uri().path().starts_with(INSIGHTS_PREFIX) {
+        let orgs: Vec<&str> = req
+            .headers()
+            .get_all("x-org-id")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect();
+        if orgs.is_empty() {
+            return Err(ApiError::Unauthorized(
+                "x-org-id is required: this API key belongs to a multi-tenant administrator".into(),
+            ));
+        }
+        return orgs.into_iter().try_for_each(|org| check_org(app, org));
+    }
     match header("x-org-id").map(str::trim) {
         None | Some("") => Err(ApiError::Unauthorized(
             "x-org-id is required: this API key belongs to a multi-tenant administrator".into(),
         )),
-        Some(org) if !is_object_id(org) => {
-            Err(ApiError::BadRequest(format!("malformed x-org-id {org:?}")))
-        }
-        Some(org) if org != app.org_id => {
-            Err(ApiError::NotFound(format!("organization {org} not found")))
-        }
-        Some(_) => Ok(()),
+        Some(org) => check_org(app, org),
+    }
+}
+
+fn check_org(app: &App, org: &str) -> Result<(), ApiError> {
+    if !is_object_id(org) {
+        Err(ApiError::BadRequest(format!("malformed x-org-id {org:?}")))
+    } else if org != app.org_id {
+        Err(ApiError::NotFound(format!("organization {org} not found")))
+    } else {
+        Ok(())
     }
 }
 

@@ -11,10 +11,16 @@
 //! - `query`: filter/sort/fields grammar of both API versions; `seed`: the seeded organisation.
 //! - `faults`, `stats`: the fault dice and the request counters.
 //! - `error`: error bodies, JSON answers, body and query extraction.
+//! - `events`: the Directory Insights history every store write records; `insights`: the feed's routes
+//!   (`/insights/directory/v1/events`, `/events/count`) over it.
+//! - `churn`: the background task that changes the directory as an admin in the console would.
 
+mod churn;
 mod error;
+mod events;
 mod faults;
 mod gate;
+mod insights;
 mod model;
 mod query;
 mod seed;
@@ -25,7 +31,10 @@ mod v2;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::AtomicU64;
+use std::sync::{
+    Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+};
 
 use axum::Router;
 use axum::extract::State;
@@ -38,7 +47,17 @@ use self::faults::Faults;
 use self::stats::Stats;
 use self::store::Store;
 
-/// Faults the emulator injects; every field can also be changed at run time via `PUT /__emulator/faults`.
+pub use self::events::{
+    MAX_EVENTS as INSIGHTS_MAX_EVENTS, RETENTION_DAYS as INSIGHTS_RETENTION_DAYS,
+};
+
+/// The fastest console churn accepted: 1000 changes a second.
+pub const MAX_CHURN_PER_MINUTE: u32 = 60_000;
+/// The longest Directory Insights ingestion lag accepted: a day.
+pub const MAX_INSIGHTS_LAG_MS: u64 = 24 * 3600 * 1000;
+
+/// Faults the emulator injects, and the Directory Insights plan, lag and console churn; every field can
+/// also be changed at run time via `PUT /__emulator/faults`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultConfig {
     /// Share of requests answered with `fail_status` (an HTML gateway body for 502), at random.
@@ -57,6 +76,14 @@ pub struct FaultConfig {
     pub retry_after_s: u64,
     /// Share of writes that are applied and then answered 502.
     pub commit_then_fail_rate: f64,
+    /// Whether the organisation's plan includes Directory Insights; without it the feed answers 403
+    /// (`--no-insights`).
+    pub insights: bool,
+    /// An event becomes visible in the Directory Insights feed this long after its change.
+    pub insights_lag_ms: u64,
+    /// Changes made at random to the directory per minute, as an admin in the console would; 0 = none.
+    /// At most [`MAX_CHURN_PER_MINUTE`].
+    pub churn_per_minute: u32,
 }
 
 impl Default for FaultConfig {
@@ -70,6 +97,9 @@ impl Default for FaultConfig {
             rate_limit_rate: 0.0,
             retry_after_s: 1,
             commit_then_fail_rate: 0.0,
+            insights: true,
+            insights_lag_ms: 0,
+            churn_per_minute: 0,
         }
     }
 }
@@ -115,6 +145,10 @@ pub(crate) struct App {
     store: RwLock<Store>,
     faults: Mutex<Faults>,
     stats: Mutex<Stats>,
+    /// Numbers the Directory Insights answers' `X-Request-Id`.
+    request_ids: AtomicU64,
+    /// Seed of the console churn's dice.
+    seed: u64,
 }
 
 // === impl App ===
@@ -159,6 +193,8 @@ fn build(config: EmulatorConfig) -> Arc<App> {
             tokio::time::Instant::now(),
         )),
         stats: Mutex::new(Stats::default()),
+        request_ids: AtomicU64::new(1),
+        seed: config.seed,
     })
 }
 
@@ -166,6 +202,7 @@ fn app_router(app: Arc<App>) -> Router {
     Router::new()
         .merge(v1::routes())
         .merge(v2::routes())
+        .merge(insights::routes())
         .merge(gate::control_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -186,23 +223,37 @@ async fn method_not_allowed(State(_): State<Arc<App>>) -> Response {
 }
 
 /// The emulator as a router, seeded from `config` (synchronously: call from a blocking context for large
-/// sizes). Its periodic outage windows count from this call.
+/// sizes). Its periodic outage windows count from this call. A bare router runs no console churn: [`serve`]
+/// and [`spawn`] own that task.
 pub fn router(config: EmulatorConfig) -> Router {
     app_router(build(config))
 }
 
-/// Serve the emulator on `listener` until `shutdown` resolves.
+/// Starts the console churn on `app`; it runs until aborted.
+fn start_churn(app: &Arc<App>) -> JoinHandle<()> {
+    tokio::spawn(churn::run(app.clone(), app.seed))
+}
+
+/// Serve the emulator on `listener` until `shutdown` resolves; the console churn stops with it.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: EmulatorConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = tokio::task::spawn_blocking(move || router(config))
+    let app = tokio::task::spawn_blocking(move || build(config))
         .await
         .map_err(std::io::Error::other)?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let churn = start_churn(&app);
+    let stop_churn = churn.abort_handle();
+    let result = axum::serve(listener, app_router(app))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stop_churn.abort();
+        })
+        .await;
+    churn.abort();
+    let _ = churn.await;
+    result
 }
 
 /// An emulator serving on 127.0.0.1 in the background; dropping it shuts the server down.
@@ -212,6 +263,10 @@ pub struct RunningEmulator {
     org_id: String,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
+    churn: Option<JoinHandle<()>>,
+    /// Lets tests see that nothing still holds the emulator after it stopped.
+    #[cfg_attr(not(test), allow(dead_code))]
+    app: Weak<App>,
 }
 
 // === impl RunningEmulator ===
@@ -231,8 +286,12 @@ impl RunningEmulator {
         &self.org_id
     }
 
-    /// Stops accepting, lets in-flight requests finish, and waits for the server task.
+    /// Stops the console churn and accepting, lets in-flight requests finish, and waits for both tasks.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(churn) = self.churn.take() {
+            churn.abort();
+            let _ = churn.await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -245,6 +304,9 @@ impl RunningEmulator {
 
 impl Drop for RunningEmulator {
     fn drop(&mut self) {
+        if let Some(churn) = self.churn.take() {
+            churn.abort();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -259,6 +321,8 @@ pub async fn spawn(config: EmulatorConfig) -> std::io::Result<RunningEmulator> {
         .await
         .map_err(std::io::Error::other)?;
     let org_id = app.org_id.clone();
+    let weak = Arc::downgrade(&app);
+    let churn = start_churn(&app);
     let router = app_router(app);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -274,8 +338,48 @@ pub async fn spawn(config: EmulatorConfig) -> std::io::Result<RunningEmulator> {
         org_id,
         shutdown: Some(tx),
         task: Some(task),
+        churn: Some(churn),
+        app: weak,
     })
 }
 
 /// The address an emulator started by [`spawn`] listens on.
 pub type EmulatorAddr = SocketAddr;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_churn_stops_with_the_emulator() {
+        let emu = spawn(EmulatorConfig {
+            users: 20,
+            groups: 3,
+            faults: FaultConfig {
+                churn_per_minute: MAX_CHURN_PER_MINUTE,
+                ..FaultConfig::default()
+            },
+            ..EmulatorConfig::default()
+        })
+        .await
+        .unwrap();
+        let app = emu.app.clone();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let n = app.upgrade().map_or(0, |a| a.read().events.len());
+            if n >= 5 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no churn: {n} events"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        emu.shutdown().await.unwrap();
+        assert!(
+            app.upgrade().is_none(),
+            "something still holds the emulator"
+        );
+    }
+}

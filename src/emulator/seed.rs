@@ -30,7 +30,7 @@ const EPOCH_START: i64 = 1_546_300_800;
 const EPOCH_SPAN_MS: i64 = 5 * 365 * 24 * 3600 * 1000;
 
 #[rustfmt::skip]
-const FIRST_NAMES: &[&str] = &[
+pub(super) const FIRST_NAMES: &[&str] = &[
     "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
     "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah",
     "Charles", "Karen", "Christopher", "Lisa", "Daniel", "Nancy", "Matthew", "Betty", "Anthony",
@@ -45,7 +45,7 @@ const FIRST_NAMES: &[&str] = &[
 ];
 
 #[rustfmt::skip]
-const LAST_NAMES: &[&str] = &[
+pub(super) const LAST_NAMES: &[&str] = &[
     "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
     "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore",
     "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark",
@@ -60,7 +60,7 @@ const LAST_NAMES: &[&str] = &[
 
 /// (department, cost-centre code, job titles).
 #[rustfmt::skip]
-const DEPARTMENTS: &[(&str, &str, &[&str])] = &[
+pub(super) const DEPARTMENTS: &[(&str, &str, &[&str])] = &[
     ("Engineering", "ENG", &["Software Engineer", "Senior Software Engineer", "Staff Engineer", "Engineering Manager", "QA Engineer"]),
     ("Sales", "SAL", &["Account Executive", "Sales Development Representative", "Sales Manager", "Solutions Consultant"]),
     ("Marketing", "MKT", &["Marketing Manager", "Content Strategist", "Product Marketing Manager", "Designer"]),
@@ -75,7 +75,7 @@ const DEPARTMENTS: &[(&str, &str, &[&str])] = &[
 
 /// (location, street, locality, region, postal code, country, phone area code).
 #[rustfmt::skip]
-const OFFICES: &[(&str, &str, &str, &str, &str, &str, &str)] = &[
+pub(super) const OFFICES: &[(&str, &str, &str, &str, &str, &str, &str)] = &[
     ("Denver HQ", "1600 Market St", "Denver", "CO", "80202", "US", "303"),
     ("New York", "350 Fifth Ave", "New York", "NY", "10118", "US", "212"),
     ("San Francisco", "500 Howard St", "San Francisco", "CA", "94105", "US", "415"),
@@ -135,7 +135,7 @@ fn ts_ms(ms: i64) -> jiff::Timestamp {
 }
 
 /// Lower-case ASCII letters of `s`, for usernames (`Müller` → `mller`, `O'Brien` → `obrien`).
-fn slug(s: &str) -> String {
+pub(super) fn slug(s: &str) -> String {
     s.chars()
         .filter(|c| c.is_ascii_alphabetic() || *c == '-')
         .map(|c| c.to_ascii_lowercase())

@@ -5,12 +5,18 @@
 //! employee identifiers have hash indexes (usernames case-insensitively, emails as stored, which is lower
 //! case) so duplicate checks and equality filters on them never scan. Knows nothing of routes, envelopes or
 //! faults; its refusals are already the API's error answers (`ApiError`).
+//!
+//! Every write takes an [`Origin`] and, once it has succeeded, records its Directory Insights events in
+//! `events` (facts sheet §5.4): the API's routes and the console churn go through the same functions, so
+//! nothing changes without its event. Cascades a write implies (a deleted user leaving its groups and
+//! directories, a deleted group its members and bindings) are not separate edge events: the delete says it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use super::events::{Change, End, EventLog, MAX_EVENTS, Origin, Subject, diff, kind};
 use super::model::{
     Applied, DirKind, Directory, Group, GroupFields, IdGen, Organization, User, UserState,
     email_ok, iso_millis, password_violations, username_problem,
@@ -34,6 +40,22 @@ impl EdgeOp {
             _ => None,
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeOp::Add => "add",
+            EdgeOp::Remove => "remove",
+        }
+    }
+}
+
+/// Which end of a directory association a write named first: its `from` in the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `POST /api/v2/{directory}/{id}/associations` (and the console's directory page).
+    Directory,
+    /// `POST /api/v2/users/{id}/associations` or `/usergroups/{id}/associations`.
+    Member,
 }
 
 /// What an association edge points at.
@@ -65,6 +87,8 @@ pub struct Store {
     all_users: Option<String>,
     ids: IdGen,
     next_uid: u32,
+    /// The Directory Insights history of every write.
+    pub events: EventLog,
 }
 
 // === impl Store ===
@@ -72,6 +96,7 @@ pub struct Store {
 impl Store {
     pub fn new(org: Organization, ids: IdGen, first_uid: u32) -> Self {
         Self {
+            events: EventLog::new(&org.id, MAX_EVENTS),
             org,
             users: BTreeMap::new(),
             by_username: HashMap::new(),
@@ -84,6 +109,94 @@ impl Store {
             all_users: None,
             ids,
             next_uid: first_uid,
+        }
+    }
+
+    /// Number of users.
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// The `n`th user in id order.
+    pub fn nth_user(&self, n: usize) -> Option<&User> {
+        self.users.values().nth(n)
+    }
+
+    /// The group every new user joins ("All Users"), if there is one.
+    pub fn all_users_group(&self) -> Option<&str> {
+        self.all_users.as_deref()
+    }
+
+    fn user_subject(u: &User) -> Subject {
+        Subject::User {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            email: u.email.clone(),
+        }
+    }
+
+    fn group_subject(g: &Group) -> Subject {
+        Subject::Group {
+            id: g.id.clone(),
+            name: g.fields.name.clone(),
+        }
+    }
+
+    fn user_end(u: &User) -> End {
+        End {
+            kind: "user",
+            id: u.id.clone(),
+            name: u.username.clone(),
+        }
+    }
+
+    fn group_end(g: &Group) -> End {
+        End {
+            kind: "user_group",
+            id: g.id.clone(),
+            name: g.fields.name.clone(),
+        }
+    }
+
+    /// `user_update`, then the state and password events the change from `old` to `new` stands for.
+    fn record_user_change(&mut self, origin: Origin, old: &User, new: &User, event: &'static str) {
+        let changes = diff(
+            &old.to_json(),
+            &new.to_json(),
+            &["_id", "id", "mfaEnrollment"],
+        );
+        let state_changes: Vec<Change> = changes
+            .iter()
+            .filter(|c| c.field == "state" || c.field == "suspended")
+            .cloned()
+            .collect();
+        self.events
+            .record(origin, event, Self::user_subject(new), Some(changes));
+        let state_event = match (old.state, new.state) {
+            (a, b) if a == b => None,
+            (_, UserState::Suspended) => Some(kind::USER_SUSPENDED),
+            (UserState::Suspended, _) => Some(kind::USER_UNSUSPENDED),
+            (UserState::Staged, UserState::Activated) => Some(kind::USER_ACTIVATED),
+            _ => None,
+        };
+        if let Some(t) = state_event
+            && event != t
+        {
+            self.events
+                .record(origin, t, Self::user_subject(new), Some(state_changes));
+        }
+        if !old.activated && new.activated {
+            let c = Change {
+                field: "activated".into(),
+                from: Value::Bool(false),
+                to: Value::Bool(true),
+            };
+            self.events.record(
+                origin,
+                kind::USER_PASSWORD_SET,
+                Self::user_subject(new),
+                Some(vec![c]),
+            );
         }
     }
 
@@ -161,17 +274,11 @@ impl Store {
 
     // --- users: reads ---
 
-    #[cfg(test)]
-    pub fn user_count(&self) -> usize {
-        self.users.len()
-    }
-
     pub fn user(&self, id: &str) -> Option<&User> {
         self.users.get(id)
     }
 
     /// Every user, in id order.
-    #[cfg(test)]
     pub fn users(&self) -> impl DoubleEndedIterator<Item = &User> {
         self.users.values()
     }
@@ -266,8 +373,9 @@ impl Store {
     pub fn create_user(
         &mut self,
         body: &Map<String, Value>,
-        now: jiff::Timestamp,
+        origin: Origin,
     ) -> Result<User, ApiError> {
+        let now = origin.at;
         let id = self.ids.next(now.as_second());
         let mut user = User::blank(id, iso_millis(now), self.org.id.clone(), self.next_uid);
         let applied = user.apply(body, &mut self.ids, now)?;
@@ -282,10 +390,23 @@ impl Store {
         self.check_unique(&user, None)?;
         self.next_uid = self.next_uid.max(user.unix_uid.saturating_add(1));
         self.index_user(&user);
+        self.users.insert(user.id.clone(), user.clone());
+        self.events
+            .record(origin, kind::USER_CREATE, Self::user_subject(&user), None);
         if let Some(g) = self.all_users.as_ref().and_then(|g| self.groups.get_mut(g)) {
             g.members.insert(user.id.clone());
+            let from = Self::group_end(g);
+            self.events.record(
+                origin,
+                kind::ASSOCIATION_CHANGE,
+                Subject::Edge {
+                    op: EdgeOp::Add.as_str(),
+                    from,
+                    to: Self::user_end(&user),
+                },
+                None,
+            );
         }
-        self.users.insert(user.id.clone(), user.clone());
         Ok(user)
     }
 
@@ -294,8 +415,9 @@ impl Store {
         &mut self,
         id: &str,
         body: &Map<String, Value>,
-        now: jiff::Timestamp,
+        origin: Origin,
     ) -> Result<User, ApiError> {
+        let now = origin.at;
         let old = self
             .users
             .get(id)
@@ -323,6 +445,7 @@ impl Store {
         self.unindex_user(&old);
         self.index_user(&user);
         self.users.insert(user.id.clone(), user.clone());
+        self.record_user_change(origin, &old, &user, kind::USER_UPDATE);
         Ok(user)
     }
 
@@ -426,6 +549,7 @@ impl Store {
         &mut self,
         id: &str,
         cascade_manager: Option<&str>,
+        origin: Origin,
     ) -> Result<User, ApiError> {
         if !self.users.contains_key(id) {
             return Err(user_not_found(id));
@@ -453,7 +577,10 @@ impl Store {
             };
             for r in &reports {
                 if let Some(u) = self.users.get_mut(r) {
+                    let old = u.clone();
                     u.manager = new_manager.clone();
+                    let new = u.clone();
+                    self.record_user_change(origin, &old, &new, kind::USER_UPDATE);
                 }
                 if let Some(m) = &new_manager {
                     self.reports.entry(m.clone()).or_default().insert(r.clone());
@@ -469,32 +596,44 @@ impl Store {
         for d in &mut self.directories {
             d.users.remove(id);
         }
+        self.events
+            .record(origin, kind::USER_DELETE, Self::user_subject(&user), None);
         Ok(user)
     }
 
     /// `POST /api/systemusers/{id}/state/activate`: STAGED → ACTIVATED.
-    pub fn activate_user(&mut self, id: &str) -> Result<(), ApiError> {
+    /// `user_activated` when a STAGED user moves; nothing for a user already past STAGED.
+    pub fn activate_user(&mut self, id: &str, origin: Origin) -> Result<(), ApiError> {
         let u = self.users.get_mut(id).ok_or_else(|| user_not_found(id))?;
         if u.state == UserState::Staged {
+            let old = u.clone();
             u.state = UserState::Activated;
             u.suspended = false;
+            let new = u.clone();
+            self.record_user_change(origin, &old, &new, kind::USER_ACTIVATED);
         }
         Ok(())
     }
 
-    /// `POST /api/systemusers/{id}/expire`.
-    pub fn expire_password(&mut self, id: &str) -> Result<(), ApiError> {
+    /// `POST /api/systemusers/{id}/expire`: `user_password_expired`.
+    pub fn expire_password(&mut self, id: &str, origin: Origin) -> Result<(), ApiError> {
         let u = self.users.get_mut(id).ok_or_else(|| user_not_found(id))?;
+        let old = u.clone();
         u.password_expired = true;
+        let new = u.clone();
+        self.record_user_change(origin, &old, &new, kind::USER_PASSWORD_EXPIRED);
         Ok(())
     }
 
-    /// `POST /api/systemusers/{id}/unlock`.
-    pub fn unlock_user(&mut self, id: &str) -> Result<(), ApiError> {
+    /// `POST /api/systemusers/{id}/unlock`: `user_unlocked`.
+    pub fn unlock_user(&mut self, id: &str, origin: Origin) -> Result<(), ApiError> {
         let u = self.users.get_mut(id).ok_or_else(|| user_not_found(id))?;
+        let old = u.clone();
         u.account_locked = false;
         u.account_locked_date = None;
         u.bad_login_attempts = 0;
+        let new = u.clone();
+        self.record_user_change(origin, &old, &new, kind::USER_UNLOCKED);
         Ok(())
     }
 
@@ -512,13 +651,13 @@ impl Store {
     pub fn create_group(
         &mut self,
         fields: GroupFields,
-        now: jiff::Timestamp,
+        origin: Origin,
     ) -> Result<&Group, ApiError> {
         let key = fields.name.to_lowercase();
         if self.group_by_name.contains_key(&key) {
             return Err(ApiError::AlreadyExists);
         }
-        let id = self.ids.next(now.as_second());
+        let id = self.ids.next(origin.at.as_second());
         self.group_by_name.insert(key, id.clone());
         let group = Group {
             id: id.clone(),
@@ -526,11 +665,22 @@ impl Store {
             fields,
             members: BTreeSet::new(),
         };
+        self.events.record(
+            origin,
+            kind::GROUP_CREATE,
+            Self::group_subject(&group),
+            None,
+        );
         Ok(self.groups.entry(id).or_insert(group))
     }
 
     /// `PUT /api/v2/usergroups/{id}`: replaces every writable field; members stay.
-    pub fn replace_group(&mut self, id: &str, fields: GroupFields) -> Result<&Group, ApiError> {
+    pub fn replace_group(
+        &mut self,
+        id: &str,
+        fields: GroupFields,
+        origin: Origin,
+    ) -> Result<&Group, ApiError> {
         let old_key = match self.groups.get(id) {
             Some(g) => g.fields.name.to_lowercase(),
             None => return Err(group_not_found(id)),
@@ -546,12 +696,20 @@ impl Store {
         self.group_by_name.remove(&old_key);
         self.group_by_name.insert(key, id.to_owned());
         let group = self.groups.get_mut(id).ok_or_else(|| group_not_found(id))?;
+        let old = group.to_json();
         group.fields = fields;
+        let changes = diff(&old, &group.to_json(), &["id"]);
+        self.events.record(
+            origin,
+            kind::GROUP_UPDATE,
+            Self::group_subject(group),
+            Some(changes),
+        );
         Ok(group)
     }
 
     /// `DELETE /api/v2/usergroups/{id}`: the group's memberships and associations go with it.
-    pub fn delete_group(&mut self, id: &str) -> Result<Group, ApiError> {
+    pub fn delete_group(&mut self, id: &str, origin: Origin) -> Result<Group, ApiError> {
         let group = self.groups.remove(id).ok_or_else(|| group_not_found(id))?;
         self.group_by_name.remove(&group.fields.name.to_lowercase());
         for d in &mut self.directories {
@@ -560,6 +718,12 @@ impl Store {
         if self.all_users.as_deref() == Some(id) {
             self.all_users = None;
         }
+        self.events.record(
+            origin,
+            kind::GROUP_DELETE,
+            Self::group_subject(&group),
+            None,
+        );
         Ok(group)
     }
 
@@ -570,26 +734,38 @@ impl Store {
         group_id: &str,
         op: EdgeOp,
         user_id: &str,
+        origin: Origin,
     ) -> Result<(), ApiError> {
         if !self.groups.contains_key(group_id) {
             return Err(group_not_found(group_id));
         }
-        if !self.users.contains_key(user_id) {
-            return Err(user_not_found(user_id));
-        }
+        let user = self
+            .users
+            .get(user_id)
+            .ok_or_else(|| user_not_found(user_id))?;
         let group = self
             .groups
             .get_mut(group_id)
             .ok_or_else(|| group_not_found(group_id))?;
         match op {
             EdgeOp::Add if !group.members.insert(user_id.to_owned()) => {
-                Err(ApiError::AlreadyExists)
+                return Err(ApiError::AlreadyExists);
             }
-            EdgeOp::Remove if !group.members.remove(user_id) => Err(ApiError::NotFound(format!(
-                "user {user_id} is not a member of group {group_id}"
-            ))),
-            _ => Ok(()),
+            EdgeOp::Remove if !group.members.remove(user_id) => {
+                return Err(ApiError::NotFound(format!(
+                    "user {user_id} is not a member of group {group_id}"
+                )));
+            }
+            _ => {}
         }
+        let edge = Subject::Edge {
+            op: op.as_str(),
+            from: Self::group_end(group),
+            to: Self::user_end(user),
+        };
+        self.events
+            .record(origin, kind::ASSOCIATION_CHANGE, edge, None);
+        Ok(())
     }
 
     /// Groups `user_id` is a direct member of, in id order.
@@ -613,7 +789,9 @@ impl Store {
     }
 
     /// A graph write between a directory and a user or group. Existing edge on add → 409 Already Exists;
-    /// missing edge on remove → 404; unknown directory, user or group → 404.
+    /// missing edge on remove → 404; unknown directory, user or group → 404. Its `association_change` runs
+    /// from the end the write went `via` to the other.
+    #[allow(clippy::too_many_arguments)]
     pub fn change_association(
         &mut self,
         kind: DirKind,
@@ -621,11 +799,14 @@ impl Store {
         op: EdgeOp,
         target: Target,
         target_id: &str,
+        via: Via,
+        origin: Origin,
     ) -> Result<(), ApiError> {
-        let exists = match target {
-            Target::User => self.users.contains_key(target_id),
-            Target::UserGroup => self.groups.contains_key(target_id),
+        let member = match target {
+            Target::User => self.users.get(target_id).map(Self::user_end),
+            Target::UserGroup => self.groups.get(target_id).map(Self::group_end),
         };
+        let exists = member.is_some();
         let dir = self
             .directories
             .iter_mut()
@@ -644,13 +825,36 @@ impl Store {
             Target::UserGroup => &mut dir.groups,
         };
         match op {
-            EdgeOp::Add if !set.insert(target_id.to_owned()) => Err(ApiError::AlreadyExists),
-            EdgeOp::Remove if !set.remove(target_id) => Err(ApiError::NotFound(format!(
-                "no association between {} {dir_id} and {target_id}",
-                kind.type_name()
-            ))),
-            _ => Ok(()),
+            EdgeOp::Add if !set.insert(target_id.to_owned()) => {
+                return Err(ApiError::AlreadyExists);
+            }
+            EdgeOp::Remove if !set.remove(target_id) => {
+                return Err(ApiError::NotFound(format!(
+                    "no association between {} {dir_id} and {target_id}",
+                    kind.type_name()
+                )));
+            }
+            _ => {}
         }
+        let directory = End {
+            kind: kind.type_name(),
+            id: dir.id.clone(),
+            name: dir.name.clone(),
+        };
+        if let Some(member) = member {
+            let (from, to) = match via {
+                Via::Directory => (directory, member),
+                Via::Member => (member, directory),
+            };
+            let edge = Subject::Edge {
+                op: op.as_str(),
+                from,
+                to,
+            };
+            self.events
+                .record(origin, kind::ASSOCIATION_CHANGE, edge, None);
+        }
+        Ok(())
     }
 }
 
@@ -692,8 +896,8 @@ mod tests {
         }
     }
 
-    fn now() -> jiff::Timestamp {
-        jiff::Timestamp::from_second(1_700_000_000).unwrap()
+    fn now() -> Origin {
+        Origin::api(jiff::Timestamp::from_second(1_700_000_000).unwrap())
     }
 
     #[test]
@@ -715,6 +919,42 @@ mod tests {
         assert_eq!(s.query_users(&q.cond, &q.sort, 0, 10).0, 1);
         let q = parse_list(&[("filter".into(), "username:$eq:ann".into())], Dialect::V1).unwrap();
         assert_eq!(s.query_users(&q.cond, &q.sort, 0, 10).0, 0);
+    }
+
+    #[test]
+    fn writes_record_their_events_and_refusals_nothing() {
+        let mut s = store();
+        let g = s
+            .create_group(GroupFields::named("All Users"), now())
+            .unwrap()
+            .id
+            .clone();
+        s.set_all_users_group(&g);
+        let u = s
+            .create_user(&body(json!({"username": "ann", "email": "a@x.io"})), now())
+            .unwrap();
+        assert!(
+            s.create_user(&body(json!({"username": "ann", "email": "b@x.io"})), now())
+                .is_err()
+        );
+        assert!(s.change_member(&g, EdgeOp::Add, &u.id, now()).is_err());
+        s.change_member(&g, EdgeOp::Remove, &u.id, now()).unwrap();
+        s.update_user(&u.id, &body(json!({"suspended": true})), now())
+            .unwrap();
+        s.delete_user(&u.id, None, now()).unwrap();
+        let types: Vec<&str> = s.events.iter().map(|e| e.event_type).collect();
+        assert_eq!(
+            types,
+            [
+                kind::GROUP_CREATE,
+                kind::USER_CREATE,
+                kind::ASSOCIATION_CHANGE,
+                kind::ASSOCIATION_CHANGE,
+                kind::USER_UPDATE,
+                kind::USER_SUSPENDED,
+                kind::USER_DELETE,
+            ]
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::App;
 use super::error::{ApiError, Body, Id, Pairs, json_response, parse_object, v1_list};
+use super::events::Origin;
 use super::model::User;
 use super::query::{
     self, Cond, DEFAULT_LIMIT, Dialect, MAX_LIMIT, parse_body_filter, parse_fields, parse_list,
@@ -163,10 +164,15 @@ async fn get_user(
     Ok(user_answer(user, fields.as_deref()))
 }
 
+/// A write through the API, now.
+fn api_now() -> Origin {
+    Origin::api(jiff::Timestamp::now())
+}
+
 /// Answers 200, not 201, as JumpCloud does.
 async fn create_user(State(app): State<Arc<App>>, Body(body): Body) -> Result<Response, ApiError> {
     let body = parse_object(&body)?;
-    let user = app.write().create_user(&body, jiff::Timestamp::now())?;
+    let user = app.write().create_user(&body, api_now())?;
     Ok(json_response(StatusCode::OK, &user.wire()))
 }
 
@@ -176,9 +182,7 @@ async fn update_user(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let body = parse_object(&body)?;
-    let user = app
-        .write()
-        .update_user(&id, &body, jiff::Timestamp::now())?;
+    let user = app.write().update_user(&id, &body, api_now())?;
     Ok(json_response(StatusCode::OK, &user.wire()))
 }
 
@@ -188,21 +192,23 @@ async fn delete_user(
     Id(id): Id,
     pairs: Pairs,
 ) -> Result<Response, ApiError> {
-    let user = app.write().delete_user(&id, pairs.get("cascade_manager"))?;
+    let user = app
+        .write()
+        .delete_user(&id, pairs.get("cascade_manager"), api_now())?;
     Ok(json_response(StatusCode::OK, &user.wire()))
 }
 
 async fn activate_user(State(app): State<Arc<App>>, Id(id): Id) -> Result<Response, ApiError> {
-    app.write().activate_user(&id)?;
+    app.write().activate_user(&id, api_now())?;
     Ok(StatusCode::OK.into_response())
 }
 
 async fn expire_password(State(app): State<Arc<App>>, Id(id): Id) -> Result<Response, ApiError> {
-    app.write().expire_password(&id)?;
+    app.write().expire_password(&id, api_now())?;
     Ok(StatusCode::OK.into_response())
 }
 
 async fn unlock_user(State(app): State<Arc<App>>, Id(id): Id) -> Result<Response, ApiError> {
-    app.write().unlock_user(&id)?;
+    app.write().unlock_user(&id, api_now())?;
     Ok(StatusCode::OK.into_response())
 }

@@ -14,9 +14,10 @@ use serde_json::Value;
 
 use super::App;
 use super::error::{ApiError, Body, Id, Pairs, json_response, parse_object, v2_list};
+use super::events::Origin;
 use super::model::{DirKind, GroupFields, edge, with_paths};
 use super::query::{Cond, Dialect, ListQuery, SortKey, parse_list, project, sort_records};
-use super::store::{EdgeOp, Target};
+use super::store::{EdgeOp, Target, Via};
 
 /// `targets` a user's or group's associations may name (spec enum; `user_group` is not one of them).
 const OBJECT_TARGETS: &[&str] = &[
@@ -144,10 +145,7 @@ async fn get_group(State(app): State<Arc<App>>, Id(id): Id) -> Result<Response, 
 /// Answers 201.
 async fn create_group(State(app): State<Arc<App>>, Body(body): Body) -> Result<Response, ApiError> {
     let fields = GroupFields::parse(&parse_object(&body)?)?;
-    let group = app
-        .write()
-        .create_group(fields, jiff::Timestamp::now())?
-        .to_json();
+    let group = app.write().create_group(fields, api_now())?.to_json();
     Ok(json_response(StatusCode::CREATED, &group))
 }
 
@@ -158,13 +156,13 @@ async fn replace_group(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let fields = GroupFields::parse(&parse_object(&body)?)?;
-    let group = app.write().replace_group(&id, fields)?.to_json();
+    let group = app.write().replace_group(&id, fields, api_now())?.to_json();
     Ok(json_response(StatusCode::OK, &group))
 }
 
 /// Answers 204.
 async fn delete_group(State(app): State<Arc<App>>, Id(id): Id) -> Result<Response, ApiError> {
-    app.write().delete_group(&id)?;
+    app.write().delete_group(&id, api_now())?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -204,7 +202,7 @@ async fn change_member(
             e.kind
         )));
     }
-    app.write().change_member(&id, e.op, &e.id)?;
+    app.write().change_member(&id, e.op, &e.id, api_now())?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -362,7 +360,7 @@ fn change_object_association(
     let kind = DirKind::from_type(&e.kind)
         .ok_or_else(|| ApiError::NotFound(format!("{} {} not found", e.kind, e.id)))?;
     app.write()
-        .change_association(kind, &e.id, e.op, target, id)?;
+        .change_association(kind, &e.id, e.op, target, id, Via::Member, api_now())?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -482,11 +480,16 @@ async fn change_directory_association(
         }
     };
     app.write()
-        .change_association(kind, &id, e.op, target, &e.id)?;
+        .change_association(kind, &id, e.op, target, &e.id, Via::Directory, api_now())?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 // --- helpers ---
+
+/// A write through the API, now.
+fn api_now() -> Origin {
+    Origin::api(jiff::Timestamp::now())
+}
 
 /// A graph write body: `{op, type, id, attributes?}`.
 struct EdgeBody {
