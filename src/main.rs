@@ -88,6 +88,17 @@ struct EmulatorFlags {
     /// Bearer token the demo's service accepts (demo only; random when absent).
     #[arg(long)]
     token: Option<String>,
+    /// The organisation's plan has no Directory Insights: the event feed answers 403.
+    #[arg(long)]
+    no_insights: bool,
+    /// An event becomes visible in the Directory Insights feed this long after its change (emulator 0,
+    /// demo 2000).
+    #[arg(long)]
+    insights_lag_ms: Option<u64>,
+    /// Changes made at random to the seeded users and groups per minute, as an admin in the console would,
+    /// each with its event (up to 60000).
+    #[arg(long, default_value_t = 0)]
+    churn_per_minute: u32,
 }
 
 impl EmulatorFlags {
@@ -104,6 +115,18 @@ impl EmulatorFlags {
                 "{name} must be between 0 and 1, got {rate}"
             );
         }
+        anyhow::ensure!(
+            self.churn_per_minute <= emulator::MAX_CHURN_PER_MINUTE,
+            "--churn-per-minute must be at most {}, got {}",
+            emulator::MAX_CHURN_PER_MINUTE,
+            self.churn_per_minute
+        );
+        let insights_lag_ms = self.insights_lag_ms.unwrap_or(if demo { 2000 } else { 0 });
+        anyhow::ensure!(
+            insights_lag_ms <= emulator::MAX_INSIGHTS_LAG_MS,
+            "--insights-lag-ms must be at most {}, got {insights_lag_ms}",
+            emulator::MAX_INSIGHTS_LAG_MS
+        );
         let outage_every_s = self.outage_every.unwrap_or(if demo { 600 } else { 0 });
         let outage_for_s = self.outage_for.unwrap_or(if demo { 100 } else { 0 });
         Ok(EmulatorConfig {
@@ -119,6 +142,9 @@ impl EmulatorFlags {
                 latency_ms: self.latency_ms,
                 rate_limit_rate: self.rate_limit_rate,
                 commit_then_fail_rate: self.commit_then_fail_rate,
+                insights: !self.no_insights,
+                insights_lag_ms,
+                churn_per_minute: self.churn_per_minute,
                 ..FaultConfig::default()
             },
         })
