@@ -6,7 +6,6 @@ mod deploy;
 mod emulator;
 mod hardening;
 mod insights_emulator;
-mod insights_emulator;
 mod lifecycle;
 mod metrics;
 mod oauth;
