@@ -257,6 +257,7 @@ pub async fn serve_with(
                     .then(|| format!("{}/oauth/token", config.base_url())),
                 basic: !config.auth.basic.is_empty(),
             },
+            refresh_interval_s: config.refresh.interval_s,
         }),
         refresh_now,
         metrics,

@@ -50,7 +50,8 @@ pub struct Store {
     next_version: AtomicU64,
     /// Serialises publication: a refresh and a write never publish over each other.
     pub publish: Mutex<PublishState>,
-    last_refresh: std::sync::Mutex<Option<RefreshStatus>>,
+    /// The last [`REFRESH_HISTORY`] refreshes, oldest first (the status page draws the last hour from them).
+    last_refresh: std::sync::Mutex<std::collections::VecDeque<RefreshStatus>>,
     pub options: BuildOptions,
     /// Holds back refreshes that lost too many users or groups.
     guard: std::sync::Mutex<ShrinkGuard>,
@@ -77,7 +78,7 @@ impl Store {
             current: ArcSwapOption::empty(),
             next_version: AtomicU64::new(1),
             publish: Mutex::new(PublishState::default()),
-            last_refresh: std::sync::Mutex::new(None),
+            last_refresh: std::sync::Mutex::new(std::collections::VecDeque::new()),
             options,
             guard: std::sync::Mutex::new(ShrinkGuard::new(max_shrink)),
             published: watch::Sender::new(0),
@@ -204,14 +205,31 @@ impl Store {
 
     pub fn record_refresh(&self, status: RefreshStatus) {
         if let Ok(mut g) = self.last_refresh.lock() {
-            *g = Some(status);
+            if g.len() == REFRESH_HISTORY {
+                g.pop_front();
+            }
+            g.push_back(status);
         }
     }
 
     pub fn last_refresh(&self) -> Option<RefreshStatus> {
-        self.last_refresh.lock().ok().and_then(|g| g.clone())
+        self.last_refresh
+            .lock()
+            .ok()
+            .and_then(|g| g.back().cloned())
+    }
+
+    /// The refreshes kept, oldest first.
+    pub fn refresh_history(&self) -> Vec<RefreshStatus> {
+        self.last_refresh
+            .lock()
+            .map(|g| g.iter().cloned().collect())
+            .unwrap_or_default()
     }
 }
+
+/// Refreshes remembered: two hours at the default interval.
+pub const REFRESH_HISTORY: usize = 120;
 
 /// Whole seconds between `then` and `now`, never negative.
 pub fn age_seconds(then: Timestamp, now: Timestamp) -> u64 {

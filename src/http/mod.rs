@@ -8,6 +8,7 @@ mod ops;
 mod scim_read;
 mod scim_write;
 pub mod server;
+mod status;
 mod support;
 
 use std::sync::Arc;
@@ -52,6 +53,8 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// What `/ServiceProviderConfig` advertises.
     pub capabilities: crate::scim::discovery::Capabilities,
+    /// The full refresh's interval, for `/status`.
+    pub refresh_interval_s: u64,
 }
 
 impl Default for HttpSettings {
@@ -65,6 +68,7 @@ impl Default for HttpSettings {
             json_depth: 32,
             request_timeout: Duration::from_secs(55),
             capabilities: crate::scim::discovery::Capabilities::default(),
+            refresh_interval_s: 60,
         }
     }
 }

@@ -113,20 +113,44 @@ async fn metrics(State(state): State<AppState>) -> Response {
     resp
 }
 
-/// A page for people: aggregate figures only, no personal data.
+/// A page for people: aggregate figures only, no personal data (see [`super::status`]).
 async fn status_page(State(state): State<AppState>) -> Response {
-    let (ready, body) = readiness(&state);
-    let pretty = serde_json::to_string_pretty(&body).unwrap_or_default();
-    let escaped = pretty
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>jumpcloud-scim status</title></head>\
-         <body><h1>jumpcloud-scim</h1><p>{}</p><pre>{escaped}</pre></body></html>",
-        if ready { "Serving from a snapshot of JumpCloud." } else { "Waiting for the first snapshot of JumpCloud." }
-    ))
-    .into_response()
+    use super::status::{HeldBackView, SnapshotView, View};
+    let now = Timestamp::now();
+    state.metrics.set_pinned_walks(state.pins.walks());
+    state
+        .metrics
+        .set_breaker_state(state.writer.breaker_state());
+    let (upstream, requests) = state.metrics.last_hour(now);
+    let held = state.store.shrink_guard().held.clone();
+    let view = View {
+        version: env!("CARGO_PKG_VERSION"),
+        now,
+        started: state.metrics.started,
+        snapshot: state.store.load().map(|s| SnapshotView {
+            version: s.version,
+            taken_at: s.taken_at,
+            users: s.user_count(),
+            groups: s.group_count(),
+            restoring: s.is_serving_only(),
+        }),
+        refreshes: state.store.refresh_history(),
+        refresh_interval_s: state.settings.refresh_interval_s,
+        breaker: state.metrics.breaker_state(),
+        upstream_retries: state.metrics.upstream_retries(),
+        upstream,
+        requests,
+        pinned_walks: state.metrics.pinned_walks(),
+        held_back: held.map(|h| HeldBackView {
+            users: h.users,
+            groups: h.groups,
+            high_water_users: h.high_water_users,
+            high_water_groups: h.high_water_groups,
+            since: h.at,
+            reason: h.reason.clone(),
+        }),
+    };
+    Html(super::status::render(&view)).into_response()
 }
 
 /// Refresh now (needs a provision credential).

@@ -25,6 +25,10 @@ use jiff::Timestamp;
 
 use crate::cache::{Store, age_seconds};
 
+pub mod history;
+
+use history::LastHour;
+
 /// Upper bounds (seconds) for HTTP request latency: SCIM reads answer in milliseconds, the deadline is 55 s.
 const HTTP_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -81,6 +85,11 @@ pub struct Metrics {
     /// Route label → counts by status and latency.
     http: Mutex<HashMap<String, HttpRoute>>,
     pinned_walks: AtomicU64,
+    /// Upstream answers and requests served, by class, minute by minute for the last hour (`/status`).
+    upstream_minutes: Mutex<LastHour>,
+    http_minutes: Mutex<LastHour>,
+    /// When this process started.
+    pub started: Timestamp,
 }
 
 #[derive(Debug, Clone)]
@@ -155,7 +164,34 @@ impl Metrics {
             breaker_state: AtomicU8::new(0),
             http: Mutex::new(HashMap::new()),
             pinned_walks: AtomicU64::new(0),
+            upstream_minutes: Mutex::new(LastHour::default()),
+            http_minutes: Mutex::new(LastHour::default()),
+            started: Timestamp::now(),
         })
+    }
+
+    /// Upstream answers and requests served in each of the last sixty minutes, by class, oldest first.
+    pub fn last_hour(&self, now: Timestamp) -> (Vec<[u64; 5]>, Vec<[u64; 5]>) {
+        let minute = now.as_second().div_euclid(60);
+        (
+            lock(&self.upstream_minutes).series(minute),
+            lock(&self.http_minutes).series(minute),
+        )
+    }
+
+    /// Requests to JumpCloud that repeated an earlier attempt, so far.
+    pub fn upstream_retries(&self) -> u64 {
+        self.upstream_retries.load(Ordering::Relaxed)
+    }
+
+    /// The circuit breaker's state as last reported (0 closed, 1 half-open, 2 open).
+    pub fn breaker_state(&self) -> u8 {
+        self.breaker_state.load(Ordering::Relaxed)
+    }
+
+    /// Walks holding a pinned snapshot, as last reported.
+    pub fn pinned_walks(&self) -> u64 {
+        self.pinned_walks.load(Ordering::Relaxed)
     }
 
     /// One answered HTTP request. `route` is the route label (method and template, see [`route_label`]).
@@ -170,6 +206,8 @@ impl Metrics {
         };
         *entry.statuses.entry(status).or_default() += 1;
         entry.duration.observe(elapsed);
+        drop(http);
+        lock(&self.http_minutes).add(current_minute(), status);
     }
 
     /// One request sent to JumpCloud: `route` is its template with the method
@@ -184,6 +222,7 @@ impl Metrics {
             *statuses.entry(status).or_default() += 1;
         }
         lock(&self.upstream_duration).observe(elapsed);
+        lock(&self.upstream_minutes).add(current_minute(), status);
     }
 
     /// Requests to JumpCloud that were repeats of an earlier attempt.
@@ -372,6 +411,10 @@ impl Metrics {
     }
 }
 
+fn current_minute() -> i64 {
+    Timestamp::now().as_second().div_euclid(60)
+}
+
 /// A sorted copy of a labelled family, so rendering never holds the lock requests add under.
 fn copy_sorted<V: Clone>(m: &Mutex<HashMap<String, V>>) -> BTreeMap<String, V> {
     lock(m)
@@ -493,5 +536,4 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
 }
 
 #[cfg(test)]
-#[path = "telemetry_tests.rs"]
 mod tests;
