@@ -14,9 +14,10 @@ use crate::auth::throttle::FailedAuth;
 use crate::cache::persist;
 use crate::cache::refresher::{self, Schedule};
 use crate::cache::{BuildOptions, Store};
-use crate::config::Config;
+use crate::config::{Config, OpsAuth};
 use crate::directory::pins::Pins;
 use crate::directory::write::{WriteSettings, Writer};
+use crate::http::ops::OpsPlacement;
 use crate::http::server::{self, ConnCounter, ConnLimits};
 use crate::http::{self, AppState, HttpSettings};
 use crate::jumpcloud::{JcClient, JcClientConfig, JcError, RetryPolicy};
@@ -258,6 +259,10 @@ pub async fn serve_with(
                 basic: !config.auth.basic.is_empty(),
             },
             refresh_interval_s: config.refresh.interval_s,
+            ops: OpsPlacement {
+                separate: config.ops.listen.is_some(),
+                credential: config.ops.auth == OpsAuth::Read,
+            },
         }),
         refresh_now,
         metrics,
@@ -276,6 +281,36 @@ pub async fn serve_with(
             stop_rx.clone(),
         ))
     });
+    let ops = match config.ops.listen {
+        Some(addr) => {
+            let ops_listener = TcpListener::bind(addr).await.map_err(|e| {
+                AppError::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("ops.listen {addr} cannot be bound: {e}"),
+                ))
+            })?;
+            let local = ops_listener.local_addr()?;
+            println!("operations listening on http://{local}");
+            let mut stop = stop_rx.clone();
+            let router = http::ops::ops_router(state.clone());
+            Some(tokio::spawn(async move {
+                let _ = server::serve(
+                    ops_listener,
+                    router,
+                    ConnLimits {
+                        max_connections: 64,
+                        ..ConnLimits::default()
+                    },
+                    Arc::new(ConnCounter::default()),
+                    async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    },
+                )
+                .await;
+            }))
+        }
+        None => None,
+    };
     let router = http::router(state);
     log_start(&config, &listener);
 
@@ -297,6 +332,9 @@ pub async fn serve_with(
     refresher.abort();
     if let Some(r) = rotation {
         let _ = r.await;
+    }
+    if let Some(o) = ops {
+        let _ = o.await;
     }
     if let Some(saver) = saver {
         // The last published snapshot is on disk before the process ends.

@@ -330,6 +330,28 @@ fn default_log_level() -> String {
     "info".into()
 }
 
+/// Who may read `/metrics` and `/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OpsAuth {
+    /// Anyone who can reach them (they hold aggregate figures only).
+    #[default]
+    None,
+    /// A client credential, read or provision.
+    Read,
+}
+
+/// Where the operations endpoints live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct OpsConfig {
+    /// A listen address of their own for `/metrics` and `/status` (and the probes too); the main listener
+    /// then keeps only `/healthz`, `/readyz` and `/admin/*`. Default: everything on `listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    pub auth: OpsAuth,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditConfig {
     pub destination: String,
@@ -355,6 +377,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub log: LogConfig,
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub ops: OpsConfig,
 }
 
 impl Default for Config {
@@ -399,6 +423,7 @@ impl Default for Config {
             audit: AuditConfig {
                 destination: "stdout".into(),
             },
+            ops: OpsConfig::default(),
         }
     }
 }

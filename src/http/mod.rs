@@ -4,7 +4,7 @@
 //! `crate::scim::error::ScimError`, rendered as RFC 7644 §3.12 bodies; internal errors are logged, never sent.
 
 mod oauth;
-mod ops;
+pub mod ops;
 mod scim_read;
 mod scim_write;
 pub mod server;
@@ -55,6 +55,8 @@ pub struct HttpSettings {
     pub capabilities: crate::scim::discovery::Capabilities,
     /// The full refresh's interval, for `/status`.
     pub refresh_interval_s: u64,
+    /// Where `/metrics` and `/status` are served and who may read them.
+    pub ops: ops::OpsPlacement,
 }
 
 impl Default for HttpSettings {
@@ -69,6 +71,7 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(55),
             capabilities: crate::scim::discovery::Capabilities::default(),
             refresh_interval_s: 60,
+            ops: ops::OpsPlacement::default(),
         }
     }
 }

@@ -13,20 +13,58 @@ use crate::auth::Principal;
 use crate::cache::age_seconds;
 use crate::scim::error::ScimError;
 
+/// Where `/metrics` and `/status` are served, and who may read them (`ops.listen`, `ops.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpsPlacement {
+    /// On a listener of their own (`ops.listen`): the main one keeps only the probes.
+    pub separate: bool,
+    /// A credential (read or provision) is required to read them.
+    pub credential: bool,
+}
+
+/// The operations routes of the main listener: the probes and `/admin/*` always; `/metrics` and `/status`
+/// unless they have a listener of their own.
 pub fn router(state: AppState) -> Router<AppState> {
     let admin = Router::new()
         .route("/admin/refresh", post(admin_refresh))
         .route("/admin/accept-shrink", post(admin_accept_shrink))
         .route_layer(axum::middleware::from_fn_with_state(
-            state,
+            state.clone(),
             super::authenticate,
         ));
+    let probes = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(admin);
+    if state.settings.ops.separate {
+        probes
+    } else {
+        probes.merge(observation(state))
+    }
+}
+
+/// The router of the operations listener (`ops.listen`): the probes, `/metrics` and `/status`.
+pub fn ops_router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(observation(state.clone()))
+        .with_state(state)
+}
+
+/// `/metrics` and `/status`, behind a credential when `ops.auth = "read"`.
+fn observation(state: AppState) -> Router<AppState> {
+    let routes = Router::new()
         .route("/metrics", get(metrics))
-        .route("/status", get(status_page))
-        .merge(admin)
+        .route("/status", get(status_page));
+    if state.settings.ops.credential {
+        routes.route_layer(axum::middleware::from_fn_with_state(
+            state,
+            super::authenticate,
+        ))
+    } else {
+        routes
+    }
 }
 
 async fn healthz() -> Response {

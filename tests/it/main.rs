@@ -14,5 +14,6 @@ mod provisioning;
 mod read_path;
 mod resilience;
 mod rotation;
+mod status_page;
 mod suite;
 mod support;
