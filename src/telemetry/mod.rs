@@ -1,8 +1,10 @@
 //! Telemetry: the metrics registry behind `/metrics` and the middleware that counts, times and logs each
 //! HTTP request.
 //!
-//! Owns every metric family the service exposes, their names and help texts, and their rendering in the
-//! Prometheus text format 0.0.4. Every family is in the output from start-up, before its first event, so
+//! Owns every metric family the service exposes and their names and help texts, kept in a
+//! `prometheus-client` registry (the Prometheus project's own Rust client; a registry per process rather than
+//! a global recorder, so tests that run several services in one process keep their figures apart) and
+//! rendered in the OpenMetrics text format. Every family is in the output from start-up, before its first event, so
 //! dashboards and alerts never see a family appear from nowhere. Route labels are templates (axum's matched
 //! path, the client's upstream route template), never raw paths, so ids cannot multiply the series.
 //!
@@ -10,9 +12,7 @@
 //! work: they report events as plain numbers and route templates through [`Metrics`]' methods. It never sees
 //! a header value or a body, so no credential can reach a label or a log line from here.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt::{self, Write as _};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tracing::Instrument;
@@ -22,6 +22,14 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use jiff::Timestamp;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use crate::cache::{Store, age_seconds};
 
@@ -61,30 +69,27 @@ impl RefreshOutcome {
             Self::HeldBack => "held_back",
         }
     }
-
-    fn index(self) -> usize {
-        self as usize
-    }
 }
 
-/// Every metric the service exposes. Cheap to share as `Arc<Metrics>`; every method takes `&self`.
-///
-/// Scalars are atomics. Labelled families and histograms sit behind `std::sync::Mutex`es held only for a
-/// map lookup and an add, or by a scrape for a copy, never across an `.await`: neither a request nor a
-/// scrape waits on the other for long.
+/// Every metric the service exposes, in a `prometheus-client` registry rendered at `/metrics`. Cheap to share
+/// as `Arc<Metrics>`; every method takes `&self` (the crate's metrics are atomics, its families behind
+/// short read-write locks, never held across an `.await`).
 #[derive(Debug)]
 pub struct Metrics {
-    refresh_total: [AtomicU64; 3],
-    refresh_duration: Mutex<Histogram>,
-    refresh_held_back: AtomicU8,
-    /// Route template → status (0 = no answer) → count.
-    upstream_requests: Mutex<HashMap<String, BTreeMap<u16, u64>>>,
-    upstream_duration: Mutex<Histogram>,
-    upstream_retries: AtomicU64,
-    breaker_state: AtomicU8,
-    /// Route label → counts by status and latency.
-    http: Mutex<HashMap<String, HttpRoute>>,
-    pinned_walks: AtomicU64,
+    registry: Registry,
+    snapshot_version: Gauge,
+    snapshot_age: Gauge,
+    refresh_total: Family<Labels, Counter>,
+    refresh_duration: Histogram,
+    refresh_held_back: Gauge,
+    upstream_requests: Family<Labels, Counter>,
+    upstream_duration: Histogram,
+    upstream_retries: Counter,
+    breaker_state: Gauge,
+    http_requests: Family<Labels, Counter>,
+    http_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    pinned_walks: Gauge,
+    resident_memory: Gauge,
     /// Upstream answers and requests served, by class, minute by minute for the last hour (`/status`).
     upstream_minutes: Mutex<LastHour>,
     http_minutes: Mutex<LastHour>,
@@ -92,61 +97,28 @@ pub struct Metrics {
     pub started: Timestamp,
 }
 
+/// A sample's labels, in the order they are written.
+type Labels = Vec<(&'static str, String)>;
+
+/// A family whose HELP and TYPE are written even before its first sample, so dashboards and alerts never see
+/// a family appear from nowhere.
 #[derive(Debug, Clone)]
-struct HttpRoute {
-    statuses: BTreeMap<u16, u64>,
-    duration: Histogram,
+struct Always<M>(M);
+
+impl<M: EncodeMetric> EncodeMetric for Always<M> {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), fmt::Error> {
+        self.0.encode(encoder)
+    }
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
+    fn is_empty(&self) -> bool {
+        false
+    }
 }
 
-/// A fixed-bucket histogram; `counts[i]` holds observations in bucket `i` alone (the last one is `+Inf`),
-/// made cumulative when rendered.
-#[derive(Debug, Clone)]
-struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
-
-// === impl Histogram ===
-
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
-        Self {
-            bounds,
-            counts: vec![0; bounds.len() + 1],
-            sum: 0.0,
-            count: 0,
-        }
-    }
-
-    fn observe(&mut self, elapsed: Duration) {
-        let v = elapsed.as_secs_f64();
-        let i = self
-            .bounds
-            .iter()
-            .position(|b| v <= *b)
-            .unwrap_or(self.bounds.len());
-        self.counts[i] += 1;
-        self.sum += v;
-        self.count += 1;
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &[(&str, &str)]) {
-        let mut cumulative = 0;
-        for (i, n) in self.counts.iter().enumerate() {
-            cumulative += n;
-            let le = match self.bounds.get(i) {
-                Some(b) => b.to_string(),
-                None => "+Inf".to_string(),
-            };
-            let mut with_le = labels.to_vec();
-            with_le.push(("le", &le));
-            sample(out, &format!("{name}_bucket"), &with_le, cumulative);
-        }
-        sample(out, &format!("{name}_sum"), labels, self.sum);
-        sample(out, &format!("{name}_count"), labels, self.count);
-    }
+fn http_histogram() -> Histogram {
+    Histogram::new(HTTP_BUCKETS.iter().copied())
 }
 
 // === impl Metrics ===
@@ -154,16 +126,113 @@ impl Histogram {
 impl Metrics {
     /// A registry with every family present and every counter at zero.
     pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::default();
+        let snapshot_version = Gauge::default();
+        registry.register(
+            "jcscim_snapshot_version",
+            "Version of the published snapshot (grows with every refresh and write; 0 before the first)",
+            snapshot_version.clone(),
+        );
+        let snapshot_age = Gauge::default();
+        registry.register(
+            "jcscim_snapshot_age_seconds",
+            "Seconds since the published snapshot was read from JumpCloud (0 before the first)",
+            snapshot_age.clone(),
+        );
+        let refresh_total = Family::<Labels, Counter>::default();
+        for outcome in RefreshOutcome::ALL {
+            let _ = refresh_total.get_or_create(&vec![("outcome", outcome.label().to_owned())]);
+        }
+        registry.register(
+            "jcscim_refresh",
+            "Refreshes finished, by outcome: ok (published), failed, held_back (shrank too much)",
+            refresh_total.clone(),
+        );
+        let refresh_duration = Histogram::new(REFRESH_BUCKETS.iter().copied());
+        registry.register(
+            "jcscim_refresh_duration_seconds",
+            "Time one refresh took, retries and backoff included",
+            refresh_duration.clone(),
+        );
+        let refresh_held_back = Gauge::default();
+        registry.register(
+            "jcscim_refresh_held_back",
+            "1 while a refresh waits for an operator to accept its shrink, else 0",
+            refresh_held_back.clone(),
+        );
+        let upstream_requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "jcscim_upstream_requests",
+            "Requests sent to JumpCloud, by route template and HTTP status (none: no answer)",
+            Always(upstream_requests.clone()),
+        );
+        let upstream_duration = Histogram::new(UPSTREAM_BUCKETS.iter().copied());
+        registry.register(
+            "jcscim_upstream_request_duration_seconds",
+            "Time one request to JumpCloud took, until its answer was read",
+            upstream_duration.clone(),
+        );
+        let upstream_retries = Counter::default();
+        registry.register(
+            "jcscim_upstream_retries",
+            "Requests to JumpCloud that repeated an earlier attempt",
+            upstream_retries.clone(),
+        );
+        let breaker_state = Gauge::default();
+        registry.register(
+            "jcscim_breaker_state",
+            "Circuit breaker in front of JumpCloud: 0 closed (calls flow), 1 half-open (one probe), 2 open (failing fast)",
+            breaker_state.clone(),
+        );
+        let http_requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "jcscim_http_requests",
+            "HTTP requests answered, by route (method and template) and status",
+            Always(http_requests.clone()),
+        );
+        let http_duration: Family<Labels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(http_histogram);
+        registry.register(
+            "jcscim_http_request_duration_seconds",
+            "Time to answer an HTTP request (until the response head), by route",
+            Always(http_duration.clone()),
+        );
+        let pinned_walks = Gauge::default();
+        registry.register(
+            "jcscim_pinned_walks",
+            "Paged walks currently holding a pinned snapshot",
+            pinned_walks.clone(),
+        );
+        let build_info = Family::<Labels, Gauge>::default();
+        build_info
+            .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_owned())])
+            .set(1);
+        registry.register(
+            "jcscim_build_info",
+            "1, labelled with the version of this build",
+            build_info,
+        );
+        let resident_memory = Gauge::default();
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory of this process (from /proc/self/status; 0 where that cannot be read)",
+            resident_memory.clone(),
+        );
         Arc::new(Metrics {
-            refresh_total: Default::default(),
-            refresh_duration: Mutex::new(Histogram::new(REFRESH_BUCKETS)),
-            refresh_held_back: AtomicU8::new(0),
-            upstream_requests: Mutex::new(HashMap::new()),
-            upstream_duration: Mutex::new(Histogram::new(UPSTREAM_BUCKETS)),
-            upstream_retries: AtomicU64::new(0),
-            breaker_state: AtomicU8::new(0),
-            http: Mutex::new(HashMap::new()),
-            pinned_walks: AtomicU64::new(0),
+            registry,
+            snapshot_version,
+            snapshot_age,
+            refresh_total,
+            refresh_duration,
+            refresh_held_back,
+            upstream_requests,
+            upstream_duration,
+            upstream_retries,
+            breaker_state,
+            http_requests,
+            http_duration,
+            pinned_walks,
+            resident_memory,
             upstream_minutes: Mutex::new(LastHour::default()),
             http_minutes: Mutex::new(LastHour::default()),
             started: Timestamp::now(),
@@ -181,246 +250,113 @@ impl Metrics {
 
     /// Requests to JumpCloud that repeated an earlier attempt, so far.
     pub fn upstream_retries(&self) -> u64 {
-        self.upstream_retries.load(Ordering::Relaxed)
+        self.upstream_retries.get()
     }
 
     /// The circuit breaker's state as last reported (0 closed, 1 half-open, 2 open).
     pub fn breaker_state(&self) -> u8 {
-        self.breaker_state.load(Ordering::Relaxed)
+        u8::try_from(self.breaker_state.get()).unwrap_or(0)
     }
 
     /// Walks holding a pinned snapshot, as last reported.
     pub fn pinned_walks(&self) -> u64 {
-        self.pinned_walks.load(Ordering::Relaxed)
+        u64::try_from(self.pinned_walks.get()).unwrap_or(0)
     }
 
     /// One answered HTTP request. `route` is the route label (method and template, see [`route_label`]).
     pub fn observe_http(&self, route: &str, status: u16, elapsed: Duration) {
-        let mut http = lock(&self.http);
-        let entry = match http.get_mut(route) {
-            Some(e) => e,
-            None => http.entry(route.to_string()).or_insert_with(|| HttpRoute {
-                statuses: BTreeMap::new(),
-                duration: Histogram::new(HTTP_BUCKETS),
-            }),
-        };
-        *entry.statuses.entry(status).or_default() += 1;
-        entry.duration.observe(elapsed);
-        drop(http);
+        self.http_requests
+            .get_or_create(&vec![
+                ("route", route.to_owned()),
+                ("status", status.to_string()),
+            ])
+            .inc();
+        self.http_duration
+            .get_or_create(&vec![("route", route.to_owned())])
+            .observe(elapsed.as_secs_f64());
         lock(&self.http_minutes).add(current_minute(), status);
     }
 
     /// One request sent to JumpCloud: `route` is its template with the method
     /// (`GET /api/v2/usergroups/{id}/members`), `status` the HTTP status or 0 when no answer came.
     pub fn observe_upstream(&self, route: &str, status: u16, elapsed: Duration) {
-        {
-            let mut upstream = lock(&self.upstream_requests);
-            let statuses = match upstream.get_mut(route) {
-                Some(s) => s,
-                None => upstream.entry(route.to_string()).or_default(),
-            };
-            *statuses.entry(status).or_default() += 1;
-        }
-        lock(&self.upstream_duration).observe(elapsed);
+        self.upstream_requests
+            .get_or_create(&vec![
+                ("route", route.to_owned()),
+                ("status", status_label(status)),
+            ])
+            .inc();
+        self.upstream_duration.observe(elapsed.as_secs_f64());
         lock(&self.upstream_minutes).add(current_minute(), status);
     }
 
     /// Requests to JumpCloud that were repeats of an earlier attempt.
     pub fn add_upstream_retries(&self, n: u64) {
-        self.upstream_retries.fetch_add(n, Ordering::Relaxed);
+        self.upstream_retries.inc_by(n);
     }
 
     /// One finished refresh and how long it took.
     pub fn observe_refresh(&self, outcome: RefreshOutcome, elapsed: Duration) {
-        self.refresh_total[outcome.index()].fetch_add(1, Ordering::Relaxed);
-        lock(&self.refresh_duration).observe(elapsed);
+        self.refresh_total
+            .get_or_create(&vec![("outcome", outcome.label().to_owned())])
+            .inc();
+        self.refresh_duration.observe(elapsed.as_secs_f64());
     }
 
     /// Whether a refresh is waiting for an operator to accept its shrink.
     pub fn set_refresh_held_back(&self, held: bool) {
-        self.refresh_held_back
-            .store(u8::from(held), Ordering::Relaxed);
+        self.refresh_held_back.set(i64::from(held));
     }
 
     /// The circuit breaker's state: 0 closed (calls flow), 1 half-open (one probe), 2 open (failing fast).
     pub fn set_breaker_state(&self, state: u8) {
-        self.breaker_state.store(state, Ordering::Relaxed);
+        self.breaker_state.set(i64::from(state));
     }
 
     /// How many paged walks currently hold a pinned snapshot.
     pub fn set_pinned_walks(&self, n: u64) {
-        self.pinned_walks.store(n, Ordering::Relaxed);
+        self.pinned_walks.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    /// The whole exposition in Prometheus text format 0.0.4; snapshot version and age are read from `store`
-    /// now (0 and 0 before the first snapshot).
+    /// The whole exposition in the OpenMetrics text format; snapshot version and age are read from `store`
+    /// now (0 and 0 before the first snapshot), and so is this process's resident memory.
     pub fn render(&self, store: &Store) -> String {
-        let mut out = String::with_capacity(8 * 1024);
         let (version, age) = match store.load() {
             Some(s) => (s.version, age_seconds(s.taken_at, Timestamp::now())),
             None => (0, 0),
         };
-
-        family(
-            &mut out,
-            "jcscim_snapshot_version",
-            "Version of the published snapshot (grows with every refresh and write; 0 before the first).",
-            "gauge",
-        );
-        sample(&mut out, "jcscim_snapshot_version", &[], version);
-        family(
-            &mut out,
-            "jcscim_snapshot_age_seconds",
-            "Seconds since the published snapshot was read from JumpCloud (0 before the first).",
-            "gauge",
-        );
-        sample(&mut out, "jcscim_snapshot_age_seconds", &[], age);
-
-        family(
-            &mut out,
-            "jcscim_refresh_total",
-            "Refreshes finished, by outcome: ok (published), failed, held_back (shrank too much).",
-            "counter",
-        );
-        for outcome in RefreshOutcome::ALL {
-            let n = self.refresh_total[outcome.index()].load(Ordering::Relaxed);
-            sample(
-                &mut out,
-                "jcscim_refresh_total",
-                &[("outcome", outcome.label())],
-                n,
-            );
-        }
-        family(
-            &mut out,
-            "jcscim_refresh_duration_seconds",
-            "Time one refresh took, retries and backoff included.",
-            "histogram",
-        );
-        let refresh_duration = lock(&self.refresh_duration).clone();
-        refresh_duration.render(&mut out, "jcscim_refresh_duration_seconds", &[]);
-        family(
-            &mut out,
-            "jcscim_refresh_held_back",
-            "1 while a refresh waits for an operator to accept its shrink, else 0.",
-            "gauge",
-        );
-        sample(
-            &mut out,
-            "jcscim_refresh_held_back",
-            &[],
-            self.refresh_held_back.load(Ordering::Relaxed),
-        );
-
-        family(
-            &mut out,
-            "jcscim_upstream_requests_total",
-            "Requests sent to JumpCloud, by route template and HTTP status (none: no answer).",
-            "counter",
-        );
-        let upstream: BTreeMap<String, BTreeMap<u16, u64>> = copy_sorted(&self.upstream_requests);
-        for (route, statuses) in &upstream {
-            for (status, n) in statuses {
-                sample(
-                    &mut out,
-                    "jcscim_upstream_requests_total",
-                    &[("route", route), ("status", &status_label(*status))],
-                    n,
-                );
-            }
-        }
-        family(
-            &mut out,
-            "jcscim_upstream_request_duration_seconds",
-            "Time one request to JumpCloud took, until its answer was read.",
-            "histogram",
-        );
-        let upstream_duration = lock(&self.upstream_duration).clone();
-        upstream_duration.render(&mut out, "jcscim_upstream_request_duration_seconds", &[]);
-        family(
-            &mut out,
-            "jcscim_upstream_retries_total",
-            "Requests to JumpCloud that repeated an earlier attempt.",
-            "counter",
-        );
-        sample(
-            &mut out,
-            "jcscim_upstream_retries_total",
-            &[],
-            self.upstream_retries.load(Ordering::Relaxed),
-        );
-        family(
-            &mut out,
-            "jcscim_breaker_state",
-            "Circuit breaker in front of JumpCloud: 0 closed (calls flow), 1 half-open (one probe), 2 open (failing fast).",
-            "gauge",
-        );
-        sample(
-            &mut out,
-            "jcscim_breaker_state",
-            &[],
-            self.breaker_state.load(Ordering::Relaxed),
-        );
-
-        {
-            let routes: BTreeMap<String, HttpRoute> = copy_sorted(&self.http);
-            family(
-                &mut out,
-                "jcscim_http_requests_total",
-                "HTTP requests answered, by route (method and template) and status.",
-                "counter",
-            );
-            for (route, r) in &routes {
-                for (status, n) in &r.statuses {
-                    sample(
-                        &mut out,
-                        "jcscim_http_requests_total",
-                        &[("route", route), ("status", &status.to_string())],
-                        n,
-                    );
-                }
-            }
-            family(
-                &mut out,
-                "jcscim_http_request_duration_seconds",
-                "Time to answer an HTTP request (until the response head), by route.",
-                "histogram",
-            );
-            for (route, r) in &routes {
-                r.duration.render(
-                    &mut out,
-                    "jcscim_http_request_duration_seconds",
-                    &[("route", route)],
-                );
-            }
-        }
-
-        family(
-            &mut out,
-            "jcscim_pinned_walks",
-            "Paged walks currently holding a pinned snapshot.",
-            "gauge",
-        );
-        sample(
-            &mut out,
-            "jcscim_pinned_walks",
-            &[],
-            self.pinned_walks.load(Ordering::Relaxed),
-        );
+        self.snapshot_version
+            .set(i64::try_from(version).unwrap_or(i64::MAX));
+        self.snapshot_age
+            .set(i64::try_from(age).unwrap_or(i64::MAX));
+        self.resident_memory
+            .set(i64::try_from(resident_memory_bytes().unwrap_or(0)).unwrap_or(i64::MAX));
+        let mut out = String::with_capacity(8 * 1024);
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
         out
     }
 }
 
-fn current_minute() -> i64 {
-    Timestamp::now().as_second().div_euclid(60)
+/// The media type of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// This process's resident set size, from `/proc/self/status` (Linux).
+pub fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }
 
-/// A sorted copy of a labelled family, so rendering never holds the lock requests add under.
-fn copy_sorted<V: Clone>(m: &Mutex<HashMap<String, V>>) -> BTreeMap<String, V> {
-    lock(m)
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+fn current_minute() -> i64 {
+    Timestamp::now().as_second().div_euclid(60)
 }
 
 /// A poisoned lock only means a panic elsewhere mid-add; the counts are still worth serving.
@@ -433,42 +369,6 @@ fn status_label(status: u16) -> String {
         "none".to_string()
     } else {
         status.to_string()
-    }
-}
-
-fn family(out: &mut String, name: &str, help: &str, kind: &str) {
-    let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl fmt::Display) {
-    out.push_str(name);
-    if !labels.is_empty() {
-        out.push('{');
-        for (i, (k, v)) in labels.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(k);
-            out.push_str("=\"");
-            escape_label_value(out, v);
-            out.push('"');
-        }
-        out.push('}');
-    }
-    let _ = writeln!(out, " {value}");
-}
-
-/// Label values escape backslash, double quote and line feed (the text format's only escapes).
-fn escape_label_value(out: &mut String, v: &str) {
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
     }
 }
 

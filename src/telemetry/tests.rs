@@ -44,16 +44,30 @@ fn value(text: &str, series: &str) -> Option<f64> {
 fn every_family_is_present_before_any_event() {
     let text = Metrics::new().render(&store());
     for (name, kind) in FAMILIES {
+        // OpenMetrics names a counter's family without the `_total` its samples carry.
+        let family = typed(name, kind);
         assert!(
-            text.contains(&format!("\n# HELP {name} "))
-                || text.starts_with(&format!("# HELP {name} ")),
+            text.contains(&format!("\n# HELP {family} "))
+                || text.starts_with(&format!("# HELP {family} ")),
             "no HELP for {name}:\n{text}"
         );
         assert!(
-            text.contains(&format!("# TYPE {name} {kind}\n")),
+            text.contains(&format!("# TYPE {family} {kind}\n")),
             "no TYPE for {name}:\n{text}"
         );
     }
+    assert_eq!(
+        value(
+            &text,
+            &format!(
+                "jcscim_build_info{{version=\"{}\"}}",
+                env!("CARGO_PKG_VERSION")
+            )
+        ),
+        Some(1.0)
+    );
+    assert!(value(&text, "process_resident_memory_bytes").unwrap() > 1e6);
+    assert!(text.ends_with("# EOF\n"), "{text}");
     // Unlabelled gauges and counters start with a 0 sample; every refresh outcome is pre-created.
     for name in [
         "jcscim_snapshot_version",
@@ -77,12 +91,20 @@ fn every_family_is_present_before_any_event() {
         );
     }
     // Nothing but comments and samples, each family once.
-    for (name, _) in FAMILIES {
+    for (name, kind) in FAMILIES {
         assert_eq!(
-            text.matches(&format!("# TYPE {name} ")).count(),
+            text.matches(&format!("# TYPE {} ", typed(name, kind)))
+                .count(),
             1,
             "{name}"
         );
+    }
+}
+
+fn typed<'a>(name: &'a str, kind: &str) -> &'a str {
+    match kind {
+        "counter" => name.strip_suffix("_total").unwrap_or(name),
+        _ => name,
     }
 }
 
@@ -127,7 +149,7 @@ fn counters_and_histograms_move_with_events() {
     let bucket = |le: &str| {
         value(
             &text,
-            &format!("jcscim_http_request_duration_seconds_bucket{{{route},le=\"{le}\"}}"),
+            &format!("jcscim_http_request_duration_seconds_bucket{{le=\"{le}\",{route}}}"),
         )
     };
     assert_eq!(bucket("0.005"), Some(2.0));
@@ -187,7 +209,7 @@ fn counters_and_histograms_move_with_events() {
         Some(1.0)
     );
     assert_eq!(
-        value(&text, r#"jcscim_refresh_duration_seconds_bucket{le="1"}"#),
+        value(&text, r#"jcscim_refresh_duration_seconds_bucket{le="1.0"}"#),
         Some(1.0)
     );
     assert_eq!(
@@ -219,7 +241,7 @@ fn label_values_are_escaped() {
     // No sample line was split by the raw line feed.
     assert!(
         text.lines()
-            .all(|l| l.starts_with('#') || l.starts_with("jcscim_")),
+            .all(|l| l.starts_with('#') || l.starts_with("jcscim_") || l.starts_with("process_")),
         "{text}"
     );
 }
