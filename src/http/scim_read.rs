@@ -431,9 +431,30 @@ async fn get_kind(
         Err(e) => return error(e),
     };
     let Some(entry) = snap.get(kind, id).cloned() else {
+        // `/Users/Users`, `/Users/Groups`, `/Users/ServiceProviderConfig`: a base URL configured with `/Users`
+        // appended (a JumpCloud article tells SailPoint admins to do so).
+        let endpoint = [
+            "Users",
+            "Groups",
+            "ServiceProviderConfig",
+            "ResourceTypes",
+            "Schemas",
+            ".search",
+        ]
+        .iter()
+        .any(|e| e.eq_ignore_ascii_case(id));
+        let hint = if endpoint {
+            format!(
+                "; the SCIM base URL is configured with /{} appended: it must end in /scim/v2",
+                kind.endpoint()
+            )
+        } else {
+            String::new()
+        };
         let mut resp = error(ScimError::not_found(format!(
-            "{} {id} not found",
-            kind.resource_type()
+            "{} {} not found{hint}",
+            kind.resource_type(),
+            crate::scim::error::excerpt(id)
         )));
         add_snapshot_headers(&mut resp, &snap);
         return resp;

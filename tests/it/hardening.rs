@@ -582,3 +582,28 @@ async fn slow_and_idle_connections_are_cut_off_and_the_cap_answers() {
     let r = h.get("/Users?count=1").send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn a_base_url_with_users_appended_is_named_in_the_404() {
+    let h = Harness::start(small_emulator(3, 1), |_| {}).await;
+    h.wait_ready().await;
+    for path in [
+        "/Users/Users",
+        "/Users/Users?filter=userName%20eq%20%22a%22",
+        "/Users/ServiceProviderConfig",
+        "/Users/Users/abc",
+    ] {
+        let r = h.get(path).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        let detail = json_of(r).await["detail"].as_str().unwrap().to_string();
+        assert!(
+            detail.contains("must end in /scim/v2") || detail.contains("should end in /scim/v2"),
+            "{path}: {detail}"
+        );
+    }
+    let detail = json_of(h.get("/Users/no-such-id").send().await.unwrap()).await["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!detail.contains("/scim/v2"), "{detail}");
+}
