@@ -215,7 +215,7 @@ pub async fn refresh_once(store: &Store, client: &JcClient) -> RefreshStatus {
             finished_at: Timestamp::now(),
             ok: false,
             held_back: false,
-            error: Some(e.to_string()),
+            error: Some(e.in_words()),
             calls,
             retries,
             duration_ms: started.elapsed().as_millis() as u64,

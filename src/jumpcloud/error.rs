@@ -61,6 +61,54 @@ impl JcError {
         matches!(self, JcError::Transient { .. })
     }
 
+    /// The error in a sentence for people (logs, `/readyz`, `/status`): the status and what it means, with
+    /// at most a short excerpt of what JumpCloud said (a gateway's HTML page is left out).
+    pub fn in_words(&self) -> String {
+        let short = |m: &str| {
+            let plain = m.trim();
+            if plain.starts_with('<') {
+                return String::new();
+            }
+            let cut: String = plain.chars().take(160).collect();
+            if cut.len() < plain.len() {
+                format!(": {cut}…")
+            } else if cut.is_empty() {
+                String::new()
+            } else {
+                format!(": {cut}")
+            }
+        };
+        match self {
+            JcError::Transient {
+                status: Some(429), ..
+            } => "JumpCloud is throttling requests (HTTP 429)".to_owned(),
+            JcError::Transient {
+                status: Some(s),
+                message,
+                ..
+            } => format!("JumpCloud is unavailable (HTTP {s}){}", short(message)),
+            JcError::Transient {
+                status: None,
+                message,
+                ..
+            } => format!("no answer from JumpCloud{}", short(message)),
+            JcError::Rejected {
+                status, message, ..
+            } => format!(
+                "JumpCloud refused a request (HTTP {status}){}",
+                short(message)
+            ),
+            JcError::NotFound { message } => format!("JumpCloud answered 404{}", short(message)),
+            JcError::Conflict { message } => format!("JumpCloud answered 409{}", short(message)),
+            JcError::Unauthorized { status } => format!(
+                "JumpCloud refused this service's API key (HTTP {status}): check jumpcloud.api_key"
+            ),
+            JcError::Protocol { message } => {
+                format!("JumpCloud answered unexpectedly{}", short(message))
+            }
+        }
+    }
+
     /// How long JumpCloud asked us to wait, if it did.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
