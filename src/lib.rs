@@ -10,24 +10,27 @@ pub mod app;
 pub mod audit;
 /// Client authentication (bearer tokens, Basic) and the `Principal` a request acts as.
 pub mod auth;
-/// `check`: whether the configured JumpCloud URL and key work, in a few cheap calls.
-pub mod check;
 /// The published snapshot and the background refresher.
 pub mod cache;
+/// `check`: whether the configured JumpCloud URL and key work, in a few cheap calls.
+pub mod check;
 /// Layered configuration (defaults → TOML → `JCSCIM_*` environment), validated once; the only reader of env vars.
 pub mod config;
 /// What handlers call: reads over a snapshot, writes carried to JumpCloud.
 pub mod directory;
 /// In-memory JumpCloud API with fault injection, written from the facts sheet alone; used by tests and `demo`.
 pub mod emulator;
+/// Entry points shared by the fuzz targets in `fuzz/` and the corpus replay test; not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 /// The HTTP surface: router, layer stack, SCIM and operations handlers.
 pub mod http;
-/// Secrets re-read without a restart: on SIGHUP and when a secret file changes.
-pub mod rotation;
 /// JumpCloud's wire format and nothing else: DTOs, the paging HTTP client, the classified `JcError`, retries.
 pub mod jumpcloud;
 /// JumpCloud ↔ SCIM mapping; the only module that sees both worlds.
 pub mod mapping;
+/// Secrets re-read without a restart: on SIGHUP and when a secret file changes.
+pub mod rotation;
 /// SCIM 2.0 protocol core: schemas, filters, projection, paging, sorting, discovery, PATCH; pure, no IO.
 pub mod scim;
 /// Metrics registry rendered at `/metrics`, and the middleware that counts, times and logs each request.
