@@ -13,6 +13,7 @@ use crate::auth::Authenticator;
 use crate::auth::throttle::FailedAuth;
 use crate::cache::persist;
 use crate::cache::refresher::{self, Schedule};
+use crate::cache::versions::Versions;
 use crate::cache::{BuildOptions, Store};
 use crate::config::{Config, OpsAuth};
 use crate::directory::pins::Pins;
@@ -170,7 +171,22 @@ pub async fn serve_with(
         },
         directories_as_groups: config.groups.directories_as_groups,
     };
-    let store = Arc::new(Store::with_max_shrink(options, config.refresh.max_shrink));
+    // With a data directory, versions are reserved on disk before they are used: none repeats after a crash.
+    let versions = match &config.data_dir {
+        Some(dir) => Versions::on_disk(dir).map_err(|e| {
+            AppError::Io(std::io::Error::new(
+                e.kind(),
+                format!(
+                    "data_dir {}: the version reservation cannot be read or written: {e}",
+                    dir.display()
+                ),
+            ))
+        })?,
+        None => Versions::in_memory(),
+    };
+    let store = Arc::new(
+        Store::with_max_shrink(options, config.refresh.max_shrink).with_versions(versions),
+    );
     // A snapshot saved before a restart is served at once, before the first refresh (which may fail).
     let saver = match &config.data_dir {
         Some(dir) => {

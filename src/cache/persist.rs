@@ -382,18 +382,10 @@ pub async fn load_and_publish(store: &Arc<Store>, dir: &Path) -> Option<u64> {
     let version = snapshot.version;
     let age_s = super::age_seconds(snapshot.taken_at, Timestamp::now());
     let (users, groups) = (snapshot.user_count(), snapshot.group_count());
-    store.bump_version_past(version);
-    let snapshot = Arc::new(snapshot);
-    let guard = store.publish.lock().await;
-    if store.load().is_some() {
+    let Some(snapshot) = store.publish_restored(snapshot).await else {
         // Something fresher was published meanwhile; never replace it with the file.
         return None;
-    }
-    store.swap(snapshot.clone());
-    // The restored snapshot is a published one: a first refresh after the restart that lost half the
-    // directory must be held back like any other.
-    store.shrink_guard().record(users, groups, Timestamp::now());
-    drop(guard);
+    };
     tracing::info!(
         file = %file.display(),
         version,
@@ -428,12 +420,8 @@ async fn complete_restored(store: Arc<Store>, serving: Arc<Snapshot>, raw: RawDi
             return;
         }
     };
-    {
-        let _guard = store.publish.lock().await;
-        if !store.load().is_some_and(|cur| Arc::ptr_eq(&cur, &serving)) {
-            return;
-        }
-        store.swap(complete.clone());
+    if !store.complete_restored(&serving, complete.clone()).await {
+        return;
     }
     tracing::info!(
         version,

@@ -15,8 +15,7 @@ use jiff::Timestamp;
 use rand::Rng;
 use tokio::sync::Notify;
 
-use super::guard::HeldBack;
-use super::{Data, RawDirectory, RefreshStatus, Snapshot, Store, age_seconds};
+use super::{Data, RawDirectory, RefreshPublished, RefreshStatus, Store, age_seconds};
 use crate::jumpcloud::{
     AssocTarget, JcClient, JcDirectory, JcDirectoryKind, JcError, with_deadline,
 };
@@ -112,7 +111,7 @@ pub async fn refresh_once(store: &Store, client: &JcClient) -> RefreshStatus {
     client.breaker().wait_until_callable().await;
     let started = tokio::time::Instant::now();
     let before = client.stats();
-    let generation_at_start = store.publish.lock().await.write_generation;
+    let ticket = store.begin_refresh().await;
     let fetching = with_deadline(REFRESH_DEADLINE, "the refresh", fetch(client));
     let mut fetching = std::pin::pin!(fetching);
     // A long refresh (100,000 users is a few thousand calls) says how far it is, every few seconds.
@@ -136,71 +135,13 @@ pub async fn refresh_once(store: &Store, client: &JcClient) -> RefreshStatus {
     let status = match result {
         Ok(raw) => {
             let taken_at = Timestamp::now();
-            let mut data = Data::from_raw(raw);
-            let mut guard = store.publish.lock().await;
-            let current = store.load();
-            if let Some(cur) = &current {
-                for w in guard
-                    .writes
-                    .iter()
-                    .filter(|w| w.generation > generation_at_start)
-                {
-                    data.overlay(&cur.data, &w.touched);
-                }
-            }
-            let version = store.take_version();
-            // Deriving a large directory is seconds of CPU: keep it off the async workers.
-            let options = store.options.clone();
-            let prev = current.clone();
-            let built = tokio::task::spawn_blocking(move || {
-                Snapshot::build(
-                    data,
-                    version,
-                    taken_at,
-                    Timestamp::now(),
-                    &options,
-                    prev.as_deref(),
-                    &|_, _| None,
-                )
-            })
-            .await;
-            let snapshot = match built {
-                Ok(s) => s,
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            let held_back = match store
+                .publish_refresh(ticket, Data::from_raw(raw), taken_at)
+                .await
+            {
+                RefreshPublished::Published(_) => None,
+                RefreshPublished::HeldBack(reason) => Some(reason),
             };
-            let (users, groups) = (snapshot.user_count(), snapshot.group_count());
-            let now = Timestamp::now();
-            // One look at the shrink guard decides, and records, what happens to this refresh.
-            let held_back = {
-                let mut shrink = store.shrink_guard();
-                match shrink.check(users, groups, now) {
-                    Some(reason) => {
-                        // A complete read that lost too much: keep serving the last snapshot until an operator
-                        // publishes this one with POST /admin/accept-shrink.
-                        let (hu, hg) = shrink.high_water();
-                        shrink.held = Some(HeldBack {
-                            snapshot: Arc::new(snapshot),
-                            generation_at_start,
-                            users,
-                            groups,
-                            high_water_users: hu,
-                            high_water_groups: hg,
-                            at: now,
-                            reason: reason.clone(),
-                        });
-                        Some(reason)
-                    }
-                    None => {
-                        store.swap(Arc::new(snapshot));
-                        // Every recorded write is now in the published data, and later refreshes start after it.
-                        guard.writes.clear();
-                        shrink.record(users, groups, now);
-                        shrink.held = None;
-                        None
-                    }
-                }
-            };
-            drop(guard);
             RefreshStatus {
                 finished_at: Timestamp::now(),
                 ok: held_back.is_none(),

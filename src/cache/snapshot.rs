@@ -970,6 +970,20 @@ pub struct Touched {
     pub directories: BTreeSet<Id>,
 }
 
+impl Touched {
+    /// Add what `other` touched.
+    pub fn extend(&mut self, other: &Touched) {
+        self.users.extend(other.users.iter().cloned());
+        self.groups.extend(other.groups.iter().cloned());
+        self.directories.extend(other.directories.iter().cloned());
+    }
+
+    /// Nothing touched.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.groups.is_empty() && self.directories.is_empty()
+    }
+}
+
 impl Snapshot {
     /// An empty snapshot (version 0), the base of the first build.
     pub fn empty() -> Snapshot {

@@ -324,7 +324,8 @@ fn snapshot_version_and_age_come_from_the_store_at_scrape_time() {
         None,
         &|_, _| None,
     );
-    store.swap(Arc::new(snap));
+    futures_util::FutureExt::now_or_never(store.publish_as_is(Arc::new(snap)))
+        .expect("nothing else holds the publish lock");
     let text = Metrics::new().render(&store);
     assert_eq!(value(&text, "jcscim_snapshot_version"), Some(5.0));
     let age = value(&text, "jcscim_snapshot_age_seconds").unwrap();

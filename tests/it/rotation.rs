@@ -2,49 +2,11 @@
 //! (the new token is accepted, the old refused); a file that turns bad keeps the old secrets; a new
 //! JumpCloud API key is used from the next call after SIGHUP.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::support::small_emulator;
-
-struct Served {
-    child: tokio::process::Child,
-    base: String,
-}
-
-async fn serve(vars: &[(&str, String)]) -> Served {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_jumpcloud-scim"));
-    cmd.arg("serve")
-        .env_clear()
-        .env("JCSCIM_LISTEN", "127.0.0.1:0")
-        .env("JCSCIM_REFRESH__INTERVAL_S", "3600")
-        .env("JCSCIM_AUDIT__DESTINATION", "stdout")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("serve starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                return addr.trim().to_owned();
-            }
-        }
-        panic!("serve ended without listening");
-    })
-    .await
-    .expect("serve listens within 30 s");
-    // Keep draining stdout (the audit trail) so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Served { child, base }
-}
+use crate::support::{serve, small_emulator};
 
 async fn status_with(base: &str, token: &str) -> u16 {
     reqwest::Client::new()

@@ -7,6 +7,7 @@ use std::time::Duration;
 use jumpcloud_scim::config::{Config, Scope, Secret, TokenConfig};
 use jumpcloud_scim::emulator::{self, EmulatorConfig, RunningEmulator};
 use serde_json::Value;
+use tokio::io::AsyncBufReadExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -301,4 +302,45 @@ impl Harness {
         }));
         self.stop = Some(stop);
     }
+}
+
+// === the binary ===
+
+/// The real binary running `serve`, killed when dropped.
+pub struct Served {
+    pub child: tokio::process::Child,
+    pub base: String,
+}
+
+/// Start `jumpcloud-scim serve` with exactly these environment variables (plus a free port, a long refresh
+/// interval and the audit trail on stdout), and wait until it listens.
+pub async fn serve(vars: &[(&str, String)]) -> Served {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_jumpcloud-scim"));
+    cmd.arg("serve")
+        .env_clear()
+        .env("JCSCIM_LISTEN", "127.0.0.1:0")
+        .env("JCSCIM_REFRESH__INTERVAL_S", "3600")
+        .env("JCSCIM_AUDIT__DESTINATION", "stdout")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("serve starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let base = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                return addr.trim().to_owned();
+            }
+        }
+        panic!("serve ended without listening");
+    })
+    .await
+    .expect("serve listens within 30 s");
+    // Keep draining stdout (the audit trail) so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Served { child, base }
 }

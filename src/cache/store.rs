@@ -1,0 +1,422 @@
+//! [`Store`]: the published snapshot, and every way a version becomes published. This is the one file to
+//! read to know how a snapshot is published.
+//!
+//! Readers [`load`](Store::load) the current version (a pointer load; readers never block the refresher or a
+//! write). A version becomes current only through these operations, each returning what happened:
+//!
+//! | operation | who | what it does |
+//! |---|---|---|
+//! | [`publish_write`](Store::publish_write) | the writer | applies a write's change to a copy of the data, derives the touched entries, records the write so a refresh in flight cannot roll it back |
+//! | [`begin_refresh`](Store::begin_refresh) / [`publish_refresh`](Store::publish_refresh) | the refresher | builds the refresh's snapshot *outside* the publish lock (writes keep publishing meanwhile), then, under the lock, lays over it every write published since the refresh began and lets the shrink guard publish or hold it back |
+//! | [`publish_restored`](Store::publish_restored) / [`complete_restored`](Store::complete_restored) | start-up | a snapshot read from disk, published unless something is already published; then the complete version (with JumpCloud's records) in its place |
+//! | [`accept_shrink`](Store::accept_shrink) | an operator | publishes the held-back refresh, with later writes laid over it |
+//!
+//! Every operation takes the publish lock, so no two publish over each other, and takes its version from
+//! [`Versions`] under it, so versions grow in publication order. Writes laid over a refresh's data are
+//! overlaid in one place ([`overlay_writes`]).
+//!
+//! Where the published version lives is a [`Published`] backend held as `Arc<dyn Published>`: today
+//! [`Local`] (an atomic pointer in this process). A shared backend (Redis, for replicas) implements the same
+//! trait; `http/` and `directory/` only ever see [`Store`].
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard as StdMutexGuard};
+
+use arc_swap::ArcSwapOption;
+use jiff::Timestamp;
+use tokio::sync::{Mutex, watch};
+
+use super::guard::{HeldBack, ShrinkGuard};
+use super::snapshot::{BuildOptions, Data, Kind, Snapshot, Touched};
+use super::versions::Versions;
+use super::{REFRESH_HISTORY, RefreshStatus};
+
+/// Where the published version lives.
+pub trait Published: Send + Sync + std::fmt::Debug {
+    /// The current version, if any.
+    fn load(&self) -> Option<Arc<Snapshot>>;
+    /// Make `snapshot` the current version. Called under the publish lock.
+    fn store(&self, snapshot: Arc<Snapshot>);
+}
+
+/// The published version in this process's memory.
+#[derive(Debug, Default)]
+pub struct Local(ArcSwapOption<Snapshot>);
+
+impl Published for Local {
+    fn load(&self) -> Option<Arc<Snapshot>> {
+        self.0.load_full()
+    }
+    fn store(&self, snapshot: Arc<Snapshot>) {
+        self.0.store(Some(snapshot));
+    }
+}
+
+/// A write recorded since a refresh began, so the refresh cannot roll it back.
+#[derive(Debug, Clone)]
+struct WriteRecord {
+    generation: u64,
+    touched: Touched,
+}
+
+/// State guarded by the publish lock.
+#[derive(Debug, Default)]
+struct PublishState {
+    /// Grows with every write published.
+    write_generation: u64,
+    /// Writes published since the oldest refresh in flight began (cleared when a refresh is published).
+    writes: Vec<WriteRecord>,
+}
+
+/// Where a refresh began, for [`Store::publish_refresh`].
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshTicket {
+    generation_at_start: u64,
+}
+
+/// What became of a refresh handed to [`Store::publish_refresh`].
+#[derive(Debug, Clone)]
+pub enum RefreshPublished {
+    Published(Arc<Snapshot>),
+    /// It lost too many users or groups: held back for an operator; the reason.
+    HeldBack(String),
+}
+
+/// The published snapshot and what is known about how it got there.
+#[derive(Debug)]
+pub struct Store {
+    current: Arc<dyn Published>,
+    versions: Versions,
+    /// Serialises publication: a refresh and a write never publish over each other.
+    publish: Mutex<PublishState>,
+    /// The last [`REFRESH_HISTORY`] refreshes, oldest first (the status page draws the last hour from them).
+    refreshes: StdMutex<VecDeque<RefreshStatus>>,
+    pub options: BuildOptions,
+    /// Holds back refreshes that lost too many users or groups.
+    guard: StdMutex<ShrinkGuard>,
+    /// Counts publications, so a write can wait for a complete version ([`Store::load_complete`]).
+    published: watch::Sender<u64>,
+}
+
+/// Lay over `data` the writes published after `since` (their entries as `current` has them); the generation
+/// of the last one laid.
+fn overlay_writes(
+    state: &PublishState,
+    data: &mut Data,
+    current: Option<&Snapshot>,
+    since: u64,
+) -> u64 {
+    let mut last = since;
+    if let Some(cur) = current {
+        for w in state.writes.iter().filter(|w| w.generation > since) {
+            data.overlay(&cur.data, &w.touched);
+            last = last.max(w.generation);
+        }
+    }
+    last
+}
+
+fn lock<T>(m: &StdMutex<T>) -> StdMutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Store {
+    pub fn new(options: BuildOptions) -> Self {
+        Self::with_max_shrink(options, 0.1)
+    }
+
+    pub fn with_max_shrink(options: BuildOptions, max_shrink: f64) -> Self {
+        Self {
+            current: Arc::new(Local::default()),
+            versions: Versions::in_memory(),
+            publish: Mutex::new(PublishState::default()),
+            refreshes: StdMutex::new(VecDeque::new()),
+            options,
+            guard: StdMutex::new(ShrinkGuard::new(max_shrink)),
+            published: watch::Sender::new(0),
+        }
+    }
+
+    /// The same store with its versions from `versions` (reserved on disk when there is a data directory).
+    pub fn with_versions(mut self, versions: Versions) -> Self {
+        self.versions = versions;
+        self
+    }
+
+    /// The same store publishing into `backend`.
+    pub fn with_backend(mut self, backend: Arc<dyn Published>) -> Self {
+        self.current = backend;
+        self
+    }
+
+    // === reading ===
+
+    /// The latest published snapshot, if any.
+    pub fn load(&self) -> Option<Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    /// The latest published snapshot once it is complete: a version restored from disk serves reads before
+    /// JumpCloud's data behind it is restored (a moment later), and a write needs that data. Waits at most
+    /// `within`; `None` when there is no complete snapshot by then.
+    pub async fn load_complete(&self, within: std::time::Duration) -> Option<Arc<Snapshot>> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut published = self.published.subscribe();
+        loop {
+            published.borrow_and_update();
+            let snapshot = self.load()?;
+            if !snapshot.is_serving_only() {
+                return Some(snapshot);
+            }
+            // The sender lives as long as the store, so `changed` only ends by a publication.
+            if tokio::time::timeout_at(deadline, published.changed())
+                .await
+                .is_err()
+            {
+                return None;
+            }
+        }
+    }
+
+    /// The version the next publication takes.
+    pub fn next_version(&self) -> u64 {
+        self.versions.peek()
+    }
+
+    /// The one place a version becomes current. Callers hold the publish lock.
+    fn swap(&self, snapshot: Arc<Snapshot>) {
+        self.current.store(snapshot);
+        self.published.send_modify(|n| *n += 1);
+    }
+
+    // === publishing ===
+
+    /// Publish a write: `change` edits a copy of the current data and says what it touched; only the
+    /// affected entries are derived again, and the write is recorded so a refresh already in flight
+    /// cannot roll it back. `None` when there is no snapshot to write into.
+    pub async fn publish_write(
+        &self,
+        change: impl FnOnce(&mut Data) -> Touched,
+    ) -> Option<Arc<Snapshot>> {
+        let mut state = self.publish.lock().await;
+        // A serving-only version has no data to change: writers wait for a complete one first.
+        let current = self.load().filter(|s| !s.is_serving_only())?;
+        let mut data = current.data.clone();
+        let touched = change(&mut data);
+        let version = self.versions.take();
+        let next = Arc::new(current.with_changes(
+            data,
+            &touched,
+            version,
+            Timestamp::now(),
+            &self.options,
+        ));
+        self.swap(next.clone());
+        state.write_generation += 1;
+        let generation = state.write_generation;
+        state.writes.push(WriteRecord {
+            generation,
+            touched,
+        });
+        Some(next)
+    }
+
+    /// A refresh begins: writes published from now on are laid over its data when it is published.
+    pub async fn begin_refresh(&self) -> RefreshTicket {
+        RefreshTicket {
+            generation_at_start: self.publish.lock().await.write_generation,
+        }
+    }
+
+    /// Publish a refresh's data, read from JumpCloud at `taken_at`.
+    ///
+    /// The snapshot is built (seconds of CPU for a large directory, on a blocking thread) without the publish
+    /// lock, from the data with the writes published so far laid over it; then, under the lock, writes
+    /// published during the build are laid over it too (deriving only what they touched), and the shrink
+    /// guard publishes it or holds it back.
+    pub async fn publish_refresh(
+        &self,
+        ticket: RefreshTicket,
+        mut data: Data,
+        taken_at: Timestamp,
+    ) -> RefreshPublished {
+        let (current, laid) = {
+            let state = self.publish.lock().await;
+            let current = self.load();
+            let laid = overlay_writes(
+                &state,
+                &mut data,
+                current.as_deref(),
+                ticket.generation_at_start,
+            );
+            (current, laid)
+        };
+        let options = self.options.clone();
+        let prev = current.clone();
+        // The version is set when it is published; the build's placeholder is never served.
+        let built = tokio::task::spawn_blocking(move || {
+            Snapshot::build(
+                data,
+                0,
+                taken_at,
+                Timestamp::now(),
+                &options,
+                prev.as_deref(),
+                &|_, _| None,
+            )
+        })
+        .await;
+        let mut snapshot = match built {
+            Ok(s) => s,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+
+        let mut state = self.publish.lock().await;
+        let now_current = self.load();
+        let late: Vec<&WriteRecord> = state
+            .writes
+            .iter()
+            .filter(|w| w.generation > laid)
+            .collect();
+        if !late.is_empty()
+            && let Some(cur) = &now_current
+        {
+            let mut late_data = snapshot.data.clone();
+            let mut touched = Touched::default();
+            for w in &late {
+                late_data.overlay(&cur.data, &w.touched);
+                touched.extend(&w.touched);
+            }
+            snapshot =
+                snapshot.with_changes(late_data, &touched, 0, Timestamp::now(), &self.options);
+        }
+        let (users, groups) = (snapshot.user_count(), snapshot.group_count());
+        let now = Timestamp::now();
+        let mut shrink = lock(&self.guard);
+        match shrink.check(users, groups, now) {
+            Some(reason) => {
+                // A complete read that lost too much: keep serving the last snapshot until an operator
+                // publishes this one with POST /admin/accept-shrink.
+                let (hu, hg) = shrink.high_water();
+                shrink.held = Some(HeldBack {
+                    snapshot: Arc::new(snapshot),
+                    generation_at_start: ticket.generation_at_start,
+                    users,
+                    groups,
+                    high_water_users: hu,
+                    high_water_groups: hg,
+                    at: now,
+                    reason: reason.clone(),
+                });
+                RefreshPublished::HeldBack(reason)
+            }
+            None => {
+                snapshot.version = self.versions.take();
+                let snapshot = Arc::new(snapshot);
+                self.swap(snapshot.clone());
+                // Every recorded write is now in the published data, and later refreshes start after it.
+                state.writes.clear();
+                shrink.record(users, groups, now);
+                shrink.held = None;
+                RefreshPublished::Published(snapshot)
+            }
+        }
+    }
+
+    /// Publish a snapshot read from disk at start-up, unless something is already published (then `None`).
+    /// It counts as published for the shrink guard, and versions continue past it.
+    pub async fn publish_restored(&self, snapshot: Snapshot) -> Option<Arc<Snapshot>> {
+        self.versions.past(snapshot.version);
+        let _state = self.publish.lock().await;
+        if self.load().is_some() {
+            return None;
+        }
+        let (users, groups) = (snapshot.user_count(), snapshot.group_count());
+        let snapshot = Arc::new(snapshot);
+        self.swap(snapshot.clone());
+        // The restored snapshot is a published one: a first refresh after the restart that lost half the
+        // directory must be held back like any other.
+        lock(&self.guard).record(users, groups, Timestamp::now());
+        Some(snapshot)
+    }
+
+    /// Publish `complete` (the same version with JumpCloud's records restored) in place of the serving-only
+    /// `serving`, unless something newer was published meanwhile; whether it was.
+    pub async fn complete_restored(
+        &self,
+        serving: &Arc<Snapshot>,
+        complete: Arc<Snapshot>,
+    ) -> bool {
+        let _state = self.publish.lock().await;
+        if !self.load().is_some_and(|cur| Arc::ptr_eq(&cur, serving)) {
+            return false;
+        }
+        self.swap(complete);
+        true
+    }
+
+    /// Publish the held-back refresh (an operator's `POST /admin/accept-shrink`), with the writes made since
+    /// its refresh began laid over it. `None` when nothing is held back.
+    pub async fn accept_shrink(&self) -> Option<Arc<Snapshot>> {
+        let state = self.publish.lock().await;
+        let held = lock(&self.guard).held.take()?;
+        let current = self.load();
+        let mut data = held.snapshot.data.clone();
+        overlay_writes(
+            &state,
+            &mut data,
+            current.as_deref(),
+            held.generation_at_start,
+        );
+        let now = Timestamp::now();
+        let snapshot = Arc::new(Snapshot::build(
+            data,
+            self.versions.take(),
+            held.snapshot.taken_at,
+            now,
+            &self.options,
+            current.as_deref(),
+            &|_, _| None,
+        ));
+        self.swap(snapshot.clone());
+        lock(&self.guard).reset_to(snapshot.user_count(), snapshot.group_count(), now);
+        Some(snapshot)
+    }
+
+    /// Publish `snapshot` as it is (tests that need a given version in place).
+    #[doc(hidden)]
+    pub async fn publish_as_is(&self, snapshot: Arc<Snapshot>) {
+        let _state = self.publish.lock().await;
+        self.versions.past(snapshot.version);
+        self.swap(snapshot);
+    }
+
+    // === the shrink guard and the refresh history ===
+
+    /// The shrink guard (held only briefly, never across an await).
+    pub fn shrink_guard(&self) -> StdMutexGuard<'_, ShrinkGuard> {
+        lock(&self.guard)
+    }
+
+    /// A delete made through this service: not shrinkage.
+    pub fn note_deletion(&self, kind: Kind) {
+        lock(&self.guard).deleted(kind);
+    }
+
+    pub fn record_refresh(&self, status: RefreshStatus) {
+        let mut g = lock(&self.refreshes);
+        if g.len() == REFRESH_HISTORY {
+            g.pop_front();
+        }
+        g.push_back(status);
+    }
+
+    pub fn last_refresh(&self) -> Option<RefreshStatus> {
+        lock(&self.refreshes).back().cloned()
+    }
+
+    /// The refreshes kept, oldest first.
+    pub fn refresh_history(&self) -> Vec<RefreshStatus> {
+        lock(&self.refreshes).iter().cloned().collect()
+    }
+}
