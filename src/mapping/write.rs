@@ -161,20 +161,25 @@ fn split_urn_key(k: &str) -> (Option<&'static str>, &str) {
         if k.eq_ignore_ascii_case(u) {
             return (Some(u), "");
         }
-        if k.len() > u.len()
-            && k[..u.len()].eq_ignore_ascii_case(u)
-            && k.as_bytes()[u.len()] == b':'
-        {
-            return (Some(u), &k[u.len() + 1..]);
+        if let Some(rest) = after_urn(k, u) {
+            return (Some(u), rest);
         }
     }
-    if k.len() > urn::USER.len()
-        && k[..urn::USER.len()].eq_ignore_ascii_case(urn::USER)
-        && k.as_bytes()[urn::USER.len()] == b':'
-    {
-        return (None, &k[urn::USER.len() + 1..]);
+    match after_urn(k, urn::USER) {
+        Some(rest) => (None, rest),
+        None => (None, k),
     }
-    (None, k)
+}
+
+/// What follows `urn:` in `k` when `k` is `<urn>:<rest>` (the URN compared case-blind). Compared
+/// byte by byte, so a key with a multi-byte character where the URN ends is simply not a match.
+fn after_urn<'k>(k: &'k str, urn: &str) -> Option<&'k str> {
+    let head = k.as_bytes().get(..urn.len())?;
+    if !head.eq_ignore_ascii_case(urn.as_bytes()) || k.as_bytes().get(urn.len()) != Some(&b':') {
+        return None;
+    }
+    // The byte at urn.len() is ':', so urn.len() + 1 is a character boundary.
+    k.get(urn.len() + 1..)
 }
 
 /// The manager id from an id string, `{"value": id}`, `{"$ref": uri}` (both when they agree) or a

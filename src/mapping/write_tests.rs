@@ -324,3 +324,26 @@ fn manager_by_value_ref_or_both() {
             .contains("manager.$ref")
     );
 }
+
+#[test]
+fn a_key_with_a_wide_character_where_a_urn_ends_is_an_unknown_attribute_not_a_panic() {
+    // One byte longer than the URN, with a two-byte character straddling the URN's end.
+    for key in [
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:UseƝx",
+        "urn:ietf:params:scim:schemas:core:2.0:UseƝx",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:ƝƝ",
+    ] {
+        let body = json!({"userName": "jane@example.com", key: "x"});
+        // Whatever the verdict, it is a verdict: no slice panics.
+        let _ = desired_user(&body, &opts());
+        assert_eq!(
+            split_urn_key(key).0.is_some(),
+            key.ends_with(":ƝƝ"),
+            "{key}"
+        );
+    }
+    assert_eq!(
+        split_urn_key("URN:ietf:params:scim:schemas:core:2.0:User:userName"),
+        (None, "userName")
+    );
+}
