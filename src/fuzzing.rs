@@ -24,14 +24,13 @@ use crate::cache::persist;
 use crate::cache::{BuildOptions, Kind, Store};
 use crate::config::{
     AuthConfig, BasicConfig, ClientConfig, DeleteMode, JwtConfig, Scope, Secret, TokenConfig,
-    UsernamePolicy,
 };
 use crate::jumpcloud::{
     JcAddress, JcAttribute, JcClient, JcClientConfig, JcPhoneNumber, JcRestrictedField, JcUser,
 };
-use crate::mapping::MappingOptions;
 use crate::mapping::urn;
 use crate::mapping::write::{desired_user, is_noop, user_write};
+use crate::mapping::{MappingOptions, UsernamePolicy};
 use crate::scim::filter::{self, IndexHint};
 use crate::scim::patch::{PATCH_OP_URN, PatchOptions, PatchOutcome, PatchRequest};
 use crate::scim::schema::ResourceKind;

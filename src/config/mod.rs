@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::mapping::UsernamePolicy;
+
 /// A secret string: redacted in `Debug` and `Display`, compared by the caller in constant time.
 #[derive(Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
@@ -205,13 +207,6 @@ pub struct RefreshConfig {
     /// Share of the interval added or removed at random, so replicas do not refresh in lockstep.
     pub jitter: f64,
     pub max_shrink: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum UsernamePolicy {
-    LocalPart,
-    Verbatim,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

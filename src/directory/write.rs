@@ -22,13 +22,15 @@ use tokio::sync::{Mutex, MutexGuard};
 use super::WriteError;
 use crate::cache::snapshot::etag_listed;
 use crate::cache::{Data, Entry, GroupSource, Id, Kind, Snapshot, Store, Touched};
-use crate::config::{DeleteMode, UsernamePolicy};
+use crate::config::DeleteMode;
 use crate::jumpcloud::{
-    AssocTarget, EdgeOp, JcClient, JcDirectory, JcError, JcGroup, JcGroupWrite, JcUser,
-    JcUserWrite, RetryPolicy, clamp_retry_after,
+    AssocTarget, EdgeOp, JcClient, JcDirectory, JcError, JcUser, JcUserWrite, RetryPolicy,
+    clamp_retry_after,
 };
+use crate::mapping::group_write::{DesiredGroup, desired_group, group_write, member_ids};
+pub use crate::mapping::username::{derive_username, valid_jumpcloud_username};
 use crate::mapping::write::{DesiredUser, desired_user, is_noop, user_write};
-use crate::mapping::{self, MappingOptions, urn};
+use crate::mapping::{self, MappingOptions, UsernamePolicy};
 use crate::scim::ResourceKind;
 use crate::scim::error::ScimError;
 use crate::scim::error::excerpt;
@@ -89,46 +91,6 @@ fn stripe_of(key: &str) -> usize {
         h = h.wrapping_mul(0x100000001b3);
     }
     (h % STRIPES as u64) as usize
-}
-
-/// JumpCloud's username rule: starts with a letter; letters, digits, `.`, `_`, `-`; no `@`, no spaces.
-pub fn valid_jumpcloud_username(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
-/// The JumpCloud username for a SCIM userName under a policy.
-pub fn derive_username(user_name: &str, policy: UsernamePolicy) -> Result<String, ScimError> {
-    match policy {
-        UsernamePolicy::Verbatim => {
-            if valid_jumpcloud_username(user_name) {
-                Ok(user_name.to_string())
-            } else {
-                Err(ScimError::invalid_value(format!(
-                    "userName {user_name:?} is not a valid JumpCloud username: it must start with a letter and hold \
-                     only letters, digits, '.', '_' and '-' (no '@', no spaces); set users.username_policy = \
-                     \"local-part\" to derive one"
-                )))
-            }
-        }
-        UsernamePolicy::LocalPart => {
-            let local = user_name.split('@').next().unwrap_or_default();
-            let mut out: String = local
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-                .collect();
-            if out.is_empty() {
-                return Err(ScimError::invalid_value(format!(
-                    "userName {user_name:?} has no letters or digits before '@' to derive a JumpCloud username from"
-                )));
-            }
-            if !out.starts_with(|c: char| c.is_ascii_alphabetic()) {
-                out.insert(0, 'u');
-            }
-            Ok(out)
-        }
-    }
 }
 
 /// Map a JumpCloud failure onto what the client should see.
@@ -822,110 +784,6 @@ impl Writer {
 
     // === groups ===
 
-    fn group_write(
-        &self,
-        name: &str,
-        description: Option<&str>,
-        external_id: Option<&str>,
-        base: Option<&JcGroup>,
-    ) -> JcGroupWrite {
-        let mut attributes = base.and_then(|g| g.attributes.clone()).unwrap_or_default();
-        match external_id {
-            Some(x) => {
-                attributes.insert(
-                    self.settings.mapping.external_id_attribute.clone(),
-                    Value::from(x),
-                );
-            }
-            None => {
-                attributes.remove(&self.settings.mapping.external_id_attribute);
-            }
-        }
-        let mut w = base.map(JcGroupWrite::from).unwrap_or_default();
-        w.name = name.to_string();
-        w.description = description.map(String::from);
-        w.attributes = if attributes.is_empty() && base.is_none_or(|b| b.attributes.is_none()) {
-            None
-        } else {
-            Some(attributes)
-        };
-        w
-    }
-
-    /// What a SCIM Group body says.
-    fn desired_group(&self, body: &Value) -> Result<DesiredGroup, WriteError> {
-        let Value::Object(obj) = body else {
-            return Err(ScimError::invalid_syntax("the request body must be a JSON object").into());
-        };
-        let get = |k: &str| {
-            obj.iter()
-                .find(|(key, _)| key.eq_ignore_ascii_case(k))
-                .map(|(_, v)| v)
-        };
-        let name = match get("displayName") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(Value::String(_)) | None | Some(Value::Null) => {
-                return Err(ScimError::invalid_value("displayName is required").into());
-            }
-            Some(other) => {
-                return Err(ScimError::invalid_value(format!(
-                    "displayName must be a string, got {other}"
-                ))
-                .into());
-            }
-        };
-        let external_id = match get("externalId") {
-            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(Value::Null) | None => None,
-            Some(Value::String(_)) => None,
-            Some(other) => {
-                return Err(ScimError::invalid_value(format!(
-                    "externalId must be a string, got {other}"
-                ))
-                .into());
-            }
-        };
-        let description = obj
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(urn::JC_GROUP))
-            .and_then(|(_, v)| v.get("description"))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(String::from);
-        let members = match get("members") {
-            None | Some(Value::Null) => None,
-            Some(Value::Array(a)) => {
-                let refs = &self.settings.patch.refs;
-                let mut ids = Vec::with_capacity(a.len());
-                for m in a {
-                    match refs.element_id("members", m)? {
-                        Some(id) => ids.push(id),
-                        None => {
-                            return Err(ScimError::invalid_value(format!(
-                                "each member needs a value (a user id) or a $ref, got {}",
-                                excerpt(&m.to_string())
-                            ))
-                            .into());
-                        }
-                    }
-                }
-                Some(ids)
-            }
-            Some(other) => {
-                return Err(ScimError::invalid_value(format!(
-                    "members must be an array, got {other}"
-                ))
-                .into());
-            }
-        };
-        Ok(DesiredGroup {
-            name,
-            external_id,
-            description,
-            members,
-        })
-    }
-
     fn check_group_name_free(
         snap: &Snapshot,
         name: &str,
@@ -967,13 +825,19 @@ impl Writer {
             external_id,
             description,
             members,
-        } = self.desired_group(body)?;
+        } = desired_group(body, &self.settings.patch.refs)?;
         let _guard = self.lock(&format!("group:{name}")).await;
         let snap = self.snapshot().await?;
         Self::check_group_name_free(&snap, &name, None)?;
         let members = members.unwrap_or_default();
         Self::check_members_exist(&snap, &members)?;
-        let write = self.group_write(&name, description.as_deref(), external_id.as_deref(), None);
+        let write = group_write(
+            &name,
+            description.as_deref(),
+            external_id.as_deref(),
+            None,
+            &self.settings.mapping,
+        );
         let group = self
             .bounded("the group create", async {
                 match self.client.create_group(&write).await {
@@ -1186,7 +1050,13 @@ impl Writer {
         if !current.name.eq_ignore_ascii_case(name) {
             Self::check_group_name_free(snap, name, Some(gid))?;
         }
-        let write = self.group_write(name, description, external_id, Some(&current));
+        let write = group_write(
+            name,
+            description,
+            external_id,
+            Some(&current),
+            &self.settings.mapping,
+        );
         let updated = self
             .bounded("the group update", async {
                 self.retry
@@ -1237,7 +1107,7 @@ impl Writer {
             external_id,
             description,
             members,
-        } = self.desired_group(body)?;
+        } = desired_group(body, &self.settings.patch.refs)?;
         let gid = ident(id);
         if entry.group_source == Some(GroupSource::Directory) {
             let current = entry
@@ -1283,7 +1153,7 @@ impl Writer {
             external_id,
             description,
             ..
-        } = self.desired_group(&outcome.resource)?;
+        } = desired_group(&outcome.resource, &self.settings.patch.refs)?;
         if entry.group_source == Some(GroupSource::Directory) {
             let current = entry
                 .json()
@@ -1321,25 +1191,6 @@ impl Writer {
     }
 }
 
-/// What a SCIM Group body says: displayName, externalId, description and (when given) member ids.
-struct DesiredGroup {
-    name: String,
-    external_id: Option<String>,
-    description: Option<String>,
-    members: Option<Vec<String>>,
-}
-
-/// The member ids a Group resource lists.
-fn member_ids(group: &Value) -> BTreeSet<String> {
-    group
-        .get("members")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m.get("value").and_then(Value::as_str).map(String::from))
-        .collect()
-}
-
 /// `If-Match` with a stale ETag → 412.
 fn check_if_match(if_match: Option<&str>, entry: &Entry) -> Result<(), WriteError> {
     let Some(header) = if_match else {
@@ -1365,31 +1216,6 @@ fn partial(mut e: WriteError, landed: &str) -> WriteError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn usernames_derive_by_policy() {
-        use UsernamePolicy::*;
-        for (input, policy, want) in [
-            ("jane.doe@example.com", LocalPart, Ok("jane.doe")),
-            ("Jane Doe@example.com", LocalPart, Ok("JaneDoe")),
-            ("1234@example.com", LocalPart, Ok("u1234")),
-            ("_x@example.com", LocalPart, Ok("u_x")),
-            ("jdoe", LocalPart, Ok("jdoe")),
-            ("@example.com", LocalPart, Err(())),
-            ("jdoe", Verbatim, Ok("jdoe")),
-            ("jane@example.com", Verbatim, Err(())),
-            ("9lives", Verbatim, Err(())),
-        ] {
-            let got = derive_username(input, policy).map_err(|_| ());
-            assert_eq!(
-                got.as_deref(),
-                want.as_deref().map_err(|_| &()),
-                "{input} {policy:?}"
-            );
-        }
-        let err = derive_username("jane@example.com", Verbatim).unwrap_err();
-        assert!(err.detail.contains("must start with a letter"));
-    }
 
     #[test]
     fn upstream_failures_map_to_client_answers() {

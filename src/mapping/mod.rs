@@ -2,10 +2,13 @@
 //!
 //! Pure functions, table-tested. Reading (`*_to_scim`) produces a resource without `meta` (the snapshot
 //! adds it, since `meta` depends on when the content was first seen); writing (`scim_*_to_jc`) turns a
-//! SCIM resource into the JumpCloud body that produces exactly it.
+//! SCIM resource into the JumpCloud body that produces exactly it: [`write`] for users, [`group_write`] for
+//! groups, and [`username`] for the JumpCloud username a `userName` becomes.
 
 mod group;
+pub mod group_write;
 mod user;
+pub mod username;
 pub mod write;
 
 pub use group::{
@@ -15,6 +18,7 @@ pub use user::{
     Entitlement, GroupRef, UserContext, served_user_name, user_display, user_external_id,
     user_to_scim,
 };
+pub use username::UsernamePolicy;
 
 /// SCIM schema URNs used by the mapping.
 pub mod urn {

@@ -705,7 +705,7 @@ async fn patch_under_a_502_storm_neither_loses_nor_doubles_membership() {
 #[tokio::test]
 async fn every_client_mistake_gets_its_scim_type() {
     let h = Harness::start(small_emulator(10, 2), |c| {
-        c.users.username_policy = jumpcloud_scim::config::UsernamePolicy::Verbatim
+        c.users.username_policy = jumpcloud_scim::mapping::UsernamePolicy::Verbatim
     })
     .await;
     h.wait_ready().await;

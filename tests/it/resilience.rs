@@ -8,13 +8,13 @@ use std::time::Duration;
 use axum::response::IntoResponse;
 use jumpcloud_scim::cache::refresher::refresh_once;
 use jumpcloud_scim::cache::{BuildOptions, Store};
-use jumpcloud_scim::config::{DeleteMode, UsernamePolicy};
+use jumpcloud_scim::config::DeleteMode;
 use jumpcloud_scim::directory::write::{WriteSettings, Writer};
 use jumpcloud_scim::emulator::{self, RunningEmulator};
 use jumpcloud_scim::jumpcloud::{
     Backoff, BreakerConfig, BreakerState, BudgetConfig, JcClient, JcClientConfig, RetryPolicy,
 };
-use jumpcloud_scim::mapping::MappingOptions;
+use jumpcloud_scim::mapping::{MappingOptions, UsernamePolicy};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
