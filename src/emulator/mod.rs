@@ -7,7 +7,10 @@
 //! - [`serve`], [`spawn`], [`router`]: the ways in; configuration is [`EmulatorConfig`] and [`FaultConfig`].
 //! - `gate`: the one middleware (stats → latency/faults → auth → handler) and `/__emulator/*`.
 //! - `v1`, `v2`: the routes, thin: parse, call the store, render.
-//! - `store`: data, indexes and cross-object rules; `model`: objects, wire shapes, field validation.
+//! - `store`: data, indexes and cross-object rules.
+//! - `model/`: objects and wire shapes, one file per kind (`users`, `groups`, `directories`, `org`, `graph`),
+//!   with `ids` (ids and timestamps), `user_body` (a user body applied), `fields` (single-member readers)
+//!   and `rules` (username, email, password).
 //! - `query`: filter/sort/fields grammar of both API versions; `seed`: the seeded organisation.
 //! - `faults`, `stats`: the fault dice and the request counters.
 //! - `error`: error bodies, JSON answers, body and query extraction.
