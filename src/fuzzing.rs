@@ -22,9 +22,8 @@ use tower::ServiceExt;
 use crate::auth::{Authenticator, sha256};
 use crate::cache::persist;
 use crate::cache::{BuildOptions, Kind, Store};
-use crate::config::{
-    AuthConfig, BasicConfig, ClientConfig, DeleteMode, JwtConfig, Scope, Secret, TokenConfig,
-};
+use crate::config::{AuthConfig, BasicConfig, ClientConfig, JwtConfig, Scope, Secret, TokenConfig};
+use crate::directory::write::DeleteMode;
 use crate::jumpcloud::{
     JcAddress, JcAttribute, JcClient, JcClientConfig, JcPhoneNumber, JcRestrictedField, JcUser,
 };

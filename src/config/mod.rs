@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::directory::write::DeleteMode;
 use crate::mapping::UsernamePolicy;
 
 /// A secret string: redacted in `Debug` and `Display`, compared by the caller in constant time.
@@ -207,13 +208,6 @@ pub struct RefreshConfig {
     /// Share of the interval added or removed at random, so replicas do not refresh in lockstep.
     pub jitter: f64,
     pub max_shrink: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DeleteMode {
-    Delete,
-    Suspend,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -930,7 +930,7 @@ async fn directory_access_inherited_through_a_group_cannot_be_revoked_directly()
 #[tokio::test]
 async fn sailpoint_groups_via_the_user_and_delete_as_suspend() {
     let h = Harness::start(small_emulator(12, 3), |c| {
-        c.users.delete_mode = jumpcloud_scim::config::DeleteMode::Suspend
+        c.users.delete_mode = jumpcloud_scim::directory::write::DeleteMode::Suspend
     })
     .await;
     h.wait_ready().await;

@@ -8,8 +8,7 @@ use std::time::Duration;
 use axum::response::IntoResponse;
 use jumpcloud_scim::cache::refresher::refresh_once;
 use jumpcloud_scim::cache::{BuildOptions, Store};
-use jumpcloud_scim::config::DeleteMode;
-use jumpcloud_scim::directory::write::{WriteSettings, Writer};
+use jumpcloud_scim::directory::write::{DeleteMode, WriteSettings, Writer};
 use jumpcloud_scim::emulator::{self, RunningEmulator};
 use jumpcloud_scim::jumpcloud::{
     Backoff, BreakerConfig, BreakerState, BudgetConfig, JcClient, JcClientConfig, RetryPolicy,

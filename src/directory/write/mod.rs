@@ -1,0 +1,254 @@
+//! Writes: SCIM creates, replaces, patches and deletes carried to JumpCloud exactly once, then published
+//! into the snapshot at once (read-your-writes).
+//!
+//! Rules that make "exactly once" hold:
+//! - A create is never retried blindly. When its answer is lost (timeout, a 502 after sending), the user is
+//!   looked up by its JumpCloud username before anything is sent again; a client retrying a create we
+//!   completed gets 409 `uniqueness` naming the existing id.
+//! - An update sends absolute values, so sending it again cannot change the outcome: it is retried on
+//!   transient failures within the write deadline.
+//! - Membership and association edges are idempotent by nature ("Already Exists" is success).
+//! - Writes to one resource are serialised (striped locks keyed by id or userName), and every write to an
+//!   existing resource starts in [`Writer::begin`]: the lock first, then the current version and `If-Match`.
+//! - A write answers within [`WriteSettings::deadline`], whatever JumpCloud does.
+//!
+//! Rooms: this file holds the [`Writer`], its settings, the lock stripes and the helpers every write shares;
+//! `users.rs` and `groups.rs` hold the writes of each resource type (their checks against the snapshot and
+//! what they publish); `upstream.rs` holds every call to JumpCloud a write makes, how a failure is retried
+//! and how it is answered ([`upstream_error`], [`refusal`]). The SCIM → JumpCloud mapping itself is
+//! [`crate::mapping`]'s.
+//!
+//! Knows JumpCloud only through `crate::jumpcloud`'s client and `crate::mapping`.
+
+mod groups;
+mod upstream;
+mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::WriteError;
+use crate::cache::snapshot::etag_listed;
+use crate::cache::{Data, Entry, Id, Kind, Snapshot, Store, Touched};
+use crate::jumpcloud::{JcClient, RetryPolicy};
+use crate::mapping::{MappingOptions, UsernamePolicy};
+use crate::scim::ResourceKind;
+use crate::scim::error::ScimError;
+use crate::scim::patch::{PatchOptions, apply_patch};
+
+pub use crate::mapping::username::{derive_username, valid_jumpcloud_username};
+pub use upstream::{refusal, upstream_error};
+
+/// Lock stripes: enough that unrelated writes rarely wait on each other.
+const STRIPES: usize = 64;
+/// How long a write waits for JumpCloud's data behind a snapshot restored from disk (it takes about a
+/// second for 100,000 users) before answering 503.
+const COMPLETE_WAIT: Duration = Duration::from_secs(10);
+
+/// What `DELETE /Users/{id}` does in JumpCloud (`users.delete_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeleteMode {
+    /// Delete the user (its direct reports lose their manager).
+    Delete,
+    /// Suspend the user and keep it: it reads back with `active: false`.
+    Suspend,
+}
+
+/// How writes behave.
+#[derive(Debug, Clone)]
+pub struct WriteSettings {
+    pub username_policy: UsernamePolicy,
+    pub delete_mode: DeleteMode,
+    pub mapping: MappingOptions,
+    /// A write answers within this, whatever JumpCloud does (clients give up at 60 s).
+    pub deadline: Duration,
+    /// PATCH bounds and reference resolution.
+    pub patch: PatchOptions,
+    /// PATCH applications running at once, on blocking threads rather than the async workers.
+    pub cpu_tasks: usize,
+}
+
+/// Carries SCIM writes to JumpCloud and publishes their results.
+pub struct Writer {
+    store: Arc<Store>,
+    client: JcClient,
+    settings: WriteSettings,
+    stripes: Vec<Mutex<()>>,
+    /// Retries for updates (absolute values) and idempotent edges.
+    retry: RetryPolicy,
+    /// Bounds CPU-heavy work (PATCH application) taken off the async workers.
+    cpu: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A created or changed resource, and the snapshot version that shows it.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub entry: Arc<Entry>,
+    pub snapshot: Arc<Snapshot>,
+}
+
+fn stripe_of(key: &str) -> usize {
+    // FNV-1a: stable and cheap; only the spread matters.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in key.to_lowercase().bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    (h % STRIPES as u64) as usize
+}
+
+fn not_ready() -> WriteError {
+    WriteError {
+        error: ScimError::new(
+            503,
+            None,
+            "the directory has not been loaded from JumpCloud yet; retry shortly",
+        ),
+        retry_after: Some(Duration::from_secs(5)),
+    }
+}
+
+fn ident(id: &str) -> Id {
+    Arc::from(id)
+}
+
+fn touched_user(uid: &Id) -> Touched {
+    let mut t = Touched::default();
+    t.users.insert(uid.clone());
+    t
+}
+
+/// `If-Match` with a stale ETag → 412.
+fn check_if_match(if_match: Option<&str>, entry: &Entry) -> Result<(), WriteError> {
+    let Some(header) = if_match else {
+        return Ok(());
+    };
+    if etag_listed(header, &entry.etag) {
+        Ok(())
+    } else {
+        Err(ScimError::precondition_failed(format!(
+            "If-Match {header} does not match the current version {} of {}; read it again",
+            entry.etag, entry.id
+        ))
+        .into())
+    }
+}
+
+/// Say which part of a multi-call write landed.
+fn partial(mut e: WriteError, landed: &str) -> WriteError {
+    e.error.detail = format!("{landed}: {}", e.error.detail);
+    e
+}
+
+// === impl Writer ===
+
+impl Writer {
+    /// The upstream circuit breaker's state, for the metrics gauge (0 closed, 1 half-open, 2 open).
+    pub fn breaker_state(&self) -> u8 {
+        self.client.breaker().state_code()
+    }
+
+    pub fn new(store: Arc<Store>, client: JcClient, settings: WriteSettings) -> Self {
+        Self {
+            store,
+            client,
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            retry: RetryPolicy {
+                max_attempts: 3,
+                ..RetryPolicy::default()
+            },
+            cpu: Arc::new(tokio::sync::Semaphore::new(settings.cpu_tasks.max(1))),
+            settings,
+        }
+    }
+
+    /// Apply a PATCH to an entry on a blocking thread (at most `cpu_tasks` at once), so that however large
+    /// it is, the async workers keep answering everyone else.
+    async fn apply_off_runtime(
+        &self,
+        entry: &Arc<Entry>,
+        body: &Value,
+        kind: ResourceKind,
+    ) -> Result<crate::scim::PatchOutcome, WriteError> {
+        let _permit = self.cpu.acquire().await.map_err(|_| not_ready())?;
+        let (entry, body, options) = (entry.clone(), body.clone(), self.settings.patch.clone());
+        tokio::task::spawn_blocking(move || apply_patch(entry.json(), &body, kind, &options))
+            .await
+            .map_err(|_| {
+                WriteError::from(ScimError::new(
+                    500,
+                    None,
+                    "the PATCH could not be applied; nothing was changed",
+                ))
+            })?
+            .map_err(WriteError::from)
+    }
+
+    async fn lock(&self, key: &str) -> MutexGuard<'_, ()> {
+        self.stripes[stripe_of(key)].lock().await
+    }
+
+    /// The published snapshot a write works against: a complete one, so right after a restart from disk the
+    /// write waits the moment JumpCloud's data takes to restore.
+    async fn snapshot(&self) -> Result<Arc<Snapshot>, WriteError> {
+        self.store
+            .load_complete(COMPLETE_WAIT)
+            .await
+            .ok_or_else(not_ready)
+    }
+
+    fn entry(snap: &Snapshot, kind: Kind, id: &str) -> Result<Arc<Entry>, WriteError> {
+        snap.get(kind, id).cloned().ok_or_else(|| {
+            WriteError::from(ScimError::not_found(format!(
+                "{} {id} not found",
+                kind.resource_type()
+            )))
+        })
+    }
+
+    /// The start of every write to an existing resource: take its lock, then read the current version and
+    /// check `If-Match` against it (after the lock, so a queued write sees what the one before it did).
+    async fn begin(
+        &self,
+        kind: Kind,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<(MutexGuard<'_, ()>, Arc<Snapshot>, Arc<Entry>), WriteError> {
+        let guard = self.lock(id).await;
+        let snap = self.snapshot().await?;
+        let entry = Self::entry(&snap, kind, id)?;
+        check_if_match(if_match, &entry)?;
+        Ok((guard, snap, entry))
+    }
+
+    fn written(snap: Arc<Snapshot>, kind: Kind, id: &str) -> Result<Written, WriteError> {
+        let entry = Self::entry(&snap, kind, id)?;
+        Ok(Written {
+            entry,
+            snapshot: snap,
+        })
+    }
+
+    async fn publish(
+        &self,
+        change: impl FnOnce(&mut Data) -> Touched,
+    ) -> Result<Arc<Snapshot>, WriteError> {
+        self.store.publish_write(change).await.ok_or_else(not_ready)
+    }
+}
+
+#[cfg(test)]
+mod tests;
