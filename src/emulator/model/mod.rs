@@ -9,7 +9,8 @@
 //! - `org`: the organisation. `users`: the user, its nested records, its wire shape and fast fields.
 //! - `user_body`: reading a create/update body into a user. `fields`: the readers of single body members.
 //! - `rules`: the username rule, the email shape and the password policy.
-//! - `groups`: user groups and their body. `directories`: directory kinds and instances. `graph`: edge shapes.
+//! - `groups`: user groups and their body. `directories`: directory kinds and instances.
+//! - `graph`: the JSON shapes of graph edges.
 
 mod directories;
 mod fields;
