@@ -7,7 +7,8 @@
 //! - [`serve`], [`spawn`], [`router`]: the ways in; configuration is [`EmulatorConfig`] and [`FaultConfig`].
 //! - `gate`: the one middleware (stats → latency/faults → auth → handler) and `/__emulator/*`.
 //! - `v1`, `v2`: the routes, thin: parse, call the store, render.
-//! - `store`: data, indexes and cross-object rules.
+//! - `store/`: data, indexes and cross-object rules: the `Store` in `mod.rs`, user reads (`users`) and writes
+//!   (`user_writes`), `groups`, `directories`.
 //! - `model/`: objects and wire shapes, one file per kind (`users`, `groups`, `directories`, `org`, `graph`),
 //!   with `ids` (ids and timestamps), `user_body` (a user body applied), `fields` (single-member readers)
 //!   and `rules` (username, email, password).
