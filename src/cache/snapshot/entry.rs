@@ -1,0 +1,183 @@
+//! One SCIM resource of a snapshot version ([`Entry`]) and what depends only on its content: the
+//! served bytes, the ETag, the content times, and their RFC 3339 form.
+//!
+//! Entries are built in `derive` and restored in `persist`; this file only describes them.
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use jiff::Timestamp;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::Id;
+use crate::scim::ResourceKind;
+use crate::scim::attrs;
+
+/// Which resource type an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    User,
+    Group,
+}
+
+impl Kind {
+    pub fn resource_type(self) -> &'static str {
+        match self {
+            Kind::User => "User",
+            Kind::Group => "Group",
+        }
+    }
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            Kind::User => "Users",
+            Kind::Group => "Groups",
+        }
+    }
+}
+
+/// The SCIM resource kind of an entry kind.
+pub(super) fn resource_kind(kind: Kind) -> ResourceKind {
+    match kind {
+        Kind::User => ResourceKind::User,
+        Kind::Group => ResourceKind::Group,
+    }
+}
+
+/// Where a Group entry comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupSource {
+    UserGroup,
+    Directory,
+}
+
+/// One SCIM resource of one snapshot version, with everything that depends only on its content.
+#[derive(Debug)]
+pub struct Entry {
+    pub id: Id,
+    pub kind: Kind,
+    /// For groups: a JumpCloud user group or a directory listed as a group.
+    pub group_source: Option<GroupSource>,
+    /// The full resource, `meta` included: set when the entry is derived, parsed from `bytes` on first use
+    /// when it was restored from disk.
+    pub(super) json: OnceLock<Value>,
+    /// The resource serialised once, for answers with the default attribute set: without the attributes
+    /// the schemas return only on request.
+    pub bytes: Bytes,
+    /// Those attributes (JSON, shaped like the resource), merged into [`Entry::json`].
+    pub extra: Option<Bytes>,
+    /// Weak ETag from the content (equal to `meta.version`).
+    pub etag: String,
+    /// Hash of the content without `meta`.
+    pub hash: [u8; 16],
+    pub created: Timestamp,
+    pub last_modified: Timestamp,
+    /// Fingerprint of what the entry was derived from besides its own JumpCloud record (group names,
+    /// directory holdings, the manager's name, members' names): with an equal record, an equal fingerprint
+    /// means the entry can be reused without deriving it again. Only compared within one process: `None` for
+    /// an entry restored from disk, which the next build derives again before it is reused by fingerprint.
+    pub inputs: Option<u64>,
+}
+
+/// Content times carried across refreshes (and, with persistence, restarts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub hash: [u8; 16],
+    pub created: Timestamp,
+    pub last_modified: Timestamp,
+}
+
+// === impl Entry ===
+
+impl Entry {
+    /// An entry as it was served before a restart: its bytes and content times, without deriving it.
+    pub fn restored(
+        id: Id,
+        kind: Kind,
+        group_source: Option<GroupSource>,
+        bytes: Bytes,
+        extra: Option<Bytes>,
+        seen: Seen,
+    ) -> Entry {
+        Entry {
+            id,
+            kind,
+            group_source,
+            json: OnceLock::new(),
+            bytes,
+            extra,
+            etag: etag_of(&seen.hash),
+            hash: seen.hash,
+            created: seen.created,
+            last_modified: seen.last_modified,
+            inputs: None,
+        }
+    }
+
+    /// The full resource, `meta` included.
+    pub fn json(&self) -> &Value {
+        // The bytes are what serde_json wrote (checked by the snapshot file's checksum when restored), so
+        // they parse.
+        self.json.get_or_init(|| {
+            let mut v = serde_json::from_slice(&self.bytes).unwrap_or(Value::Null);
+            if let Some(extra) = self
+                .extra
+                .as_ref()
+                .and_then(|x| serde_json::from_slice::<Value>(x).ok())
+            {
+                attrs::merge_request_only(&mut v, &extra, resource_kind(self.kind));
+            }
+            v
+        })
+    }
+
+    /// The content hash and times, carried to the next version of this resource.
+    pub fn seen(&self) -> Seen {
+        Seen {
+            hash: self.hash,
+            created: self.created,
+            last_modified: self.last_modified,
+        }
+    }
+}
+
+// === impl Snapshot ===
+
+/// Whether a comma-separated list of entity tags (an `If-Match` or `If-None-Match` value) names `etag`,
+/// compared weakly; `*` names any.
+pub fn etag_listed(list: &str, etag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    list.split(',')
+        .any(|t| t.trim() == "*" || bare(t) == bare(etag))
+}
+
+/// The ETag (and `meta.version`) of a content hash.
+pub(super) fn etag_of(hash: &[u8; 16]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(24);
+    s.push_str("W/\"");
+    for b in &hash[..10] {
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 0xf)] as char);
+    }
+    s.push('"');
+    s
+}
+
+pub(super) fn hash_bytes(bytes: &[u8]) -> [u8; 16] {
+    let digest = Sha256::digest(bytes);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+/// RFC 3339 in UTC with milliseconds, the precision JumpCloud's `created` has and clients parse.
+pub fn rfc3339_millis(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Times are kept at millisecond precision, so that a `meta.lastModified gt "<served value>"` filter
+/// never matches the resource it was read from.
+pub fn to_millis(t: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
+}

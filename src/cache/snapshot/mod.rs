@@ -1,0 +1,160 @@
+//! The immutable snapshot of the directory that every read is answered from.
+//!
+//! A [`Snapshot`] holds JumpCloud's data as persistent maps ([`Data`]) and the SCIM resources derived from
+//! it ([`Entry`]: the JSON, its serialised bytes, its ETag and its `meta` times), with the indexes reads
+//! need. Versions share everything that did not change: the maps are `imbl` persistent maps (a clone is
+//! O(1), an update O(log n)) and each resource is an `Arc<Entry>` reused as long as its content hash is
+//! unchanged. That is also how `meta.lastModified` works: JumpCloud keeps no modification time, so an
+//! entry's `lastModified` is the time we first saw its current content.
+//!
+//! This module knows the JumpCloud DTOs only as data handed to `crate::mapping`; it does no IO.
+//!
+//! Rooms: `data` (JumpCloud's records and edges, and the overlay of writes), `entry` (one derived
+//! resource: bytes, ETag, times), `derive` (building a version, fully or after a write) and `index`
+//! (the lookups `eq` filters and membership use).
+
+mod data;
+mod derive;
+mod entry;
+mod index;
+
+use std::sync::{Arc, OnceLock};
+
+use imbl::OrdMap;
+use jiff::Timestamp;
+
+pub use data::{Data, IdSet, RawDirectory, Touched};
+pub use entry::{Entry, GroupSource, Kind, Seen, etag_listed, rfc3339_millis, to_millis};
+pub use index::{Index, Indexes};
+
+use crate::mapping::MappingOptions;
+
+/// Ids are shared strings: every map and index holds the same allocation.
+pub type Id = Arc<str>;
+
+/// The resources of one kind, by id.
+pub type Entries = OrdMap<Id, Arc<Entry>>;
+
+/// One published version of the directory. Immutable once built.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Grows with each published snapshot.
+    pub version: u64,
+    /// When the data was read from JumpCloud (the snapshot's age counts from here).
+    pub taken_at: Timestamp,
+    /// JumpCloud's data; empty in a serving-only version.
+    pub data: Data,
+    /// Restored from disk without its data yet ([`Snapshot::serving`]).
+    serving_only: bool,
+    pub users: Entries,
+    pub groups: Entries,
+    pub indexes: Indexes,
+    user_list: OnceLock<Arc<[Arc<Entry>]>>,
+    group_list: OnceLock<Arc<[Arc<Entry>]>>,
+}
+
+/// What a snapshot build needs besides the data.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub mapping: MappingOptions,
+    pub directories_as_groups: bool,
+}
+
+impl Snapshot {
+    /// An empty snapshot (version 0), the base of the first build.
+    pub fn empty() -> Snapshot {
+        Snapshot {
+            version: 0,
+            taken_at: Timestamp::UNIX_EPOCH,
+            data: Data::default(),
+            serving_only: false,
+            users: OrdMap::new(),
+            groups: OrdMap::new(),
+            indexes: Indexes::default(),
+            user_list: OnceLock::new(),
+            group_list: OnceLock::new(),
+        }
+    }
+
+    /// A snapshot serving entries restored from disk, with the indexes they had, before JumpCloud's data
+    /// behind them is restored: enough for every read, not for a write ([`Snapshot::is_serving_only`]).
+    pub fn serving(
+        version: u64,
+        taken_at: Timestamp,
+        users: Entries,
+        groups: Entries,
+        indexes: Indexes,
+    ) -> Snapshot {
+        Snapshot {
+            version,
+            taken_at,
+            data: Data::default(),
+            serving_only: true,
+            users,
+            groups,
+            indexes,
+            user_list: OnceLock::new(),
+            group_list: OnceLock::new(),
+        }
+    }
+
+    /// The same version with JumpCloud's data behind its entries: complete.
+    pub fn with_data(&self, data: Data) -> Snapshot {
+        Snapshot {
+            version: self.version,
+            taken_at: self.taken_at,
+            data,
+            serving_only: false,
+            users: self.users.clone(),
+            groups: self.groups.clone(),
+            indexes: self.indexes.clone(),
+            user_list: OnceLock::new(),
+            group_list: OnceLock::new(),
+        }
+    }
+
+    /// Whether this version lacks JumpCloud's data (see [`Snapshot::serving`]). Writes wait for a complete
+    /// version; a build that starts from it finds no record to reuse entries by, so derives them all.
+    pub fn is_serving_only(&self) -> bool {
+        self.serving_only
+    }
+
+    /// Derive every resource from `data`. Entries whose content is unchanged since `prev` are shared with it;    /// Entries of a kind in id order, materialised once per version.
+    pub fn list(&self, kind: Kind) -> Arc<[Arc<Entry>]> {
+        let (cell, map) = match kind {
+            Kind::User => (&self.user_list, &self.users),
+            Kind::Group => (&self.group_list, &self.groups),
+        };
+        cell.get_or_init(|| map.values().cloned().collect::<Vec<_>>().into())
+            .clone()
+    }
+
+    pub fn get(&self, kind: Kind, rid: &str) -> Option<&Arc<Entry>> {
+        match kind {
+            Kind::User => self.users.get(rid),
+            Kind::Group => self.groups.get(rid),
+        }
+    }
+
+    /// The content times of every entry, for persistence and for the next build.
+    pub fn seen(&self, kind: Kind, rid: &str) -> Option<Seen> {
+        self.get(kind, rid).map(|e| e.seen())
+    }
+
+    /// Users: one entry each.
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// JumpCloud user groups (directories listed as groups are not counted).
+    pub fn group_count(&self) -> usize {
+        if self.serving_only {
+            self.groups
+                .values()
+                .filter(|e| e.group_source == Some(GroupSource::UserGroup))
+                .count()
+        } else {
+            self.data.groups.len()
+        }
+    }
+}
