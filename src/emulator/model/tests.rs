@@ -1,3 +1,6 @@
+//! Tests of the model's pure formats and rules: ids, timestamps, the username rule, the password policy and
+//! the email shape.
+
 use super::*;
 
 #[test]

@@ -1,3 +1,6 @@
+//! Tests of the store's cross-object rules on a small hand-made organisation: defaults and indexes on
+//! create, the events writes record (and refusals do not), and state kept in step on update.
+
 use super::*;
 use crate::emulator::events::{Origin, kind};
 use crate::emulator::model::{GroupFields, UserState};
