@@ -5,9 +5,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use jiff::Timestamp;
 use serde_json::json;
 
+use std::fs;
+use std::time::Duration;
+
+use bytes::Bytes;
+
 use super::*;
 use crate::cache::test_support::{build, opts, t};
+use crate::cache::{Data, Store};
 use crate::jumpcloud::{JcAddress, JcAttribute, JcMfa, JcPhoneNumber, JcRestrictedField};
+use crate::jumpcloud::{JcDirectory, JcDirectoryKind, JcGroup, JcUser};
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TestDir(PathBuf);

@@ -1,0 +1,107 @@
+//! The background saver: writes the latest published version, one save at a time, until it is told to
+//! stop (after one last save).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::cache::Store;
+
+use super::{file_path, save};
+
+/// How often the saver looks for a newer published version: a pointer load, so cheap enough to do often.
+const SAVE_POLL: Duration = Duration::from_millis(200);
+
+// === the saver ===
+
+/// The background saver; stop it with [`SaverHandle::flush_and_stop`]. Dropping the handle also stops it after
+/// one last save, but nothing waits for that save.
+#[derive(Debug)]
+pub struct SaverHandle {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// Save every version `store` publishes to `dir`, one save at a time: a burst of versions published during a
+/// save is written once, as its latest. `on_disk` is the version the file already holds (the one just loaded),
+/// so it is not written again.
+pub fn spawn_saver(store: Arc<Store>, dir: PathBuf, on_disk: Option<u64>) -> SaverHandle {
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(run_saver(store, dir, on_disk.unwrap_or(0), stopped));
+    SaverHandle { stop, task }
+}
+
+// === impl SaverHandle ===
+
+impl SaverHandle {
+    /// Save the latest published version if it is not on disk yet, then stop.
+    pub async fn flush_and_stop(self) {
+        let _ = self.stop.send(());
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "the snapshot saver ended abnormally");
+        }
+    }
+}
+
+async fn run_saver(
+    store: Arc<Store>,
+    dir: PathBuf,
+    mut attempted: u64,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let mut tick = tokio::time::interval(SAVE_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            // A dropped handle stops the saver too.
+            _ = &mut stopped => true,
+        };
+        save_if_newer(&store, &dir, &mut attempted).await;
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// Save the published snapshot if its version is newer than the last one tried. A failed save is reported
+/// and not retried until a newer version is published (a full disk must not turn into a warning every tick).
+async fn save_if_newer(store: &Store, dir: &Path, attempted: &mut u64) {
+    let Some(snapshot) = store.load() else {
+        return;
+    };
+    let version = snapshot.version;
+    // A serving-only version is the file itself, restored; it has no data to write.
+    if version <= *attempted || snapshot.is_serving_only() {
+        return;
+    }
+    *attempted = version;
+    let started = tokio::time::Instant::now();
+    let target = dir.to_path_buf();
+    let opts = store.options.clone();
+    let saved = tokio::task::spawn_blocking(move || save(&target, &snapshot, &opts)).await;
+    let file = file_path(dir);
+    match saved {
+        Ok(Ok(())) => tracing::debug!(
+            file = %file.display(),
+            version,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "saved snapshot version {version}"
+        ),
+        Ok(Err(e)) => tracing::warn!(
+            file = %file.display(),
+            version,
+            error = %e,
+            "could not save snapshot version {version}"
+        ),
+        Err(e) => tracing::warn!(
+            file = %file.display(),
+            version,
+            error = %e,
+            "saving snapshot version {version} panicked"
+        ),
+    }
+}
