@@ -1,11 +1,19 @@
-//! The only module that knows JumpCloud's wire format: DTOs ([`model`](crate::jumpcloud::model)), the HTTP
-//! client with paging ([`client`](crate::jumpcloud::client)), the classified error
-//! ([`error`](crate::jumpcloud::error)), the retry pieces ([`retry`](crate::jumpcloud::retry)) and the guards
-//! around every call: retry budget, circuit breaker, in-flight bound, deadline
-//! ([`resilience`](crate::jumpcloud::resilience)).
+//! The only module that knows JumpCloud's wire format.
 //!
 //! Everything above this module speaks in these types and [`JcError`](crate::jumpcloud::JcError) variants;
 //! nothing here knows SCIM, the snapshot, or HTTP-server concerns.
+//!
+//! # Layout
+//!
+//! - [`model`](crate::jumpcloud::model): the DTOs, read leniently and written exactly.
+//! - [`client`](crate::jumpcloud::client): [`JcClient`](crate::jumpcloud::JcClient), a folder with one file per
+//!   concern: the handle (config, construction, key rotation, counters), the route table, one request and its
+//!   answer (transport), paging, counting, v1 system users, v1 organizations, v2 user groups and membership,
+//!   v2 directories and their associations, graph edge outcomes.
+//! - [`error`](crate::jumpcloud::error): the classified error and how statuses and bodies become it.
+//! - [`retry`](crate::jumpcloud::retry): retry policy, jittered backoff, the Retry-After clamp.
+//! - [`resilience`](crate::jumpcloud::resilience): the guards around every call: retry budget, circuit
+//!   breaker, in-flight bound, deadline.
 
 pub mod client;
 pub mod error;
