@@ -18,6 +18,7 @@ use jumpcloud_scim::cache::{BuildOptions, Data, Snapshot, Store, persist, refres
 use jumpcloud_scim::emulator::{self, EmulatorConfig};
 use jumpcloud_scim::jumpcloud::{JcClient, JcClientConfig};
 use jumpcloud_scim::mapping::MappingOptions;
+use jumpcloud_scim::shutdown::Background;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -76,7 +77,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for run in 1..=runs {
         let store = Arc::new(Store::new(opts.clone()));
         let t = Instant::now();
-        let version = persist::load_and_publish(&store, &dir)
+        let mut tasks = Background::new();
+        let version = persist::load_and_publish(&store, &dir, &mut tasks)
             .await
             .ok_or("the file just saved was not published")?;
         let serving = t.elapsed();
@@ -99,6 +101,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // this run's store finish, so the next run starts on idle cores as a real start-up does.
         drop((complete, store));
         tokio::time::sleep(Duration::from_secs(15)).await;
+        tasks.stop(Duration::from_secs(60)).await;
     }
 
     let t = Instant::now();

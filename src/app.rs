@@ -1,5 +1,6 @@
 //! Wiring: from a validated [`Config`] to a running service — the JumpCloud client, the snapshot store, the
-//! refresher task and the snapshot saver (which this module owns and stops) and the HTTP router.
+//! HTTP router, and the background work (refresher, snapshot saver, restore completion, secret rotation,
+//! operations listener), which this module owns as one [`Background`] and stops and awaits on shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::rotation::{self, Rotatable, SecretSource};
 use crate::scim::discovery::Capabilities;
 use crate::scim::patch::PatchOptions;
 use crate::scim::reference::References;
+use crate::shutdown::Background;
 use crate::telemetry::Metrics;
 
 /// At most this many list walks are pinned at once (the oldest pin goes first).
@@ -36,6 +38,10 @@ const PIN_VERSIONS: usize = 8;
 
 /// How long in-flight requests may take to finish once shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+/// How long each background task may take to stop once requests have drained (the saver's last save).
+const TASK_GRACE: Duration = Duration::from_secs(10);
+/// Connections the operations listener (`ops.listen`) holds at once.
+const OPS_CONNECTIONS: usize = 64;
 
 /// Why the service could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -151,27 +157,93 @@ pub async fn serve_with(
     secrets: Option<SecretSource>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let shutdown = async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    };
     let metrics = Metrics::new();
-    let mut client = jumpcloud_client(&config)?;
+    let client = observed_client(&config, &metrics)?;
+    let store = snapshot_store(&config)?;
+    let mut tasks = Background::new();
+    // A snapshot saved before a restart is served at once, before the first refresh (which may fail).
+    let on_disk = match &config.data_dir {
+        Some(dir) => persist::load_and_publish(&store, dir, &mut tasks).await,
+        None => None,
+    };
+    let refresh_now = Arc::new(Notify::new());
+    {
+        let (store, client, trigger, metrics) = (
+            store.clone(),
+            client.clone(),
+            refresh_now.clone(),
+            metrics.clone(),
+        );
+        let schedule = Schedule {
+            interval: Duration::from_secs(config.refresh.interval_s),
+            jitter: config.refresh.jitter,
+            first_retry: Duration::from_secs(1),
+        };
+        tasks.spawn("refresher", move |stop| {
+            refresher::run(store, client, schedule, trigger, metrics, stop)
+        });
+    }
+    let state = app_state(&config, store.clone(), client.clone(), refresh_now, metrics)?;
+    if let Some(source) = secrets {
+        let targets = Rotatable {
+            auth: state.auth.as_ref().clone(),
+            client,
+        };
+        tasks.spawn("rotation", move |stop| rotation::run(source, targets, stop));
+    }
+    if let Some(addr) = config.ops.listen {
+        spawn_ops_listener(&mut tasks, addr, &state).await?;
+    }
+    // The saver starts last so that it stops last: its final save comes after the last publish.
+    if let Some(dir) = config.data_dir.clone() {
+        tasks.spawn("saver", move |stop| {
+            persist::run_saver(store, dir, on_disk, stop)
+        });
+    }
+    let router = http::router(state);
+    log_start(&config, &listener);
+    let limits = ConnLimits {
+        header_read_timeout: Duration::from_secs(config.limits.header_read_timeout_s),
+        idle_timeout: Duration::from_secs(config.limits.idle_timeout_s),
+        max_connections: config.limits.max_connections,
+        shutdown_grace: SHUTDOWN_GRACE,
+    };
+    let result = server::serve(
+        listener,
+        router,
+        limits,
+        Arc::new(ConnCounter::default()),
+        shutdown,
+    )
+    .await
+    .map_err(AppError::from);
+    // Requests have drained: stop the background work (the saver writing the last version) and wait for it.
+    tasks.stop(TASK_GRACE).await;
+    result
+}
+
+/// The JumpCloud client, reporting every call to `metrics`.
+fn observed_client(config: &Config, metrics: &Arc<Metrics>) -> Result<JcClient, AppError> {
+    let mut client = jumpcloud_client(config)?;
     // Before any clone: the observer lives on the handle, so clones made earlier would not report.
     let observed = metrics.clone();
     client.set_observer(Arc::new(move |route, status, elapsed| {
         observed.observe_upstream(route, status, elapsed)
     }));
+    Ok(client)
+}
+
+/// The snapshot store. With a data directory, versions are reserved on disk before they are used, so none
+/// repeats after a crash.
+fn snapshot_store(config: &Config) -> Result<Arc<Store>, AppError> {
     let options = BuildOptions {
         mapping: MappingOptions {
             username_attribute: config.mapping.username_attribute.clone(),
             external_id_attribute: config.mapping.external_id_attribute.clone(),
-            scim_base: scim_base(&config),
+            scim_base: scim_base(config),
         },
         directories_as_groups: config.groups.directories_as_groups,
     };
-    // With a data directory, versions are reserved on disk before they are used: none repeats after a crash.
     let versions = match &config.data_dir {
         Some(dir) => Versions::on_disk(dir).map_err(|e| {
             AppError::Io(std::io::Error::new(
@@ -184,48 +256,37 @@ pub async fn serve_with(
         })?,
         None => Versions::in_memory(),
     };
-    let store = Arc::new(
+    Ok(Arc::new(
         Store::with_max_shrink(options, config.refresh.max_shrink).with_versions(versions),
-    );
-    // A snapshot saved before a restart is served at once, before the first refresh (which may fail).
-    let saver = match &config.data_dir {
-        Some(dir) => {
-            let on_disk = persist::load_and_publish(&store, dir).await;
-            Some(persist::spawn_saver(store.clone(), dir.clone(), on_disk))
-        }
-        None => None,
-    };
-    let refresh_now = Arc::new(Notify::new());
-    let schedule = Schedule {
-        interval: Duration::from_secs(config.refresh.interval_s),
-        jitter: config.refresh.jitter,
-        first_retry: Duration::from_secs(1),
-    };
-    let refresher = tokio::spawn(refresher::run(
-        store.clone(),
-        client.clone(),
-        schedule,
-        refresh_now.clone(),
-        metrics.clone(),
-    ));
+    ))
+}
 
-    let writer = Arc::new(Writer::new(
-        store.clone(),
-        client.clone(),
-        WriteSettings {
-            username_policy: config.users.username_policy,
-            delete_mode: config.users.delete_mode,
-            mapping: store.options.mapping.clone(),
-            deadline: write_deadline(config.limits.request_timeout_s),
-            patch: PatchOptions {
-                refs: References::new(&scim_base(&config)),
-                max_operations: config.limits.patch_operations,
-                max_values: config.limits.patch_values,
-                max_multi: config.limits.multi_values,
-            },
-            cpu_tasks: config.limits.cpu_tasks,
+/// The writer: JumpCloud first, then the snapshot.
+fn writer(config: &Config, store: Arc<Store>, client: JcClient) -> Arc<Writer> {
+    let settings = WriteSettings {
+        username_policy: config.users.username_policy,
+        delete_mode: config.users.delete_mode,
+        mapping: store.options.mapping.clone(),
+        deadline: write_deadline(config.limits.request_timeout_s),
+        patch: PatchOptions {
+            refs: References::new(&scim_base(config)),
+            max_operations: config.limits.patch_operations,
+            max_values: config.limits.patch_values,
+            max_multi: config.limits.multi_values,
         },
-    ));
+        cpu_tasks: config.limits.cpu_tasks,
+    };
+    Arc::new(Writer::new(store, client, settings))
+}
+
+/// Everything a request handler reaches.
+fn app_state(
+    config: &Config,
+    store: Arc<Store>,
+    client: JcClient,
+    refresh_now: Arc<Notify>,
+    metrics: Arc<Metrics>,
+) -> Result<AppState, AppError> {
     let pins = Arc::new(Pins::new(
         Duration::from_secs(config.paging.pin_ttl_s),
         PIN_WALKS,
@@ -251,110 +312,74 @@ pub async fn serve_with(
              or auth.jwt.private_key_file"
         );
     }
-    let state = AppState {
+    Ok(AppState {
+        writer: writer(config, store.clone(), client),
         store,
-        writer,
         pins,
         audit,
         auth: Arc::new(auth),
-        settings: Arc::new(HttpSettings {
-            scim_base: scim_base(&config),
-            max_count: config.paging.max_count,
-            max_results: config.paging.max_results,
-            body_bytes: config.limits.body_bytes,
-            uri_bytes: config.limits.uri_bytes,
-            json_depth: config.limits.json_depth,
-            request_timeout: Duration::from_secs(config.limits.request_timeout_s),
-            capabilities: Capabilities {
-                max_results: config.paging.max_results,
-                max_page_size: config.paging.max_count,
-                cursor_timeout_s: config.paging.pin_ttl_s,
-                bearer_tokens: !config.auth.tokens.is_empty(),
-                oauth_token_url: (!config.auth.clients.is_empty())
-                    .then(|| format!("{}/oauth/token", config.base_url())),
-                basic: !config.auth.basic.is_empty(),
-            },
-            refresh_interval_s: config.refresh.interval_s,
-            ops: OpsPlacement {
-                separate: config.ops.listen.is_some(),
-                credential: config.ops.auth == OpsAuth::Read,
-            },
-        }),
+        settings: Arc::new(http_settings(config)),
         refresh_now,
         metrics,
         failed_auth: Arc::new(FailedAuth::new(
             config.limits.auth_failures_burst,
             config.limits.auth_failures_per_minute,
         )),
-    };
-    let rotation = secrets.map(|source| {
-        tokio::spawn(rotation::run(
-            source,
-            Rotatable {
-                auth: state.auth.as_ref().clone(),
-                client: client.clone(),
-            },
-            stop_rx.clone(),
-        ))
-    });
-    let ops = match config.ops.listen {
-        Some(addr) => {
-            let ops_listener = TcpListener::bind(addr).await.map_err(|e| {
-                AppError::Io(std::io::Error::new(
-                    e.kind(),
-                    format!("ops.listen {addr} cannot be bound: {e}"),
-                ))
-            })?;
-            let local = ops_listener.local_addr()?;
-            println!("operations listening on http://{local}");
-            let mut stop = stop_rx.clone();
-            let router = http::ops::ops_router(state.clone());
-            Some(tokio::spawn(async move {
-                let _ = server::serve(
-                    ops_listener,
-                    router,
-                    ConnLimits {
-                        max_connections: 64,
-                        ..ConnLimits::default()
-                    },
-                    Arc::new(ConnCounter::default()),
-                    async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    },
-                )
-                .await;
-            }))
-        }
-        None => None,
-    };
-    let router = http::router(state);
-    log_start(&config, &listener);
+    })
+}
 
-    let limits = ConnLimits {
-        header_read_timeout: Duration::from_secs(config.limits.header_read_timeout_s),
-        idle_timeout: Duration::from_secs(config.limits.idle_timeout_s),
-        max_connections: config.limits.max_connections,
-        shutdown_grace: SHUTDOWN_GRACE,
-    };
-    let result = server::serve(
-        listener,
-        router,
-        limits,
-        Arc::new(ConnCounter::default()),
-        shutdown,
-    )
-    .await
-    .map_err(AppError::from);
-    refresher.abort();
-    if let Some(r) = rotation {
-        let _ = r.await;
+/// What the HTTP layer needs to know of the configuration.
+fn http_settings(config: &Config) -> HttpSettings {
+    HttpSettings {
+        scim_base: scim_base(config),
+        max_count: config.paging.max_count,
+        max_results: config.paging.max_results,
+        body_bytes: config.limits.body_bytes,
+        uri_bytes: config.limits.uri_bytes,
+        json_depth: config.limits.json_depth,
+        request_timeout: Duration::from_secs(config.limits.request_timeout_s),
+        capabilities: Capabilities {
+            max_results: config.paging.max_results,
+            max_page_size: config.paging.max_count,
+            cursor_timeout_s: config.paging.pin_ttl_s,
+            bearer_tokens: !config.auth.tokens.is_empty(),
+            oauth_token_url: (!config.auth.clients.is_empty())
+                .then(|| format!("{}/oauth/token", config.base_url())),
+            basic: !config.auth.basic.is_empty(),
+        },
+        refresh_interval_s: config.refresh.interval_s,
+        ops: OpsPlacement {
+            separate: config.ops.listen.is_some(),
+            credential: config.ops.auth == OpsAuth::Read,
+        },
     }
-    if let Some(o) = ops {
-        let _ = o.await;
-    }
-    if let Some(saver) = saver {
-        // The last published snapshot is on disk before the process ends.
-        saver.flush_and_stop().await;
-    }
-    result
+}
+
+/// The operations endpoints on their own address (`ops.listen`), a task of `tasks`.
+async fn spawn_ops_listener(
+    tasks: &mut Background,
+    addr: std::net::SocketAddr,
+    state: &AppState,
+) -> Result<(), AppError> {
+    let ops_listener = TcpListener::bind(addr).await.map_err(|e| {
+        AppError::Io(std::io::Error::new(
+            e.kind(),
+            format!("ops.listen {addr} cannot be bound: {e}"),
+        ))
+    })?;
+    let local = ops_listener.local_addr()?;
+    println!("operations listening on http://{local}");
+    let router = http::ops::ops_router(state.clone());
+    tasks.spawn("ops-listener", move |mut stop| async move {
+        let limits = ConnLimits {
+            max_connections: OPS_CONNECTIONS,
+            ..ConnLimits::default()
+        };
+        let counter = Arc::new(ConnCounter::default());
+        let stopped = async move { stop.requested().await };
+        if let Err(e) = server::serve(ops_listener, router, limits, counter, stopped).await {
+            tracing::error!(error = %e, "the operations listener failed: {e}");
+        }
+    });
+    Ok(())
 }

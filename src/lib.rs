@@ -4,7 +4,7 @@
 //! Reads are answered from an immutable in-memory snapshot of the directory that a background task
 //! refreshes; writes go to JumpCloud first and are then published into the snapshot.
 
-/// Wiring from a validated configuration to a running service; owns the refresher task.
+/// Wiring from a validated configuration to a running service; owns the background tasks and stops them.
 pub mod app;
 /// The audit trail of client writes.
 pub mod audit;
@@ -31,6 +31,8 @@ pub mod jumpcloud;
 pub mod mapping;
 /// Secrets re-read without a restart: on SIGHUP and when a secret file changes.
 pub mod rotation;
+/// Owned background work: the stop signal tasks watch, and the set the app awaits on shutdown.
+pub mod shutdown;
 /// SCIM 2.0 protocol core: schemas, filters, projection, paging, sorting, discovery, PATCH; pure, no IO.
 pub mod scim;
 /// Metrics registry rendered at `/metrics`, and the middleware that counts, times and logs each request.

@@ -10,11 +10,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::jumpcloud::JcClient;
+use crate::shutdown::Stop;
 
 /// How often the secret files are looked at.
 pub const POLL: Duration = Duration::from_secs(2);
@@ -42,8 +41,8 @@ fn fingerprint(files: &[PathBuf]) -> Vec<Option<[u8; 32]>> {
         .collect()
 }
 
-/// Run until `stop` turns true: re-read the secrets on SIGHUP and when a secret file changes.
-pub async fn run(source: SecretSource, targets: Rotatable, mut stop: watch::Receiver<bool>) {
+/// Run until `stop` fires: re-read the secrets on SIGHUP and when a secret file changes.
+pub async fn run(source: SecretSource, targets: Rotatable, mut stop: Stop) {
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut files = source.secret_files.clone();
@@ -63,7 +62,7 @@ pub async fn run(source: SecretSource, targets: Rotatable, mut stop: watch::Rece
         #[cfg(not(unix))]
         let hup = std::future::pending::<()>();
         let why = tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.requested() => return,
             () = hup => "SIGHUP",
             _ = tick.tick() => {
                 let now = fingerprint(&files);

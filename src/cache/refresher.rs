@@ -19,6 +19,7 @@ use super::{Data, RawDirectory, RefreshPublished, RefreshStatus, Store, age_seco
 use crate::jumpcloud::{
     AssocTarget, JcClient, JcDirectory, JcDirectoryKind, JcError, with_deadline,
 };
+use crate::shutdown::Stop;
 use crate::telemetry::{Metrics, RefreshOutcome};
 
 /// How many list calls one refresh keeps in flight: enough to hide latency, few enough not to look like a burst.
@@ -214,19 +215,24 @@ fn log_refresh(store: &Store, status: &RefreshStatus) {
     }
 }
 
-/// Refresh forever on `schedule`, or at once when `trigger` is notified, reporting each refresh to
-/// `metrics`. Cancel by aborting the task.
+/// Refresh on `schedule`, or at once when `trigger` is notified, reporting each refresh to `metrics`, until
+/// `stop` fires. A refresh in flight when it fires is dropped before it publishes: the published snapshot
+/// stays the last good one.
 pub async fn run(
     store: Arc<Store>,
     client: JcClient,
     schedule: Schedule,
     trigger: Arc<Notify>,
     metrics: Arc<Metrics>,
+    mut stop: Stop,
 ) {
     let mut rng = rand::rngs::StdRng::from_os_rng();
     let mut retry = schedule.first_retry;
     loop {
-        let status = refresh_once(&store, &client).await;
+        let status = tokio::select! {
+            status = refresh_once(&store, &client) => status,
+            _ = stop.requested() => return,
+        };
         let outcome = if status.held_back {
             RefreshOutcome::HeldBack
         } else if status.ok {
@@ -249,6 +255,7 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = trigger.notified() => {}
+            _ = stop.requested() => return,
         }
     }
 }

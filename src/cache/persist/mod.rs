@@ -39,7 +39,7 @@ use jiff::Timestamp;
 pub use format::{decode, load, save};
 pub use payload::derivation;
 pub use restore::{load_and_publish, restore};
-pub use saver::{SaverHandle, spawn_saver};
+pub use saver::run_saver;
 
 use super::snapshot::{Entries, Indexes};
 use super::{BuildOptions, Kind, RawDirectory, Seen, Snapshot};

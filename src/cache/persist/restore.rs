@@ -8,6 +8,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use crate::cache::{BuildOptions, Data, Kind, RawDirectory, Snapshot, Store};
+use crate::shutdown::Background;
 
 use super::{PersistError, Persisted, file_path, load};
 
@@ -42,8 +43,12 @@ pub fn restore(p: Persisted, opts: &BuildOptions) -> Snapshot {
 ///
 /// A file this build wrote with the same options is published as soon as its entries are: reads are served
 /// from then on, and JumpCloud's data behind them follows on a blocking thread (writes wait for it, see
-/// [`Store::load_complete`]).
-pub async fn load_and_publish(store: &Arc<Store>, dir: &Path) -> Option<u64> {
+/// [`Store::load_complete`]); that step is a task of `tasks`, stopped with them.
+pub async fn load_and_publish(
+    store: &Arc<Store>,
+    dir: &Path,
+    tasks: &mut Background,
+) -> Option<u64> {
     let file = file_path(dir);
     let started = tokio::time::Instant::now();
     let opts = store.options.clone();
@@ -93,7 +98,13 @@ pub async fn load_and_publish(store: &Arc<Store>, dir: &Path) -> Option<u64> {
         "serving snapshot version {version} from disk, {age_s} s old"
     );
     if let Some(raw) = pending {
-        tokio::spawn(complete_restored(store.clone(), snapshot, raw));
+        let store = store.clone();
+        tasks.spawn("restore-completion", move |mut stop| async move {
+            tokio::select! {
+                () = complete_restored(store, snapshot, raw) => {}
+                () = stop.requested() => {}
+            }
+        });
     }
     Some(version)
 }

@@ -5,60 +5,26 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
 use crate::cache::Store;
+use crate::shutdown::Stop;
 
 use super::{file_path, save};
 
 /// How often the saver looks for a newer published version: a pointer load, so cheap enough to do often.
 const SAVE_POLL: Duration = Duration::from_millis(200);
 
-// === the saver ===
-
-/// The background saver; stop it with [`SaverHandle::flush_and_stop`]. Dropping the handle also stops it after
-/// one last save, but nothing waits for that save.
-#[derive(Debug)]
-pub struct SaverHandle {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
-/// Save every version `store` publishes to `dir`, one save at a time: a burst of versions published during a
-/// save is written once, as its latest. `on_disk` is the version the file already holds (the one just loaded),
-/// so it is not written again.
-pub fn spawn_saver(store: Arc<Store>, dir: PathBuf, on_disk: Option<u64>) -> SaverHandle {
-    let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(run_saver(store, dir, on_disk.unwrap_or(0), stopped));
-    SaverHandle { stop, task }
-}
-
-// === impl SaverHandle ===
-
-impl SaverHandle {
-    /// Save the latest published version if it is not on disk yet, then stop.
-    pub async fn flush_and_stop(self) {
-        let _ = self.stop.send(());
-        if let Err(e) = self.task.await {
-            tracing::warn!(error = %e, "the snapshot saver ended abnormally");
-        }
-    }
-}
-
-async fn run_saver(
-    store: Arc<Store>,
-    dir: PathBuf,
-    mut attempted: u64,
-    mut stopped: oneshot::Receiver<()>,
-) {
+/// Save every version `store` publishes to `dir`, one save at a time, until `stop` fires; then save the latest
+/// version once more if it is not on disk yet, and return. A burst of versions published during a save is
+/// written once, as its latest. `on_disk` is the version the file already holds (the one just loaded), so it
+/// is not written again. The caller owns the task (see `crate::shutdown`).
+pub async fn run_saver(store: Arc<Store>, dir: PathBuf, on_disk: Option<u64>, mut stop: Stop) {
+    let mut attempted = on_disk.unwrap_or(0);
     let mut tick = tokio::time::interval(SAVE_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let stopping = tokio::select! {
             _ = tick.tick() => false,
-            // A dropped handle stops the saver too.
-            _ = &mut stopped => true,
+            _ = stop.requested() => true,
         };
         save_if_newer(&store, &dir, &mut attempted).await;
         if stopping {

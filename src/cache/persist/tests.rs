@@ -15,6 +15,7 @@ use crate::cache::test_support::{build, opts, t};
 use crate::cache::{Data, Store};
 use crate::jumpcloud::{JcAddress, JcAttribute, JcMfa, JcPhoneNumber, JcRestrictedField};
 use crate::jumpcloud::{JcDirectory, JcDirectoryKind, JcGroup, JcUser};
+use crate::shutdown::Background;
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TestDir(PathBuf);
@@ -512,6 +513,22 @@ async fn publish(store: &Store, version: u64) {
     store.publish_as_is(Arc::new(snapshot)).await;
 }
 
+/// The saver as the app runs it: an owned task, stopped and awaited.
+struct Saver(Background);
+
+fn spawn_saver(store: Arc<Store>, dir: PathBuf, on_disk: Option<u64>) -> Saver {
+    let mut tasks = Background::new();
+    tasks.spawn("saver", move |stop| run_saver(store, dir, on_disk, stop));
+    Saver(tasks)
+}
+
+impl Saver {
+    /// Stop the saver (it saves the latest version first) and wait for it.
+    async fn flush_and_stop(self) {
+        self.0.stop(Duration::from_secs(60)).await;
+    }
+}
+
 fn saved_version(dir: &TestDir) -> Option<u64> {
     load(&dir.0).unwrap().map(|p| p.version)
 }
@@ -578,7 +595,10 @@ async fn a_start_up_serves_the_file_and_completes_it_for_writes() {
     let s = snapshot();
     save(&dir.0, &s, &opts()).unwrap();
     let store = Arc::new(Store::new(opts()));
-    assert_eq!(load_and_publish(&store, &dir.0).await, Some(7));
+    assert_eq!(
+        load_and_publish(&store, &dir.0, &mut Background::new()).await,
+        Some(7)
+    );
     let served = store.load().expect("published at once");
     assert_eq!(served.version, 7);
     assert_eq!(served.user_count(), s.user_count());
