@@ -43,83 +43,12 @@ impl Ctx<'_> {
             if op == Op::Remove {
                 return Ok(before.cloned());
             }
-            let Some(mut seed) = seed_from_filter(self.attr, &selector.ast) else {
-                return Err(ScimError::no_target(format!(
-                    "{:?} matches no value",
-                    self.text
-                )));
-            };
-            match sub {
-                Some(sub) => {
-                    let v = normalize_value(sub, value, false, self.text)?;
-                    if is_unassigned(&v) {
-                        return Ok(before.cloned());
-                    }
-                    seed.insert(sub.name.clone(), v);
-                }
-                None => {
-                    if let Value::Object(fields) = without_nulls(normalize_value(
-                        self.attr,
-                        value,
-                        self.membership,
-                        self.text,
-                    )?) {
-                        seed.extend(fields);
-                    }
-                }
+            match self.seed(selector, sub, value)? {
+                Some(seed) => items.push(Value::Object(seed)),
+                None => return Ok(before.cloned()),
             }
-            items.push(Value::Object(seed));
         } else {
-            let replacement = match (op, sub) {
-                (Op::Remove, _) => None,
-                (_, Some(sub)) => Some(normalize_value(sub, value, false, self.text)?),
-                (_, None) => Some(normalize_value(
-                    self.attr,
-                    value,
-                    self.membership,
-                    self.text,
-                )?),
-            };
-            for &i in matched.iter().rev() {
-                match (op, sub, &replacement) {
-                    (Op::Remove, None, _) => {
-                        items.remove(i);
-                    }
-                    (_, Some(sub), new) => {
-                        if let Some(obj) = items[i].as_object_mut() {
-                            match new {
-                                Some(v) if !is_unassigned(v) => {
-                                    obj.insert(sub.name.clone(), v.clone());
-                                }
-                                _ if op == Op::Add => {}
-                                _ => {
-                                    obj.remove(&sub.name);
-                                }
-                            }
-                        }
-                    }
-                    (Op::Replace, None, Some(new)) => {
-                        let new = without_nulls(new.clone());
-                        if is_unassigned(&new) {
-                            items.remove(i);
-                        } else {
-                            items[i] = new;
-                        }
-                    }
-                    (Op::Add, None, Some(Value::Object(fields))) => {
-                        if let Some(obj) = items[i].as_object_mut() {
-                            for (k, v) in fields {
-                                if v.is_null() {
-                                    obj.remove(k);
-                                } else {
-                                    obj.insert(k.clone(), v.clone());
-                                }
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
+            self.edit_matched(op, sub, value, &mut items, &matched)?;
             items.retain(|i| !is_unassigned(i));
         }
         if !self.attr.multi_valued {
@@ -128,6 +57,117 @@ impl Ctx<'_> {
         let mut after = Value::Array(items);
         fix_primary(before, &mut after);
         Ok(Some(after))
+    }
+
+    /// The element `add`/`replace` creates when the filter matches none: the filter's `eq` terms with
+    /// `value` written in. `Ok(None)` when a sub-attribute's value is unassigned (nothing to create);
+    /// `noTarget` when the filter does not describe an element.
+    fn seed(
+        &self,
+        selector: &Selector,
+        sub: Option<&'static AttrDef>,
+        value: &Value,
+    ) -> Result<Option<Map<String, Value>>, ScimError> {
+        let Some(mut seed) = seed_from_filter(self.attr, &selector.ast) else {
+            return Err(ScimError::no_target(format!(
+                "{:?} matches no value",
+                self.text
+            )));
+        };
+        match sub {
+            Some(sub) => {
+                let v = normalize_value(sub, value, false, self.text)?;
+                if is_unassigned(&v) {
+                    return Ok(None);
+                }
+                seed.insert(sub.name.clone(), v);
+            }
+            None => {
+                if let Value::Object(fields) = without_nulls(normalize_value(
+                    self.attr,
+                    value,
+                    self.membership,
+                    self.text,
+                )?) {
+                    seed.extend(fields);
+                }
+            }
+        }
+        Ok(Some(seed))
+    }
+
+    /// `op` on each matched element of `items` (indices ascending), last first so that removing one
+    /// leaves the indices before it valid.
+    fn edit_matched(
+        &self,
+        op: Op,
+        sub: Option<&'static AttrDef>,
+        value: &Value,
+        items: &mut Vec<Value>,
+        matched: &[usize],
+    ) -> Result<(), ScimError> {
+        let replacement = match (op, sub) {
+            (Op::Remove, _) => None,
+            (_, Some(sub)) => Some(normalize_value(sub, value, false, self.text)?),
+            (_, None) => Some(normalize_value(
+                self.attr,
+                value,
+                self.membership,
+                self.text,
+            )?),
+        };
+        for &i in matched.iter().rev() {
+            match (op, sub, &replacement) {
+                (Op::Remove, None, _) => {
+                    items.remove(i);
+                }
+                (_, Some(sub), new) => {
+                    if let Some(obj) = items[i].as_object_mut() {
+                        set_sub(obj, op, sub, new.as_ref());
+                    }
+                }
+                (Op::Replace, None, Some(new)) => {
+                    let new = without_nulls(new.clone());
+                    if is_unassigned(&new) {
+                        items.remove(i);
+                    } else {
+                        items[i] = new;
+                    }
+                }
+                (Op::Add, None, Some(Value::Object(fields))) => {
+                    if let Some(obj) = items[i].as_object_mut() {
+                        merge_fields(obj, fields);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `op` on one sub-attribute of a matched element: an assigned value is written; an unassigned one
+/// removes the sub-attribute, except under `add`, where it changes nothing.
+fn set_sub(element: &mut Map<String, Value>, op: Op, sub: &AttrDef, new: Option<&Value>) {
+    match new {
+        Some(v) if !is_unassigned(v) => {
+            element.insert(sub.name.clone(), v.clone());
+        }
+        _ if op == Op::Add => {}
+        _ => {
+            element.remove(&sub.name);
+        }
+    }
+}
+
+/// `add` of an object to a matched element: its sub-attributes written in, a null one removed.
+fn merge_fields(element: &mut Map<String, Value>, fields: &Map<String, Value>) {
+    for (k, v) in fields {
+        if v.is_null() {
+            element.remove(k);
+        } else {
+            element.insert(k.clone(), v.clone());
+        }
     }
 }
 
