@@ -109,166 +109,174 @@ impl Churner {
     /// Whether `action` could be made (and so was).
     fn apply(&mut self, action: Action, store: &mut Store, origin: Origin) -> bool {
         match action {
-            Action::EditUser => {
-                let Some(id) = self.user_where(store, |_| true) else {
-                    return false;
-                };
-                let (dept, _, titles) = DEPARTMENTS[self.rng.random_range(0..DEPARTMENTS.len())];
-                let title = titles
-                    .choose(&mut self.rng)
-                    .copied()
-                    .unwrap_or("Specialist");
-                let office = OFFICES[self.rng.random_range(0..OFFICES.len())].0;
-                let body =
-                    object(json!({ "jobTitle": title, "department": dept, "location": office }));
-                store.update_user(&id, &body, origin).is_ok()
-            }
-            Action::CreateUser => {
-                self.created += 1;
-                let first = FIRST_NAMES.choose(&mut self.rng).copied().unwrap_or("Alex");
-                let last = LAST_NAMES.choose(&mut self.rng).copied().unwrap_or("Doe");
-                let (dept, _, titles) = DEPARTMENTS[self.rng.random_range(0..DEPARTMENTS.len())];
-                let username = format!("{}.{}.c{}", slug(first), slug(last), self.created);
-                let body = object(json!({
-                    "username": username,
-                    "email": format!("{username}@example.com"),
-                    "firstname": first,
-                    "lastname": last,
-                    "displayname": format!("{first} {last}"),
-                    "department": dept,
-                    "jobTitle": titles.first().copied().unwrap_or("Specialist"),
-                    "company": "Example Corp",
-                }));
-                store.create_user(&body, origin).is_ok()
-            }
-            Action::SuspendUser => {
-                let Some(id) = self.user_where(store, |u| u.state == UserState::Activated) else {
-                    return false;
-                };
-                let body = object(json!({ "state": "SUSPENDED" }));
-                store.update_user(&id, &body, origin).is_ok()
-            }
+            Action::EditUser => self.edit_user(store, origin),
+            Action::CreateUser => self.create_user(store, origin),
+            Action::SuspendUser => self.move_user(store, origin, UserState::Activated, "SUSPENDED"),
             Action::ReactivateUser => {
-                let Some(id) = self.user_where(store, |u| u.state == UserState::Suspended) else {
-                    return false;
-                };
-                let body = object(json!({ "state": "ACTIVATED" }));
-                store.update_user(&id, &body, origin).is_ok()
+                self.move_user(store, origin, UserState::Suspended, "ACTIVATED")
             }
-            Action::DeleteUser => {
-                if store.user_count() <= 1 {
-                    return false;
-                }
-                let Some(id) = self.user_where(store, |_| true) else {
-                    return false;
-                };
-                // The console asks what becomes of a manager's reports; the admin clears their manager.
-                store.delete_user(&id, Some("null"), origin).is_ok()
-            }
-            Action::AddMember => {
-                let Some(group) = self.group(store) else {
-                    return false;
-                };
-                let Some(user) = self.user_not_in(store, |s, u| {
-                    s.group(&group).is_some_and(|g| g.members.contains(u))
-                }) else {
-                    return false;
-                };
-                store
-                    .change_member(&group, EdgeOp::Add, &user, origin)
-                    .is_ok()
-            }
-            Action::RemoveMember => {
-                let Some(group) = self.group(store) else {
-                    return false;
-                };
-                let member = store.group(&group).and_then(|g| {
-                    let n = g.members.len();
-                    (n > 0)
-                        .then(|| g.members.iter().nth(self.rng.random_range(0..n)))
-                        .flatten()
-                        .cloned()
-                });
-                let Some(user) = member else {
-                    return false;
-                };
-                store
-                    .change_member(&group, EdgeOp::Remove, &user, origin)
-                    .is_ok()
-            }
-            Action::GrantDirectory => {
-                let Some((kind, dir)) = self.directory(store) else {
-                    return false;
-                };
-                if self.rng.random_bool(0.8) {
-                    let bound = |s: &Store, u: &str| {
-                        s.directories()
-                            .iter()
-                            .any(|d| d.id == dir && d.users.contains(u))
-                    };
-                    let Some(user) = self.user_not_in(store, bound) else {
-                        return false;
-                    };
-                    store
-                        .change_association(
-                            kind,
-                            &dir,
-                            EdgeOp::Add,
-                            Target::User,
-                            &user,
-                            Via::Directory,
-                            origin,
-                        )
-                        .is_ok()
-                } else {
-                    let Some(group) = self.group(store) else {
-                        return false;
-                    };
-                    store
-                        .change_association(
-                            kind,
-                            &dir,
-                            EdgeOp::Add,
-                            Target::UserGroup,
-                            &group,
-                            Via::Directory,
-                            origin,
-                        )
-                        .is_ok()
-                }
-            }
-            Action::RevokeDirectory => {
-                let Some((kind, dir)) = self.directory(store) else {
-                    return false;
-                };
-                let Some(d) = store.directories().iter().find(|d| d.id == dir) else {
-                    return false;
-                };
-                let (target, set) = if !d.groups.is_empty() && self.rng.random_bool(0.2) {
-                    (Target::UserGroup, &d.groups)
-                } else {
-                    (Target::User, &d.users)
-                };
-                let n = set.len();
-                if n == 0 {
-                    return false;
-                }
-                let Some(id) = set.iter().nth(self.rng.random_range(0..n)).cloned() else {
-                    return false;
-                };
-                store
-                    .change_association(
-                        kind,
-                        &dir,
-                        EdgeOp::Remove,
-                        target,
-                        &id,
-                        Via::Directory,
-                        origin,
-                    )
-                    .is_ok()
-            }
+            Action::DeleteUser => self.delete_user(store, origin),
+            Action::AddMember => self.add_member(store, origin),
+            Action::RemoveMember => self.remove_member(store, origin),
+            Action::GrantDirectory => self.grant_directory(store, origin),
+            Action::RevokeDirectory => self.revoke_directory(store, origin),
         }
+    }
+
+    /// A user moves to another department, title and office.
+    fn edit_user(&mut self, store: &mut Store, origin: Origin) -> bool {
+        let Some(id) = self.user_where(store, |_| true) else {
+            return false;
+        };
+        let (dept, _, titles) = DEPARTMENTS[self.rng.random_range(0..DEPARTMENTS.len())];
+        let title = titles
+            .choose(&mut self.rng)
+            .copied()
+            .unwrap_or("Specialist");
+        let office = OFFICES[self.rng.random_range(0..OFFICES.len())].0;
+        let body = object(json!({ "jobTitle": title, "department": dept, "location": office }));
+        store.update_user(&id, &body, origin).is_ok()
+    }
+
+    /// A new hire, with a username no seeded or earlier churned user has.
+    fn create_user(&mut self, store: &mut Store, origin: Origin) -> bool {
+        self.created += 1;
+        let first = FIRST_NAMES.choose(&mut self.rng).copied().unwrap_or("Alex");
+        let last = LAST_NAMES.choose(&mut self.rng).copied().unwrap_or("Doe");
+        let (dept, _, titles) = DEPARTMENTS[self.rng.random_range(0..DEPARTMENTS.len())];
+        let username = format!("{}.{}.c{}", slug(first), slug(last), self.created);
+        let body = object(json!({
+            "username": username,
+            "email": format!("{username}@example.com"),
+            "firstname": first,
+            "lastname": last,
+            "displayname": format!("{first} {last}"),
+            "department": dept,
+            "jobTitle": titles.first().copied().unwrap_or("Specialist"),
+            "company": "Example Corp",
+        }));
+        store.create_user(&body, origin).is_ok()
+    }
+
+    /// A user in state `from` is set to `to` (suspended, or re-activated).
+    fn move_user(
+        &mut self,
+        store: &mut Store,
+        origin: Origin,
+        from: UserState,
+        to: &'static str,
+    ) -> bool {
+        let Some(id) = self.user_where(store, |u| u.state == from) else {
+            return false;
+        };
+        let body = object(json!({ "state": to }));
+        store.update_user(&id, &body, origin).is_ok()
+    }
+
+    /// A user leaves; never the last one.
+    fn delete_user(&mut self, store: &mut Store, origin: Origin) -> bool {
+        if store.user_count() <= 1 {
+            return false;
+        }
+        let Some(id) = self.user_where(store, |_| true) else {
+            return false;
+        };
+        // The console asks what becomes of a manager's reports; the admin clears their manager.
+        store.delete_user(&id, Some("null"), origin).is_ok()
+    }
+
+    /// A user who is not yet a member joins a hand-managed group.
+    fn add_member(&mut self, store: &mut Store, origin: Origin) -> bool {
+        let Some(group) = self.group(store) else {
+            return false;
+        };
+        let Some(user) = self.user_not_in(store, |s, u| {
+            s.group(&group).is_some_and(|g| g.members.contains(u))
+        }) else {
+            return false;
+        };
+        store
+            .change_member(&group, EdgeOp::Add, &user, origin)
+            .is_ok()
+    }
+
+    /// A member leaves a hand-managed group.
+    fn remove_member(&mut self, store: &mut Store, origin: Origin) -> bool {
+        let Some(group) = self.group(store) else {
+            return false;
+        };
+        let member = store.group(&group).and_then(|g| {
+            let n = g.members.len();
+            (n > 0)
+                .then(|| g.members.iter().nth(self.rng.random_range(0..n)))
+                .flatten()
+                .cloned()
+        });
+        let Some(user) = member else {
+            return false;
+        };
+        store
+            .change_member(&group, EdgeOp::Remove, &user, origin)
+            .is_ok()
+    }
+
+    /// A directory is granted to a user not yet bound to it (mostly) or to a hand-managed group.
+    fn grant_directory(&mut self, store: &mut Store, origin: Origin) -> bool {
+        let Some((kind, dir)) = self.directory(store) else {
+            return false;
+        };
+        let (target, id) = if self.rng.random_bool(0.8) {
+            let bound = |s: &Store, u: &str| {
+                s.directories()
+                    .iter()
+                    .any(|d| d.id == dir && d.users.contains(u))
+            };
+            let Some(user) = self.user_not_in(store, bound) else {
+                return false;
+            };
+            (Target::User, user)
+        } else {
+            let Some(group) = self.group(store) else {
+                return false;
+            };
+            (Target::UserGroup, group)
+        };
+        store
+            .change_association(kind, &dir, EdgeOp::Add, target, &id, Via::Directory, origin)
+            .is_ok()
+    }
+
+    /// A directory is revoked from one of the users (mostly) or groups bound to it.
+    fn revoke_directory(&mut self, store: &mut Store, origin: Origin) -> bool {
+        let Some((kind, dir)) = self.directory(store) else {
+            return false;
+        };
+        let Some(d) = store.directories().iter().find(|d| d.id == dir) else {
+            return false;
+        };
+        let (target, set) = if !d.groups.is_empty() && self.rng.random_bool(0.2) {
+            (Target::UserGroup, &d.groups)
+        } else {
+            (Target::User, &d.users)
+        };
+        let n = set.len();
+        if n == 0 {
+            return false;
+        }
+        let Some(id) = set.iter().nth(self.rng.random_range(0..n)).cloned() else {
+            return false;
+        };
+        store
+            .change_association(
+                kind,
+                &dir,
+                EdgeOp::Remove,
+                target,
+                &id,
+                Via::Directory,
+                origin,
+            )
+            .is_ok()
     }
 
     /// A user matching `pred`, scanning from a random place, at most [`MAX_SCAN`] users.
