@@ -142,6 +142,17 @@ pub(super) fn slug(s: &str) -> String {
         .collect()
 }
 
+/// (location, street, locality, region, postal code, country, phone area code): an item of [`OFFICES`].
+type Office = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
 /// Seeds `n` users; returns their ids in creation (= id) order and each one's index into `DEPARTMENTS`.
 fn seed_users(
     rng: &mut StdRng,
@@ -155,24 +166,7 @@ fn seed_users(
     let mut ids: Vec<String> = Vec::with_capacity(n);
     let mut departments: Vec<usize> = Vec::with_capacity(n);
     for i in 0..n {
-        let first = *FIRST_NAMES.choose(rng).unwrap_or(&"Alex");
-        let last = *LAST_NAMES.choose(rng).unwrap_or(&"Doe");
-        let (f, l) = (slug(first), slug(last));
-        let pattern = rng.random_range(0..10);
-        let base = match pattern {
-            0..7 => format!("{f}.{l}"),
-            7..9 => format!("{}{l}", f.chars().next().unwrap_or('x')),
-            _ => format!("{f}_{l}"),
-        };
-        // Bases contain no digits, so `base` + counter never collides with another base.
-        let count = taken.entry(base.clone()).or_insert(0);
-        *count += 1;
-        let username = if *count == 1 {
-            base
-        } else {
-            format!("{base}{count}")
-        };
-
+        let (first, last, username) = draw_name(rng, &mut taken);
         let created_ms =
             EPOCH_START * 1000 + i as i64 * step_ms + rng.random_range(0..step_ms.max(1));
         let id = store.next_id(created_ms / 1000);
@@ -185,105 +179,13 @@ fn seed_users(
         );
 
         let dept_index = rng.random_range(0..DEPARTMENTS.len());
-        let (dept, cc, titles) = DEPARTMENTS[dept_index];
         let office = OFFICES[rng.random_range(0..OFFICES.len())];
-        u.email = format!("{username}@example.com");
-        u.firstname = first.to_owned();
-        u.lastname = last.to_owned();
-        if rng.random_bool(0.2) {
-            u.middlename = format!("{}.", (b'A' + rng.random_range(0..26u8)) as char);
-        }
-        u.displayname = format!("{first} {last}");
-        if rng.random_bool(0.3) {
-            u.alternate_email = format!("{username}@personal.example.net");
-        }
-        u.username = username;
-        u.department = dept.to_owned();
-        u.job_title = (*titles.choose(rng).unwrap_or(&"Specialist")).to_owned();
-        u.cost_center = format!("CC-{cc}-{:02}", rng.random_range(1..5));
-        u.company = "Example Corp".into();
-        let roll: f64 = rng.random();
-        let mut acc = 0.0;
-        u.employee_type = EMPLOYEE_TYPES
-            .iter()
-            .find(|(_, p)| {
-                acc += p;
-                roll < acc
-            })
-            .map_or("Full-time", |(t, _)| t)
-            .to_owned();
-        u.location = office.0.to_owned();
-        if rng.random_bool(0.95) {
-            u.employee_identifier = Some(format!("E{:06}", 100_000 + i));
-        }
-        if i > 0 && rng.random_bool(0.92) {
-            // Managers come from the first users, and always from earlier ones: no cycles, no self.
-            u.manager = Some(ids[rng.random_range(0..i.min(manager_pool))].clone());
-        }
-        if rng.random_bool(0.8) {
-            u.phone_numbers.push(PhoneNumber {
-                id: store.next_id(created_ms / 1000),
-                kind: "work".into(),
-                number: format!("+1 {} 555 {:04}", office.6, rng.random_range(0..10_000)),
-            });
-        }
-        if rng.random_bool(0.4) {
-            u.phone_numbers.push(PhoneNumber {
-                id: store.next_id(created_ms / 1000),
-                kind: "mobile".into(),
-                number: format!(
-                    "+1 555 {:03} {:04}",
-                    rng.random_range(100..1000),
-                    rng.random_range(0..10_000)
-                ),
-            });
-        }
-        if rng.random_bool(0.7) {
-            u.addresses.push(Address {
-                id: store.next_id(created_ms / 1000),
-                kind: "work".into(),
-                po_box: String::new(),
-                extended_address: String::new(),
-                street_address: office.1.to_owned(),
-                locality: office.2.to_owned(),
-                region: office.3.to_owned(),
-                postal_code: office.4.to_owned(),
-                country: office.5.to_owned(),
-            });
-        }
-        if rng.random_bool(0.1) {
-            u.attributes.push(Attribute {
-                name: "badgeNumber".into(),
-                value: json!(format!("B{:05}", rng.random_range(0..100_000))),
-            });
-        }
-        let state_roll: f64 = rng.random();
-        u.state = if state_roll < 0.02 {
-            UserState::Staged
-        } else if state_roll < 0.04 {
-            UserState::Suspended
-        } else {
-            UserState::Activated
-        };
-        u.suspended = u.state == UserState::Suspended;
-        u.activated = match u.state {
-            UserState::Staged => rng.random_bool(0.5),
-            _ => !rng.random_bool(0.03),
-        };
-        if u.activated {
-            u.password_date = Some(created.clone());
-        }
-        let mfa = rng.random_bool(0.3);
-        u.mfa = Mfa {
-            configured: mfa,
-            ..Mfa::default()
-        };
-        u.totp_enabled = mfa;
-        if rng.random_bool(0.01) {
-            u.account_locked = true;
-            u.account_locked_date = Some(created.clone());
-            u.bad_login_attempts = 5;
-        }
+        draw_identity(rng, &mut u, first, last, username);
+        draw_job(rng, &mut u, dept_index, office);
+        // Managers come from the first users, and always from earlier ones: no cycles, no self.
+        draw_reporting(rng, &mut u, i, &ids[..i.min(manager_pool)]);
+        draw_contacts(rng, store, &mut u, office, created_ms / 1000);
+        draw_account(rng, &mut u, &created);
         u.creation_source = "jumpcloud:bulk".into();
         ids.push(id);
         departments.push(dept_index);
@@ -292,9 +194,161 @@ fn seed_users(
     (ids, departments)
 }
 
+/// A first and last name and a username made of them, unique among the names in `taken`.
+fn draw_name(
+    rng: &mut StdRng,
+    taken: &mut HashMap<String, u32>,
+) -> (&'static str, &'static str, String) {
+    let first = *FIRST_NAMES.choose(rng).unwrap_or(&"Alex");
+    let last = *LAST_NAMES.choose(rng).unwrap_or(&"Doe");
+    let (f, l) = (slug(first), slug(last));
+    let pattern = rng.random_range(0..10);
+    let base = match pattern {
+        0..7 => format!("{f}.{l}"),
+        7..9 => format!("{}{l}", f.chars().next().unwrap_or('x')),
+        _ => format!("{f}_{l}"),
+    };
+    // Bases contain no digits, so `base` + counter never collides with another base.
+    let count = taken.entry(base.clone()).or_insert(0);
+    *count += 1;
+    let username = if *count == 1 {
+        base
+    } else {
+        format!("{base}{count}")
+    };
+    (first, last, username)
+}
+
+/// Names and emails: the username, the work email made of it, sometimes a middle initial and a personal
+/// alternate email.
+fn draw_identity(rng: &mut StdRng, u: &mut User, first: &str, last: &str, username: String) {
+    u.email = format!("{username}@example.com");
+    u.firstname = first.to_owned();
+    u.lastname = last.to_owned();
+    if rng.random_bool(0.2) {
+        u.middlename = format!("{}.", (b'A' + rng.random_range(0..26u8)) as char);
+    }
+    u.displayname = format!("{first} {last}");
+    if rng.random_bool(0.3) {
+        u.alternate_email = format!("{username}@personal.example.net");
+    }
+    u.username = username;
+}
+
+/// Department `dept_index`, one of its titles, its cost centre, an employee type by its share, the office.
+fn draw_job(rng: &mut StdRng, u: &mut User, dept_index: usize, office: Office) {
+    let (dept, cc, titles) = DEPARTMENTS[dept_index];
+    u.department = dept.to_owned();
+    u.job_title = (*titles.choose(rng).unwrap_or(&"Specialist")).to_owned();
+    u.cost_center = format!("CC-{cc}-{:02}", rng.random_range(1..5));
+    u.company = "Example Corp".into();
+    let roll: f64 = rng.random();
+    let mut acc = 0.0;
+    u.employee_type = EMPLOYEE_TYPES
+        .iter()
+        .find(|(_, p)| {
+            acc += p;
+            roll < acc
+        })
+        .map_or("Full-time", |(t, _)| t)
+        .to_owned();
+    u.location = office.0.to_owned();
+}
+
+/// The `i`th user's employee identifier (most have one) and manager (most have one, from `managers`).
+fn draw_reporting(rng: &mut StdRng, u: &mut User, i: usize, managers: &[String]) {
+    if rng.random_bool(0.95) {
+        u.employee_identifier = Some(format!("E{:06}", 100_000 + i));
+    }
+    if i > 0 && rng.random_bool(0.92) {
+        u.manager = Some(managers[rng.random_range(0..managers.len())].clone());
+    }
+}
+
+/// Work and mobile phones, the office's address and a badge number, each for some users; item ids are
+/// stamped `secs`.
+fn draw_contacts(rng: &mut StdRng, store: &mut Store, u: &mut User, office: Office, secs: i64) {
+    if rng.random_bool(0.8) {
+        u.phone_numbers.push(PhoneNumber {
+            id: store.next_id(secs),
+            kind: "work".into(),
+            number: format!("+1 {} 555 {:04}", office.6, rng.random_range(0..10_000)),
+        });
+    }
+    if rng.random_bool(0.4) {
+        u.phone_numbers.push(PhoneNumber {
+            id: store.next_id(secs),
+            kind: "mobile".into(),
+            number: format!(
+                "+1 555 {:03} {:04}",
+                rng.random_range(100..1000),
+                rng.random_range(0..10_000)
+            ),
+        });
+    }
+    if rng.random_bool(0.7) {
+        u.addresses.push(Address {
+            id: store.next_id(secs),
+            kind: "work".into(),
+            po_box: String::new(),
+            extended_address: String::new(),
+            street_address: office.1.to_owned(),
+            locality: office.2.to_owned(),
+            region: office.3.to_owned(),
+            postal_code: office.4.to_owned(),
+            country: office.5.to_owned(),
+        });
+    }
+    if rng.random_bool(0.1) {
+        u.attributes.push(Attribute {
+            name: "badgeNumber".into(),
+            value: json!(format!("B{:05}", rng.random_range(0..100_000))),
+        });
+    }
+}
+
+/// State (a few STAGED or SUSPENDED), whether a password was set (on `created`), MFA, and a rare lockout.
+fn draw_account(rng: &mut StdRng, u: &mut User, created: &str) {
+    let state_roll: f64 = rng.random();
+    u.state = if state_roll < 0.02 {
+        UserState::Staged
+    } else if state_roll < 0.04 {
+        UserState::Suspended
+    } else {
+        UserState::Activated
+    };
+    u.suspended = u.state == UserState::Suspended;
+    u.activated = match u.state {
+        UserState::Staged => rng.random_bool(0.5),
+        _ => !rng.random_bool(0.03),
+    };
+    if u.activated {
+        u.password_date = Some(created.to_owned());
+    }
+    let mfa = rng.random_bool(0.3);
+    u.mfa = Mfa {
+        configured: mfa,
+        ..Mfa::default()
+    };
+    u.totp_enabled = mfa;
+    if rng.random_bool(0.01) {
+        u.account_locked = true;
+        u.account_locked_date = Some(created.to_owned());
+        u.bad_login_attempts = 5;
+    }
+}
+
 /// How many of `n` users get a direct association, rounding `n * per / 601`.
 fn share(n: usize, per_601: usize) -> usize {
     (n * per_601 + 300) / 601
+}
+
+/// The two seeded directories' ids and the users bound to each directly.
+struct SeededDirectories {
+    ad_id: String,
+    gs_id: String,
+    ad_users: BTreeSet<String>,
+    gs_users: BTreeSet<String>,
 }
 
 fn seed_groups_and_directories(
@@ -305,25 +359,40 @@ fn seed_groups_and_directories(
     departments: &[usize],
     groups: usize,
 ) {
-    let n = user_ids.len();
-    let made = EPOCH_START;
-    let new_group = |store: &mut Store, fields: GroupFields, members: BTreeSet<String>| {
-        let id = store.next_id(made);
-        store.insert_group_unchecked(Group {
-            id: id.clone(),
-            organization: org.id.clone(),
-            fields,
-            members,
-        });
-        id
-    };
-
     let mut all = GroupFields::named(ALL_USERS);
     all.description = "Every user in the organization".into();
-    let all_id = new_group(store, all, user_ids.iter().cloned().collect());
+    let all_id = insert_group(store, org, all, user_ids.iter().cloned().collect());
     store.set_all_users_group(&all_id);
 
-    // Directories, with their direct user associations.
+    let dirs = seed_directories(rng, store, user_ids);
+
+    // The two directory-bound groups come last, and only once there is room for a department group too.
+    let bound = groups.saturating_sub(1).min(2);
+    seed_plain_groups(rng, store, org, user_ids, departments, groups - bound);
+    seed_bound_groups(rng, store, org, user_ids, &dirs, bound);
+}
+
+/// Adds a seeded group, created at the start of the seeded epoch; returns its id.
+fn insert_group(
+    store: &mut Store,
+    org: &Organization,
+    fields: GroupFields,
+    members: BTreeSet<String>,
+) -> String {
+    let id = store.next_id(EPOCH_START);
+    store.insert_group_unchecked(Group {
+        id: id.clone(),
+        organization: org.id.clone(),
+        fields,
+        members,
+    });
+    id
+}
+
+/// Active Directory and Google Workspace, with their direct user associations.
+fn seed_directories(rng: &mut StdRng, store: &mut Store, user_ids: &[String]) -> SeededDirectories {
+    let n = user_ids.len();
+    let made = EPOCH_START;
     let ad_id = store.next_id(made + 60);
     let gs_id = store.next_id(made + 120);
     let ad_users = sample_ids(rng, user_ids, share(n, AD_PER_601));
@@ -352,64 +421,99 @@ fn seed_groups_and_directories(
         users: gs_users.clone(),
         groups: BTreeSet::new(),
     });
+    SeededDirectories {
+        ad_id,
+        gs_id,
+        ad_users,
+        gs_users,
+    }
+}
 
-    // The two directory-bound groups come last, and only once there is room for a department group too.
-    let bound = groups.saturating_sub(1).min(2);
-    let plain = groups - bound;
+/// `plain` groups: one per department first, then themed ones, then numbered teams.
+fn seed_plain_groups(
+    rng: &mut StdRng,
+    store: &mut Store,
+    org: &Organization,
+    user_ids: &[String],
+    departments: &[usize],
+    plain: usize,
+) {
     let mut names_used: HashSet<String> = HashSet::new();
     names_used.insert(ALL_USERS.to_lowercase());
     for k in 0..plain {
-        let fields = if let Some(&(dept, code, _)) = DEPARTMENTS.get(k) {
-            let mut f = GroupFields::named(dept);
-            f.description = format!("Members of the {dept} department");
-            f.email = format!("{}@example.com", code.to_lowercase());
-            if dept == "Engineering" || dept == "IT" {
-                f.attributes =
-                    Some(json!({ "sudo": { "enabled": true, "withoutPassword": false } }));
-            }
-            f
-        } else {
-            let j = k - DEPARTMENTS.len();
-            let name = match THEMED_GROUPS.get(j) {
-                Some(name) => (*name).to_owned(),
-                None => format!("Team {:03}", j - THEMED_GROUPS.len() + 1),
-            };
-            let mut f = GroupFields::named(name);
-            if rng.random_bool(0.5) {
-                f.description = format!("{} (managed by IT)", f.name);
-            }
-            if rng.random_bool(0.2) {
-                f.attributes =
-                    Some(json!({ "ldapGroups": [ { "name": slug(&f.name.replace(' ', "-")) } ] }));
-            }
-            f
-        };
+        let fields = plain_group_fields(rng, k);
         if !names_used.insert(fields.name.to_lowercase()) {
             continue;
         }
-        let members: BTreeSet<String> = if k < DEPARTMENTS.len() {
-            user_ids
-                .iter()
-                .zip(departments)
-                .filter(|(_, d)| **d == k)
-                .map(|(id, _)| id.clone())
-                .collect()
-        } else {
-            let size = match rng.random_range(0..10) {
-                0..4 => rng.random_range(3..=12),
-                4..8 => rng.random_range(15..=80),
-                _ => rng.random_range(100..=400),
-            };
-            sample_ids(rng, user_ids, size.min(n))
-        };
-        new_group(store, fields, members);
+        let members = plain_group_members(rng, k, user_ids, departments);
+        insert_group(store, org, fields, members);
     }
+}
 
-    // Holders of a directory only through a bound group: users without a direct association.
-    let few = (n / 100).clamp(2, 8);
+/// The `k`th plain group's fields: the department's group, or a themed or numbered one.
+fn plain_group_fields(rng: &mut StdRng, k: usize) -> GroupFields {
+    if let Some(&(dept, code, _)) = DEPARTMENTS.get(k) {
+        let mut f = GroupFields::named(dept);
+        f.description = format!("Members of the {dept} department");
+        f.email = format!("{}@example.com", code.to_lowercase());
+        if dept == "Engineering" || dept == "IT" {
+            f.attributes = Some(json!({ "sudo": { "enabled": true, "withoutPassword": false } }));
+        }
+        return f;
+    }
+    let j = k - DEPARTMENTS.len();
+    let name = match THEMED_GROUPS.get(j) {
+        Some(name) => (*name).to_owned(),
+        None => format!("Team {:03}", j - THEMED_GROUPS.len() + 1),
+    };
+    let mut f = GroupFields::named(name);
+    if rng.random_bool(0.5) {
+        f.description = format!("{} (managed by IT)", f.name);
+    }
+    if rng.random_bool(0.2) {
+        f.attributes =
+            Some(json!({ "ldapGroups": [ { "name": slug(&f.name.replace(' ', "-")) } ] }));
+    }
+    f
+}
+
+/// The `k`th plain group's members: its department's users, or a sample of a drawn size.
+fn plain_group_members(
+    rng: &mut StdRng,
+    k: usize,
+    user_ids: &[String],
+    departments: &[usize],
+) -> BTreeSet<String> {
+    if k < DEPARTMENTS.len() {
+        return user_ids
+            .iter()
+            .zip(departments)
+            .filter(|(_, d)| **d == k)
+            .map(|(id, _)| id.clone())
+            .collect();
+    }
+    let size = match rng.random_range(0..10) {
+        0..4 => rng.random_range(3..=12),
+        4..8 => rng.random_range(15..=80),
+        _ => rng.random_range(100..=400),
+    };
+    sample_ids(rng, user_ids, size.min(user_ids.len()))
+}
+
+/// The first `bound` of the directory-bound groups. Their members hold a directory only through the group:
+/// users without a direct association.
+fn seed_bound_groups(
+    rng: &mut StdRng,
+    store: &mut Store,
+    org: &Organization,
+    user_ids: &[String],
+    dirs: &SeededDirectories,
+    bound: usize,
+) {
+    let few = (user_ids.len() / 100).clamp(2, 8);
     for (name, dir_id, direct) in [
-        (AD_BOUND_GROUP, &ad_id, &ad_users),
-        (GSUITE_BOUND_GROUP, &gs_id, &gs_users),
+        (AD_BOUND_GROUP, &dirs.ad_id, &dirs.ad_users),
+        (GSUITE_BOUND_GROUP, &dirs.gs_id, &dirs.gs_users),
     ]
     .into_iter()
     .take(bound)
@@ -423,7 +527,7 @@ fn seed_groups_and_directories(
         let mut fields = GroupFields::named(name);
         fields.description =
             format!("Bound to a directory: its members are provisioned there via {name}");
-        let gid = new_group(store, fields, members);
+        let gid = insert_group(store, org, fields, members);
         if let Some(d) = store.directory_mut(dir_id) {
             d.groups.insert(gid);
         }
