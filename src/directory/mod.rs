@@ -7,9 +7,6 @@ pub mod write;
 
 use std::time::Duration;
 
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-
 use crate::scim::error::ScimError;
 
 /// A write that failed: the SCIM error, and when to retry if retrying can help.
@@ -29,15 +26,14 @@ impl From<ScimError> for WriteError {
     }
 }
 
-impl IntoResponse for WriteError {
-    fn into_response(self) -> Response {
-        let mut resp = self.error.into_response();
-        if let Some(ra) = self.retry_after {
-            let secs = ra.as_secs().max(1);
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
-        resp
+/// No complete snapshot yet: nothing true to answer or write against. Retrying in a few seconds helps.
+pub fn not_ready() -> WriteError {
+    WriteError {
+        error: ScimError::new(
+            503,
+            None,
+            "the directory has not been loaded from JumpCloud yet; retry shortly",
+        ),
+        retry_after: Some(Duration::from_secs(5)),
     }
 }

@@ -3,6 +3,7 @@
 //! Handlers are thin: extract, ask the snapshot (reads) or the directory (writes), render. SCIM errors are
 //! `crate::scim::error::ScimError`, rendered as RFC 7644 §3.12 bodies; internal errors are logged, never sent.
 
+mod error;
 mod oauth;
 pub mod ops;
 mod scim_read;
@@ -257,7 +258,7 @@ async fn scim_errors_only(req: Request, next: Next) -> Response {
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/scim+json"));
+        .is_some_and(|ct| ct.starts_with(crate::scim::SCIM_CONTENT_TYPE));
     if status.as_u16() < 400 || is_scim {
         return resp;
     }

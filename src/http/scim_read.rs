@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::AppState;
+use super::error::not_ready;
 use super::support::{
-    add_snapshot_headers, entry_bytes, error, if_none_match, not_ready, query_map, scim_response,
-    selection,
+    add_snapshot_headers, entry_bytes, error, if_none_match, query_map, scim_response, selection,
 };
 use crate::auth::Principal;
 use crate::cache::{Kind, Snapshot};
@@ -22,7 +22,7 @@ use crate::directory::read::{self, ListPage, resource_kind};
 use crate::scim::attrs::AttrSelection;
 use crate::scim::discovery;
 use crate::scim::error::ScimError;
-use crate::scim::list::{self, Query, QueryParams};
+use crate::scim::list::{self, Position, Query, QueryParams};
 use crate::scim::paging::Paging;
 use scim_v2::models::errors::ScimType;
 
@@ -77,48 +77,23 @@ struct Cursors {
 
 fn render_list_with(pages: &Pages<'_>, snap: &Snapshot, cursors: Option<Cursors>) -> Response {
     let total: usize = pages.iter().map(|(p, _, _)| p.total).sum();
-    let items: usize = pages.iter().map(|(p, _, _)| p.items.len()).sum();
     let start_index = pages.first().map(|(p, _, _)| p.start_index).unwrap_or(1);
     // Index paging says where the page starts; cursor paging says where the next one does.
     let position = match &cursors {
-        None => format!("\"startIndex\":{start_index}"),
-        Some(c) => {
-            let mut parts = Vec::new();
-            if let Some(n) = &c.next {
-                parts.push(format!("\"nextCursor\":{}", Value::from(n.as_str())));
-            }
-            if let Some(p) = &c.previous {
-                parts.push(format!("\"previousCursor\":{}", Value::from(p.as_str())));
-            }
-            parts.join(",")
-        }
-    };
-    let position = if position.is_empty() {
-        String::new()
-    } else {
-        format!("{position},")
+        None => Position::Index(start_index),
+        Some(c) => Position::Cursors {
+            next: c.next.as_deref(),
+            previous: c.previous.as_deref(),
+        },
     };
     let bodies: Vec<Bytes> = pages
         .iter()
         .flat_map(|(p, kind, attrs)| p.items.iter().map(move |e| entry_bytes(e, attrs, *kind)))
         .collect();
-    let size: usize = bodies.iter().map(|b| b.len() + 1).sum::<usize>() + 160;
-    let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(
-        format!(
-            "{{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:ListResponse\"],\"totalResults\":{total},\
-             \"itemsPerPage\":{items},{position}\"Resources\":["
-        )
-        .as_bytes(),
+    let mut resp = scim_response(
+        StatusCode::OK,
+        list::list_response(total, position, &bodies),
     );
-    for (i, b) in bodies.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b);
-    }
-    out.extend_from_slice(b"]}");
-    let mut resp = scim_response(StatusCode::OK, out);
     add_snapshot_headers(&mut resp, snap);
     resp
 }
@@ -465,7 +440,7 @@ async fn get_kind(
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         r.headers_mut().insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static(super::support::SCIM_JSON),
+            HeaderValue::from_static(crate::scim::SCIM_CONTENT_TYPE),
         );
         r
     } else {
@@ -509,8 +484,14 @@ fn json_response(v: &Value) -> Response {
 }
 
 fn list_of(resources: Vec<Value>) -> Response {
-    let total = resources.len();
-    json_response(&list::list_response(resources, total, 1))
+    let bodies: Vec<Vec<u8>> = resources
+        .iter()
+        .map(|r| serde_json::to_vec(r).unwrap_or_default())
+        .collect();
+    scim_response(
+        StatusCode::OK,
+        list::list_response(bodies.len(), Position::Index(1), &bodies),
+    )
 }
 
 async fn service_provider_config(State(state): State<AppState>) -> Response {

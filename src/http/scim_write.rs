@@ -97,7 +97,7 @@ fn json_body(headers: &HeaderMap, body: &Bytes, depth: usize) -> Result<Value, S
             .unwrap_or_default()
             .trim()
             .to_ascii_lowercase();
-        if !(mime == "application/scim+json"
+        if !(mime == crate::scim::SCIM_CONTENT_TYPE
             || mime == "application/json"
             || mime.ends_with("+json"))
         {

@@ -179,8 +179,9 @@ async fn refuse(mut stream: TcpStream) {
     .to_json()
     .to_string();
     let head = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/scim+json\r\nretry-after: 1\r\n\
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {}\r\nretry-after: 1\r\n\
          connection: close\r\ncontent-length: {}\r\n\r\n",
+        crate::scim::SCIM_CONTENT_TYPE,
         body.len()
     );
     let write = async {

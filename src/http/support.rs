@@ -10,18 +10,19 @@ use jiff::Timestamp;
 use crate::cache::snapshot::etag_listed;
 use crate::cache::{Entry, Kind, Snapshot, age_seconds};
 use crate::directory::read::resource_kind;
+use crate::scim::SCIM_CONTENT_TYPE;
 use crate::scim::attrs::AttrSelection;
 use crate::scim::error::ScimError;
 use axum::body::Bytes;
-
-pub const SCIM_JSON: &str = "application/scim+json";
 
 /// A response with a SCIM JSON body.
 pub fn scim_response(status: StatusCode, body: impl Into<Body>) -> Response {
     let mut resp = Response::new(body.into());
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(SCIM_CONTENT_TYPE),
+    );
     resp
 }
 
@@ -35,19 +36,6 @@ pub fn add_snapshot_headers(resp: &mut Response, snap: &Snapshot) {
     if let Ok(v) = HeaderValue::from_str(&age.to_string()) {
         h.insert("x-snapshot-age", v);
     }
-}
-
-/// 503 with `Retry-After`: no snapshot exists yet, so there is nothing true to answer with.
-pub fn not_ready() -> Response {
-    let mut resp = ScimError::new(
-        503,
-        None,
-        "the directory has not been loaded from JumpCloud yet; retry shortly",
-    )
-    .into_response();
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    resp
 }
 
 /// Whether an `If-None-Match` header matches `etag` (weak comparison, `*` matches anything).

@@ -20,13 +20,12 @@ pub use user::{
 };
 pub use username::UsernamePolicy;
 
-/// SCIM schema URNs used by the mapping.
+/// SCIM schema URNs used by the mapping, by short names (defined once, in `crate::scim::schema`).
 pub mod urn {
-    pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-    pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-    pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-    pub const JC_USER: &str = "urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:User";
-    pub const JC_GROUP: &str = "urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:Group";
+    pub use crate::scim::schema::{
+        ENTERPRISE_USER_URN as ENTERPRISE, GROUP_URN as GROUP, JUMPCLOUD_GROUP_URN as JC_GROUP,
+        JUMPCLOUD_USER_URN as JC_USER, USER_URN as USER,
+    };
 }
 
 /// JumpCloud custom attribute keeping the client's primary email exactly as sent, when its case differs

@@ -1,11 +1,10 @@
 //! The one SCIM error value of the protocol core and its RFC 7644 §3.12 wire form.
 //!
 //! Owns: status code, `scimType` and a client-safe `detail`. Every function of `scim::*` fails with a
-//! [`ScimError`], and HTTP handlers may return it directly. It never carries internal error text: a
+//! [`ScimError`]; `crate::http` renders it (this layer builds no responses). It never carries internal error text: a
 //! `detail` says what was wrong with the request, in words meant for the client.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use scim_v2::models::errors::ScimType;
 use serde_json::{Value, json};
 
@@ -147,19 +146,6 @@ impl ScimError {
     }
 }
 
-impl IntoResponse for ScimError {
-    fn into_response(self) -> Response {
-        let status = self.status_code();
-        let body = serde_json::to_vec(&self.to_json()).unwrap_or_default();
-        let mut response = (status, body).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(SCIM_CONTENT_TYPE),
-        );
-        response
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,13 +181,6 @@ mod tests {
             assert_eq!(body["detail"], json!("bad"));
             assert_eq!(body.get("scimType").and_then(Value::as_str), scim_type);
         }
-    }
-
-    #[test]
-    fn response_is_scim_json() {
-        let response = ScimError::uniqueness("userName taken").into_response();
-        assert_eq!(response.status(), StatusCode::CONFLICT);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], SCIM_CONTENT_TYPE);
     }
 
     #[test]

@@ -162,25 +162,73 @@ impl Query {
     }
 }
 
-/// A `ListResponse`: `totalResults` (all matches), `itemsPerPage` (this page's size) and
-/// `startIndex` as JSON integers, and `Resources` (always present, possibly empty).
-pub fn list_response(resources: Vec<Value>, total_results: usize, start_index: usize) -> Value {
-    json!({
-        "schemas": [LIST_RESPONSE_URN],
-        "totalResults": total_results,
-        "itemsPerPage": resources.len(),
-        "startIndex": start_index.max(1),
-        "Resources": resources,
-    })
+/// Where one page of a `ListResponse` stands in its result set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position<'a> {
+    /// Index paging (RFC 7644 §3.4.2.4): the page's 1-based `startIndex`.
+    Index(usize),
+    /// Cursor paging (RFC 9865): the cursors of the pages after and before this one, when there are such.
+    Cursors {
+        next: Option<&'a str>,
+        previous: Option<&'a str>,
+    },
+}
+
+/// A `ListResponse` around resources already serialised as JSON objects: `totalResults` (all matches) and
+/// `itemsPerPage` (this page's size) as JSON integers, the page's [`Position`], and `Resources` (always
+/// present, possibly empty). The one place the envelope is written: a page costs a copy of its resources'
+/// bytes, not a serialisation.
+pub fn list_response<B: AsRef<[u8]>>(
+    total: usize,
+    position: Position<'_>,
+    resources: &[B],
+) -> Vec<u8> {
+    let position = match position {
+        Position::Index(start) => format!("\"startIndex\":{},", start.max(1)),
+        Position::Cursors { next, previous } => {
+            let mut out = String::new();
+            for (name, cursor) in [("nextCursor", next), ("previousCursor", previous)] {
+                if let Some(c) = cursor {
+                    out.push_str(&format!("\"{name}\":{},", Value::from(c)));
+                }
+            }
+            out
+        }
+    };
+    let size: usize = resources
+        .iter()
+        .map(|b| b.as_ref().len() + 1)
+        .sum::<usize>()
+        + 160;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(
+        format!(
+            "{{\"schemas\":[\"{LIST_RESPONSE_URN}\"],\"totalResults\":{total},\"itemsPerPage\":{},{position}\"Resources\":[",
+            resources.len()
+        )
+        .as_bytes(),
+    );
+    for (i, b) in resources.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b.as_ref());
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parsed(bytes: Vec<u8>) -> Value {
+        serde_json::from_slice(&bytes).expect("the envelope is JSON")
+    }
+
     #[test]
     fn envelope_uses_integers() {
-        let body = list_response(vec![json!({"id": "a"})], 42, 11);
+        let body = parsed(list_response(42, Position::Index(11), &[br#"{"id":"a"}"#]));
         assert_eq!(
             body,
             json!({
@@ -189,10 +237,36 @@ mod tests {
                 "Resources": [{"id": "a"}]
             })
         );
-        let empty = list_response(Vec::new(), 0, 0);
+        let empty = parsed(list_response::<&[u8]>(0, Position::Index(0), &[]));
         assert_eq!(empty["totalResults"], 0);
         assert_eq!(empty["startIndex"], 1);
         assert_eq!(empty["Resources"], json!([]));
+    }
+
+    #[test]
+    fn cursor_pages_say_where_the_next_and_previous_pages_are() {
+        let body = parsed(list_response(
+            3,
+            Position::Cursors {
+                next: Some("w.2"),
+                previous: None,
+            },
+            &[br#"{"id":"a"}"#, br#"{"id":"b"}"#],
+        ));
+        assert_eq!(body["nextCursor"], "w.2");
+        assert!(body.get("previousCursor").is_none());
+        assert!(body.get("startIndex").is_none());
+        assert_eq!(body["itemsPerPage"], 2);
+        assert_eq!(body["Resources"][1]["id"], "b");
+        let quoted = parsed(list_response::<&[u8]>(
+            0,
+            Position::Cursors {
+                next: None,
+                previous: Some("a\"b"),
+            },
+            &[],
+        ));
+        assert_eq!(quoted["previousCursor"], "a\"b");
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub mod schema;
 pub mod sort;
 
 pub use attrs::AttrSelection;
-pub use error::ScimError;
+pub use error::{ERROR_URN, SCIM_CONTENT_TYPE, ScimError};
 pub use filter::{CompiledFilter, IndexHint};
 pub use list::{Query, QueryParams};
 pub use paging::Paging;

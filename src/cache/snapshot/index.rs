@@ -7,6 +7,7 @@ use imbl::{HashMap, OrdMap};
 use serde_json::Value;
 
 use super::{Entry, Id, IdSet, Kind, Snapshot};
+use crate::scim::schema::ENTERPRISE_USER_URN;
 
 /// Case-insensitive and exact lookups for indexed filters.
 #[derive(Debug, Clone, Default)]
@@ -146,7 +147,11 @@ impl Snapshot {
                 if let Some(x) = j.get("externalId").and_then(Value::as_str) {
                     keys.push((2, Arc::from(x)));
                 }
-                if let Some(n) = j.pointer("/urn:ietf:params:scim:schemas:extension:enterprise:2.0:User/employeeNumber").and_then(Value::as_str) {
+                if let Some(n) = j
+                    .get(ENTERPRISE_USER_URN)
+                    .and_then(|x| x.get("employeeNumber"))
+                    .and_then(Value::as_str)
+                {
                     keys.push((3, lower(n)));
                 }
             }
