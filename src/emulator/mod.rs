@@ -16,7 +16,8 @@
 //! - `faults`, `stats`: the fault dice and the request counters.
 //! - `error`: error bodies, JSON answers, body and query extraction.
 //! - `events`: the Directory Insights history every store write records; `insights`: the feed's routes
-//!   (`/insights/directory/v1/events`, `/events/count`) over it.
+//!   (`/insights/directory/v1/events`, `/events/count`) over it; its query rules are tested in
+//!   `insights_tests.rs`.
 //! - `churn`: the background task that changes the directory as an admin in the console would.
 
 mod churn;
