@@ -292,6 +292,7 @@ fn compile_exp(exp: &AttrExp, scope: Scope) -> Result<Node, ScimError> {
     })
 }
 
+/// The test `op value` makes for an attribute of `def`'s type, its operand read and folded once.
 fn build_test(
     path: &AttrPath,
     op: &CompareOp,
@@ -306,90 +307,100 @@ fn build_test(
         CompareOp::Le => Some(Ord::Le),
         CompareOp::Co | CompareOp::Sw | CompareOp::Ew => None,
     };
-    let unsupported = |what: &str| {
-        ScimError::invalid_filter(format!(
-            "'{path}' is {what}; the operator '{op}' does not apply to it"
-        ))
-    };
     match def.attr_type {
-        AttrType::Boolean => {
-            if ord != Some(Ord::Eq) {
-                return Err(unsupported("a boolean"));
-            }
-            let operand = match value {
-                CompValue::True => true,
-                CompValue::False => false,
-                CompValue::Str(s) if s.eq_ignore_ascii_case("true") => true,
-                CompValue::Str(s) if s.eq_ignore_ascii_case("false") => false,
-                other => {
-                    return Err(ScimError::invalid_filter(format!(
-                        "'{path}' is a boolean; {other} is not true or false"
-                    )));
-                }
-            };
-            Ok(Test::Bool(operand))
+        AttrType::Boolean if ord == Some(Ord::Eq) => build_bool(path, value),
+        AttrType::Boolean => Err(unsupported(path, op, "a boolean")),
+        AttrType::Integer | AttrType::Decimal => match ord {
+            Some(ord) => build_num(path, ord, value),
+            None => Err(unsupported(path, op, "a number")),
+        },
+        AttrType::DateTime if ord.is_some() => build_time(path, ord.unwrap_or(Ord::Eq), value),
+        AttrType::Complex => Err(unsupported(path, op, "complex")),
+        AttrType::Binary if matches!(ord, Some(o) if o != Ord::Eq) => {
+            Err(unsupported(path, op, "binary"))
         }
-        AttrType::Integer | AttrType::Decimal => {
-            let Some(op) = ord else {
-                return Err(unsupported("a number"));
-            };
-            let operand = match value {
-                CompValue::Number(n) => n.as_f64(),
-                CompValue::Str(s) => s.trim().parse::<f64>().ok(),
-                _ => None,
-            }
-            .ok_or_else(|| {
-                ScimError::invalid_filter(format!("'{path}' is a number; {value} is not"))
-            })?;
-            Ok(Test::Num { op, operand })
-        }
-        AttrType::DateTime if ord.is_some() => {
-            let operand = match value {
-                CompValue::Str(s) => parse_instant(s),
-                _ => None,
-            }
-            .ok_or_else(|| {
-                ScimError::invalid_filter(format!(
-                    "'{path}' is a dateTime; {value} is not one (expected e.g. \"2026-01-01T00:00:00Z\")"
-                ))
-            })?;
-            Ok(Test::Time {
-                op: ord.unwrap_or(Ord::Eq),
-                operand,
-            })
-        }
-        AttrType::Complex => Err(unsupported("complex")),
-        AttrType::Binary if matches!(ord, Some(o) if o != Ord::Eq) => Err(unsupported("binary")),
         AttrType::String | AttrType::Reference | AttrType::Binary | AttrType::DateTime => {
-            let text = match value {
-                CompValue::Str(s) => s.clone(),
-                CompValue::Number(n) => n.to_string(),
-                CompValue::True => "true".to_owned(),
-                CompValue::False => "false".to_owned(),
-                CompValue::Null => String::new(),
-            };
-            // dateTime reaches here only for co/sw/ew, which work on the lexical form.
-            let case_exact = def.case_exact && def.attr_type != AttrType::DateTime;
-            let operand = if case_exact {
-                text
-            } else {
-                text.to_lowercase()
-            };
-            let op = match op {
-                CompareOp::Co => StrOp::Co,
-                CompareOp::Sw => StrOp::Sw,
-                CompareOp::Ew => StrOp::Ew,
-                _ => match ord {
-                    Some(Ord::Eq) | None => StrOp::Eq,
-                    Some(o) => StrOp::Ord(o),
-                },
-            };
-            Ok(Test::Str {
-                op,
-                operand: operand.into_boxed_str(),
-                case_exact,
-            })
+            Ok(build_str(op, ord, value, def))
         }
+    }
+}
+
+fn unsupported(path: &AttrPath, op: &CompareOp, what: &str) -> ScimError {
+    ScimError::invalid_filter(format!(
+        "'{path}' is {what}; the operator '{op}' does not apply to it"
+    ))
+}
+
+/// `eq` against a boolean: `true`/`false`, bare or as a string in any case.
+fn build_bool(path: &AttrPath, value: &CompValue) -> Result<Test, ScimError> {
+    let operand = match value {
+        CompValue::True => true,
+        CompValue::False => false,
+        CompValue::Str(s) if s.eq_ignore_ascii_case("true") => true,
+        CompValue::Str(s) if s.eq_ignore_ascii_case("false") => false,
+        other => {
+            return Err(ScimError::invalid_filter(format!(
+                "'{path}' is a boolean; {other} is not true or false"
+            )));
+        }
+    };
+    Ok(Test::Bool(operand))
+}
+
+/// An ordering against a number, given as a number or a numeric string.
+fn build_num(path: &AttrPath, op: Ord, value: &CompValue) -> Result<Test, ScimError> {
+    let operand = match value {
+        CompValue::Number(n) => n.as_f64(),
+        CompValue::Str(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| ScimError::invalid_filter(format!("'{path}' is a number; {value} is not")))?;
+    Ok(Test::Num { op, operand })
+}
+
+/// An ordering against a dateTime, compared as instants.
+fn build_time(path: &AttrPath, op: Ord, value: &CompValue) -> Result<Test, ScimError> {
+    let operand = match value {
+        CompValue::Str(s) => parse_instant(s),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        ScimError::invalid_filter(format!(
+            "'{path}' is a dateTime; {value} is not one (expected e.g. \"2026-01-01T00:00:00Z\")"
+        ))
+    })?;
+    Ok(Test::Time { op, operand })
+}
+
+/// A test on the lexical form: any operand as text, lower-cased unless the attribute is caseExact.
+fn build_str(op: &CompareOp, ord: Option<Ord>, value: &CompValue, def: &AttrDef) -> Test {
+    let text = match value {
+        CompValue::Str(s) => s.clone(),
+        CompValue::Number(n) => n.to_string(),
+        CompValue::True => "true".to_owned(),
+        CompValue::False => "false".to_owned(),
+        CompValue::Null => String::new(),
+    };
+    // dateTime reaches here only for co/sw/ew, which work on the lexical form.
+    let case_exact = def.case_exact && def.attr_type != AttrType::DateTime;
+    let operand = if case_exact {
+        text
+    } else {
+        text.to_lowercase()
+    };
+    let op = match op {
+        CompareOp::Co => StrOp::Co,
+        CompareOp::Sw => StrOp::Sw,
+        CompareOp::Ew => StrOp::Ew,
+        _ => match ord {
+            Some(Ord::Eq) | None => StrOp::Eq,
+            Some(o) => StrOp::Ord(o),
+        },
+    };
+    Test::Str {
+        op,
+        operand: operand.into_boxed_str(),
+        case_exact,
     }
 }
 
