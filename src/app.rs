@@ -18,6 +18,7 @@ use crate::cache::versions::Versions;
 use crate::cache::{BuildOptions, Store};
 use crate::config::{Config, OpsAuth};
 use crate::directory::pins::Pins;
+use crate::directory::reader::Reader;
 use crate::directory::write::{WriteSettings, Writer};
 use crate::http::ops::OpsPlacement;
 use crate::http::server::{self, ConnCounter, ConnLimits};
@@ -314,8 +315,8 @@ fn app_state(
     }
     Ok(AppState {
         writer: writer(config, store.clone(), client),
+        reader: Reader::new(store.clone(), pins),
         store,
-        pins,
         audit,
         auth: Arc::new(auth),
         settings: Arc::new(http_settings(config)),

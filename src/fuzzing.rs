@@ -744,6 +744,14 @@ static OAUTH: LazyLock<OAuthHarness> = LazyLock::new(|| {
             },
         );
         crate::http::router(crate::http::AppState {
+            reader: crate::directory::reader::Reader::new(
+                store.clone(),
+                Arc::new(crate::directory::pins::Pins::new(
+                    Duration::from_secs(60),
+                    16,
+                    4,
+                )),
+            ),
             store,
             auth: AUTH.clone(),
             settings: Arc::new(crate::http::HttpSettings {
@@ -755,11 +763,6 @@ static OAUTH: LazyLock<OAuthHarness> = LazyLock::new(|| {
             }),
             refresh_now: Arc::new(tokio::sync::Notify::new()),
             writer: Arc::new(writer),
-            pins: Arc::new(crate::directory::pins::Pins::new(
-                Duration::from_secs(60),
-                16,
-                4,
-            )),
             audit: Arc::new(crate::audit::Audit::to_writer(Box::new(std::io::sink()))),
             metrics: crate::telemetry::Metrics::new(),
             // Never refusing a name keeps each answer a function of the request alone, so an input found

@@ -29,7 +29,8 @@ pub struct Stop {
 #[derive(Debug)]
 pub struct StopHandle(watch::Sender<bool>);
 
-/// Background tasks owned by the app, stopped and awaited together.
+/// Background tasks owned by the app, stopped and awaited together. Dropping it asks every task to stop
+/// without waiting for any.
 #[derive(Debug, Default)]
 pub struct Background {
     tasks: Vec<Task>,

@@ -3,6 +3,7 @@
 
 pub mod pins;
 pub mod read;
+pub mod reader;
 pub mod write;
 
 use std::time::Duration;

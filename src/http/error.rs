@@ -37,11 +37,6 @@ impl IntoResponse for WriteError {
     }
 }
 
-/// 503 with `Retry-After`: no snapshot exists yet, so there is nothing true to answer with.
-pub fn not_ready() -> Response {
-    crate::directory::not_ready().into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -72,7 +67,8 @@ mod tests {
             "1",
             "rounded up to a second"
         );
-        let r = not_ready();
+        // No snapshot yet: nothing true to answer with.
+        let r = crate::directory::not_ready().into_response();
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()[header::RETRY_AFTER], "5");
     }

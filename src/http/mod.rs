@@ -31,7 +31,7 @@ use crate::audit::Audit;
 use crate::auth::throttle::FailedAuth;
 use crate::auth::{AuthError, Authenticator};
 use crate::cache::Store;
-use crate::directory::pins::Pins;
+use crate::directory::reader::Reader;
 use crate::directory::write::Writer;
 use crate::scim::error::ScimError;
 use crate::telemetry::{self, Metrics};
@@ -87,8 +87,8 @@ pub struct AppState {
     pub refresh_now: Arc<Notify>,
     /// Carries writes to JumpCloud.
     pub writer: Arc<Writer>,
-    /// Pinned list walks.
-    pub pins: Arc<Pins>,
+    /// What the SCIM read handlers read through: the latest snapshot, or the one a walk is pinned to.
+    pub reader: Reader,
     /// Where client writes are recorded.
     pub audit: Arc<Audit>,
     /// Everything `/metrics` reports.

@@ -138,7 +138,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus text format; no credential, like `/healthz`: it holds aggregate figures only.
 async fn metrics(State(state): State<AppState>) -> Response {
     // Gauges read from their owners at scrape time.
-    state.metrics.set_pinned_walks(state.pins.walks());
+    state.metrics.set_pinned_walks(state.reader.pinned_walks());
     state
         .metrics
         .set_breaker_state(state.writer.breaker_state());
@@ -155,7 +155,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 async fn status_page(State(state): State<AppState>) -> Response {
     use super::status::{HeldBackView, SnapshotView, View};
     let now = Timestamp::now();
-    state.metrics.set_pinned_walks(state.pins.walks());
+    state.metrics.set_pinned_walks(state.reader.pinned_walks());
     state
         .metrics
         .set_breaker_state(state.writer.breaker_state());

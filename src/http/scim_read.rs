@@ -9,22 +9,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::AppState;
-use super::error::not_ready;
 use super::support::{
     add_snapshot_headers, entry_bytes, error, if_none_match, query_map, scim_response, selection,
 };
 use crate::auth::Principal;
 use crate::cache::{Kind, Snapshot};
-use crate::directory::read::{self, ListPage, resource_kind};
+use crate::directory::read::{ListPage, resource_kind};
+use crate::directory::reader::walk_key;
 use crate::scim::attrs::AttrSelection;
 use crate::scim::discovery;
 use crate::scim::error::ScimError;
 use crate::scim::list::{self, Position, Query, QueryParams};
-use crate::scim::paging::Paging;
-use scim_v2::models::errors::ScimType;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -98,55 +95,19 @@ fn render_list_with(pages: &Pages<'_>, snap: &Snapshot, cursors: Option<Cursors>
     resp
 }
 
-/// What makes two requests pages of one listing: everything but where the page starts.
-fn walk_key(principal: &Principal, kind: Kind, params: &QueryParams) -> String {
-    let f = |v: &Option<String>| v.clone().unwrap_or_default();
-    format!(
-        "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
-        principal.name,
-        kind.endpoint(),
-        f(&params.filter),
-        f(&params.sort_by),
-        f(&params.sort_order),
-        f(&params.count),
-        f(&params.attributes),
-        f(&params.excluded_attributes)
-    )
-}
-
-/// The snapshot a page of index paging reads: the first page pins the latest version for its walk, later
-/// pages read the pinned one (or the latest, once the pin is gone).
-fn walk_snapshot(
-    state: &AppState,
-    key: &str,
-    start_index: usize,
-    latest: Arc<Snapshot>,
-) -> Arc<Snapshot> {
-    if start_index <= 1 {
-        state.pins.pin(key, &latest);
-        latest
-    } else {
-        state.pins.pinned(key).unwrap_or(latest)
-    }
-}
-
-/// One page of an index-paged walk (a GET list or a `.search`), from the snapshot its walk is pinned to.
+/// One page of an index-paged walk (a GET list or a `.search`), from the snapshot its walk reads.
 fn index_page(
     state: &AppState,
     principal: &Principal,
     kind: Kind,
     params: &QueryParams,
     query: &Query,
-    latest: Arc<Snapshot>,
 ) -> Response {
-    let snap = walk_snapshot(
-        state,
-        &walk_key(principal, kind, params),
-        query.paging.start_index,
-        latest,
-    );
-    let page = read::list(&snap, kind, query);
-    render_list(&[(&page, kind, &query.attributes)], &snap)
+    let walk = walk_key(&principal.name, kind, params);
+    match state.reader.index_page(&walk, kind, query) {
+        Ok(read) => render_list(&[(&read.value, kind, &query.attributes)], &read.snapshot),
+        Err(e) => e.into_response(),
+    }
 }
 
 fn params_of(q: &HashMap<String, String>) -> QueryParams {
@@ -168,22 +129,19 @@ async fn list_kind(
     kind: Kind,
     raw: Option<String>,
 ) -> Response {
-    let Some(latest) = state.store.load() else {
-        return not_ready();
-    };
     let q = match query_map(raw.as_deref()) {
         Ok(q) => q,
         Err(e) => return error(e),
     };
     if let Some(cursor) = q.get("cursor") {
-        return cursor_page(state, kind, &q, cursor, latest);
+        return cursor_page(state, kind, &q, cursor);
     }
     let params = params_of(&q);
     let query = match Query::parse(&params, resource_kind(kind), state.settings.max_count) {
         Ok(q) => bounded(q, state.settings.max_results),
         Err(e) => return error(e),
     };
-    index_page(state, principal, kind, &params, &query, latest)
+    index_page(state, principal, kind, &params, &query)
 }
 
 /// RFC 9865 cursor paging: `cursor` (empty for the first page) and `count`; the cursor names the walk and the
@@ -193,7 +151,6 @@ fn cursor_page(
     kind: Kind,
     q: &HashMap<String, String>,
     cursor: &str,
-    latest: Arc<Snapshot>,
 ) -> Response {
     if q.contains_key("startindex") {
         return error(ScimError::invalid_value(
@@ -217,48 +174,27 @@ fn cursor_page(
             }
         },
     };
-    let (walk, offset, snap) = if cursor.is_empty() {
-        let walk = new_walk_id();
-        state.pins.pin(&walk, &latest);
-        (walk, 0usize, latest)
-    } else {
-        let parsed = cursor
-            .split_once('.')
-            .and_then(|(w, o)| Some((w.to_string(), o.parse::<usize>().ok()?)));
-        let Some((walk, offset)) = parsed else {
-            return error(ScimError::new(
-                400,
-                Some(ScimType::Other("invalidCursor".into())),
-                format!(
-                    "cursor {cursor:?} was not issued by this service; start again with cursor="
-                ),
-            ));
-        };
-        let snap = state.pins.pinned(&walk).unwrap_or(latest);
-        (walk, offset, snap)
-    };
-    params.start_index = Some((offset + 1).to_string());
+    // The cursor says where the page starts; the count is the one honoured.
     params.count = Some(count.to_string());
     let query = match Query::parse(&params, resource_kind(kind), state.settings.max_count) {
         Ok(q) => q,
         Err(e) => return error(e),
     };
-    let page = read::list(&snap, kind, &query);
-    let end = offset + page.items.len();
-    let cursors = Cursors {
-        next: (end < page.total && !page.items.is_empty()).then(|| format!("{walk}.{end}")),
-        previous: (offset > 0).then(|| format!("{walk}.{}", offset.saturating_sub(count))),
-    };
-    render_list_with(&[(&page, kind, &query.attributes)], &snap, Some(cursors))
-}
-
-/// An unguessable walk id for a cursor.
-fn new_walk_id() -> String {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand::rngs::StdRng::from_os_rng();
-    (0..16)
-        .map(|_| format!("{:x}", rng.random_range(0..16u8)))
-        .collect()
+    let attributes = query.attributes.clone();
+    match state.reader.cursor_page(kind, cursor, count, query) {
+        Ok(read) => {
+            let cursors = Cursors {
+                next: read.value.next,
+                previous: read.value.previous,
+            };
+            render_list_with(
+                &[(&read.value.page, kind, &attributes)],
+                &read.snapshot,
+                Some(cursors),
+            )
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn list_users(
@@ -308,9 +244,6 @@ fn search_query(
 }
 
 async fn search_kind(state: &AppState, principal: &Principal, kind: Kind, body: Bytes) -> Response {
-    let Some(latest) = state.store.load() else {
-        return not_ready();
-    };
     let parsed = search_params(&body, state.settings.json_depth).and_then(|p| {
         Query::parse(&p, resource_kind(kind), state.settings.max_count).map(|q| (p, q))
     });
@@ -318,7 +251,7 @@ async fn search_kind(state: &AppState, principal: &Principal, kind: Kind, body: 
         Ok((p, q)) => (p, bounded(q, state.settings.max_results)),
         Err(e) => return error(e),
     };
-    index_page(state, principal, kind, &params, &query, latest)
+    index_page(state, principal, kind, &params, &query)
 }
 
 async fn search_users(
@@ -339,9 +272,6 @@ async fn search_groups(
 
 /// `POST /.search`: Users then Groups, one result set paged as a whole.
 async fn search_root(State(state): State<AppState>, body: Bytes) -> Response {
-    let Some(snap) = state.store.load() else {
-        return not_ready();
-    };
     let queries = match search_query(
         &body,
         &[Kind::User, Kind::Group],
@@ -351,42 +281,17 @@ async fn search_root(State(state): State<AppState>, body: Bytes) -> Response {
         Ok(q) => q,
         Err(e) => return error(e),
     };
-    // Page over the concatenation: evaluate both without paging, then cut one window.
-    let mut all = Vec::new();
-    for (q, kind) in queries.iter().zip([Kind::User, Kind::Group]) {
-        let unpaged = Query {
-            paging: Paging::default(),
-            ..q.clone()
-        };
-        let page = read::list(&snap, kind, &unpaged);
-        all.extend(page.items.into_iter().map(|e| (e, kind)));
+    let paging = bounded(queries[0].clone(), state.settings.max_results).paging;
+    match state.reader.search_root(&queries[0], &queries[1], &paging) {
+        Ok(read) => render_list(
+            &[
+                (&read.value.users, Kind::User, &queries[0].attributes),
+                (&read.value.groups, Kind::Group, &queries[1].attributes),
+            ],
+            &read.snapshot,
+        ),
+        Err(e) => e.into_response(),
     }
-    let paging = &bounded(queries[0].clone(), state.settings.max_results).paging;
-    let total = all.len();
-    let window = paging.window(total);
-    let mut users = ListPage {
-        total,
-        start_index: paging.start_index,
-        items: Vec::new(),
-    };
-    let mut groups = ListPage {
-        total: 0,
-        start_index: paging.start_index,
-        items: Vec::new(),
-    };
-    for (e, kind) in all.drain(window) {
-        match kind {
-            Kind::User => users.items.push(e),
-            Kind::Group => groups.items.push(e),
-        }
-    }
-    render_list(
-        &[
-            (&users, Kind::User, &queries[0].attributes),
-            (&groups, Kind::Group, &queries[1].attributes),
-        ],
-        &snap,
-    )
 }
 
 // === single resources ===
@@ -398,14 +303,15 @@ async fn get_kind(
     raw: Option<String>,
     headers: &HeaderMap,
 ) -> Response {
-    let Some(snap) = state.store.load() else {
-        return not_ready();
-    };
     let attrs = match selection(raw.as_deref(), kind) {
         Ok(a) => a,
         Err(e) => return error(e),
     };
-    let Some(entry) = snap.get(kind, id).cloned() else {
+    let (snap, entry) = match state.reader.get(kind, id) {
+        Ok(read) => (read.snapshot, read.value),
+        Err(e) => return e.into_response(),
+    };
+    let Some(entry) = entry else {
         // `/Users/Users`, `/Users/Groups`, `/Users/ServiceProviderConfig`: a base URL configured with `/Users`
         // appended (a JumpCloud article tells SailPoint admins to do so).
         let endpoint = [

@@ -595,10 +595,9 @@ async fn a_start_up_serves_the_file_and_completes_it_for_writes() {
     let s = snapshot();
     save(&dir.0, &s, &opts()).unwrap();
     let store = Arc::new(Store::new(opts()));
-    assert_eq!(
-        load_and_publish(&store, &dir.0, &mut Background::new()).await,
-        Some(7)
-    );
+    // The restore completion is a task of `tasks`: held for the test, stopped at its end.
+    let mut tasks = Background::new();
+    assert_eq!(load_and_publish(&store, &dir.0, &mut tasks).await, Some(7));
     let served = store.load().expect("published at once");
     assert_eq!(served.version, 7);
     assert_eq!(served.user_count(), s.user_count());
@@ -611,6 +610,7 @@ async fn a_start_up_serves_the_file_and_completes_it_for_writes() {
     assert_eq!(complete.data.users, s.data.users);
     // Later versions continue after the file's.
     assert!(store.next_version() > 7);
+    tasks.stop(Duration::from_secs(10)).await;
 }
 
 #[tokio::test(start_paused = true)]

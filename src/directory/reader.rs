@@ -1,0 +1,252 @@
+//! What the SCIM read handlers call: the snapshot a request reads, chosen once here, and the page it
+//! answers with.
+//!
+//! Owns the reading side's policy: a single resource and the root `/.search` read the latest version; an
+//! index-paged walk reads the version its first page pinned ([`super::pins`]); an RFC 9865 cursor names
+//! its walk and offset (`<walk>.<offset>`), and reads its walk's version too. Query evaluation itself is
+//! [`super::read::list`]'s. Knows nothing of HTTP: handlers parse the request into a [`Query`] and render
+//! what comes back.
+
+use std::sync::Arc;
+
+use rand::{Rng, SeedableRng};
+use scim_v2::models::errors::ScimType;
+
+use super::pins::Pins;
+use super::read::{self, ListPage};
+use super::{WriteError, not_ready};
+use crate::cache::{Entry, Kind, Snapshot, Store};
+use crate::scim::error::ScimError;
+use crate::scim::list::{Query, QueryParams};
+use crate::scim::paging::Paging;
+
+/// Reads over the published snapshot and the pinned walks.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    store: Arc<Store>,
+    pins: Arc<Pins>,
+}
+
+/// One page and the snapshot it was read from (for `X-Snapshot-Version` and `X-Snapshot-Age`).
+#[derive(Debug)]
+pub struct Read<T> {
+    pub snapshot: Arc<Snapshot>,
+    pub value: T,
+}
+
+/// A page of a cursor walk, with the cursors of the pages after and before it.
+#[derive(Debug)]
+pub struct CursorPage {
+    pub page: ListPage,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+}
+
+/// The two pages of a root `/.search`: Users then Groups, one result set paged as a whole.
+#[derive(Debug)]
+pub struct RootPage {
+    pub users: ListPage,
+    pub groups: ListPage,
+}
+
+/// What makes two requests pages of one listing: everything but where the page starts.
+pub fn walk_key(principal: &str, kind: Kind, params: &QueryParams) -> String {
+    let f = |v: &Option<String>| v.clone().unwrap_or_default();
+    format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        principal,
+        kind.endpoint(),
+        f(&params.filter),
+        f(&params.sort_by),
+        f(&params.sort_order),
+        f(&params.count),
+        f(&params.attributes),
+        f(&params.excluded_attributes)
+    )
+}
+
+impl Reader {
+    pub fn new(store: Arc<Store>, pins: Arc<Pins>) -> Reader {
+        Reader { store, pins }
+    }
+
+    /// How many walks are pinned now.
+    pub fn pinned_walks(&self) -> u64 {
+        self.pins.walks()
+    }
+
+    fn latest(&self) -> Result<Arc<Snapshot>, WriteError> {
+        self.store.load().ok_or_else(not_ready)
+    }
+
+    /// One resource from the latest version (`None` inside when there is no such resource).
+    pub fn get(&self, kind: Kind, id: &str) -> Result<Read<Option<Arc<Entry>>>, WriteError> {
+        let snapshot = self.latest()?;
+        let value = snapshot.get(kind, id).cloned();
+        Ok(Read { snapshot, value })
+    }
+
+    /// One page of an index-paged walk (a GET list or a `.search`) named by `walk` ([`walk_key`]): the first
+    /// page pins the latest version for the walk, later pages read the pinned one (or the latest, once the
+    /// pin is gone).
+    pub fn index_page(
+        &self,
+        walk: &str,
+        kind: Kind,
+        query: &Query,
+    ) -> Result<Read<ListPage>, WriteError> {
+        let latest = self.latest()?;
+        let snapshot = if query.paging.start_index <= 1 {
+            self.pins.pin(walk, &latest);
+            latest
+        } else {
+            self.pins.pinned(walk).unwrap_or(latest)
+        };
+        let value = read::list(&snapshot, kind, query);
+        Ok(Read { snapshot, value })
+    }
+
+    /// One page of an RFC 9865 cursor walk: `cursor` is empty for the first page (which starts a walk and
+    /// pins the latest version) or one this service issued; `query`'s paging is replaced by the cursor's
+    /// offset and `count`.
+    pub fn cursor_page(
+        &self,
+        kind: Kind,
+        cursor: &str,
+        count: usize,
+        mut query: Query,
+    ) -> Result<Read<CursorPage>, WriteError> {
+        let latest = self.latest()?;
+        let (walk, offset, snapshot) = if cursor.is_empty() {
+            let walk = new_walk_id();
+            self.pins.pin(&walk, &latest);
+            (walk, 0usize, latest)
+        } else {
+            let (walk, offset) = parse_cursor(cursor)?;
+            let snapshot = self.pins.pinned(&walk).unwrap_or(latest);
+            (walk, offset, snapshot)
+        };
+        query.paging = Paging {
+            start_index: offset + 1,
+            count: Some(count),
+        };
+        let page = read::list(&snapshot, kind, &query);
+        let end = offset + page.items.len();
+        let value = CursorPage {
+            next: (end < page.total && !page.items.is_empty()).then(|| format!("{walk}.{end}")),
+            previous: (offset > 0).then(|| format!("{walk}.{}", offset.saturating_sub(count))),
+            page,
+        };
+        Ok(Read { snapshot, value })
+    }
+
+    /// `POST /.search`: `users` and `groups` evaluated over the latest version without paging, then one
+    /// window of `paging` cut from Users followed by Groups.
+    pub fn search_root(
+        &self,
+        users: &Query,
+        groups: &Query,
+        paging: &Paging,
+    ) -> Result<Read<RootPage>, WriteError> {
+        let snapshot = self.latest()?;
+        let mut all = Vec::new();
+        for (q, kind) in [(users, Kind::User), (groups, Kind::Group)] {
+            let unpaged = Query {
+                paging: Paging::default(),
+                ..q.clone()
+            };
+            let page = read::list(&snapshot, kind, &unpaged);
+            all.extend(page.items.into_iter().map(|e| (e, kind)));
+        }
+        let total = all.len();
+        let window = paging.window(total);
+        let empty = |total| ListPage {
+            total,
+            start_index: paging.start_index,
+            items: Vec::new(),
+        };
+        let mut value = RootPage {
+            users: empty(total),
+            groups: empty(0),
+        };
+        for (e, kind) in all.drain(window) {
+            match kind {
+                Kind::User => value.users.items.push(e),
+                Kind::Group => value.groups.items.push(e),
+            }
+        }
+        Ok(Read { snapshot, value })
+    }
+}
+
+/// A cursor this service issued: `<walk>.<offset>`.
+fn parse_cursor(cursor: &str) -> Result<(String, usize), ScimError> {
+    cursor
+        .split_once('.')
+        .and_then(|(w, o)| Some((w.to_string(), o.parse::<usize>().ok()?)))
+        .ok_or_else(|| {
+            ScimError::new(
+                400,
+                Some(ScimType::Other("invalidCursor".into())),
+                format!(
+                    "cursor {cursor:?} was not issued by this service; start again with cursor="
+                ),
+            )
+        })
+}
+
+/// An unguessable walk id for a cursor.
+fn new_walk_id() -> String {
+    let mut rng = rand::rngs::StdRng::from_os_rng();
+    (0..16)
+        .map(|_| format!("{:x}", rng.random_range(0..16u8)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_are_walk_and_offset_and_anything_else_is_refused() {
+        assert_eq!(parse_cursor("abc.20").unwrap(), ("abc".to_string(), 20));
+        for bad in ["abc", "abc.x", ".", "abc.-1"] {
+            let e = parse_cursor(bad).unwrap_err();
+            assert_eq!(e.status, 400, "{bad}");
+            assert!(
+                e.detail.contains("start again with cursor="),
+                "{}",
+                e.detail
+            );
+        }
+        let a = new_walk_id();
+        assert_eq!(a.len(), 16);
+        assert_ne!(a, new_walk_id());
+    }
+
+    #[test]
+    fn a_walk_is_named_by_everything_but_where_its_page_starts() {
+        let params = |start: &str, filter: &str| QueryParams {
+            filter: Some(filter.into()),
+            start_index: Some(start.into()),
+            ..QueryParams::default()
+        };
+        let a = walk_key("sailpoint", Kind::User, &params("1", "active eq true"));
+        assert_eq!(
+            a,
+            walk_key("sailpoint", Kind::User, &params("101", "active eq true"))
+        );
+        assert_ne!(
+            a,
+            walk_key("okta", Kind::User, &params("1", "active eq true"))
+        );
+        assert_ne!(
+            a,
+            walk_key("sailpoint", Kind::Group, &params("1", "active eq true"))
+        );
+        assert_ne!(
+            a,
+            walk_key("sailpoint", Kind::User, &params("1", "active eq false"))
+        );
+    }
+}
