@@ -4,10 +4,14 @@
 //! Rules that make "exactly once" hold:
 //! - A create is never retried blindly. When its answer is lost (timeout, a 502 after sending), the user is
 //!   looked up by its JumpCloud username before anything is sent again; a client retrying a create we
-//!   completed gets 409 `uniqueness` naming the existing id.
+//!   completed gets 409 `uniqueness` naming the existing id. A throttled create is not retried: JumpCloud
+//!   did not take it, and the client reschedules on `Retry-After`.
 //! - An update sends absolute values, so sending it again cannot change the outcome: it is retried on
 //!   transient failures within the write deadline.
-//! - Membership and association edges are idempotent by nature ("Already Exists" is success).
+//! - Membership and association edges are idempotent by nature ("Already Exists" is success), and so are
+//!   deletes ("not found" after a retry is done).
+//! - Nothing is retried past the circuit breaker's refusal, and every retry waits a jittered backoff: the
+//!   per-kind table is in `upstream.rs`.
 //! - Writes to one resource are serialised (striped locks keyed by id or userName), and every write to an
 //!   existing resource starts in [`Writer::begin`]: the lock first, then the current version and `If-Match`.
 //! - A write answers within [`WriteSettings::deadline`], whatever JumpCloud does.
@@ -34,13 +38,14 @@ use tokio::sync::{Mutex, MutexGuard};
 use super::WriteError;
 use crate::cache::snapshot::etag_listed;
 use crate::cache::{Data, Entry, Id, Kind, Snapshot, Store, Touched};
-use crate::jumpcloud::{JcClient, RetryPolicy};
+use crate::jumpcloud::JcClient;
 use crate::mapping::{MappingOptions, UsernamePolicy};
 use crate::scim::ResourceKind;
 use crate::scim::error::ScimError;
 use crate::scim::patch::{PatchOptions, apply_patch};
 
 pub use crate::mapping::username::{derive_username, valid_jumpcloud_username};
+use upstream::WriteRetries;
 pub use upstream::{refusal, upstream_error};
 
 /// Lock stripes: enough that unrelated writes rarely wait on each other.
@@ -79,8 +84,8 @@ pub struct Writer {
     client: JcClient,
     settings: WriteSettings,
     stripes: Vec<Mutex<()>>,
-    /// Retries for updates (absolute values) and idempotent edges.
-    retry: RetryPolicy,
+    /// How each kind of upstream call is retried.
+    retries: WriteRetries,
     /// Bounds CPU-heavy work (PATCH application) taken off the async workers.
     cpu: Arc<tokio::sync::Semaphore>,
 }
@@ -166,10 +171,7 @@ impl Writer {
             store,
             client,
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            retry: RetryPolicy {
-                max_attempts: 3,
-                ..RetryPolicy::default()
-            },
+            retries: WriteRetries::default(),
             cpu: Arc::new(tokio::sync::Semaphore::new(settings.cpu_tasks.max(1))),
             settings,
         }

@@ -1,18 +1,183 @@
-//! Every call to JumpCloud a write makes, how a failure is retried, and what the client is told.
+//! Every call to JumpCloud a write makes, how each kind of call is retried, and what the client is told.
 //!
 //! [`upstream_error`] maps a [`JcError`] onto the SCIM answer (status, detail, `Retry-After`); [`refusal`]
-//! names a JumpCloud 400 by the SCIM attribute it concerns. Each `send_*` method is one kind of write call,
-//! run within the write deadline.
+//! names a JumpCloud 400 by the SCIM attribute it concerns. Each `send_*` method is one kind of write call.
+//!
+//! # Retry policy
+//!
+//! One path: a write call that may be sent again is retried by [`RetryPolicy::run_gated`] (through
+//! `retrying` below), with the policy of its kind from [`WriteRetries`]: exponential backoff with equal
+//! jitter, a `Retry-After` honoured up to the policy's cap, and never a retry of the circuit breaker's
+//! refusal (nothing was sent, and waiting out its cool-down would hold the write). Every attempt and every
+//! lookup passes the client's upstream guard (breaker and in-flight bound; the guard's retry budget is for
+//! reads, so a write's retries are bounded by their attempts and the deadline). The whole write, lookups
+//! included, runs within the write deadline (`WriteSettings::deadline`, `Writer::bounded`); past it the
+//! client is told the write may not have completed.
+//!
+//! What differs by kind is whether sending again can change the outcome:
+//!
+//! | Call | Attempts | Backoff, `Retry-After` cap | Before a retry | Ends at once on |
+//! |---|---|---|---|---|
+//! | user create | 3 | 300 ms · 2ⁿ up to 5 s; 5 s | after a failure that may have landed (sent, then a timeout or a 5xx), the user is looked up by its JumpCloud username: there with this email → it is the created user; there with another → 409; the lookup fails → 503 (it cannot be told) | 429 (JumpCloud did not take it; the client reschedules on `Retry-After`), the breaker's refusal, any answer that is not transient (a 400 is named by lookups of username, email and employeeNumber) |
+//! | group create | 1 | — | after a failure that may have landed, the groups are listed and the one with this name is the created group | everything: a group create is sent once |
+//! | user update, suspension, group replace | 3 | 250 ms · 2ⁿ up to 8 s; 30 s | nothing: the body holds absolute values | the breaker's refusal, any answer that is not transient |
+//! | user and group delete | 3 | as updates | nothing: a 404 means an earlier attempt did it | as updates |
+//! | member add/remove, directory bind/unbind | 3 | as updates | nothing: edges are idempotent ("Already Exists" on an add and a 404 on a removal are success) | as updates |
+//!
+//! A failure "may have landed" when the request reached JumpCloud and no answer refused it
+//! ([`may_have_landed`]): a 429 is JumpCloud declining the request, and the breaker's refusal was never sent.
 
+use std::future::Future;
 use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
 
 use super::{WriteError, Writer};
 use crate::jumpcloud::{
-    AssocTarget, EdgeOp, JcDirectory, JcError, JcGroup, JcGroupWrite, JcUser, JcUserWrite,
-    clamp_retry_after,
+    AssocTarget, Backoff, EdgeOp, JcDirectory, JcError, JcGroup, JcGroupWrite, JcUser, JcUserWrite,
+    RetryPolicy, clamp_retry_after,
 };
 use crate::mapping::write::DesiredUser;
 use crate::scim::error::{ScimError, excerpt};
+
+/// The retry policy of each kind of write call: the table in the module docs.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct WriteRetries {
+    /// A user create: sent again only after a lookup shows the last attempt did not land.
+    pub create_user: RetryPolicy,
+    /// A group create: sent once; a lost answer is resolved by a lookup.
+    pub create_group: RetryPolicy,
+    /// Updates (absolute values), deletes and membership and association edges: sending again cannot
+    /// change the outcome.
+    pub repeatable: RetryPolicy,
+}
+
+impl Default for WriteRetries {
+    fn default() -> Self {
+        let create_backoff = Backoff::new(Duration::from_millis(300), Duration::from_secs(5), 0.5)
+            .expect("300 ms to 5 s with equal jitter is a valid backoff");
+        Self {
+            create_user: RetryPolicy {
+                max_attempts: 3,
+                backoff: create_backoff,
+                retry_after_cap: Duration::from_secs(5),
+            },
+            create_group: RetryPolicy::no_retries(),
+            repeatable: RetryPolicy {
+                max_attempts: 3,
+                ..RetryPolicy::default()
+            },
+        }
+    }
+}
+
+/// Whether a failed write may have been applied: the request reached JumpCloud and no answer refused it.
+/// A 429 is JumpCloud declining the request; the breaker's refusal was never sent.
+pub(super) fn may_have_landed(e: &JcError) -> bool {
+    matches!(e, JcError::Transient { sent: true, status, .. } if *status != Some(429))
+}
+
+fn throttled(e: &JcError) -> bool {
+    matches!(
+        e,
+        JcError::Transient {
+            status: Some(429),
+            ..
+        }
+    )
+}
+
+/// The one retry path of write calls: `call(attempt)` under `policy`, `may_retry` asked before each retry
+/// the policy would make, each retry logged.
+pub(super) async fn retrying<T, Fut>(
+    policy: &RetryPolicy,
+    what: &str,
+    may_retry: impl FnMut(&JcError) -> bool,
+    call: impl FnMut(u32) -> Fut,
+) -> Result<T, JcError>
+where
+    Fut: Future<Output = Result<T, JcError>>,
+{
+    let mut rng = SmallRng::from_os_rng();
+    let log = |ev: &crate::jumpcloud::RetryEvent<'_>| {
+        tracing::debug!(
+            write = what,
+            attempt = ev.next_attempt,
+            delay_ms = u64::try_from(ev.delay.as_millis()).unwrap_or(u64::MAX),
+            error = %ev.error,
+            "retrying JumpCloud write"
+        );
+    };
+    policy.run_gated(&mut rng, may_retry, log, call).await
+}
+
+/// What looking for the result of a create that may have landed found.
+#[derive(Debug)]
+pub(super) enum Lookup<T> {
+    /// It had landed: this is what it made.
+    Landed(T),
+    /// Nothing: sending it again cannot make two.
+    Absent,
+    /// The name is held by something this create did not make: the answer to give.
+    Taken(WriteError),
+    /// The lookup failed too: nobody can tell whether the create landed.
+    Unknown,
+}
+
+/// How a create ended when it did not make anything it can show.
+#[derive(Debug)]
+pub(super) enum CreateFailed {
+    /// A lookup settled it: the answer to give.
+    Answered(WriteError),
+    /// It may have landed and the lookup failed: the create's own error.
+    Unknown(JcError),
+    /// JumpCloud's last answer; nothing landed.
+    Upstream(JcError),
+}
+
+/// Send a create under `policy`, never twice blindly: after a failure that may have landed, `look` says
+/// whether it did before anything is sent again. A throttled create ends at once (JumpCloud did not take
+/// it, and the client reschedules on `Retry-After`), as does the breaker's refusal.
+pub(super) async fn create_resolved<T, S, SFut, L, LFut>(
+    policy: &RetryPolicy,
+    what: &str,
+    send: S,
+    look: L,
+) -> Result<T, CreateFailed>
+where
+    S: Fn() -> SFut,
+    SFut: Future<Output = Result<T, JcError>>,
+    L: Fn() -> LFut,
+    LFut: Future<Output = Lookup<T>>,
+{
+    let (send, look) = (&send, &look);
+    let outcome = retrying(
+        policy,
+        what,
+        |e| !throttled(e),
+        move |_| async move {
+            let e = match send().await {
+                Ok(made) => return Ok(Ok(made)),
+                Err(e) => e,
+            };
+            if !may_have_landed(&e) {
+                return Err(e);
+            }
+            match look().await {
+                Lookup::Landed(made) => Ok(Ok(made)),
+                Lookup::Absent => Err(e),
+                Lookup::Taken(answer) => Ok(Err(CreateFailed::Answered(answer))),
+                Lookup::Unknown => Ok(Err(CreateFailed::Unknown(e))),
+            }
+        },
+    )
+    .await;
+    match outcome {
+        Ok(done) => done,
+        Err(e) => Err(CreateFailed::Upstream(e)),
+    }
+}
 
 /// Map a JumpCloud failure onto what the client should see.
 pub fn upstream_error(e: &JcError, what: &str) -> WriteError {
@@ -160,7 +325,7 @@ impl Writer {
         Fut: Future<Output = Result<T, JcError>>,
     {
         self.bounded(what, async {
-            match self.retry.run(|_| call()).await {
+            match retrying(&self.retries.repeatable, what, |_| true, |_| call()).await {
                 Ok(_) => Ok(()),
                 Err(JcError::NotFound { .. }) if gone_is_done => Ok(()),
                 Err(e) => Err(upstream_error(&e, what)),
@@ -179,85 +344,64 @@ impl Writer {
             .next())
     }
 
-    /// Create a user: `POST /api/systemusers`, within the write deadline.
+    /// Create a user: `POST /api/systemusers`, resolved by a lookup whenever its answer is lost.
     pub(super) async fn send_user_create(
         &self,
         d: &DesiredUser,
         username: &str,
         write: &JcUserWrite,
     ) -> Result<JcUser, WriteError> {
-        self.bounded("the create", self.send_create(d, username, write))
-            .await
+        const WHAT: &str = "the create";
+        self.bounded(WHAT, async {
+            let made = create_resolved(
+                &self.retries.create_user,
+                WHAT,
+                || self.client.create_user(write),
+                || self.look_for_created_user(d, username),
+            )
+            .await;
+            match made {
+                Ok(u) => Ok(u),
+                Err(CreateFailed::Answered(answer)) => Err(answer),
+                Err(CreateFailed::Unknown(_)) => Err(WriteError {
+                    error: ScimError::new(
+                        503,
+                        None,
+                        "JumpCloud is unavailable and it cannot be told whether the user was created; \
+                         retry later (a retry of a completed create answers 409 with the user's id)",
+                    ),
+                    retry_after: Some(Duration::from_secs(30)),
+                }),
+                Err(CreateFailed::Upstream(e @ JcError::Rejected { .. })) => {
+                    Err(self.classify_create_refusal(d, username, &e).await)
+                }
+                Err(CreateFailed::Upstream(e)) => Err(upstream_error(&e, WHAT)),
+            }
+        })
+        .await
     }
 
-    async fn send_create(
-        &self,
-        d: &DesiredUser,
-        username: &str,
-        write: &JcUserWrite,
-    ) -> Result<JcUser, WriteError> {
-        let attempts = 3;
-        for attempt in 0..attempts {
-            match self.client.create_user(write).await {
-                Ok(u) => return Ok(u),
-                // Throttled: JumpCloud did not take the request; the client reschedules on Retry-After.
-                Err(
-                    e @ JcError::Transient {
-                        status: Some(429), ..
-                    },
-                ) => return Err(upstream_error(&e, "the create")),
-                // The circuit breaker is open: nothing was sent, and asking again now would fail the same way.
-                Err(e) if e.is_fail_fast() => return Err(upstream_error(&e, "the create")),
-                Err(e) if e.is_transient() => {
-                    let sent = matches!(e, JcError::Transient { sent: true, .. });
-                    if sent {
-                        // The create may have landed: look before sending it again.
-                        match self.find_user("username", username).await {
-                            Ok(Some(u))
-                                if u.email.eq_ignore_ascii_case(
-                                    d.email.as_deref().unwrap_or_default(),
-                                ) =>
-                            {
-                                tracing::info!(user = %u.id, "create answered with an error but had landed; using it");
-                                return Ok(u);
-                            }
-                            Ok(Some(u)) => {
-                                return Err(ScimError::uniqueness(format!(
-                                    "the JumpCloud username {username:?} is held by user {}",
-                                    u.id
-                                ))
-                                .into());
-                            }
-                            Ok(None) => {}
-                            Err(_) => {
-                                return Err(WriteError {
-                                    error: ScimError::new(
-                                        503,
-                                        None,
-                                        "JumpCloud is unavailable and it cannot be told whether the user was created; \
-                                         retry later (a retry of a completed create answers 409 with the user's id)",
-                                    ),
-                                    retry_after: Some(Duration::from_secs(30)),
-                                });
-                            }
-                        }
-                    }
-                    if attempt + 1 == attempts {
-                        return Err(upstream_error(&e, "the create"));
-                    }
-                    let delay = e
-                        .retry_after()
-                        .unwrap_or(Duration::from_millis(300 << attempt))
-                        .min(Duration::from_secs(5));
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e @ JcError::Rejected { .. }) => {
-                    return Err(self.classify_create_refusal(d, username, &e).await);
-                }
-                Err(e) => return Err(upstream_error(&e, "the create")),
+    /// Whether a user create that may have landed did: JumpCloud holds a user under its username with its
+    /// email.
+    async fn look_for_created_user(&self, d: &DesiredUser, username: &str) -> Lookup<JcUser> {
+        match self.find_user("username", username).await {
+            Ok(Some(u))
+                if u.email
+                    .eq_ignore_ascii_case(d.email.as_deref().unwrap_or_default()) =>
+            {
+                tracing::info!(user = %u.id, "create answered with an error but had landed; using it");
+                Lookup::Landed(u)
             }
+            Ok(Some(u)) => Lookup::Taken(
+                ScimError::uniqueness(format!(
+                    "the JumpCloud username {username:?} is held by user {}",
+                    u.id
+                ))
+                .into(),
+            ),
+            Ok(None) => Lookup::Absent,
+            Err(_) => Lookup::Unknown,
         }
-        unreachable!("the loop returns on its last attempt")
     }
 
     /// JumpCloud's 400 messages are not documented: find out whether the user already exists.
@@ -305,7 +449,7 @@ impl Writer {
         upstream_error(e, "the create")
     }
 
-    /// Send an update (absolute values), retrying transient failures: re-sending cannot change the outcome.
+    /// Send a user update (absolute values), retried: sending it again cannot change the outcome.
     pub(super) async fn send_user_update(
         &self,
         what: &str,
@@ -313,10 +457,14 @@ impl Writer {
         write: &JcUserWrite,
     ) -> Result<JcUser, WriteError> {
         self.bounded(what, async {
-            self.retry
-                .run(|_| self.client.update_user(id, write))
-                .await
-                .map_err(|e| upstream_error(&e, what))
+            retrying(
+                &self.retries.repeatable,
+                what,
+                |_| true,
+                |_| self.client.update_user(id, write),
+            )
+            .await
+            .map_err(|e| upstream_error(&e, what))
         })
         .await
     }
@@ -328,36 +476,45 @@ impl Writer {
             .await
     }
 
-    /// Create a user group. When the answer is lost, the group is looked up by name before anything else.
+    /// Create a user group, sent once; when its answer is lost, the group is looked up by name.
     pub(super) async fn send_group_create(
         &self,
         name: &str,
         write: &JcGroupWrite,
     ) -> Result<JcGroup, WriteError> {
-        self.bounded("the group create", async {
-            match self.client.create_group(write).await {
+        const WHAT: &str = "the group create";
+        self.bounded(WHAT, async {
+            let made = create_resolved(
+                &self.retries.create_group,
+                WHAT,
+                || self.client.create_group(write),
+                || self.look_for_created_group(name),
+            )
+            .await;
+            match made {
                 Ok(g) => Ok(g),
-                Err(e @ JcError::Transient { sent: true, .. }) => {
-                    // The create may have landed: look before anything else.
-                    match self.client.list_groups().await {
-                        Ok(groups) => match groups
-                            .into_iter()
-                            .find(|g| g.name.eq_ignore_ascii_case(name))
-                        {
-                            Some(g) => Ok(g),
-                            None => Err(upstream_error(&e, "the group create")),
-                        },
-                        Err(_) => Err(upstream_error(&e, "the group create")),
-                    }
+                Err(CreateFailed::Answered(answer)) => Err(answer),
+                Err(CreateFailed::Upstream(JcError::Conflict { .. })) => Err(
+                    ScimError::uniqueness(format!("JumpCloud already has a group named {name:?}"))
+                        .into(),
+                ),
+                Err(CreateFailed::Unknown(e) | CreateFailed::Upstream(e)) => {
+                    Err(upstream_error(&e, WHAT))
                 }
-                Err(JcError::Conflict { .. }) => Err(ScimError::uniqueness(format!(
-                    "JumpCloud already has a group named {name:?}"
-                ))
-                .into()),
-                Err(e) => Err(upstream_error(&e, "the group create")),
             }
         })
         .await
+    }
+
+    /// Whether a group create that may have landed did: JumpCloud holds a group of that name.
+    async fn look_for_created_group(&self, name: &str) -> Lookup<JcGroup> {
+        match self.client.list_groups().await {
+            Ok(groups) => groups
+                .into_iter()
+                .find(|g| g.name.eq_ignore_ascii_case(name))
+                .map_or(Lookup::Absent, Lookup::Landed),
+            Err(_) => Lookup::Unknown,
+        }
     }
 
     /// Replace a user group (name, description, attributes): absolute values, retried like an update.
@@ -367,17 +524,22 @@ impl Writer {
         name: &str,
         write: &JcGroupWrite,
     ) -> Result<JcGroup, WriteError> {
-        self.bounded("the group update", async {
-            self.retry
-                .run(|_| self.client.put_group(gid, write))
-                .await
-                .map_err(|e| match e {
-                    JcError::Conflict { .. } => ScimError::uniqueness(format!(
-                        "JumpCloud already has a group named {name:?}"
-                    ))
-                    .into(),
-                    e => upstream_error(&e, "the group update"),
-                })
+        const WHAT: &str = "the group update";
+        self.bounded(WHAT, async {
+            retrying(
+                &self.retries.repeatable,
+                WHAT,
+                |_| true,
+                |_| self.client.put_group(gid, write),
+            )
+            .await
+            .map_err(|e| match e {
+                JcError::Conflict { .. } => {
+                    ScimError::uniqueness(format!("JumpCloud already has a group named {name:?}"))
+                        .into()
+                }
+                e => upstream_error(&e, WHAT),
+            })
         })
         .await
     }
