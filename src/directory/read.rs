@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::cache::{Entry, Kind, Snapshot};
-use crate::scim::filter::IndexHint;
+use crate::scim::filter::{IndexHint, fold_case};
 use crate::scim::list::Query;
 use crate::scim::schema::ResourceKind;
 
@@ -33,7 +33,7 @@ fn lookup(set: Option<&crate::cache::IdSet>, snap: &Snapshot, kind: Kind) -> Vec
 /// Candidates an indexed filter can narrow to, in id order; `None` when the filter needs a scan.
 fn candidates(snap: &Snapshot, kind: Kind, hint: &IndexHint) -> Option<Vec<Arc<Entry>>> {
     let idx = &snap.indexes;
-    let lower = |s: &str| -> Arc<str> { Arc::from(s.to_lowercase().as_str()) };
+    let lower = |s: &str| -> Arc<str> { Arc::from(fold_case(s).as_str()) };
     let mut out = match (kind, hint) {
         (_, IndexHint::Id(v)) => snap.get(kind, v).cloned().into_iter().collect(),
         (Kind::User, IndexHint::UserName(v)) => lookup(idx.user_name.get(&lower(v)), snap, kind),

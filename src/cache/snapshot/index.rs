@@ -7,6 +7,7 @@ use imbl::{HashMap, OrdMap};
 use serde_json::Value;
 
 use super::{Entry, Id, IdSet, Kind, Snapshot};
+use crate::scim::filter::fold_case;
 use crate::scim::schema::ENTERPRISE_USER_URN;
 
 /// Case-insensitive and exact lookups for indexed filters.
@@ -86,8 +87,10 @@ fn index_map(i: &mut Indexes, which: u8) -> &mut Index {
     }
 }
 
+/// A case-insensitive key, folded as filters fold their operands (so an index lookup finds what the
+/// filter matches).
 fn lower(s: &str) -> Arc<str> {
-    Arc::from(s.to_lowercase().as_str())
+    Arc::from(fold_case(s).as_str())
 }
 
 impl Snapshot {

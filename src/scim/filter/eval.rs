@@ -386,7 +386,7 @@ fn build_str(op: &CompareOp, ord: Option<Ord>, value: &CompValue, def: &AttrDef)
     let operand = if case_exact {
         text
     } else {
-        text.to_lowercase()
+        folded::fold(&text)
     };
     let op = match op {
         CompareOp::Co => StrOp::Co,
@@ -553,13 +553,27 @@ fn str_test(op: StrOp, s: &str, operand: &str, case_exact: bool) -> bool {
     }
 }
 
-/// Case-insensitive comparisons of a resource string with an already-lowercased operand, without
-/// allocating for ASCII input (the overwhelmingly common case).
-pub(crate) mod folded {
+/// Case-insensitive comparisons of a resource string with an operand already folded by [`folded::fold`],
+/// without allocating for ASCII input (the overwhelmingly common case).
+///
+/// Both sides fold the same way: character by character with `char::to_lowercase`, which does not look
+/// at a character's neighbours. `str::to_lowercase` does (a capital sigma ending a word becomes `ς`,
+/// elsewhere `σ`), so a value folded one way and an operand the other would not equal each other, and a
+/// prefix or substring folds differently from the whole.
+pub mod folded {
     use std::cmp::Ordering;
 
     fn lower(s: &str) -> impl Iterator<Item = char> + '_ {
         s.chars().flat_map(char::to_lowercase)
+    }
+
+    /// `s` folded for a case-insensitive comparison: what operands and index keys are stored as.
+    pub fn fold(s: &str) -> String {
+        if s.is_ascii() {
+            s.to_ascii_lowercase()
+        } else {
+            lower(s).collect()
+        }
     }
 
     pub(crate) fn eq(s: &str, lower_operand: &str) -> bool {
@@ -597,7 +611,7 @@ pub(crate) mod folded {
                 && s.as_bytes()[s.len() - lower_operand.len()..]
                     .eq_ignore_ascii_case(lower_operand.as_bytes())
         } else {
-            s.to_lowercase().ends_with(lower_operand)
+            fold(s).ends_with(lower_operand)
         }
     }
 
@@ -609,7 +623,7 @@ pub(crate) mod folded {
                     .windows(needle.len())
                     .any(|w| w.eq_ignore_ascii_case(needle))
         } else {
-            s.to_lowercase().contains(lower_operand)
+            fold(s).contains(lower_operand)
         }
     }
 }

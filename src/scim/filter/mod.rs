@@ -29,6 +29,7 @@ use std::borrow::Cow;
 use scim_v2::filter::{Filter, ParseError};
 
 pub use eval::CompiledFilter;
+pub use eval::folded::fold as fold_case;
 pub(crate) use eval::{ElementFilter, parse_instant};
 pub use index::{IndexHint, index_hint};
 

@@ -721,3 +721,29 @@ fn non_objects_never_match() {
     assert!(!f.matches(&json!([1])));
     assert_eq!(f.kind(), ResourceKind::User);
 }
+
+#[test]
+fn a_value_ending_a_word_in_capital_sigma_equals_itself() {
+    // `str::to_lowercase` folds a word-final Σ to ς, `char::to_lowercase` to σ: both sides must fold alike.
+    let mut u = user();
+    u["userName"] = json!("ΓΙΑΝΝΗΣ@example.gr");
+    u["displayName"] = json!("IΣ");
+    check(
+        ResourceKind::User,
+        &u,
+        &[
+            (r#"userName eq "ΓΙΑΝΝΗΣ@example.gr""#, true),
+            (r#"userName eq "γιαννησ@example.gr""#, true),
+            (r#"userName ne "ΓΙΑΝΝΗΣ@example.gr""#, false),
+            (r#"userName sw "ΓΙΑΝΝΗΣ""#, true),
+            (r#"userName co "ΝΗΣ@""#, true),
+            (r#"userName ew "ΗΣ@example.gr""#, true),
+            (r#"displayName eq "IΣ""#, true),
+            (r#"displayName ge "IΣ""#, true),
+            (r#"displayName gt "IΣ""#, false),
+            (r#"displayName le "IΣ""#, true),
+        ],
+    );
+    assert_eq!(fold_case("IΣ"), fold_case("iσ"));
+    assert_eq!(fold_case("ABC"), "abc");
+}
