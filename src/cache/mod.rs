@@ -22,7 +22,8 @@ pub mod versions;
 use jiff::Timestamp;
 
 pub use snapshot::{
-    BuildOptions, Data, Entry, GroupSource, Id, IdSet, Kind, RawDirectory, Seen, Snapshot, Touched,
+    BuildOptions, Data, Entry, GroupSource, Id, IdSet, Index, Indexes, Kind, RawDirectory, Seen,
+    Snapshot, Touched,
 };
 pub use store::{RefreshPublished, RefreshTicket, Store};
 

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::cache::{Entry, Kind, Snapshot};
-use crate::scim::filter::{IndexHint, fold_case};
+use crate::cache::{Entry, Index, Kind, Snapshot};
+use crate::scim::filter::IndexHint;
 use crate::scim::list::Query;
 use crate::scim::schema::ResourceKind;
 
@@ -32,24 +32,19 @@ fn lookup(set: Option<&crate::cache::IdSet>, snap: &Snapshot, kind: Kind) -> Vec
 
 /// Candidates an indexed filter can narrow to, in id order; `None` when the filter needs a scan.
 fn candidates(snap: &Snapshot, kind: Kind, hint: &IndexHint) -> Option<Vec<Arc<Entry>>> {
-    let idx = &snap.indexes;
-    let lower = |s: &str| -> Arc<str> { Arc::from(fold_case(s).as_str()) };
-    let mut out = match (kind, hint) {
-        (_, IndexHint::Id(v)) => snap.get(kind, v).cloned().into_iter().collect(),
-        (Kind::User, IndexHint::UserName(v)) => lookup(idx.user_name.get(&lower(v)), snap, kind),
-        (Kind::User, IndexHint::ExternalId(v)) => {
-            lookup(idx.user_external_id.get(v.as_str()), snap, kind)
-        }
-        (Kind::User, IndexHint::Email(v)) => lookup(idx.email.get(&lower(v)), snap, kind),
-        (Kind::Group, IndexHint::DisplayName(v)) => {
-            lookup(idx.group_name.get(&lower(v)), snap, kind)
-        }
-        (Kind::Group, IndexHint::ExternalId(v)) => {
-            lookup(idx.group_external_id.get(v.as_str()), snap, kind)
-        }
-        (Kind::Group, IndexHint::Member(v)) => lookup(idx.member_of.get(v.as_str()), snap, kind),
+    if let IndexHint::Id(v) = hint {
+        return Some(snap.get(kind, v).cloned().into_iter().collect());
+    }
+    let (index, value) = match (kind, hint) {
+        (Kind::User, IndexHint::UserName(v)) => (Index::UserName, v),
+        (Kind::User, IndexHint::ExternalId(v)) => (Index::UserExternalId, v),
+        (Kind::User, IndexHint::Email(v)) => (Index::Email, v),
+        (Kind::Group, IndexHint::DisplayName(v)) => (Index::GroupName, v),
+        (Kind::Group, IndexHint::ExternalId(v)) => (Index::GroupExternalId, v),
+        (Kind::Group, IndexHint::Member(v)) => (Index::MemberOf, v),
         _ => return None,
     };
+    let mut out = lookup(snap.indexes.find(index, value), snap, kind);
     out.sort_by(|a, b| a.id.cmp(&b.id));
     out.dedup_by(|a, b| a.id == b.id);
     Some(out)

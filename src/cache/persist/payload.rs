@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use bytes::Bytes;
 
-use crate::cache::snapshot::{Entries, Index, Indexes};
+use crate::cache::snapshot::{Entries, Index, Indexes, Postings};
 use crate::cache::{
     BuildOptions, Entry, GroupSource, Id, IdSet, Kind, RawDirectory, Seen, Snapshot,
 };
@@ -82,7 +82,7 @@ pub(super) struct EntrySection<'a> {
     /// Users then groups, each in id order.
     #[serde(borrow)]
     entries: Vec<EntryRec<'a>>,
-    /// In the order of [`Indexes::as_array`]: key → positions in `entries`.
+    /// In the order of [`Index::ALL`]: key → positions in `entries`.
     #[serde(borrow)]
     indexes: Vec<Vec<(&'a str, Vec<u32>)>>,
 }
@@ -275,9 +275,8 @@ impl<'a> EntrySection<'a> {
             .collect();
         let indexes = s
             .indexes
-            .as_array()
-            .into_iter()
-            .map(|(map, _)| {
+            .iter()
+            .map(|(_, map)| {
                 let mut rows: Vec<(&str, Vec<u32>)> = map
                     .iter()
                     .map(|(key, ids)| {
@@ -296,17 +295,17 @@ impl<'a> EntrySection<'a> {
     /// The entries as saved, deriving nothing, and the indexes over them. The entries' bytes are slices of
     /// `file`, which this section borrows from.
     fn restore(self, file: &Bytes) -> Result<(Entries, Entries, Indexes), PersistError> {
-        if self.indexes.len() != Indexes::COUNT {
+        if self.indexes.len() != Index::COUNT {
             return Err(PersistError::Decode(format!(
                 "{} indexes where {} were expected",
                 self.indexes.len(),
-                Indexes::COUNT
+                Index::COUNT
             )));
         }
         let ids: Vec<Id> = self.entries.iter().map(|r| Id::from(r.id)).collect();
         let EntrySection { entries, indexes } = self;
         let mut rows = indexes.into_iter();
-        let first: Vec<_> = rows.by_ref().take(Indexes::COUNT / 2).collect();
+        let first: Vec<_> = rows.by_ref().take(Index::COUNT / 2).collect();
         let second: Vec<_> = rows.collect();
         std::thread::scope(|scope| {
             let first = scope.spawn(|| index_maps(first, &ids));
@@ -317,11 +316,10 @@ impl<'a> EntrySection<'a> {
             };
             let (first, second) = (join(first)?, join(second)?);
             let (users, groups) = maps?;
-            let all: Vec<Index> = first.into_iter().chain(second).collect();
-            let all: [Index; Indexes::COUNT] = all
-                .try_into()
-                .map_err(|_| PersistError::Decode("index count changed".into()))?;
-            Ok((users, groups, Indexes::from_array(all)))
+            let all: Vec<Postings> = first.into_iter().chain(second).collect();
+            let indexes = Indexes::from_postings(all)
+                .ok_or_else(|| PersistError::Decode("index count changed".into()))?;
+            Ok((users, groups, indexes))
         })
     }
 }
@@ -377,11 +375,11 @@ pub(super) fn entry_maps(
 pub(super) fn index_maps(
     saved: Vec<Vec<(&str, Vec<u32>)>>,
     ids: &[Id],
-) -> Result<Vec<Index>, PersistError> {
+) -> Result<Vec<Postings>, PersistError> {
     saved
         .into_iter()
         .map(|rows| {
-            let mut map = Index::new();
+            let mut map = Postings::new();
             for (key, at) in rows {
                 let set = at
                     .iter()

@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use super::*;
 use crate::cache::test_support::{build, opts, t};
-use crate::cache::{Data, Store};
+use crate::cache::{Data, Index, Store};
 use crate::jumpcloud::{JcAddress, JcAttribute, JcMfa, JcPhoneNumber, JcRestrictedField};
 use crate::jumpcloud::{JcDirectory, JcDirectoryKind, JcGroup, JcUser};
 use crate::shutdown::Background;
@@ -253,7 +253,7 @@ fn round_trip_keeps_version_taken_at_data_and_seen_times() {
         assert_eq!(back.bytes, e.bytes, "{}", e.id);
     }
     assert_eq!(r.data.reports["u1"].len(), 1);
-    assert!(r.indexes.user_name["carol"].contains("u3"));
+    assert!(r.indexes.postings(Index::UserName)["carol"].contains("u3"));
 }
 
 #[test]
@@ -279,9 +279,8 @@ fn restore_with_other_options_stamps_changed_entries_now() {
 /// Every index as key → ids, for comparing two snapshots' indexes.
 fn index_rows(s: &Snapshot) -> Vec<Vec<(String, Vec<String>)>> {
     s.indexes
-        .as_array()
-        .into_iter()
-        .map(|(map, _)| {
+        .iter()
+        .map(|(_, map)| {
             let mut rows: Vec<(String, Vec<String>)> = map
                 .iter()
                 .map(|(k, ids)| (k.to_string(), ids.iter().map(|i| i.to_string()).collect()))

@@ -1,5 +1,10 @@
-//! The indexes reads use for `eq` filters and membership: which index keys an entry has, and keeping the
-//! indexes in step as entries come and go.
+//! The indexes reads use for `eq` filters and membership, named by [`Index`]: which keys an entry has
+//! in each, and keeping them in step as entries come and go.
+//!
+//! Adding an index is a line in the `indexes!` table below (its name, the kind of entry it names and how
+//! its keys compare) and an arm in [`Index::keys`]; building, updating, persisting and looking up follow
+//! from the table. The persisted file stores indexes in the table's order, so a new index also moves the
+//! file's format version.
 
 use std::sync::Arc;
 
@@ -10,198 +15,245 @@ use super::{Entry, Id, IdSet, Kind, Snapshot};
 use crate::scim::filter::fold_case;
 use crate::scim::schema::ENTERPRISE_USER_URN;
 
-/// Case-insensitive and exact lookups for indexed filters.
-#[derive(Debug, Clone, Default)]
-pub struct Indexes {
-    /// Lower-cased served userName → user.
-    pub user_name: Index,
-    /// Lower-cased email (primary and alternate) → users.
-    pub email: Index,
-    /// externalId (case-exact) → users.
-    pub user_external_id: Index,
-    /// Lower-cased employeeNumber → users.
-    pub employee_number: Index,
-    /// Lower-cased displayName → groups.
-    pub group_name: Index,
-    /// externalId (case-exact) → groups.
-    pub group_external_id: Index,
-    /// Member user → Group entries listing it (user groups and directory groups).
-    pub member_of: Index,
+/// One index: a key → the entries it names.
+pub type Postings = HashMap<Arc<str>, IdSet>;
+
+/// How an index's keys compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    /// As SCIM compares a `caseExact: false` string: folded (see [`fold_case`]).
+    Insensitive,
+    /// Byte for byte (`externalId`, ids).
+    Exact,
 }
 
-// === impl Indexes ===
+macro_rules! indexes {
+    ($($(#[doc = $doc:literal])* $name:ident: $kind:ident, $case:ident;)*) => {
+        /// The indexes a snapshot keeps.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Index {
+            $($(#[doc = $doc])* $name,)*
+        }
 
-/// One index: a key → the entries it names.
-pub type Index = HashMap<Arc<str>, IdSet>;
+        impl Index {
+            /// Every index, in the order the snapshot file stores them.
+            pub const ALL: &'static [Index] = &[$(Index::$name,)*];
 
-impl Indexes {
-    /// How many indexes there are, in the order of [`Indexes::as_array`].
-    pub const COUNT: usize = 7;
+            /// The kind of entry an index's values name.
+            pub fn kind(self) -> Kind {
+                match self {
+                    $(Index::$name => Kind::$kind,)*
+                }
+            }
 
-    /// Every index in a fixed order, with the kind of entry its values name.
-    pub fn as_array(&self) -> [(&Index, Kind); Self::COUNT] {
-        [
-            (&self.user_name, Kind::User),
-            (&self.email, Kind::User),
-            (&self.user_external_id, Kind::User),
-            (&self.employee_number, Kind::User),
-            (&self.group_name, Kind::Group),
-            (&self.group_external_id, Kind::Group),
-            (&self.member_of, Kind::Group),
-        ]
+            /// How the index's keys compare.
+            pub fn case(self) -> Case {
+                match self {
+                    $(Index::$name => Case::$case,)*
+                }
+            }
+        }
+    };
+}
+
+indexes! {
+    /// The served `userName` → the user.
+    UserName: User, Insensitive;
+    /// Every email `value` (primary and alternate) → users.
+    Email: User, Insensitive;
+    /// A User's `externalId` → users.
+    UserExternalId: User, Exact;
+    /// The enterprise `employeeNumber` → users.
+    EmployeeNumber: User, Insensitive;
+    /// A Group's `displayName` → groups.
+    GroupName: Group, Insensitive;
+    /// A Group's `externalId` → groups.
+    GroupExternalId: Group, Exact;
+    /// A member user's id → the Group entries listing it (user groups and directory groups).
+    MemberOf: Group, Exact;
+}
+
+/// Every index of a snapshot, by [`Index`].
+#[derive(Debug, Clone)]
+pub struct Indexes {
+    maps: Vec<Postings>,
+}
+
+impl Index {
+    /// How many indexes there are.
+    pub const COUNT: usize = Index::ALL.len();
+
+    fn at(self) -> usize {
+        self as usize
     }
 
-    /// The indexes from [`Indexes::as_array`]'s order.
-    pub fn from_array(maps: [Index; Self::COUNT]) -> Indexes {
-        let [
-            user_name,
-            email,
-            user_external_id,
-            employee_number,
-            group_name,
-            group_external_id,
-            member_of,
-        ] = maps;
+    /// `value` as this index stores its keys.
+    pub fn key(self, value: &str) -> Arc<str> {
+        match self.case() {
+            Case::Insensitive => Arc::from(fold_case(value).as_str()),
+            Case::Exact => Arc::from(value),
+        }
+    }
+
+    /// The values `resource` has in this index (before [`Index::key`]); none for an entry of the other kind.
+    fn values(self, resource: &Value) -> Vec<&str> {
+        fn s(v: Option<&Value>) -> Option<&str> {
+            v.and_then(Value::as_str)
+        }
+        let each = |list: &str, field: &str| -> Vec<&str> {
+            resource
+                .get(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|item| item.get(field).and_then(Value::as_str))
+                .collect()
+        };
+        match self {
+            Index::UserName => s(resource.get("userName")).into_iter().collect(),
+            Index::Email => each("emails", "value"),
+            Index::UserExternalId | Index::GroupExternalId => {
+                s(resource.get("externalId")).into_iter().collect()
+            }
+            Index::EmployeeNumber => s(resource
+                .get(ENTERPRISE_USER_URN)
+                .and_then(|x| x.get("employeeNumber")))
+            .into_iter()
+            .collect(),
+            Index::GroupName => s(resource.get("displayName")).into_iter().collect(),
+            Index::MemberOf => each("members", "value"),
+        }
+    }
+
+    /// The keys `e` has in this index.
+    pub fn keys(self, e: &Entry) -> Vec<Arc<str>> {
+        if self.kind() != e.kind {
+            return Vec::new();
+        }
+        self.values(e.json())
+            .into_iter()
+            .map(|v| self.key(v))
+            .collect()
+    }
+}
+
+impl Default for Indexes {
+    fn default() -> Self {
         Indexes {
-            user_name,
-            email,
-            user_external_id,
-            employee_number,
-            group_name,
-            group_external_id,
-            member_of,
+            maps: vec![Postings::new(); Index::COUNT],
         }
     }
 }
 
-/// The index an `index_keys` key goes to.
-fn index_map(i: &mut Indexes, which: u8) -> &mut Index {
-    match which {
-        0 => &mut i.user_name,
-        1 => &mut i.email,
-        2 => &mut i.user_external_id,
-        3 => &mut i.employee_number,
-        4 => &mut i.group_name,
-        5 => &mut i.group_external_id,
-        _ => &mut i.member_of,
-    }
-}
+// === impl Indexes ===
 
-/// A case-insensitive key, folded as filters fold their operands (so an index lookup finds what the
-/// filter matches).
-fn lower(s: &str) -> Arc<str> {
-    Arc::from(fold_case(s).as_str())
+impl Indexes {
+    /// The entries `index` names under `value` (compared as the index compares its keys).
+    pub fn find(&self, index: Index, value: &str) -> Option<&IdSet> {
+        self.postings(index).get(&index.key(value))
+    }
+
+    /// One index whole.
+    pub fn postings(&self, index: Index) -> &Postings {
+        &self.maps[index.at()]
+    }
+
+    /// Every index in [`Index::ALL`]'s order.
+    pub fn iter(&self) -> impl Iterator<Item = (Index, &Postings)> {
+        Index::ALL.iter().map(|&i| (i, self.postings(i)))
+    }
+
+    /// The indexes from [`Index::ALL`]'s order; `None` unless there is one map per index.
+    pub fn from_postings(maps: Vec<Postings>) -> Option<Indexes> {
+        (maps.len() == Index::COUNT).then_some(Indexes { maps })
+    }
+
+    /// Add `e` under each of its keys.
+    fn add(&mut self, e: &Entry) {
+        for &index in Index::ALL {
+            for key in index.keys(e) {
+                self.maps[index.at()]
+                    .entry(key)
+                    .or_default()
+                    .insert(e.id.clone());
+            }
+        }
+    }
+
+    /// Take `e` out from under each of its keys.
+    fn remove(&mut self, e: &Entry) {
+        for &index in Index::ALL {
+            let map = &mut self.maps[index.at()];
+            for key in index.keys(e) {
+                if let Some(set) = map.get_mut(&key) {
+                    set.remove(&e.id);
+                    if set.is_empty() {
+                        map.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every entry of `entries` indexed.
+    fn of(entries: &OrdMap<Id, Arc<Entry>>) -> Indexes {
+        let mut idx = Indexes::default();
+        for e in entries.values() {
+            idx.add(e);
+        }
+        idx
+    }
 }
 
 impl Snapshot {
     /// Index every entry. Users and groups feed disjoint indexes, so they are built on two threads.
     pub(super) fn reindex_all(&mut self) {
-        let of = |entries: &OrdMap<Id, Arc<Entry>>| {
-            let mut idx = Indexes::default();
-            for e in entries.values() {
-                for (which, key) in Self::index_keys(e) {
-                    index_map(&mut idx, which)
-                        .entry(key)
-                        .or_default()
-                        .insert(e.id.clone());
-                }
-            }
-            idx
-        };
-        let (u, g) = std::thread::scope(|scope| {
-            let users = scope.spawn(|| of(&self.users));
-            let g = of(&self.groups);
+        let (users, groups) = std::thread::scope(|scope| {
+            let users = scope.spawn(|| Indexes::of(&self.users));
+            let groups = Indexes::of(&self.groups);
             (
                 users
                     .join()
                     .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                g,
+                groups,
             )
         });
-        self.indexes = Indexes {
-            user_name: u.user_name,
-            email: u.email,
-            user_external_id: u.user_external_id,
-            employee_number: u.employee_number,
-            group_name: g.group_name,
-            group_external_id: g.group_external_id,
-            member_of: g.member_of,
-        };
-    }
-
-    fn index_keys(e: &Entry) -> Vec<(u8, Arc<str>)> {
-        let j = e.json();
-        let mut keys = Vec::new();
-        match e.kind {
-            Kind::User => {
-                if let Some(u) = j.get("userName").and_then(Value::as_str) {
-                    keys.push((0, lower(u)));
-                }
-                for em in j
-                    .get("emails")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(v) = em.get("value").and_then(Value::as_str) {
-                        keys.push((1, lower(v)));
-                    }
-                }
-                if let Some(x) = j.get("externalId").and_then(Value::as_str) {
-                    keys.push((2, Arc::from(x)));
-                }
-                if let Some(n) = j
-                    .get(ENTERPRISE_USER_URN)
-                    .and_then(|x| x.get("employeeNumber"))
-                    .and_then(Value::as_str)
-                {
-                    keys.push((3, lower(n)));
-                }
-            }
-            Kind::Group => {
-                if let Some(n) = j.get("displayName").and_then(Value::as_str) {
-                    keys.push((4, lower(n)));
-                }
-                if let Some(x) = j.get("externalId").and_then(Value::as_str) {
-                    keys.push((5, Arc::from(x)));
-                }
-                for m in j
-                    .get("members")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(v) = m.get("value").and_then(Value::as_str) {
-                        keys.push((6, Arc::from(v)));
-                    }
-                }
-            }
-        }
-        keys
-    }
-
-    fn index_map(&mut self, which: u8) -> &mut Index {
-        index_map(&mut self.indexes, which)
+        let maps = Index::ALL
+            .iter()
+            .map(|&i| match i.kind() {
+                Kind::User => users.postings(i).clone(),
+                Kind::Group => groups.postings(i).clone(),
+            })
+            .collect();
+        self.indexes = Indexes { maps };
     }
 
     pub(super) fn index(&mut self, e: &Entry) {
-        for (which, key) in Self::index_keys(e) {
-            self.index_map(which)
-                .entry(key)
-                .or_default()
-                .insert(e.id.clone());
-        }
+        self.indexes.add(e);
     }
 
     pub(super) fn unindex(&mut self, e: &Entry) {
-        for (which, key) in Self::index_keys(e) {
-            let map = self.index_map(which);
-            if let Some(set) = map.get_mut(&key) {
-                set.remove(&e.id);
-                if set.is_empty() {
-                    map.remove(&key);
-                }
-            }
+        self.indexes.remove(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_names_each_index_once_in_file_order() {
+        for (n, &i) in Index::ALL.iter().enumerate() {
+            assert_eq!(i.at(), n, "{i:?}");
         }
+        assert_eq!(Index::COUNT, 7);
+        assert_eq!(
+            Index::UserName.key("ΓΙΑΝΝΗΣ"),
+            Index::UserName.key("γιαννησ")
+        );
+        assert_ne!(
+            Index::UserExternalId.key("A"),
+            Index::UserExternalId.key("a")
+        );
     }
 }

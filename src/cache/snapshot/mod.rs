@@ -25,7 +25,7 @@ use jiff::Timestamp;
 
 pub use data::{Data, IdSet, RawDirectory, Touched};
 pub use entry::{Entry, GroupSource, Kind, Seen, etag_listed, rfc3339_millis, to_millis};
-pub use index::{Index, Indexes};
+pub use index::{Case, Index, Indexes, Postings};
 
 use crate::mapping::MappingOptions;
 

@@ -97,10 +97,10 @@ fn build_derives_resources_edges_and_indexes() {
     assert_eq!(ad["members"].as_array().unwrap().len(), 3);
     assert_eq!(ad["meta"]["resourceType"], "Group");
     // Indexes.
-    assert!(s.indexes.user_name["alice"].contains("u1"));
-    assert!(s.indexes.email["bob@example.com"].contains("u2"));
-    assert!(s.indexes.group_name["engineering"].contains("g1"));
-    assert_eq!(s.indexes.member_of["u1"].len(), 2);
+    assert!(s.indexes.postings(Index::UserName)["alice"].contains("u1"));
+    assert!(s.indexes.postings(Index::Email)["bob@example.com"].contains("u2"));
+    assert!(s.indexes.postings(Index::GroupName)["engineering"].contains("g1"));
+    assert_eq!(s.indexes.postings(Index::MemberOf)["u1"].len(), 2);
     // Manager reference and reports.
     assert_eq!(
         s.get(Kind::User, "u2").unwrap().json()["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]
@@ -223,7 +223,7 @@ fn membership_change_moves_indexes() {
         ..Touched::default()
     };
     let s2 = s1.with_changes(data, &touched, 2, t(2000), &opts());
-    assert!(s2.indexes.member_of["u1"].contains("g2"));
+    assert!(s2.indexes.postings(Index::MemberOf)["u1"].contains("g2"));
     let alice = &s2.get(Kind::User, "u1").unwrap().json();
     assert!(
         alice["groups"]
@@ -244,8 +244,8 @@ fn membership_change_moves_indexes() {
     };
     let s3 = s2.with_changes(data, &touched, 3, t(3000), &opts());
     assert!(s3.get(Kind::User, "u1").is_none());
-    assert!(!s3.indexes.user_name.contains_key("alice"));
-    assert!(!s3.indexes.member_of.contains_key("u1"));
+    assert!(!s3.indexes.postings(Index::UserName).contains_key("alice"));
+    assert!(!s3.indexes.postings(Index::MemberOf).contains_key("u1"));
     assert_eq!(s3.list(Kind::User).len(), 2);
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{Writer, Written, ident, not_ready, partial};
-use crate::cache::{Entry, GroupSource, Id, Kind, Snapshot, Touched};
+use crate::cache::{Entry, GroupSource, Id, Index, Kind, Snapshot, Touched};
 use crate::directory::WriteError;
 use crate::jumpcloud::{EdgeOp, JcDirectory};
 use crate::mapping;
@@ -27,8 +27,7 @@ impl Writer {
     ) -> Result<(), WriteError> {
         if let Some(other) = snap
             .indexes
-            .group_name
-            .get(name.to_lowercase().as_str())
+            .find(Index::GroupName, name)
             .into_iter()
             .flatten()
             .find(|id| Some(id.as_ref()) != except)

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::{DeleteMode, Writer, Written, ident, not_ready, touched_user};
-use crate::cache::{Id, Kind, Snapshot};
+use crate::cache::{Id, Index, Kind, Snapshot};
 use crate::directory::WriteError;
 use crate::jumpcloud::{EdgeOp, JcUserWrite};
 use crate::mapping;
@@ -14,6 +14,7 @@ use crate::mapping::username::derive_username;
 use crate::mapping::write::{DesiredUser, desired_user, is_noop, user_write};
 use crate::scim::ResourceKind;
 use crate::scim::error::{ScimError, excerpt};
+use crate::scim::filter::fold_case;
 use crate::scim::patch::MembershipChange;
 
 impl Writer {
@@ -30,7 +31,7 @@ impl Writer {
                 .find(|id| Some(id.as_ref()) != except)
                 .cloned()
         };
-        if let Some(other) = others(idx.user_name.get(d.user_name.to_lowercase().as_str())) {
+        if let Some(other) = others(idx.find(Index::UserName, &d.user_name)) {
             return Err(ScimError::uniqueness(format!(
                 "userName {:?} is already taken by user {other}",
                 d.user_name
@@ -38,10 +39,9 @@ impl Writer {
             .into());
         }
         if let Some(email) = &d.email {
-            let lower = email.to_lowercase();
+            let folded = fold_case(email);
             let holder = idx
-                .email
-                .get(lower.as_str())
+                .find(Index::Email, email)
                 .into_iter()
                 .flatten()
                 .find(|id| {
@@ -50,7 +50,7 @@ impl Writer {
                             .data
                             .users
                             .get(*id)
-                            .is_some_and(|u| u.email.eq_ignore_ascii_case(&lower))
+                            .is_some_and(|u| fold_case(&u.email) == folded)
                 });
             if let Some(other) = holder {
                 return Err(ScimError::uniqueness(format!(
@@ -60,7 +60,7 @@ impl Writer {
             }
         }
         if let Some(n) = &d.employee_identifier
-            && let Some(other) = others(idx.employee_number.get(n.to_lowercase().as_str()))
+            && let Some(other) = others(idx.find(Index::EmployeeNumber, n))
         {
             return Err(ScimError::uniqueness(format!(
                 "employeeNumber {n:?} is already held by user {other}"
