@@ -21,7 +21,7 @@ use tower::ServiceExt;
 
 use crate::auth::{Authenticator, sha256};
 use crate::cache::persist;
-use crate::cache::{BuildOptions, Kind, Store};
+use crate::cache::{BuildOptions, Store};
 use crate::config::{AuthConfig, BasicConfig, ClientConfig, JwtConfig, Scope, Secret, TokenConfig};
 use crate::directory::write::DeleteMode;
 use crate::jumpcloud::{
@@ -449,7 +449,7 @@ fn restore_file(file: Vec<u8>) {
     }
     let _ = persisted.seen();
     let snapshot = persist::restore(persisted, &BUILD);
-    for kind in [Kind::User, Kind::Group] {
+    for kind in [ResourceKind::User, ResourceKind::Group] {
         for entry in snapshot.list(kind).iter() {
             assert!(snapshot.get(kind, &entry.id).is_some());
         }

@@ -31,9 +31,9 @@ pub mod jumpcloud;
 pub mod mapping;
 /// Secrets re-read without a restart: on SIGHUP and when a secret file changes.
 pub mod rotation;
-/// Owned background work: the stop signal tasks watch, and the set the app awaits on shutdown.
-pub mod shutdown;
 /// SCIM 2.0 protocol core: schemas, filters, projection, paging, sorting, discovery, PATCH; pure, no IO.
 pub mod scim;
+/// Owned background work: the stop signal tasks watch, and the set the app awaits on shutdown.
+pub mod shutdown;
 /// Metrics registry rendered at `/metrics`, and the middleware that counts, times and logs each request.
 pub mod telemetry;

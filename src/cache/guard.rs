@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::{Kind, Snapshot};
+use super::Snapshot;
+use crate::scim::ResourceKind;
 
 /// A shrink up to this many objects is always allowed.
 pub const MIN_SHRINK_OBJECTS: usize = 3;
@@ -95,11 +96,11 @@ impl ShrinkGuard {
     }
 
     /// A delete made through this service is not shrinkage: lower the mark by one.
-    pub fn deleted(&mut self, kind: Kind) {
+    pub fn deleted(&mut self, kind: ResourceKind) {
         for (_, u, g) in self.history.iter_mut() {
             match kind {
-                Kind::User => *u = u.saturating_sub(1),
-                Kind::Group => *g = g.saturating_sub(1),
+                ResourceKind::User => *u = u.saturating_sub(1),
+                ResourceKind::Group => *g = g.saturating_sub(1),
             }
         }
     }
@@ -174,7 +175,7 @@ mod tests {
         let mut g = ShrinkGuard::new(0.1);
         g.record(100, 10, t(0));
         for _ in 0..20 {
-            g.deleted(Kind::User);
+            g.deleted(ResourceKind::User);
         }
         assert!(g.check(80, 10, t(1)).is_none());
         g.record(80, 10, t(1));

@@ -22,7 +22,7 @@ pub mod versions;
 use jiff::Timestamp;
 
 pub use snapshot::{
-    BuildOptions, Data, Entry, GroupSource, Id, IdSet, Index, Indexes, Kind, RawDirectory, Seen,
+    BuildOptions, Data, Entry, GroupSource, Id, IdSet, Index, Indexes, RawDirectory, Seen,
     Snapshot, Touched,
 };
 pub use store::{RefreshPublished, RefreshTicket, Store};

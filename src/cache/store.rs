@@ -27,9 +27,10 @@ use jiff::Timestamp;
 use tokio::sync::{Mutex, watch};
 
 use super::guard::{HeldBack, ShrinkGuard};
-use super::snapshot::{BuildOptions, Data, Kind, Snapshot, Touched};
+use super::snapshot::{BuildOptions, Data, Snapshot, Touched};
 use super::versions::Versions;
 use super::{REFRESH_HISTORY, RefreshStatus};
+use crate::scim::ResourceKind;
 
 /// Where the published version lives.
 pub trait Published: Send + Sync + std::fmt::Debug {
@@ -399,7 +400,7 @@ impl Store {
     }
 
     /// A delete made through this service: not shrinkage.
-    pub fn note_deletion(&self, kind: Kind) {
+    pub fn note_deletion(&self, kind: ResourceKind) {
         lock(&self.guard).deleted(kind);
     }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::cache::{Entry, Index, Kind, Snapshot};
+use crate::cache::{Entry, Index, Snapshot};
 use crate::scim::filter::IndexHint;
 use crate::scim::list::Query;
 use crate::scim::schema::ResourceKind;
@@ -16,14 +16,11 @@ pub struct ListPage {
     pub items: Vec<Arc<Entry>>,
 }
 
-pub fn resource_kind(kind: Kind) -> ResourceKind {
-    match kind {
-        Kind::User => ResourceKind::User,
-        Kind::Group => ResourceKind::Group,
-    }
-}
-
-fn lookup(set: Option<&crate::cache::IdSet>, snap: &Snapshot, kind: Kind) -> Vec<Arc<Entry>> {
+fn lookup(
+    set: Option<&crate::cache::IdSet>,
+    snap: &Snapshot,
+    kind: ResourceKind,
+) -> Vec<Arc<Entry>> {
     set.into_iter()
         .flatten()
         .filter_map(|id| snap.get(kind, id).cloned())
@@ -31,17 +28,17 @@ fn lookup(set: Option<&crate::cache::IdSet>, snap: &Snapshot, kind: Kind) -> Vec
 }
 
 /// Candidates an indexed filter can narrow to, in id order; `None` when the filter needs a scan.
-fn candidates(snap: &Snapshot, kind: Kind, hint: &IndexHint) -> Option<Vec<Arc<Entry>>> {
+fn candidates(snap: &Snapshot, kind: ResourceKind, hint: &IndexHint) -> Option<Vec<Arc<Entry>>> {
     if let IndexHint::Id(v) = hint {
         return Some(snap.get(kind, v).cloned().into_iter().collect());
     }
     let (index, value) = match (kind, hint) {
-        (Kind::User, IndexHint::UserName(v)) => (Index::UserName, v),
-        (Kind::User, IndexHint::ExternalId(v)) => (Index::UserExternalId, v),
-        (Kind::User, IndexHint::Email(v)) => (Index::Email, v),
-        (Kind::Group, IndexHint::DisplayName(v)) => (Index::GroupName, v),
-        (Kind::Group, IndexHint::ExternalId(v)) => (Index::GroupExternalId, v),
-        (Kind::Group, IndexHint::Member(v)) => (Index::MemberOf, v),
+        (ResourceKind::User, IndexHint::UserName(v)) => (Index::UserName, v),
+        (ResourceKind::User, IndexHint::ExternalId(v)) => (Index::UserExternalId, v),
+        (ResourceKind::User, IndexHint::Email(v)) => (Index::Email, v),
+        (ResourceKind::Group, IndexHint::DisplayName(v)) => (Index::GroupName, v),
+        (ResourceKind::Group, IndexHint::ExternalId(v)) => (Index::GroupExternalId, v),
+        (ResourceKind::Group, IndexHint::Member(v)) => (Index::MemberOf, v),
         _ => return None,
     };
     let mut out = lookup(snap.indexes.find(index, value), snap, kind);
@@ -51,7 +48,7 @@ fn candidates(snap: &Snapshot, kind: Kind, hint: &IndexHint) -> Option<Vec<Arc<E
 }
 
 /// Run a list query against one snapshot.
-pub fn list(snap: &Snapshot, kind: Kind, query: &Query) -> ListPage {
+pub fn list(snap: &Snapshot, kind: ResourceKind, query: &Query) -> ListPage {
     if query.filter.is_none() && query.sort.is_none() {
         // The common aggregation walk: the per-version list, sliced, with no per-request copy of it.
         let all = snap.list(kind);

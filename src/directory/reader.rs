@@ -15,7 +15,8 @@ use scim_v2::models::errors::ScimType;
 use super::pins::Pins;
 use super::read::{self, ListPage};
 use super::{WriteError, not_ready};
-use crate::cache::{Entry, Kind, Snapshot, Store};
+use crate::cache::{Entry, Snapshot, Store};
+use crate::scim::ResourceKind;
 use crate::scim::error::ScimError;
 use crate::scim::list::{Query, QueryParams};
 use crate::scim::paging::Paging;
@@ -50,7 +51,7 @@ pub struct RootPage {
 }
 
 /// What makes two requests pages of one listing: everything but where the page starts.
-pub fn walk_key(principal: &str, kind: Kind, params: &QueryParams) -> String {
+pub fn walk_key(principal: &str, kind: ResourceKind, params: &QueryParams) -> String {
     let f = |v: &Option<String>| v.clone().unwrap_or_default();
     format!(
         "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
@@ -80,7 +81,11 @@ impl Reader {
     }
 
     /// One resource from the latest version (`None` inside when there is no such resource).
-    pub fn get(&self, kind: Kind, id: &str) -> Result<Read<Option<Arc<Entry>>>, WriteError> {
+    pub fn get(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Read<Option<Arc<Entry>>>, WriteError> {
         let snapshot = self.latest()?;
         let value = snapshot.get(kind, id).cloned();
         Ok(Read { snapshot, value })
@@ -92,7 +97,7 @@ impl Reader {
     pub fn index_page(
         &self,
         walk: &str,
-        kind: Kind,
+        kind: ResourceKind,
         query: &Query,
     ) -> Result<Read<ListPage>, WriteError> {
         let latest = self.latest()?;
@@ -111,7 +116,7 @@ impl Reader {
     /// offset and `count`.
     pub fn cursor_page(
         &self,
-        kind: Kind,
+        kind: ResourceKind,
         cursor: &str,
         count: usize,
         mut query: Query,
@@ -150,7 +155,7 @@ impl Reader {
     ) -> Result<Read<RootPage>, WriteError> {
         let snapshot = self.latest()?;
         let mut all = Vec::new();
-        for (q, kind) in [(users, Kind::User), (groups, Kind::Group)] {
+        for (q, kind) in [(users, ResourceKind::User), (groups, ResourceKind::Group)] {
             let unpaged = Query {
                 paging: Paging::default(),
                 ..q.clone()
@@ -171,8 +176,8 @@ impl Reader {
         };
         for (e, kind) in all.drain(window) {
             match kind {
-                Kind::User => value.users.items.push(e),
-                Kind::Group => value.groups.items.push(e),
+                ResourceKind::User => value.users.items.push(e),
+                ResourceKind::Group => value.groups.items.push(e),
             }
         }
         Ok(Read { snapshot, value })
@@ -231,22 +236,38 @@ mod tests {
             start_index: Some(start.into()),
             ..QueryParams::default()
         };
-        let a = walk_key("sailpoint", Kind::User, &params("1", "active eq true"));
+        let a = walk_key(
+            "sailpoint",
+            ResourceKind::User,
+            &params("1", "active eq true"),
+        );
         assert_eq!(
             a,
-            walk_key("sailpoint", Kind::User, &params("101", "active eq true"))
+            walk_key(
+                "sailpoint",
+                ResourceKind::User,
+                &params("101", "active eq true")
+            )
         );
         assert_ne!(
             a,
-            walk_key("okta", Kind::User, &params("1", "active eq true"))
+            walk_key("okta", ResourceKind::User, &params("1", "active eq true"))
         );
         assert_ne!(
             a,
-            walk_key("sailpoint", Kind::Group, &params("1", "active eq true"))
+            walk_key(
+                "sailpoint",
+                ResourceKind::Group,
+                &params("1", "active eq true")
+            )
         );
         assert_ne!(
             a,
-            walk_key("sailpoint", Kind::User, &params("1", "active eq false"))
+            walk_key(
+                "sailpoint",
+                ResourceKind::User,
+                &params("1", "active eq false")
+            )
         );
     }
 }

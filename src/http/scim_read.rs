@@ -15,9 +15,10 @@ use super::support::{
     add_snapshot_headers, entry_bytes, error, if_none_match, query_map, scim_response, selection,
 };
 use crate::auth::Principal;
-use crate::cache::{Kind, Snapshot};
-use crate::directory::read::{ListPage, resource_kind};
+use crate::cache::Snapshot;
+use crate::directory::read::ListPage;
 use crate::directory::reader::walk_key;
+use crate::scim::ResourceKind;
 use crate::scim::attrs::AttrSelection;
 use crate::scim::discovery;
 use crate::scim::error::ScimError;
@@ -60,7 +61,7 @@ async fn method_not_allowed() -> Response {
 /// The serialised form of one entry under a projection.
 /// A ListResponse assembled from pre-serialised entries: a page costs a copy, not a serialisation.
 /// Pages of one or two resource kinds, each projected by its own kind's selection.
-type Pages<'a> = [(&'a ListPage, Kind, &'a AttrSelection)];
+type Pages<'a> = [(&'a ListPage, ResourceKind, &'a AttrSelection)];
 
 fn render_list(pages: &Pages<'_>, snap: &Snapshot) -> Response {
     render_list_with(pages, snap, None)
@@ -99,7 +100,7 @@ fn render_list_with(pages: &Pages<'_>, snap: &Snapshot, cursors: Option<Cursors>
 fn index_page(
     state: &AppState,
     principal: &Principal,
-    kind: Kind,
+    kind: ResourceKind,
     params: &QueryParams,
     query: &Query,
 ) -> Response {
@@ -126,7 +127,7 @@ fn params_of(q: &HashMap<String, String>) -> QueryParams {
 async fn list_kind(
     state: &AppState,
     principal: &Principal,
-    kind: Kind,
+    kind: ResourceKind,
     raw: Option<String>,
 ) -> Response {
     let q = match query_map(raw.as_deref()) {
@@ -137,7 +138,7 @@ async fn list_kind(
         return cursor_page(state, kind, &q, cursor);
     }
     let params = params_of(&q);
-    let query = match Query::parse(&params, resource_kind(kind), state.settings.max_count) {
+    let query = match Query::parse(&params, kind, state.settings.max_count) {
         Ok(q) => bounded(q, state.settings.max_results),
         Err(e) => return error(e),
     };
@@ -148,7 +149,7 @@ async fn list_kind(
 /// offset, and the walk is pinned like index paging.
 fn cursor_page(
     state: &AppState,
-    kind: Kind,
+    kind: ResourceKind,
     q: &HashMap<String, String>,
     cursor: &str,
 ) -> Response {
@@ -176,7 +177,7 @@ fn cursor_page(
     };
     // The cursor says where the page starts; the count is the one honoured.
     params.count = Some(count.to_string());
-    let query = match Query::parse(&params, resource_kind(kind), state.settings.max_count) {
+    let query = match Query::parse(&params, kind, state.settings.max_count) {
         Ok(q) => q,
         Err(e) => return error(e),
     };
@@ -202,7 +203,7 @@ async fn list_users(
     Extension(p): Extension<Principal>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    list_kind(&state, &p, Kind::User, raw).await
+    list_kind(&state, &p, ResourceKind::User, raw).await
 }
 
 async fn list_groups(
@@ -210,7 +211,7 @@ async fn list_groups(
     Extension(p): Extension<Principal>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    list_kind(&state, &p, Kind::Group, raw).await
+    list_kind(&state, &p, ResourceKind::Group, raw).await
 }
 
 /// A list without `count` gets every match up to `paging.max_results` (`totalResults` still counts all).
@@ -232,21 +233,25 @@ fn search_params(body: &Bytes, depth: usize) -> Result<QueryParams, ScimError> {
 /// A `SearchRequest` body as one parsed query per resource kind.
 fn search_query(
     body: &Bytes,
-    kinds: &[Kind],
+    kinds: &[ResourceKind],
     max_count: usize,
     depth: usize,
 ) -> Result<Vec<Query>, ScimError> {
     let params = search_params(body, depth)?;
     kinds
         .iter()
-        .map(|k| Query::parse(&params, resource_kind(*k), max_count))
+        .map(|k| Query::parse(&params, *k, max_count))
         .collect()
 }
 
-async fn search_kind(state: &AppState, principal: &Principal, kind: Kind, body: Bytes) -> Response {
-    let parsed = search_params(&body, state.settings.json_depth).and_then(|p| {
-        Query::parse(&p, resource_kind(kind), state.settings.max_count).map(|q| (p, q))
-    });
+async fn search_kind(
+    state: &AppState,
+    principal: &Principal,
+    kind: ResourceKind,
+    body: Bytes,
+) -> Response {
+    let parsed = search_params(&body, state.settings.json_depth)
+        .and_then(|p| Query::parse(&p, kind, state.settings.max_count).map(|q| (p, q)));
     let (params, query) = match parsed {
         Ok((p, q)) => (p, bounded(q, state.settings.max_results)),
         Err(e) => return error(e),
@@ -259,7 +264,7 @@ async fn search_users(
     Extension(p): Extension<Principal>,
     body: Bytes,
 ) -> Response {
-    search_kind(&state, &p, Kind::User, body).await
+    search_kind(&state, &p, ResourceKind::User, body).await
 }
 
 async fn search_groups(
@@ -267,14 +272,14 @@ async fn search_groups(
     Extension(p): Extension<Principal>,
     body: Bytes,
 ) -> Response {
-    search_kind(&state, &p, Kind::Group, body).await
+    search_kind(&state, &p, ResourceKind::Group, body).await
 }
 
 /// `POST /.search`: Users then Groups, one result set paged as a whole.
 async fn search_root(State(state): State<AppState>, body: Bytes) -> Response {
     let queries = match search_query(
         &body,
-        &[Kind::User, Kind::Group],
+        &[ResourceKind::User, ResourceKind::Group],
         state.settings.max_count,
         state.settings.json_depth,
     ) {
@@ -285,8 +290,16 @@ async fn search_root(State(state): State<AppState>, body: Bytes) -> Response {
     match state.reader.search_root(&queries[0], &queries[1], &paging) {
         Ok(read) => render_list(
             &[
-                (&read.value.users, Kind::User, &queries[0].attributes),
-                (&read.value.groups, Kind::Group, &queries[1].attributes),
+                (
+                    &read.value.users,
+                    ResourceKind::User,
+                    &queries[0].attributes,
+                ),
+                (
+                    &read.value.groups,
+                    ResourceKind::Group,
+                    &queries[1].attributes,
+                ),
             ],
             &read.snapshot,
         ),
@@ -298,7 +311,7 @@ async fn search_root(State(state): State<AppState>, body: Bytes) -> Response {
 
 async fn get_kind(
     state: &AppState,
-    kind: Kind,
+    kind: ResourceKind,
     id: &str,
     raw: Option<String>,
     headers: &HeaderMap,
@@ -326,7 +339,7 @@ async fn get_kind(
         .any(|e| e.eq_ignore_ascii_case(id));
         let hint = if endpoint {
             format!(
-                "; the SCIM base URL is configured with /{} appended: it must end in /scim/v2",
+                "; the SCIM base URL is configured with {} appended: it must end in /scim/v2",
                 kind.endpoint()
             )
         } else {
@@ -334,14 +347,14 @@ async fn get_kind(
         };
         let mut resp = error(ScimError::not_found(format!(
             "{} {} not found{hint}",
-            kind.resource_type(),
+            kind.name(),
             crate::scim::error::excerpt(id)
         )));
         add_snapshot_headers(&mut resp, &snap);
         return resp;
     };
     // The ETag header stands for `meta.version`: sent with every representation that carries it.
-    let carries_version = attrs.is_default() || attrs.keeps_meta_version(resource_kind(kind));
+    let carries_version = attrs.is_default() || attrs.keeps_meta_version(kind);
     let mut resp = if if_none_match(headers, &entry.etag) {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         r.headers_mut().insert(
@@ -365,7 +378,7 @@ async fn get_user(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    get_kind(&state, Kind::User, &id, raw, &headers).await
+    get_kind(&state, ResourceKind::User, &id, raw, &headers).await
 }
 
 async fn get_group(
@@ -374,7 +387,7 @@ async fn get_group(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    get_kind(&state, Kind::Group, &id, raw, &headers).await
+    get_kind(&state, ResourceKind::Group, &id, raw, &headers).await
 }
 
 // === discovery ===

@@ -17,9 +17,9 @@ use super::support::{
 };
 use crate::audit::AuditRecord;
 use crate::auth::Principal;
-use crate::cache::Kind;
 use crate::directory::WriteError;
 use crate::directory::write::Written;
+use crate::scim::ResourceKind;
 use crate::scim::error::ScimError;
 
 pub fn router(state: AppState) -> Router<AppState> {
@@ -124,7 +124,7 @@ fn if_match(headers: &HeaderMap) -> Option<String> {
 /// The resource a write produced, projected as the query asks.
 fn render(
     written: &Written,
-    kind: Kind,
+    kind: ResourceKind,
     status: StatusCode,
     raw: Option<&str>,
     location: bool,
@@ -135,8 +135,7 @@ fn render(
     };
     let entry = &written.entry;
     let mut resp = scim_response(status, entry_bytes(entry, &attrs, kind));
-    let carries_version =
-        attrs.is_default() || attrs.keeps_meta_version(crate::directory::read::resource_kind(kind));
+    let carries_version = attrs.is_default() || attrs.keeps_meta_version(kind);
     if carries_version && let Ok(v) = HeaderValue::from_str(&entry.etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
@@ -178,7 +177,7 @@ async fn create_user(
             let w = state.writer.create_user(&v).await?;
             Ok(render(
                 &w,
-                Kind::User,
+                ResourceKind::User,
                 StatusCode::CREATED,
                 raw.as_deref(),
                 true,
@@ -204,7 +203,7 @@ async fn replace_user(
                 .await?;
             Ok(render(
                 &w,
-                Kind::User,
+                ResourceKind::User,
                 StatusCode::OK,
                 raw.as_deref(),
                 false,
@@ -230,7 +229,7 @@ async fn patch_user(
                 .await?;
             Ok(render(
                 &w,
-                Kind::User,
+                ResourceKind::User,
                 StatusCode::OK,
                 raw.as_deref(),
                 false,
@@ -269,7 +268,7 @@ async fn create_group(
             let w = state.writer.create_group(&v).await?;
             Ok(render(
                 &w,
-                Kind::Group,
+                ResourceKind::Group,
                 StatusCode::CREATED,
                 raw.as_deref(),
                 true,
@@ -295,7 +294,7 @@ async fn replace_group(
                 .await?;
             Ok(render(
                 &w,
-                Kind::Group,
+                ResourceKind::Group,
                 StatusCode::OK,
                 raw.as_deref(),
                 false,
@@ -324,7 +323,7 @@ async fn patch_group(
             if asks_for_body(raw.as_deref()) {
                 Ok(render(
                     &w,
-                    Kind::Group,
+                    ResourceKind::Group,
                     StatusCode::OK,
                     raw.as_deref(),
                     false,

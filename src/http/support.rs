@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 
 use crate::cache::snapshot::etag_listed;
-use crate::cache::{Entry, Kind, Snapshot, age_seconds};
-use crate::directory::read::resource_kind;
+use crate::cache::{Entry, Snapshot, age_seconds};
+use crate::scim::ResourceKind;
 use crate::scim::SCIM_CONTENT_TYPE;
 use crate::scim::attrs::AttrSelection;
 use crate::scim::error::ScimError;
@@ -90,23 +90,21 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// `attributes` / `excludedAttributes` from a query string, for one resource kind.
-pub fn selection(raw: Option<&str>, kind: Kind) -> Result<AttrSelection, ScimError> {
+pub fn selection(raw: Option<&str>, kind: ResourceKind) -> Result<AttrSelection, ScimError> {
     let q = query_map(raw)?;
     AttrSelection::parse(
         q.get("attributes").map(String::as_str),
         q.get("excludedattributes").map(String::as_str),
-        resource_kind(kind),
+        kind,
     )
 }
 
 /// An entry as served under a projection: its pre-serialised bytes when nothing is projected away.
-pub fn entry_bytes(e: &Entry, attrs: &AttrSelection, kind: Kind) -> Bytes {
+pub fn entry_bytes(e: &Entry, attrs: &AttrSelection, kind: ResourceKind) -> Bytes {
     if attrs.is_default() {
         e.bytes.clone()
     } else {
-        Bytes::from(
-            serde_json::to_vec(&attrs.project(e.json(), resource_kind(kind))).unwrap_or_default(),
-        )
+        Bytes::from(serde_json::to_vec(&attrs.project(e.json(), kind)).unwrap_or_default())
     }
 }
 

@@ -42,7 +42,8 @@ pub use restore::{load_and_publish, restore};
 pub use saver::run_saver;
 
 use super::snapshot::{Entries, Indexes};
-use super::{BuildOptions, Kind, RawDirectory, Seen, Snapshot};
+use super::{BuildOptions, RawDirectory, Seen, Snapshot};
+use crate::scim::ResourceKind;
 
 /// The file's name inside the data directory.
 pub const FILE_NAME: &str = "snapshot.bin";
@@ -94,7 +95,7 @@ pub struct Persisted {
 
 impl Persisted {
     /// Content times of every entry, by resource type and id.
-    pub fn seen(&self) -> HashMap<(Kind, String), Seen> {
+    pub fn seen(&self) -> HashMap<(ResourceKind, String), Seen> {
         self.users
             .values()
             .chain(self.groups.values())

@@ -11,10 +11,9 @@ use serde::{Deserialize, Serialize};
 use bytes::Bytes;
 
 use crate::cache::snapshot::{Entries, Index, Indexes, Postings};
-use crate::cache::{
-    BuildOptions, Entry, GroupSource, Id, IdSet, Kind, RawDirectory, Seen, Snapshot,
-};
+use crate::cache::{BuildOptions, Entry, GroupSource, Id, IdSet, RawDirectory, Seen, Snapshot};
 use crate::jumpcloud::{JcDirectory, JcGroup, JcUser};
+use crate::scim::ResourceKind;
 
 use super::records::{DirectoryRec, GroupRec, UserRec};
 use super::{PersistError, Persisted};
@@ -257,8 +256,8 @@ impl<'a> EntrySection<'a> {
         let entries = all()
             .map(|e| EntryRec {
                 kind: match e.kind {
-                    Kind::User => 0,
-                    Kind::Group => 1,
+                    ResourceKind::User => 0,
+                    ResourceKind::Group => 1,
                 },
                 id: &e.id,
                 source: match e.group_source {
@@ -334,8 +333,8 @@ pub(super) fn entry_maps(
     let mut groups = Entries::new();
     for (r, rid) in entries.into_iter().zip(ids) {
         let kind = match r.kind {
-            0 => Kind::User,
-            1 => Kind::Group,
+            0 => ResourceKind::User,
+            1 => ResourceKind::Group,
             other => return Err(PersistError::Decode(format!("unknown entry kind {other}"))),
         };
         let source = match r.source {
@@ -364,8 +363,8 @@ pub(super) fn entry_maps(
             seen,
         ));
         match kind {
-            Kind::User => users.insert(rid.clone(), entry),
-            Kind::Group => groups.insert(rid.clone(), entry),
+            ResourceKind::User => users.insert(rid.clone(), entry),
+            ResourceKind::Group => groups.insert(rid.clone(), entry),
         };
     }
     Ok((users, groups))

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use crate::cache::{BuildOptions, Data, Kind, RawDirectory, Snapshot, Store};
+use crate::cache::{BuildOptions, Data, RawDirectory, Snapshot, Store};
+use crate::scim::ResourceKind;
 use crate::shutdown::Background;
 
 use super::{PersistError, Persisted, file_path, load};
@@ -22,7 +23,7 @@ pub fn restore(p: Persisted, opts: &BuildOptions) -> Snapshot {
         return serving.with_data(Data::from_raw(raw));
     }
     let seen = p.seen();
-    let lookup = |kind: Kind, rid: &str| seen.get(&(kind, rid.to_owned())).copied();
+    let lookup = |kind: ResourceKind, rid: &str| seen.get(&(kind, rid.to_owned())).copied();
     Snapshot::build(
         Data::from_raw(p.raw),
         p.version,

@@ -15,6 +15,7 @@ use crate::cache::test_support::{build, opts, t};
 use crate::cache::{Data, Index, Store};
 use crate::jumpcloud::{JcAddress, JcAttribute, JcMfa, JcPhoneNumber, JcRestrictedField};
 use crate::jumpcloud::{JcDirectory, JcDirectoryKind, JcGroup, JcUser};
+use crate::scim::ResourceKind;
 use crate::shutdown::Background;
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -211,8 +212,8 @@ fn round_trip_keeps_version_taken_at_data_and_seen_times() {
     let dir = TestDir::new("round-trip");
     let s = snapshot();
     // The change made a difference worth checking: carol's times moved, alice's did not.
-    let carol = s.get(Kind::User, "u3").unwrap();
-    let alice = s.get(Kind::User, "u1").unwrap();
+    let carol = s.get(ResourceKind::User, "u3").unwrap();
+    let alice = s.get(ResourceKind::User, "u1").unwrap();
     assert_eq!(carol.last_modified, t(2_000_000));
     assert_eq!(alice.last_modified, t(1_000_000));
 
@@ -271,8 +272,8 @@ fn restore_with_other_options_stamps_changed_entries_now() {
     let before = Timestamp::now();
     let r = restore(p, &other);
     // Group members carry `$ref`s with the base URL, so their content changed.
-    let g1 = r.get(Kind::Group, "g1").unwrap();
-    assert_ne!(g1.etag, s.get(Kind::Group, "g1").unwrap().etag);
+    let g1 = r.get(ResourceKind::Group, "g1").unwrap();
+    assert_ne!(g1.etag, s.get(ResourceKind::Group, "g1").unwrap().etag);
     assert!(g1.last_modified >= to_millis_floor(before));
 }
 
@@ -347,7 +348,7 @@ fn the_first_build_after_a_restore_derives_every_entry_and_keeps_its_times() {
             assert_ne!(e.etag, before.etag);
             assert_eq!(e.last_modified, t(3_000_000));
             assert_eq!(e.created, before.created);
-        } else if e.kind == Kind::User {
+        } else if e.kind == ResourceKind::User {
             assert_eq!(e.etag, before.etag, "{}", e.id);
             assert_eq!(e.bytes, before.bytes, "{}", e.id);
             assert_eq!(e.last_modified, before.last_modified, "{}", e.id);
@@ -356,8 +357,8 @@ fn the_first_build_after_a_restore_derives_every_entry_and_keeps_its_times() {
     // And the build after that reuses them by fingerprint.
     let again = build(raw_with_chief(), 9, t(4_000_000), Some(&next));
     assert!(Arc::ptr_eq(
-        again.get(Kind::User, "u1").unwrap(),
-        next.get(Kind::User, "u1").unwrap()
+        again.get(ResourceKind::User, "u1").unwrap(),
+        next.get(ResourceKind::User, "u1").unwrap()
     ));
 }
 

@@ -11,13 +11,14 @@ use imbl::OrdMap;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::entry::{etag_of, hash_bytes, resource_kind};
+use super::entry::{etag_of, hash_bytes};
 use super::{
-    BuildOptions, Data, Entries, Entry, GroupSource, Id, Indexes, Kind, Seen, Snapshot, Touched,
+    BuildOptions, Data, Entries, Entry, GroupSource, Id, Indexes, Seen, Snapshot, Touched,
     rfc3339_millis, to_millis,
 };
 use crate::jumpcloud::{JcDirectory, JcGroup, JcUser};
 use crate::mapping::{self, Entitlement, GroupMember, GroupRef, UserContext};
+use crate::scim::ResourceKind;
 use crate::scim::attrs;
 
 /// Everything derivation needs to look up while building entries.
@@ -26,7 +27,7 @@ struct Ctx<'a> {
     opts: &'a BuildOptions,
     now: Timestamp,
     /// Previous content times, by (kind, id).
-    seen: &'a (dyn Fn(Kind, &str) -> Option<Seen> + Sync),
+    seen: &'a (dyn Fn(ResourceKind, &str) -> Option<Seen> + Sync),
     /// Previous entries, reused as they are when the content hash is unchanged.
     prev: Option<&'a Snapshot>,
 }
@@ -44,7 +45,7 @@ impl Ctx<'_> {
     /// The previous version's entry for `rid`, when it was derived from the same inputs.
     fn reusable(
         &self,
-        kind: Kind,
+        kind: ResourceKind,
         rid: &Id,
         inputs: u64,
         same_record: impl Fn(&Data) -> bool,
@@ -56,7 +57,7 @@ impl Ctx<'_> {
 
     fn finish(
         &self,
-        kind: Kind,
+        kind: ResourceKind,
         rid: &Id,
         mut resource: Value,
         jc_created: Option<Timestamp>,
@@ -65,7 +66,7 @@ impl Ctx<'_> {
     ) -> Arc<Entry> {
         // One serialisation serves the content hash and, with `meta` spliced in, the served bytes; what the
         // schemas return only on request is kept beside them, and hashed with them.
-        let extra = attrs::split_request_only(&mut resource, resource_kind(kind));
+        let extra = attrs::split_request_only(&mut resource, kind);
         let body = serde_json::to_vec(&resource).unwrap_or_default();
         let extra_bytes = extra
             .as_ref()
@@ -75,12 +76,12 @@ impl Ctx<'_> {
             None => hash_bytes(&body),
         };
         if let Some(x) = &extra {
-            attrs::merge_request_only(&mut resource, x, resource_kind(kind));
+            attrs::merge_request_only(&mut resource, x, kind);
         }
         if let Some(prev) = self.prev {
             let map = match kind {
-                Kind::User => &prev.users,
-                Kind::Group => &prev.groups,
+                ResourceKind::User => &prev.users,
+                ResourceKind::Group => &prev.groups,
             };
             // An entry restored from disk has no fingerprint yet: it is replaced by one that has (same
             // content, same times), so the builds after this one can reuse it without deriving.
@@ -99,10 +100,10 @@ impl Ctx<'_> {
         };
         let etag = etag_of(&hash);
         let meta = json!({
-            "resourceType": kind.resource_type(),
+            "resourceType": kind.name(),
             "created": rfc3339_millis(created),
             "lastModified": rfc3339_millis(last_modified),
-            "location": format!("{}/{}/{}", self.opts.mapping.scim_base, kind.endpoint(), rid),
+            "location": format!("{}{}/{}", self.opts.mapping.scim_base, kind.endpoint(), rid),
             "version": etag,
         });
         let mut bytes = body;
@@ -211,7 +212,7 @@ impl Ctx<'_> {
                 .get(uid)
                 .is_some_and(|p| Arc::ptr_eq(p, user) || **p == **user)
         };
-        if let Some(e) = self.reusable(Kind::User, uid, inputs, same_record) {
+        if let Some(e) = self.reusable(ResourceKind::User, uid, inputs, same_record) {
             return e;
         }
         let ctx = UserContext {
@@ -224,7 +225,7 @@ impl Ctx<'_> {
             .as_deref()
             .and_then(|c| c.parse::<Timestamp>().ok())
             .map(to_millis);
-        self.finish(Kind::User, uid, resource, created, None, inputs)
+        self.finish(ResourceKind::User, uid, resource, created, None, inputs)
     }
 
     fn member_list(&self, users: impl IntoIterator<Item = Id>) -> Vec<GroupMember> {
@@ -247,12 +248,12 @@ impl Ctx<'_> {
                 .get(gid)
                 .is_some_and(|p| Arc::ptr_eq(p, group) || **p == **group)
         };
-        if let Some(e) = self.reusable(Kind::Group, gid, inputs, same_record) {
+        if let Some(e) = self.reusable(ResourceKind::Group, gid, inputs, same_record) {
             return e;
         }
         let resource = mapping::group_to_scim(group, &members, &self.opts.mapping);
         self.finish(
-            Kind::Group,
+            ResourceKind::Group,
             gid,
             resource,
             None,
@@ -270,12 +271,12 @@ impl Ctx<'_> {
                 .get(did)
                 .is_some_and(|p| Arc::ptr_eq(p, dir) || **p == **dir)
         };
-        if let Some(e) = self.reusable(Kind::Group, did, inputs, same_record) {
+        if let Some(e) = self.reusable(ResourceKind::Group, did, inputs, same_record) {
             return Some(e);
         }
         let resource = mapping::directory_to_scim(dir, &holders, &self.opts.mapping)?;
         Some(self.finish(
-            Kind::Group,
+            ResourceKind::Group,
             did,
             resource,
             None,
@@ -294,9 +295,9 @@ impl Snapshot {
         now: Timestamp,
         opts: &BuildOptions,
         prev: Option<&Snapshot>,
-        seen: &(dyn Fn(Kind, &str) -> Option<Seen> + Sync),
+        seen: &(dyn Fn(ResourceKind, &str) -> Option<Seen> + Sync),
     ) -> Snapshot {
-        let prev_seen = |kind: Kind, rid: &str| -> Option<Seen> {
+        let prev_seen = |kind: ResourceKind, rid: &str| -> Option<Seen> {
             if let Some(seen) = prev.and_then(|p| p.seen(kind, rid)) {
                 return Some(seen);
             }
@@ -359,7 +360,7 @@ impl Snapshot {
         now: Timestamp,
         opts: &BuildOptions,
     ) -> Snapshot {
-        let prev_seen = |kind: Kind, rid: &str| self.seen(kind, rid);
+        let prev_seen = |kind: ResourceKind, rid: &str| self.seen(kind, rid);
         let ctx = Ctx {
             data: &data,
             opts,

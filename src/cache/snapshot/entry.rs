@@ -14,36 +14,6 @@ use super::Id;
 use crate::scim::ResourceKind;
 use crate::scim::attrs;
 
-/// Which resource type an entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    User,
-    Group,
-}
-
-impl Kind {
-    pub fn resource_type(self) -> &'static str {
-        match self {
-            Kind::User => "User",
-            Kind::Group => "Group",
-        }
-    }
-    pub fn endpoint(self) -> &'static str {
-        match self {
-            Kind::User => "Users",
-            Kind::Group => "Groups",
-        }
-    }
-}
-
-/// The SCIM resource kind of an entry kind.
-pub(super) fn resource_kind(kind: Kind) -> ResourceKind {
-    match kind {
-        Kind::User => ResourceKind::User,
-        Kind::Group => ResourceKind::Group,
-    }
-}
-
 /// Where a Group entry comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupSource {
@@ -55,7 +25,7 @@ pub enum GroupSource {
 #[derive(Debug)]
 pub struct Entry {
     pub id: Id,
-    pub kind: Kind,
+    pub kind: ResourceKind,
     /// For groups: a JumpCloud user group or a directory listed as a group.
     pub group_source: Option<GroupSource>,
     /// The full resource, `meta` included: set when the entry is derived, parsed from `bytes` on first use
@@ -93,7 +63,7 @@ impl Entry {
     /// An entry as it was served before a restart: its bytes and content times, without deriving it.
     pub fn restored(
         id: Id,
-        kind: Kind,
+        kind: ResourceKind,
         group_source: Option<GroupSource>,
         bytes: Bytes,
         extra: Option<Bytes>,
@@ -125,7 +95,7 @@ impl Entry {
                 .as_ref()
                 .and_then(|x| serde_json::from_slice::<Value>(x).ok())
             {
-                attrs::merge_request_only(&mut v, &extra, resource_kind(self.kind));
+                attrs::merge_request_only(&mut v, &extra, self.kind);
             }
             v
         })

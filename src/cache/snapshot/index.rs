@@ -11,7 +11,8 @@ use std::sync::Arc;
 use imbl::{HashMap, OrdMap};
 use serde_json::Value;
 
-use super::{Entry, Id, IdSet, Kind, Snapshot};
+use super::{Entry, Id, IdSet, Snapshot};
+use crate::scim::ResourceKind;
 use crate::scim::filter::fold_case;
 use crate::scim::schema::ENTERPRISE_USER_URN;
 
@@ -40,9 +41,9 @@ macro_rules! indexes {
             pub const ALL: &'static [Index] = &[$(Index::$name,)*];
 
             /// The kind of entry an index's values name.
-            pub fn kind(self) -> Kind {
+            pub fn kind(self) -> ResourceKind {
                 match self {
-                    $(Index::$name => Kind::$kind,)*
+                    $(Index::$name => ResourceKind::$kind,)*
                 }
             }
 
@@ -221,8 +222,8 @@ impl Snapshot {
         let maps = Index::ALL
             .iter()
             .map(|&i| match i.kind() {
-                Kind::User => users.postings(i).clone(),
-                Kind::Group => groups.postings(i).clone(),
+                ResourceKind::User => users.postings(i).clone(),
+                ResourceKind::Group => groups.postings(i).clone(),
             })
             .collect();
         self.indexes = Indexes { maps };

@@ -24,10 +24,11 @@ use imbl::OrdMap;
 use jiff::Timestamp;
 
 pub use data::{Data, IdSet, RawDirectory, Touched};
-pub use entry::{Entry, GroupSource, Kind, Seen, etag_listed, rfc3339_millis, to_millis};
+pub use entry::{Entry, GroupSource, Seen, etag_listed, rfc3339_millis, to_millis};
 pub use index::{Case, Index, Indexes, Postings};
 
 use crate::mapping::MappingOptions;
+use crate::scim::ResourceKind;
 
 /// Ids are shared strings: every map and index holds the same allocation.
 pub type Id = Arc<str>;
@@ -120,24 +121,24 @@ impl Snapshot {
     }
 
     /// Derive every resource from `data`. Entries whose content is unchanged since `prev` are shared with it;    /// Entries of a kind in id order, materialised once per version.
-    pub fn list(&self, kind: Kind) -> Arc<[Arc<Entry>]> {
+    pub fn list(&self, kind: ResourceKind) -> Arc<[Arc<Entry>]> {
         let (cell, map) = match kind {
-            Kind::User => (&self.user_list, &self.users),
-            Kind::Group => (&self.group_list, &self.groups),
+            ResourceKind::User => (&self.user_list, &self.users),
+            ResourceKind::Group => (&self.group_list, &self.groups),
         };
         cell.get_or_init(|| map.values().cloned().collect::<Vec<_>>().into())
             .clone()
     }
 
-    pub fn get(&self, kind: Kind, rid: &str) -> Option<&Arc<Entry>> {
+    pub fn get(&self, kind: ResourceKind, rid: &str) -> Option<&Arc<Entry>> {
         match kind {
-            Kind::User => self.users.get(rid),
-            Kind::Group => self.groups.get(rid),
+            ResourceKind::User => self.users.get(rid),
+            ResourceKind::Group => self.groups.get(rid),
         }
     }
 
     /// The content times of every entry, for persistence and for the next build.
-    pub fn seen(&self, kind: Kind, rid: &str) -> Option<Seen> {
+    pub fn seen(&self, kind: ResourceKind, rid: &str) -> Option<Seen> {
         self.get(kind, rid).map(|e| e.seen())
     }
 

@@ -71,7 +71,7 @@ fn build_derives_resources_edges_and_indexes() {
     assert_eq!(s.users.len(), 3);
     // Two user groups and the AD directory; the LDAP server is not something users hold as a group.
     assert_eq!(s.groups.len(), 3);
-    let alice = &s.get(Kind::User, "u1").unwrap().json();
+    let alice = &s.get(ResourceKind::User, "u1").unwrap().json();
     let groups: Vec<(&str, &str)> = alice["groups"]
         .as_array()
         .unwrap()
@@ -79,7 +79,7 @@ fn build_derives_resources_edges_and_indexes() {
         .map(|g| (g["value"].as_str().unwrap(), g["type"].as_str().unwrap()))
         .collect();
     assert_eq!(groups, vec![("d1", "indirect"), ("g1", "direct")]);
-    let carol = &s.get(Kind::User, "u3").unwrap().json();
+    let carol = &s.get(ResourceKind::User, "u3").unwrap().json();
     assert_eq!(carol["entitlements"][0]["type"], "active_directory");
     assert_eq!(
         carol["groups"]
@@ -91,9 +91,9 @@ fn build_derives_resources_edges_and_indexes() {
         "direct"
     );
     // The unknown member "ghost" is dropped.
-    let sales = &s.get(Kind::Group, "g2").unwrap().json();
+    let sales = &s.get(ResourceKind::Group, "g2").unwrap().json();
     assert_eq!(sales["members"].as_array().unwrap().len(), 1);
-    let ad = &s.get(Kind::Group, "d1").unwrap().json();
+    let ad = &s.get(ResourceKind::Group, "d1").unwrap().json();
     assert_eq!(ad["members"].as_array().unwrap().len(), 3);
     assert_eq!(ad["meta"]["resourceType"], "Group");
     // Indexes.
@@ -103,12 +103,12 @@ fn build_derives_resources_edges_and_indexes() {
     assert_eq!(s.indexes.postings(Index::MemberOf)["u1"].len(), 2);
     // Manager reference and reports.
     assert_eq!(
-        s.get(Kind::User, "u2").unwrap().json()["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]
+        s.get(ResourceKind::User, "u2").unwrap().json()["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]
             ["manager"],
         serde_json::json!({"value": "u1", "$ref": "http://localhost/scim/v2/Users/u1"})
     );
     // The account state is returned on request: kept beside the served bytes, seen by filters.
-    let alice = s.get(Kind::User, "u1").unwrap();
+    let alice = s.get(ResourceKind::User, "u1").unwrap();
     let served: serde_json::Value = serde_json::from_slice(&alice.bytes).unwrap();
     assert!(
         served["urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:User"]
@@ -121,7 +121,7 @@ fn build_derives_resources_edges_and_indexes() {
     );
     assert_eq!(s.data.reports["u1"].len(), 2);
     // Meta and bytes agree.
-    let e = s.get(Kind::User, "u1").unwrap();
+    let e = s.get(ResourceKind::User, "u1").unwrap();
     assert_eq!(e.json()["meta"]["version"], e.etag.as_str());
     // The bytes are the whole resource without what is returned only on request.
     let mut default = e.json().clone();
@@ -131,7 +131,7 @@ fn build_derives_resources_edges_and_indexes() {
         default
     );
     assert_eq!(
-        s.list(Kind::User)
+        s.list(ResourceKind::User)
             .iter()
             .map(|e| e.id.to_string())
             .collect::<Vec<_>>(),
@@ -145,18 +145,18 @@ fn unchanged_entries_are_shared_and_keep_their_times() {
     let mut changed = raw();
     changed.users[2].lastname = Some("Changed".into());
     let second = build(changed, 2, t(2000), Some(&first));
-    let a1 = first.get(Kind::User, "u1").unwrap();
-    let a2 = second.get(Kind::User, "u1").unwrap();
+    let a1 = first.get(ResourceKind::User, "u1").unwrap();
+    let a2 = second.get(ResourceKind::User, "u1").unwrap();
     assert!(
         Arc::ptr_eq(a1, a2),
         "an unchanged user is shared between versions"
     );
     assert!(Arc::ptr_eq(
-        first.get(Kind::Group, "g1").unwrap(),
-        second.get(Kind::Group, "g1").unwrap()
+        first.get(ResourceKind::Group, "g1").unwrap(),
+        second.get(ResourceKind::Group, "g1").unwrap()
     ));
-    let c1 = first.get(Kind::User, "u3").unwrap();
-    let c2 = second.get(Kind::User, "u3").unwrap();
+    let c1 = first.get(ResourceKind::User, "u3").unwrap();
+    let c2 = second.get(ResourceKind::User, "u3").unwrap();
     assert_ne!(c1.etag, c2.etag);
     assert_eq!(c1.last_modified, t(1000));
     assert_eq!(c2.last_modified, t(2000));
@@ -166,7 +166,7 @@ fn unchanged_entries_are_shared_and_keep_their_times() {
 #[test]
 fn content_times_come_from_seen_when_there_is_no_previous_version() {
     let first = build(raw(), 1, t(1000), None);
-    let seen = |k: Kind, id: &str| first.seen(k, id);
+    let seen = |k: ResourceKind, id: &str| first.seen(k, id);
     let again = Snapshot::build(
         Data::from_raw(raw()),
         7,
@@ -176,7 +176,10 @@ fn content_times_come_from_seen_when_there_is_no_previous_version() {
         None,
         &seen,
     );
-    assert_eq!(again.get(Kind::User, "u1").unwrap().last_modified, t(1000));
+    assert_eq!(
+        again.get(ResourceKind::User, "u1").unwrap().last_modified,
+        t(1000)
+    );
     assert_eq!(again.version, 7);
 }
 
@@ -193,11 +196,11 @@ fn with_changes_rederives_only_what_shows_the_change() {
     };
     let s2 = s1.with_changes(data, &touched, 2, t(2000), &opts());
     assert_eq!(
-        s2.get(Kind::User, "u1").unwrap().json()["name"]["givenName"],
+        s2.get(ResourceKind::User, "u1").unwrap().json()["name"]["givenName"],
         "Alicia"
     );
     // Others name Alice by id only: Bob's entry and Engineering's say what they said.
-    for (kind, id) in [(Kind::User, "u2"), (Kind::Group, "g1")] {
+    for (kind, id) in [(ResourceKind::User, "u2"), (ResourceKind::Group, "g1")] {
         assert_eq!(
             s1.get(kind, id).unwrap().etag,
             s2.get(kind, id).unwrap().etag,
@@ -206,8 +209,8 @@ fn with_changes_rederives_only_what_shows_the_change() {
     }
     // Sales does not list Alice: shared.
     assert!(Arc::ptr_eq(
-        s1.get(Kind::Group, "g2").unwrap(),
-        s2.get(Kind::Group, "g2").unwrap()
+        s1.get(ResourceKind::Group, "g2").unwrap(),
+        s2.get(ResourceKind::Group, "g2").unwrap()
     ));
     assert_eq!(s2.version, 2);
 }
@@ -224,7 +227,7 @@ fn membership_change_moves_indexes() {
     };
     let s2 = s1.with_changes(data, &touched, 2, t(2000), &opts());
     assert!(s2.indexes.postings(Index::MemberOf)["u1"].contains("g2"));
-    let alice = &s2.get(Kind::User, "u1").unwrap().json();
+    let alice = &s2.get(ResourceKind::User, "u1").unwrap().json();
     assert!(
         alice["groups"]
             .as_array()
@@ -243,10 +246,10 @@ fn membership_change_moves_indexes() {
         ..Touched::default()
     };
     let s3 = s2.with_changes(data, &touched, 3, t(3000), &opts());
-    assert!(s3.get(Kind::User, "u1").is_none());
+    assert!(s3.get(ResourceKind::User, "u1").is_none());
     assert!(!s3.indexes.postings(Index::UserName).contains_key("alice"));
     assert!(!s3.indexes.postings(Index::MemberOf).contains_key("u1"));
-    assert_eq!(s3.list(Kind::User).len(), 2);
+    assert_eq!(s3.list(ResourceKind::User).len(), 2);
 }
 
 #[test]
@@ -310,14 +313,17 @@ fn a_large_directory_builds_on_every_core_with_the_same_result() {
     };
     let s = build(raw.clone(), 1, t(1000), None);
     assert_eq!(s.users.len(), n);
-    assert_eq!(s.list(Kind::User).first().unwrap().id.as_ref(), "u000000");
+    assert_eq!(
+        s.list(ResourceKind::User).first().unwrap().id.as_ref(),
+        "u000000"
+    );
     for (id, e) in s.users.iter().step_by(997) {
         assert_eq!(e.id, *id);
         assert_eq!(e.json()["id"], id.as_ref());
         assert_eq!(e.json()["groups"][0]["value"], "g1");
     }
     assert_eq!(
-        s.get(Kind::Group, "g1").unwrap().json()["members"]
+        s.get(ResourceKind::Group, "g1").unwrap().json()["members"]
             .as_array()
             .unwrap()
             .len(),

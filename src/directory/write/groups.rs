@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{Writer, Written, ident, not_ready, partial};
-use crate::cache::{Entry, GroupSource, Id, Index, Kind, Snapshot, Touched};
+use crate::cache::{Entry, GroupSource, Id, Index, Snapshot, Touched};
 use crate::directory::WriteError;
 use crate::jumpcloud::{EdgeOp, JcDirectory};
 use crate::mapping;
@@ -96,7 +96,7 @@ impl Writer {
                 ));
             }
         }
-        Self::written(self.snapshot().await?, Kind::Group, &group.id)
+        Self::written(self.snapshot().await?, ResourceKind::Group, &group.id)
     }
 
     /// Add or remove one user on a user group or a directory listed as a group, and publish it.
@@ -107,7 +107,9 @@ impl Writer {
         op: EdgeOp,
     ) -> Result<(), WriteError> {
         let snap = self.snapshot().await?;
-        let source = snap.get(Kind::Group, gid).and_then(|e| e.group_source);
+        let source = snap
+            .get(ResourceKind::Group, gid)
+            .and_then(|e| e.group_source);
         match source {
             Some(GroupSource::UserGroup) => {
                 let already = snap.data.members.get(gid).is_some_and(|s| s.contains(uid));
@@ -287,7 +289,7 @@ impl Writer {
         body: &Value,
         if_match: Option<&str>,
     ) -> Result<Written, WriteError> {
-        let (_guard, snap, entry) = self.begin(Kind::Group, id, if_match).await?;
+        let (_guard, snap, entry) = self.begin(ResourceKind::Group, id, if_match).await?;
         let DesiredGroup {
             name,
             external_id,
@@ -319,7 +321,7 @@ impl Writer {
         let added: Vec<String> = want.difference(&have).cloned().collect();
         let removed: Vec<String> = have.difference(&want).cloned().collect();
         self.apply_membership(&gid, &added, &removed).await?;
-        Self::written(self.snapshot().await?, Kind::Group, id)
+        Self::written(self.snapshot().await?, ResourceKind::Group, id)
     }
 
     /// `PATCH /Groups/{id}`.
@@ -329,7 +331,7 @@ impl Writer {
         body: &Value,
         if_match: Option<&str>,
     ) -> Result<Written, WriteError> {
-        let (_guard, snap, entry) = self.begin(Kind::Group, id, if_match).await?;
+        let (_guard, snap, entry) = self.begin(ResourceKind::Group, id, if_match).await?;
         let outcome = self
             .apply_off_runtime(&entry, body, ResourceKind::Group)
             .await?;
@@ -361,17 +363,17 @@ impl Writer {
         }
         self.apply_membership(&gid, &outcome.membership.added, &outcome.membership.removed)
             .await?;
-        Self::written(self.snapshot().await?, Kind::Group, id)
+        Self::written(self.snapshot().await?, ResourceKind::Group, id)
     }
 
     /// `DELETE /Groups/{id}`.
     pub async fn delete_group(&self, id: &str, if_match: Option<&str>) -> Result<(), WriteError> {
-        let (_guard, _, entry) = self.begin(Kind::Group, id, if_match).await?;
+        let (_guard, _, entry) = self.begin(ResourceKind::Group, id, if_match).await?;
         Self::refuse_directory_change(&entry, "deleting")?;
         self.send_group_delete(id).await?;
         let gid = ident(id);
         self.publish(|data| data.remove_group(&gid)).await?;
-        self.store.note_deletion(Kind::Group);
+        self.store.note_deletion(ResourceKind::Group);
         Ok(())
     }
 }

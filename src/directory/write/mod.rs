@@ -37,7 +37,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::WriteError;
 use crate::cache::snapshot::etag_listed;
-use crate::cache::{Data, Entry, Id, Kind, Snapshot, Store, Touched};
+use crate::cache::{Data, Entry, Id, Snapshot, Store, Touched};
 use crate::jumpcloud::JcClient;
 use crate::mapping::{MappingOptions, UsernamePolicy};
 use crate::scim::ResourceKind;
@@ -212,11 +212,11 @@ impl Writer {
             .ok_or_else(not_ready)
     }
 
-    fn entry(snap: &Snapshot, kind: Kind, id: &str) -> Result<Arc<Entry>, WriteError> {
+    fn entry(snap: &Snapshot, kind: ResourceKind, id: &str) -> Result<Arc<Entry>, WriteError> {
         snap.get(kind, id).cloned().ok_or_else(|| {
             WriteError::from(ScimError::not_found(format!(
                 "{} {id} not found",
-                kind.resource_type()
+                kind.name()
             )))
         })
     }
@@ -225,7 +225,7 @@ impl Writer {
     /// check `If-Match` against it (after the lock, so a queued write sees what the one before it did).
     async fn begin(
         &self,
-        kind: Kind,
+        kind: ResourceKind,
         id: &str,
         if_match: Option<&str>,
     ) -> Result<(MutexGuard<'_, ()>, Arc<Snapshot>, Arc<Entry>), WriteError> {
@@ -236,7 +236,7 @@ impl Writer {
         Ok((guard, snap, entry))
     }
 
-    fn written(snap: Arc<Snapshot>, kind: Kind, id: &str) -> Result<Written, WriteError> {
+    fn written(snap: Arc<Snapshot>, kind: ResourceKind, id: &str) -> Result<Written, WriteError> {
         let entry = Self::entry(&snap, kind, id)?;
         Ok(Written {
             entry,

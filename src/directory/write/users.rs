@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::{DeleteMode, Writer, Written, ident, not_ready, touched_user};
-use crate::cache::{Id, Index, Kind, Snapshot};
+use crate::cache::{Id, Index, Snapshot};
 use crate::directory::WriteError;
 use crate::jumpcloud::{EdgeOp, JcUserWrite};
 use crate::mapping;
@@ -180,7 +180,7 @@ impl Writer {
                 touched_user(&uid)
             })
             .await?;
-        Self::written(snap, Kind::User, &created.id)
+        Self::written(snap, ResourceKind::User, &created.id)
     }
 
     /// Make the user with `id` say what `resource` says; `membership` carries `groups` changes of a PATCH.
@@ -233,7 +233,7 @@ impl Writer {
                     .await?;
             }
         }
-        Self::written(self.snapshot().await?, Kind::User, id)
+        Self::written(self.snapshot().await?, ResourceKind::User, id)
     }
 
     /// `PUT /Users/{id}`: a full replace at the SCIM level.
@@ -243,7 +243,7 @@ impl Writer {
         body: &Value,
         if_match: Option<&str>,
     ) -> Result<Written, WriteError> {
-        let (_guard, snap, _) = self.begin(Kind::User, id, if_match).await?;
+        let (_guard, snap, _) = self.begin(ResourceKind::User, id, if_match).await?;
         self.update_user_to(&snap, id, body, &MembershipChange::default())
             .await
     }
@@ -255,7 +255,7 @@ impl Writer {
         body: &Value,
         if_match: Option<&str>,
     ) -> Result<Written, WriteError> {
-        let (_guard, snap, entry) = self.begin(Kind::User, id, if_match).await?;
+        let (_guard, snap, entry) = self.begin(ResourceKind::User, id, if_match).await?;
         let outcome = self
             .apply_off_runtime(&entry, body, ResourceKind::User)
             .await?;
@@ -271,7 +271,7 @@ impl Writer {
 
     /// `DELETE /Users/{id}` under `users.delete_mode`.
     pub async fn delete_user(&self, id: &str, if_match: Option<&str>) -> Result<(), WriteError> {
-        let (_guard, snap, _) = self.begin(Kind::User, id, if_match).await?;
+        let (_guard, snap, _) = self.begin(ResourceKind::User, id, if_match).await?;
         match self.settings.delete_mode {
             DeleteMode::Suspend => {
                 let current = snap.data.users.get(id).cloned().ok_or_else(not_ready)?;
@@ -295,7 +295,7 @@ impl Writer {
                 self.send_user_delete(id).await?;
                 let uid = ident(id);
                 self.publish(|data| data.remove_user(&uid)).await?;
-                self.store.note_deletion(Kind::User);
+                self.store.note_deletion(ResourceKind::User);
                 Ok(())
             }
         }
