@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::WriteError;
+use super::{WriteError, not_ready};
 use crate::cache::snapshot::etag_listed;
 use crate::cache::{Data, Entry, Id, Snapshot, Store, Touched};
 use crate::jumpcloud::JcClient;
@@ -113,17 +113,6 @@ fn stripe_of(key: &str) -> usize {
         h = h.wrapping_mul(0x100000001b3);
     }
     (h % STRIPES as u64) as usize
-}
-
-fn not_ready() -> WriteError {
-    WriteError {
-        error: ScimError::new(
-            503,
-            None,
-            "the directory has not been loaded from JumpCloud yet; retry shortly",
-        ),
-        retry_after: Some(Duration::from_secs(5)),
-    }
 }
 
 fn ident(id: &str) -> Id {
