@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::jumpcloud::JcError;
+use crate::jumpcloud::{JcClient, JcError};
 
 /// What `check` found: the lines to print and whether everything worked.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -68,65 +68,89 @@ pub async fn run(config: &Config) -> Report {
         }
     };
     let mut latencies = Vec::new();
-    let explain = |e: &JcError| explain(e, &url, config.jumpcloud.org_id.is_some());
-
-    // The organisations the key sees (sent without x-org-id, which this route does not need).
-    let started = tokio::time::Instant::now();
-    let orgs = client.list_organizations().await;
-    latencies.push(started.elapsed());
-    let org_names = match &orgs {
-        Ok(orgs) => {
-            let names: Vec<String> = orgs
-                .iter()
-                .map(|o| {
-                    let id = o
-                        .get("_id")
-                        .or_else(|| o.get("id"))
-                        .and_then(|v| v.as_str())
-                        .unwrap_or("?");
-                    let name = o
-                        .get("displayName")
-                        .or_else(|| o.get("name"))
-                        .and_then(|v| v.as_str())
-                        .unwrap_or("(unnamed)");
-                    format!("{name} ({id})")
-                })
-                .collect();
-            report
-                .lines
-                .push(format!("organisations the key sees: {}", names.join(", ")));
-            if orgs.len() > 1 && config.jumpcloud.org_id.is_none() {
-                report.problems.push(format!(
-                    "this is a multi-tenant administrator's key ({} organisations): set jumpcloud.org_id \
-                     (JCSCIM_JUMPCLOUD__ORG_ID) to the one to serve: {}",
-                    orgs.len(),
-                    names.join(", ")
-                ));
-                return report;
-            }
-            names
+    if let Some(org_names) = organisations(&client, config, &url, &mut report, &mut latencies).await
+    {
+        if let Some(org) = &config.jumpcloud.org_id {
+            report.lines.push(format!("organisation served: {org}"));
         }
+        counts(
+            &client,
+            config,
+            &url,
+            &org_names,
+            &mut report,
+            &mut latencies,
+        )
+        .await;
+    }
+    latency_line(&mut latencies, &mut report);
+    report
+}
+
+/// The organisations the key sees (sent without x-org-id, which this route does not need), as
+/// `name (id)`; `None` when checking cannot go on.
+async fn organisations(
+    client: &JcClient,
+    config: &Config,
+    url: &str,
+    report: &mut Report,
+    latencies: &mut Vec<Duration>,
+) -> Option<Vec<String>> {
+    let orgs = match timed(latencies, client.list_organizations()).await {
+        Ok(orgs) => orgs,
         Err(e) => {
-            report.problems.push(explain(e));
-            return report;
+            report
+                .problems
+                .push(explain(&e, url, config.jumpcloud.org_id.is_some()));
+            return None;
         }
     };
-    if let Some(org) = &config.jumpcloud.org_id {
-        report.lines.push(format!("organisation served: {org}"));
+    let names: Vec<String> = orgs
+        .iter()
+        .map(|o| {
+            let id = o
+                .get("_id")
+                .or_else(|| o.get("id"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("?");
+            let name = o
+                .get("displayName")
+                .or_else(|| o.get("name"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("(unnamed)");
+            format!("{name} ({id})")
+        })
+        .collect();
+    report
+        .lines
+        .push(format!("organisations the key sees: {}", names.join(", ")));
+    if orgs.len() > 1 && config.jumpcloud.org_id.is_none() {
+        report.problems.push(format!(
+            "this is a multi-tenant administrator's key ({} organisations): set jumpcloud.org_id \
+             (JCSCIM_JUMPCLOUD__ORG_ID) to the one to serve: {}",
+            orgs.len(),
+            names.join(", ")
+        ));
+        return None;
     }
+    Some(names)
+}
 
+/// How many users, groups and directories JumpCloud holds, each by its total.
+async fn counts(
+    client: &JcClient,
+    config: &Config,
+    url: &str,
+    org_names: &[String],
+    report: &mut Report,
+    latencies: &mut Vec<Duration>,
+) {
     for (what, result) in [
-        (
-            "system users",
-            timed(&mut latencies, client.count_users()).await,
-        ),
-        (
-            "user groups",
-            timed(&mut latencies, client.count_groups()).await,
-        ),
+        ("system users", timed(latencies, client.count_users()).await),
+        ("user groups", timed(latencies, client.count_groups()).await),
         (
             "directories",
-            timed(&mut latencies, client.count_directories()).await,
+            timed(latencies, client.count_directories()).await,
         ),
     ] {
         match result {
@@ -141,16 +165,19 @@ pub async fn run(config: &Config) -> Report {
                      organisation to serve: {}",
                     org_names.join(", ")
                 ));
-                break;
+                return;
             }
             Err(e) => {
-                report
-                    .problems
-                    .push(format!("counting {what}: {}", explain(&e)));
-                break;
+                let why = explain(&e, url, config.jumpcloud.org_id.is_some());
+                report.problems.push(format!("counting {what}: {why}"));
+                return;
             }
         }
     }
+}
+
+/// The calls' latencies in one line.
+fn latency_line(latencies: &mut [Duration], report: &mut Report) {
     latencies.sort();
     if let (Some(fastest), Some(slowest)) = (latencies.first(), latencies.last()) {
         let median = latencies[latencies.len() / 2];
@@ -162,7 +189,6 @@ pub async fn run(config: &Config) -> Report {
             slowest.as_millis()
         ));
     }
-    report
 }
 
 async fn timed<T>(

@@ -15,6 +15,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -113,44 +114,14 @@ pub async fn serve(
             });
             continue;
         }
-        let router = router.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let activity = Arc::new(AtomicU64::new(0));
-            let io = TokioIo::new(Counted {
-                inner: stream,
-                bytes: activity.clone(),
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(ConnTimer {
-                    bytes: activity,
-                    header: limits.header_read_timeout,
-                    idle: limits.idle_timeout,
-                })
-                .header_read_timeout(limits.header_read_timeout)
-                .keep_alive(true);
-            let service = tower::ServiceBuilder::new()
-                .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(PeerAddr(peer));
-                    req
-                })
-                .service(router);
-            let conn = builder.serve_connection(io, TowerToHyperService::new(service));
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                }
-                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-            drop(slot);
-        });
+        tokio::spawn(serve_connection(
+            stream,
+            peer,
+            router.clone(),
+            limits,
+            stop_rx.clone(),
+            slot,
+        ));
     }
     drop(listener);
     let _ = stop_tx.send(true);
@@ -167,6 +138,52 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// One accepted connection: HTTP/1.1 with keep-alive, the header-read and idle timeouts, the peer's
+/// address on every request, and a graceful end once `stop` turns true. `slot` counts it open until it ends.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    limits: ConnLimits,
+    mut stop: watch::Receiver<bool>,
+    slot: Slot,
+) {
+    let activity = Arc::new(AtomicU64::new(0));
+    let io = TokioIo::new(Counted {
+        inner: stream,
+        bytes: activity.clone(),
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(ConnTimer {
+            bytes: activity,
+            header: limits.header_read_timeout,
+            idle: limits.idle_timeout,
+        })
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let service = tower::ServiceBuilder::new()
+        .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(PeerAddr(peer));
+            req
+        })
+        .service(router);
+    let conn = builder.serve_connection(io, TowerToHyperService::new(service));
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+    drop(slot);
 }
 
 /// The answer to a connection over the cap: a SCIM 503 with `Retry-After`, then close.
