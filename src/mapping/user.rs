@@ -131,6 +131,10 @@ fn state_name(user: &JcUser) -> &str {
 }
 
 /// Map one JumpCloud user to a SCIM User without `meta`.
+#[allow(
+    clippy::too_many_lines,
+    reason = "an attribute table: one statement per mapped attribute"
+)]
 pub fn user_to_scim(user: &JcUser, ctx: &UserContext<'_>, opts: &MappingOptions) -> Value {
     let mut out = Map::new();
     let mut schemas = vec![Value::from(urn::USER)];

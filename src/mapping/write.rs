@@ -214,6 +214,10 @@ fn bounded(v: Option<String>, name: &str, max: usize) -> Result<Option<String>, 
 
 /// Read what a SCIM User body says. `userName` is required; the primary (else `work`, else first) email
 /// becomes JumpCloud's email and the next one its alternate email.
+#[allow(
+    clippy::too_many_lines,
+    reason = "an attribute table: one statement per mapped attribute"
+)]
 pub fn desired_user(body: &Value, opts: &MappingOptions) -> Result<DesiredUser, InvalidValue> {
     let obj = normalise_user_body(body)?;
     let refs = References::new(&opts.scim_base);
@@ -483,6 +487,10 @@ fn scalar(
 
 /// The JumpCloud body that makes `current` (or a new user, when `None`) say what `d` says. `username` is
 /// the JumpCloud username to set (derived by the caller's policy), `None` to leave it.
+#[allow(
+    clippy::too_many_lines,
+    reason = "an attribute table: one statement per mapped attribute"
+)]
 pub fn user_write(
     d: &DesiredUser,
     current: Option<&JcUser>,
