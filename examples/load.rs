@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use jumpcloud_scim::config::{Config, Scope, Secret, TokenConfig};
+use jumpcloud_scim::auth::Scope;
+use jumpcloud_scim::config::{Config, Secret, TokenConfig};
 use jumpcloud_scim::emulator::{self, EmulatorConfig};
 use serde_json::Value;
 

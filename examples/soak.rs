@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jumpcloud_scim::config::{Config, Scope, Secret, TokenConfig};
+use jumpcloud_scim::auth::Scope;
+use jumpcloud_scim::config::{Config, Secret, TokenConfig};
 use jumpcloud_scim::emulator::{self, EmulatorConfig, FaultConfig};
 use serde_json::Value;
 

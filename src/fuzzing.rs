@@ -19,10 +19,10 @@ use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, Filter};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::auth::{Authenticator, sha256};
+use crate::auth::{Authenticator, Scope, sha256};
 use crate::cache::persist;
 use crate::cache::{BuildOptions, Store};
-use crate::config::{AuthConfig, BasicConfig, ClientConfig, JwtConfig, Scope, Secret, TokenConfig};
+use crate::config::{AuthConfig, BasicConfig, ClientConfig, JwtConfig, Secret, TokenConfig};
 use crate::directory::write::DeleteMode;
 use crate::jumpcloud::{
     JcAddress, JcAttribute, JcClient, JcClientConfig, JcPhoneNumber, JcRestrictedField, JcUser,

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use jumpcloud_scim::app;
-use jumpcloud_scim::config::{Config, LogFormat, Scope, Secret, TokenConfig};
+use jumpcloud_scim::auth::Scope;
+use jumpcloud_scim::config::{Config, LogFormat, Secret, TokenConfig};
 use jumpcloud_scim::emulator::{self, EmulatorConfig, FaultConfig};
 
 #[derive(Parser, Debug)]

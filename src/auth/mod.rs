@@ -3,7 +3,11 @@
 //!
 //! Presented credentials are hashed (SHA-256) and compared in constant time against the configured hashes,
 //! so a token never sits in memory longer than the request that carries it, and timing tells nothing.
-//! Knows nothing of SCIM resources or JumpCloud.
+//!
+//! Owns what a credential may do ([`Scope`]) and the checks of the `[auth]` configuration that need what
+//! this module knows ([`validate`]: the signing key, the token claims, the password-hash scheme). Built
+//! from `crate::config`'s `AuthConfig`; calls nothing in `config`. Knows nothing of SCIM resources or
+//! JumpCloud.
 
 pub mod oauth;
 pub mod throttle;
@@ -12,10 +16,22 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{AuthConfig, Scope};
+use crate::config::AuthConfig;
+
+/// What a credential may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Read and write (the default for a credential without a scope).
+    #[default]
+    Provision,
+    /// Reads only; any write answers 403.
+    Read,
+}
 
 /// Who is calling, and what they may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +68,46 @@ enum PasswordHash {
 /// Whether `phc` is an argon2id PHC string this build can verify with.
 pub fn is_argon2id(phc: &str) -> bool {
     argon2::PasswordHash::new(phc).is_ok_and(|h| h.algorithm.as_str() == "argon2id")
+}
+
+/// The checks of `[auth]` that need this module's knowledge, run by
+/// [`Config::validate`](crate::config::Config::validate) in its place among the others: the JWT signing key
+/// (an HMAC secret of at least 32 characters or a usable PEM private key, not both), the token lifetime
+/// and claims, and Basic password hashes in a scheme this build verifies. The error names the key and the
+/// fix, never a secret.
+pub fn validate(cfg: &AuthConfig) -> Result<(), String> {
+    let jwt = &cfg.jwt;
+    if let Some(secret) = &jwt.secret
+        && secret.expose().len() < 32
+    {
+        return Err(
+            "auth.jwt.secret must be at least 32 characters (it is an HMAC-SHA-256 key)".into(),
+        );
+    }
+    if jwt.secret.is_some() && jwt.private_key_file.is_some() {
+        return Err("set one of auth.jwt.secret and auth.jwt.private_key_file, not both".into());
+    }
+    if let Some(path) = &jwt.private_key_file {
+        oauth::SigningKey::from_pem_file(path)?;
+    }
+    if !(60..=86_400).contains(&jwt.ttl_s) {
+        return Err("auth.jwt.ttl_s must be between 60 and 86400".into());
+    }
+    if jwt.issuer.is_empty() || jwt.audience.is_empty() {
+        return Err("auth.jwt.issuer and auth.jwt.audience must not be empty".into());
+    }
+    for (i, b) in cfg.basic.iter().enumerate() {
+        let h = &b.password_hash;
+        let legacy = h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit());
+        if !legacy && !is_argon2id(h) {
+            return Err(format!(
+                "auth.basic[{i}] ({}): password_hash must be an argon2id PHC string \
+                 ($argon2id$v=19$m=…,t=…,p=…$salt$hash); make one with `jumpcloud-scim hash-password`",
+                b.username
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An argon2id PHC string for `password`, with a random salt and the argon2 crate's default cost.
@@ -615,5 +671,53 @@ mod tests {
         assert_eq!(base64_decode("aGVsbG8").unwrap(), b"hello");
         assert_eq!(base64_decode("").unwrap(), b"");
         assert!(base64_decode("a").is_none());
+    }
+
+    #[test]
+    fn the_auth_section_is_checked_for_what_only_auth_knows() {
+        let mut cfg = AuthConfig::default();
+        assert_eq!(validate(&cfg), Ok(()));
+        let basic = |hash: &str| BasicConfig {
+            username: "iiq".into(),
+            password_hash: hash.into(),
+            scope: Scope::Read,
+        };
+        cfg.basic = vec![
+            basic(&hash_password("correct horse").unwrap()),
+            basic(&"ab".repeat(32)),
+        ];
+        assert_eq!(
+            validate(&cfg),
+            Ok(()),
+            "argon2id and the legacy hex SHA-256 are read"
+        );
+        cfg.basic.push(basic("plain"));
+        let e = validate(&cfg).unwrap_err();
+        assert!(
+            e.starts_with("auth.basic[2] (iiq)") && e.contains("argon2id PHC"),
+            "{e}"
+        );
+        cfg.basic.clear();
+        cfg.jwt.secret = Some(Secret::new("short"));
+        assert!(
+            validate(&cfg)
+                .unwrap_err()
+                .contains("at least 32 characters")
+        );
+        cfg.jwt.secret = Some(Secret::new("an-hmac-key-of-at-least-32-characters"));
+        cfg.jwt.private_key_file = Some("/nonexistent/key.pem".into());
+        assert!(validate(&cfg).unwrap_err().contains("not both"));
+        cfg.jwt.secret = None;
+        let e = validate(&cfg).unwrap_err();
+        assert!(
+            e.contains("/nonexistent/key.pem") && e.contains("cannot be read"),
+            "{e}"
+        );
+        cfg.jwt.private_key_file = None;
+        cfg.jwt.ttl_s = 59;
+        assert!(validate(&cfg).unwrap_err().contains("ttl_s"));
+        cfg.jwt.ttl_s = 3600;
+        cfg.jwt.audience.clear();
+        assert!(validate(&cfg).unwrap_err().contains("audience"));
     }
 }

@@ -4,9 +4,13 @@
 //!
 //! Owns the configuration's types and defaults ([`Config`]), loading ([`load`]: figment's providers, the
 //! secret files, warnings for unknown keys at every depth) and the checks that need more than types
-//! ([`Config::validate`], once, with errors that name the key and the fix). Secrets are [`Secret`]s whose
+//! ([`Config::validate`], once, with errors that name the key and the fix; the `[auth]` checks that need
+//! to know signing keys and password hashes are [`crate::auth::validate`]'s). Secrets are [`Secret`]s whose
 //! `Debug` is redacted and which never appear in an error. `config.example.toml` at the top level documents
 //! every key with its default; a test holds it to [`Config::default`].
+//!
+//! A setting whose type another module owns is parsed into that type: [`Scope`](crate::auth::Scope),
+//! [`UsernamePolicy`](crate::mapping::UsernamePolicy), [`DeleteMode`](crate::directory::write::DeleteMode).
 
 pub mod load;
 
@@ -17,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::auth::Scope;
 use crate::directory::write::DeleteMode;
 use crate::mapping::UsernamePolicy;
 
@@ -86,17 +91,6 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
     }
-}
-
-/// What a credential may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// Read and write (the default for a credential without a scope).
-    #[default]
-    Provision,
-    /// Reads only; any write answers 403.
-    Read,
 }
 
 /// One static bearer token.
@@ -506,38 +500,7 @@ impl Config {
             )
             .map_err(ConfigError::Invalid)?;
         }
-        if let Some(secret) = &self.auth.jwt.secret
-            && secret.expose().len() < 32
-        {
-            return bad(
-                "auth.jwt.secret must be at least 32 characters (it is an HMAC-SHA-256 key)".into(),
-            );
-        }
-        if self.auth.jwt.secret.is_some() && self.auth.jwt.private_key_file.is_some() {
-            return bad(
-                "set one of auth.jwt.secret and auth.jwt.private_key_file, not both".into(),
-            );
-        }
-        if let Some(path) = &self.auth.jwt.private_key_file {
-            crate::auth::oauth::SigningKey::from_pem_file(path).map_err(ConfigError::Invalid)?;
-        }
-        if !(60..=86_400).contains(&self.auth.jwt.ttl_s) {
-            return bad("auth.jwt.ttl_s must be between 60 and 86400".into());
-        }
-        if self.auth.jwt.issuer.is_empty() || self.auth.jwt.audience.is_empty() {
-            return bad("auth.jwt.issuer and auth.jwt.audience must not be empty".into());
-        }
-        for (i, b) in self.auth.basic.iter().enumerate() {
-            let h = &b.password_hash;
-            let legacy = h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit());
-            if !legacy && !crate::auth::is_argon2id(h) {
-                return bad(format!(
-                    "auth.basic[{i}] ({}): password_hash must be an argon2id PHC string \
-                     ($argon2id$v=19$m=…,t=…,p=…$salt$hash); make one with `jumpcloud-scim hash-password`",
-                    b.username
-                ));
-            }
-        }
+        crate::auth::validate(&self.auth).map_err(ConfigError::Invalid)?;
         for (i, t) in self.auth.tokens.iter().enumerate() {
             secret_or_hash(
                 &format!("auth.tokens[{i}]"),

@@ -292,7 +292,7 @@ async fn discovery_tells_what_the_service_does() {
         c.auth.basic = vec![jumpcloud_scim::config::BasicConfig {
             username: "iiq".into(),
             password_hash: phc,
-            scope: jumpcloud_scim::config::Scope::Provision,
+            scope: jumpcloud_scim::auth::Scope::Provision,
         }];
     })
     .await;
@@ -380,7 +380,7 @@ async fn failed_authentication_is_slowed_per_name() {
         c.auth.basic = vec![jumpcloud_scim::config::BasicConfig {
             username: "iiq".into(),
             password_hash: phc,
-            scope: jumpcloud_scim::config::Scope::Provision,
+            scope: jumpcloud_scim::auth::Scope::Provision,
         }];
     })
     .await;

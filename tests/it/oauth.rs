@@ -5,7 +5,8 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use jumpcloud_scim::config::{ClientConfig, Scope, Secret};
+use jumpcloud_scim::auth::Scope;
+use jumpcloud_scim::config::{ClientConfig, Secret};
 
 use crate::support::{Harness, json_of, small_emulator};
 

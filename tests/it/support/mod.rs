@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use jumpcloud_scim::config::{Config, Scope, Secret, TokenConfig};
+use jumpcloud_scim::auth::Scope;
+use jumpcloud_scim::config::{Config, Secret, TokenConfig};
 use jumpcloud_scim::emulator::{self, EmulatorConfig, RunningEmulator};
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
