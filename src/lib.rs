@@ -33,6 +33,8 @@ pub mod mapping;
 pub mod rotation;
 /// SCIM 2.0 protocol core: schemas, filters, projection, paging, sorting, discovery, PATCH; pure, no IO.
 pub mod scim;
+/// A secret from the configuration: redacted in `Debug`, never part of an error.
+pub mod secret;
 /// Owned background work: the stop signal tasks watch, and the set the app awaits on shutdown.
 pub mod shutdown;
 /// Metrics registry rendered at `/metrics`, and the middleware that counts, times and logs each request.

@@ -14,8 +14,8 @@ use rand::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use super::settings::AuthConfig;
 use super::{Principal, Scope, parse_hex32, sha256};
-use crate::config::AuthConfig;
 
 /// The grant this endpoint serves.
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";

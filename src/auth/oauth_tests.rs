@@ -2,8 +2,9 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, HeaderValue};
 
 use super::*;
+use crate::auth::settings::{ClientConfig, JwtConfig};
 use crate::auth::{AuthError, Authenticator};
-use crate::config::{ClientConfig, JwtConfig, Secret};
+use crate::secret::Secret;
 
 const KEY: &str = "an-hmac-key-of-at-least-32-characters!";
 
@@ -206,7 +207,7 @@ fn only_our_live_tokens_for_configured_clients_verify() {
 #[test]
 fn the_authenticator_takes_oauth_tokens_as_bearer_tokens() {
     let mut cfg = config("jumpcloud-scim");
-    cfg.tokens = vec![crate::config::TokenConfig {
+    cfg.tokens = vec![crate::auth::settings::TokenConfig {
         token: Some(Secret::new("static-token-1")),
         token_sha256: None,
         name: Some("static".into()),

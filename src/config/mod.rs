@@ -15,175 +15,18 @@
 pub mod load;
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
-use crate::auth::Scope;
+pub use crate::auth::settings::{
+    AuthConfig, BasicConfig, ClientConfig, JwtConfig, TokenConfig, parse_token_list,
+};
 use crate::directory::write::DeleteMode;
 use crate::mapping::UsernamePolicy;
-
-/// A secret string: redacted in `Debug` and `Display`, compared by the caller in constant time.
-#[derive(Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        lenient_string(d).map(Secret)
-    }
-}
-
-/// A string, also when the environment layer read it as a number or a boolean (a token of digits).
-fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    struct Text;
-    impl serde::de::Visitor<'_> for Text {
-        type Value = String;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a string")
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
-            Ok(v.to_owned())
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-    }
-    d.deserialize_any(Text)
-}
-
-/// [`lenient_string`] for an optional key.
-fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    struct Lenient(String);
-    impl<'de> Deserialize<'de> for Lenient {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            lenient_string(d).map(Lenient)
-        }
-    }
-    Ok(Option::<Lenient>::deserialize(d)?.map(|l| l.0))
-}
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    /// The secret itself; call sites are few and greppable.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// One static bearer token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<Secret>,
-    /// Hex SHA-256 of the token, so the file need not hold the token itself.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_sha256: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub scope: Scope,
-}
-
-/// An HTTP Basic credential: `password_hash` is an argon2id PHC string (`jumpcloud-scim hash-password` makes
-/// one); a hex SHA-256 is still read, with a warning.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BasicConfig {
-    pub username: String,
-    pub password_hash: String,
-    #[serde(default)]
-    pub scope: Scope,
-}
-
-/// An OAuth 2.0 client allowed the client-credentials grant (`client_secret_sha256` is a hex SHA-256 of
-/// the secret, so the file need not hold the secret itself).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientConfig {
-    pub client_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret_sha256: Option<String>,
-    #[serde(default)]
-    pub scope: Scope,
-}
-
-/// How the JWTs issued to OAuth clients are signed: HS256 with `secret`, or ES256 / ES384 / RS256 with the
-/// PEM private key in `private_key_file`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JwtConfig {
-    #[serde(default = "default_jwt_party")]
-    pub issuer: String,
-    #[serde(default = "default_jwt_party")]
-    pub audience: String,
-    #[serde(default = "default_jwt_ttl")]
-    pub ttl_s: u64,
-    /// The HMAC key; without it or a private key, a random key per start (tokens die with the process).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<Secret>,
-    /// A PEM private key (EC P-256 or P-384 in PKCS#8, or RSA).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub private_key_file: Option<PathBuf>,
-}
-
-fn default_jwt_party() -> String {
-    "jumpcloud-scim".into()
-}
-
-fn default_jwt_ttl() -> u64 {
-    3600
-}
-
-impl Default for JwtConfig {
-    fn default() -> Self {
-        Self {
-            issuer: default_jwt_party(),
-            audience: default_jwt_party(),
-            ttl_s: default_jwt_ttl(),
-            secret: None,
-            private_key_file: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct AuthConfig {
-    /// `[[auth.tokens]]` tables, or (from `JCSCIM_AUTH__TOKENS`) a comma-separated `TOKEN` / `TOKEN:read` list.
-    #[serde(default, deserialize_with = "de_tokens")]
-    pub tokens: Vec<TokenConfig>,
-    #[serde(default)]
-    pub basic: Vec<BasicConfig>,
-    /// `[[auth.clients]]`: OAuth 2.0 clients of `POST /oauth/token`.
-    #[serde(default)]
-    pub clients: Vec<ClientConfig>,
-    #[serde(default)]
-    pub jwt: JwtConfig,
-}
+pub use crate::secret::Secret;
+use crate::secret::lenient_opt_string;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JumpCloudConfig {
@@ -450,13 +293,21 @@ impl Config {
         load::layers(file)
     }
 
-    /// Checks that need more than types.
+    /// Checks that need more than types, in a fixed order (the first problem found is reported).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |m: String| Err(ConfigError::Invalid(m));
+        self.validate_jumpcloud()
+            .and_then(|()| self.validate_auth())
+            .and_then(|()| self.validate_refresh_and_paging())
+            .and_then(|()| self.validate_limits())
+            .and_then(|()| self.validate_upstream_and_mapping())
+            .map_err(ConfigError::Invalid)
+    }
+
+    fn validate_jumpcloud(&self) -> Result<(), String> {
         match &self.jumpcloud.api_key {
             Some(k) if !k.is_empty() => {}
             _ => {
-                return bad(
+                return Err(
                     "jumpcloud.api_key is required: set JCSCIM_JUMPCLOUD__API_KEY or \
                      JCSCIM_JUMPCLOUD__API_KEY_FILE (a file holding the key)"
                         .into(),
@@ -466,14 +317,18 @@ impl Config {
         if !(self.jumpcloud.url.starts_with("http://")
             || self.jumpcloud.url.starts_with("https://"))
         {
-            return bad(format!(
+            return Err(format!(
                 "jumpcloud.url must start with http:// or https://, got {:?}",
                 self.jumpcloud.url
             ));
         }
+        Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), String> {
         if self.auth.tokens.is_empty() && self.auth.basic.is_empty() && self.auth.clients.is_empty()
         {
-            return bad(
+            return Err(
                 "no client credential is configured, and the service is never open: set \
                  JCSCIM_AUTH__TOKENS (comma-separated TOKEN or TOKEN:read), or [[auth.tokens]], \
                  [[auth.basic]] or [[auth.clients]] in the file"
@@ -483,12 +338,12 @@ impl Config {
         let mut client_ids = BTreeSet::new();
         for (i, c) in self.auth.clients.iter().enumerate() {
             if c.client_id.is_empty() || c.client_id.contains(':') {
-                return bad(format!(
+                return Err(format!(
                     "auth.clients[{i}]: client_id must be non-empty and without ':' (HTTP Basic splits on it)"
                 ));
             }
             if !client_ids.insert(c.client_id.as_str()) {
-                return bad(format!(
+                return Err(format!(
                     "auth.clients[{i}]: client_id {:?} is configured twice",
                     c.client_id
                 ));
@@ -497,36 +352,42 @@ impl Config {
                 &format!("auth.clients[{i}]"),
                 ("client_secret", c.client_secret.as_ref(), 16),
                 ("client_secret_sha256", c.client_secret_sha256.as_deref()),
-            )
-            .map_err(ConfigError::Invalid)?;
+            )?;
         }
-        crate::auth::validate(&self.auth).map_err(ConfigError::Invalid)?;
+        crate::auth::validate(&self.auth)?;
         for (i, t) in self.auth.tokens.iter().enumerate() {
             secret_or_hash(
                 &format!("auth.tokens[{i}]"),
                 ("token", t.token.as_ref(), 8),
                 ("token_sha256", t.token_sha256.as_deref()),
-            )
-            .map_err(ConfigError::Invalid)?;
+            )?;
         }
+        Ok(())
+    }
+
+    fn validate_refresh_and_paging(&self) -> Result<(), String> {
         if self.refresh.interval_s == 0 {
-            return bad("refresh.interval_s must be at least 1".into());
+            return Err("refresh.interval_s must be at least 1".into());
         }
         if !(0.0..=0.5).contains(&self.refresh.jitter) {
-            return bad("refresh.jitter must be between 0 and 0.5".into());
+            return Err("refresh.jitter must be between 0 and 0.5".into());
         }
         if !(0.0..1.0).contains(&self.refresh.max_shrink) {
-            return bad("refresh.max_shrink must be at least 0 and below 1".into());
+            return Err("refresh.max_shrink must be at least 0 and below 1".into());
         }
         if self.paging.max_count == 0 {
-            return bad("paging.max_count must be at least 1".into());
+            return Err("paging.max_count must be at least 1".into());
         }
         if self.paging.max_results < self.paging.max_count {
-            return bad(format!(
+            return Err(format!(
                 "paging.max_results ({}) must be at least paging.max_count ({})",
                 self.paging.max_results, self.paging.max_count
             ));
         }
+        Ok(())
+    }
+
+    fn validate_limits(&self) -> Result<(), String> {
         let l = &self.limits;
         for (key, value, min) in [
             ("limits.body_bytes", l.body_bytes as u64, 1024),
@@ -552,11 +413,15 @@ impl Config {
             ),
         ] {
             if value < min {
-                return bad(format!("{key} must be at least {min}, got {value}"));
+                return Err(format!("{key} must be at least {min}, got {value}"));
             }
         }
+        Ok(())
+    }
+
+    fn validate_upstream_and_mapping(&self) -> Result<(), String> {
         if self.jumpcloud.timeout_s == 0 {
-            return bad("jumpcloud.timeout_s must be at least 1".into());
+            return Err("jumpcloud.timeout_s must be at least 1".into());
         }
         for (name, v) in [
             (
@@ -569,7 +434,7 @@ impl Config {
             ),
         ] {
             if v.is_empty() {
-                return bad(format!("{name} must not be empty"));
+                return Err(format!("{name} must not be empty"));
             }
         }
         Ok(())
@@ -601,74 +466,6 @@ fn secret_or_hash(
             "{at}: set exactly one of {secret_key} and {hash_key}"
         )),
     }
-}
-
-/// `auth.tokens` is a list of tables in TOML and a comma-separated string in the environment.
-fn de_tokens<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TokenConfig>, D::Error> {
-    // A visitor rather than an untagged enum, so that a table's own error (an unknown key) comes through.
-    struct Tokens;
-    impl<'de> serde::de::Visitor<'de> for Tokens {
-        type Value = Vec<TokenConfig>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("[[auth.tokens]] tables, or a comma-separated TOKEN / TOKEN:read list")
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            parse_token_list(v).map_err(E::custom)
-        }
-        // A single token of digits, as the environment layer reads it.
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            parse_token_list(&v.to_string()).map_err(E::custom)
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            parse_token_list(&v.to_string()).map_err(E::custom)
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(t) = seq.next_element::<TokenConfig>()? {
-                out.push(t);
-            }
-            Ok(out)
-        }
-    }
-    d.deserialize_any(Tokens)
-}
-
-/// `TOKEN,TOKEN:read,TOKEN:provision` → token configs. A `:` in an item must be followed by a scope.
-pub fn parse_token_list(text: &str) -> Result<Vec<TokenConfig>, String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .enumerate()
-        .map(|(i, item)| {
-            let (token, scope) = match item.rsplit_once(':') {
-                Some((t, "read")) => (t, Scope::Read),
-                Some((t, "provision")) => (t, Scope::Provision),
-                Some((_, other)) => {
-                    // Named only when it looks like a scope word: text after ':' might be part of a secret.
-                    let named = if other.len() <= 16 && other.chars().all(|c| c.is_ascii_alphabetic()) {
-                        format!("the scope {other:?}, which is not one")
-                    } else {
-                        "text after ':' that is not a scope".to_owned()
-                    };
-                    return Err(format!(
-                        "JCSCIM_AUTH__TOKENS: token {} has {named}; write TOKEN:read or TOKEN:provision \
-                         (lower case), or TOKEN alone to provision",
-                        i + 1
-                    ));
-                }
-                None => (item, Scope::Provision),
-            };
-            Ok(TokenConfig {
-                token: Some(Secret::new(token)),
-                token_sha256: None,
-                name: None,
-                scope,
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]

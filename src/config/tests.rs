@@ -1,5 +1,6 @@
 //! Configuration loading: precedence, secret files, strict credential tables, the example file.
 use super::*;
+use crate::auth::Scope;
 
 /// Load as the service does (`Config::load`), with exactly these environment variables.
 // The jail's closure returns figment's own (large) error type.
