@@ -36,7 +36,9 @@
 //! `--count N` (page size, default 100), `--delta`, `--delta-wait SECONDS`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use anyhow::{Context, bail, ensure};
 use clap::Parser;

@@ -37,7 +37,9 @@
 //! first joiner group for this one, default `Sales`), `--delete`, `--keep`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use anyhow::{Context, bail, ensure};
 use clap::Parser;

@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use jumpcloud_scim::auth::Scope;
 use jumpcloud_scim::config::{Config, Secret, TokenConfig};

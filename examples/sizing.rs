@@ -10,7 +10,9 @@
 //! bounded.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use jumpcloud_scim::emulator::{self, EmulatorConfig};
 use serde_json::Value;

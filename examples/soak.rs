@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use jumpcloud_scim::auth::Scope;
 use jumpcloud_scim::config::{Config, Secret, TokenConfig};

@@ -85,6 +85,31 @@ pub fn filter_operand(data: &[u8]) {
             other => panic!("{text} does not parse as a comparison with a string: {other:?}"),
         }
     }
+    let (user, group) = holding(&value);
+    let user_paths = [
+        AttrPath::with_name("userName"),
+        AttrPath::with_name("displayName"),
+        AttrPath::with_name("externalId"),
+        AttrPath::with_sub_attr("name", "givenName"),
+        AttrPath::with_sub_attr("emails", "value"),
+        AttrPath::with_name("emails"),
+    ];
+    let group_paths = [
+        AttrPath::with_name("displayName"),
+        AttrPath::with_name("externalId"),
+        AttrPath::with_sub_attr("members", "value"),
+        AttrPath::with_name("members"),
+    ];
+    for path in &user_paths {
+        compare_with_itself(ResourceKind::User, &user, path, &value);
+    }
+    for path in &group_paths {
+        compare_with_itself(ResourceKind::Group, &group, path, &value);
+    }
+}
+
+/// A User and a Group holding `value` in every string attribute [`filter_operand`] compares.
+fn holding(value: &str) -> (Value, Value) {
     let user = json!({
         "schemas": [urn::USER],
         "id": "fuzz",
@@ -101,57 +126,41 @@ pub fn filter_operand(data: &[u8]) {
         "externalId": value,
         "members": [{"value": value}]
     });
-    let user_paths = [
-        AttrPath::with_name("userName"),
-        AttrPath::with_name("displayName"),
-        AttrPath::with_name("externalId"),
-        AttrPath::with_sub_attr("name", "givenName"),
-        AttrPath::with_sub_attr("emails", "value"),
-        AttrPath::with_name("emails"),
-    ];
-    let group_paths = [
-        AttrPath::with_name("displayName"),
-        AttrPath::with_name("externalId"),
-        AttrPath::with_sub_attr("members", "value"),
-        AttrPath::with_name("members"),
-    ];
-    let cases: [(ResourceKind, &Value, &[AttrPath]); 2] = [
-        (ResourceKind::User, &user, &user_paths),
-        (ResourceKind::Group, &group, &group_paths),
-    ];
-    for (kind, resource, paths) in cases {
-        for path in paths {
-            for (op, expected) in [
-                (CompareOp::Eq, true),
-                (CompareOp::Sw, true),
-                (CompareOp::Ew, true),
-                (CompareOp::Co, true),
-                (CompareOp::Ge, true),
-                (CompareOp::Le, true),
-                (CompareOp::Ne, false),
-                (CompareOp::Gt, false),
-                (CompareOp::Lt, false),
-            ] {
-                let f = Filter::Attr(AttrExp::Comparison(
-                    path.clone(),
-                    op,
-                    CompValue::Str(value.clone()),
-                ));
-                let Ok(compiled) = filter::CompiledFilter::new(&f, kind) else {
-                    continue;
-                };
-                assert_eq!(
-                    compiled.matches(resource),
-                    expected,
-                    "{kind:?} filter {f} on a resource holding that value"
-                );
-                if expected && let Some(hint) = compiled.index_hint() {
-                    assert!(
-                        hint_admits(hint, kind, resource),
-                        "{kind:?} filter {f} matches, but its index hint {hint:?} would not find it"
-                    );
-                }
-            }
+    (user, group)
+}
+
+/// `resource` holds `value` at `path`: every comparison that holds for a string and itself matches, no
+/// other does, and an index hint of a match finds the resource.
+fn compare_with_itself(kind: ResourceKind, resource: &Value, path: &AttrPath, value: &str) {
+    for (op, expected) in [
+        (CompareOp::Eq, true),
+        (CompareOp::Sw, true),
+        (CompareOp::Ew, true),
+        (CompareOp::Co, true),
+        (CompareOp::Ge, true),
+        (CompareOp::Le, true),
+        (CompareOp::Ne, false),
+        (CompareOp::Gt, false),
+        (CompareOp::Lt, false),
+    ] {
+        let f = Filter::Attr(AttrExp::Comparison(
+            path.clone(),
+            op,
+            CompValue::Str(value.to_owned()),
+        ));
+        let Ok(compiled) = filter::CompiledFilter::new(&f, kind) else {
+            continue;
+        };
+        assert_eq!(
+            compiled.matches(resource),
+            expected,
+            "{kind:?} filter {f} on a resource holding that value"
+        );
+        if expected && let Some(hint) = compiled.index_hint() {
+            assert!(
+                hint_admits(hint, kind, resource),
+                "{kind:?} filter {f} matches, but its index hint {hint:?} would not find it"
+            );
         }
     }
 }
@@ -171,7 +180,8 @@ fn hint_admits(hint: &IndexHint, kind: ResourceKind, resource: &Value) -> bool {
             .filter_map(|v| v.get("value").and_then(Value::as_str))
             .collect()
     };
-    let lower_eq = |have: &str, want: &str| have.to_lowercase() == want.to_lowercase();
+    // Index keys fold as `cache::Index::key` does.
+    let lower_eq = |have: &str, want: &str| filter::fold_case(have) == filter::fold_case(want);
     match (kind, hint) {
         (_, IndexHint::Id(v)) => text("id") == Some(v.as_str()),
         (ResourceKind::User, IndexHint::UserName(v)) => {

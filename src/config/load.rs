@@ -37,6 +37,10 @@ fn env() -> Env {
 }
 
 /// The layered, typed configuration (not yet validated) and what loading found.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "config is the one reader of the environment"
+)]
 pub fn layers(file: Option<&Path>) -> Result<Loaded, ConfigError> {
     let file = file.map(Path::to_path_buf).or_else(|| {
         std::env::var_os("JCSCIM_CONFIG")

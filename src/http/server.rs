@@ -266,6 +266,10 @@ struct ConnTimer {
     idle: Duration,
 }
 
+#[allow(
+    clippy::disallowed_types,
+    reason = "hyper's Timer trait is written in std's Instant; it is converted to tokio's at once"
+)]
 impl Timer for ConnTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
         Box::pin(tokio::time::sleep(duration).into_sleep())

@@ -12,9 +12,7 @@ use crate::support::small_emulator;
 async fn check(vars: &[(&str, String)]) -> (bool, String) {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_jumpcloud-scim"));
     cmd.arg("check").env_clear().kill_on_drop(true);
-    if let Some(path) = std::env::var_os("PATH") {
-        cmd.env("PATH", path);
-    }
+    cmd.env("PATH", crate::support::machine::path());
     for (k, v) in vars {
         cmd.env(k, v);
     }

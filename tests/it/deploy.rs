@@ -1114,7 +1114,7 @@ impl Service {
             cmd.arg("--config").arg(config);
         }
         cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PATH", crate::support::machine::path())
             .envs(env)
             .env("JCSCIM_LISTEN", "127.0.0.1:0")
             .env("JCSCIM_DATA_DIR", &data_dir)

@@ -1326,7 +1326,7 @@ async fn fail_next_scripts_the_next_answers() {
 async fn latency_is_added() {
     let emu = Emu::start(config(3, 0)).await;
     emu.faults(json!({"latency_ms": 30})).await;
-    let t = std::time::Instant::now();
+    let t = tokio::time::Instant::now();
     assert_eq!(
         emu.get("/api/systemusers", &[]).await.status,
         StatusCode::OK

@@ -1,7 +1,9 @@
 //! What an outside reviewer checks first: references by `value` and `$ref`, refusals named by what they
 //! concern, discovery that matches behaviour, strict credentials, bounded input and bounded connections.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -1,6 +1,8 @@
 //! Start-up and shutdown: graceful within ten seconds even mid-refresh, in-flight requests finish.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use jumpcloud_scim::auth::Scope;
 use jumpcloud_scim::config::{Config, Secret, TokenConfig};

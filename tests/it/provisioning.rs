@@ -833,7 +833,7 @@ async fn jumpcloud_down_fails_writes_fast_with_retry_after() {
     let h = Harness::start(small_emulator(10, 2), |_| {}).await;
     h.wait_ready().await;
     h.faults(json!({"outage_now_s": 60})).await;
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let r = h
         .req(
             Method::POST,

@@ -8,11 +8,7 @@ use std::path::PathBuf;
 use crate::support::{Harness, json_of, small_emulator};
 
 fn chromium() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .flat_map(|p| [p.join("chromium"), p.join("chromium-browser")])
-            .find(|p| p.is_file())
-    });
+    let on_path = crate::support::machine::on_path(&["chromium", "chromium-browser"]);
     on_path.or_else(|| Some(PathBuf::from("/usr/bin/chromium")).filter(|p| p.is_file()))
 }
 
@@ -61,7 +57,7 @@ async fn the_status_page_shows_figures_and_no_personal_data() {
     }
 
     let Some(browser) = chromium() else {
-        let required = std::env::var("JCSCIM_REQUIRE_REAL_PARTS").is_ok_and(|v| v == "1");
+        let required = crate::support::machine::real_parts_required();
         let how = "install it with: apt-get install chromium";
         assert!(
             !required,
@@ -72,9 +68,8 @@ async fn the_status_page_shows_figures_and_no_personal_data() {
     };
     let dir = std::env::temp_dir().join(format!("jcscim-chromium-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let shot = std::env::var_os("JCSCIM_STATUS_SCREENSHOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| dir.join("status.png"));
+    let shot =
+        crate::support::machine::screenshot_target().unwrap_or_else(|| dir.join("status.png"));
     let out = tokio::process::Command::new(&browser)
         .args([
             "--headless",

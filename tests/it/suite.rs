@@ -10,18 +10,13 @@ use crate::support::{Harness, TOKEN, small_emulator};
 
 /// The `scim2` command, or why it cannot run here.
 fn scim2_command() -> Option<std::path::PathBuf> {
-    let name = "scim2";
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    })
+    crate::support::machine::on_path(&["scim2"])
 }
 
 #[tokio::test]
 async fn an_outside_conformance_suite_finds_nothing() {
     let Some(scim2) = scim2_command() else {
-        let required = std::env::var("JCSCIM_REQUIRE_REAL_PARTS").is_ok_and(|v| v == "1");
+        let required = crate::support::machine::real_parts_required();
         let how = "install it with: python3 -m venv .venv && .venv/bin/pip install scim2-cli==0.6.0 \
                    scim2-tester==0.5.2, then put .venv/bin on PATH";
         assert!(

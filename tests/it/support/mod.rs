@@ -345,3 +345,39 @@ pub async fn serve(vars: &[(&str, String)]) -> Served {
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Served { child, base }
 }
+
+/// What the tests read of the machine's environment, in one place: the search path for the real parts
+/// they drive (Chromium, the conformance suite) and the switches CI sets.
+pub mod machine {
+    #![allow(
+        clippy::disallowed_methods,
+        reason = "tests read the machine's PATH and CI's switches; the service reads its environment only in config"
+    )]
+
+    use std::ffi::OsString;
+    use std::path::PathBuf;
+
+    /// The first of `names` found on `PATH`.
+    pub fn on_path(names: &[&str]) -> Option<PathBuf> {
+        let paths = std::env::var_os("PATH")?;
+        std::env::split_paths(&paths)
+            .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+            .find(|p| p.is_file())
+    }
+
+    /// `PATH` as it is, for a child process started with a cleared environment.
+    pub fn path() -> OsString {
+        std::env::var_os("PATH").unwrap_or_default()
+    }
+
+    /// Whether CI asks that a test needing a missing real part fail rather than skip
+    /// (`JCSCIM_REQUIRE_REAL_PARTS=1`).
+    pub fn real_parts_required() -> bool {
+        std::env::var("JCSCIM_REQUIRE_REAL_PARTS").is_ok_and(|v| v == "1")
+    }
+
+    /// Where the status page's screenshot goes, when `JCSCIM_STATUS_SCREENSHOT` says.
+    pub fn screenshot_target() -> Option<PathBuf> {
+        std::env::var_os("JCSCIM_STATUS_SCREENSHOT").map(PathBuf::from)
+    }
+}
