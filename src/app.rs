@@ -223,6 +223,23 @@ pub async fn serve_with(
     result
 }
 
+/// The service's router for `config` over a store of its own, without a listener or background work: what
+/// tests drive with `tower::ServiceExt::oneshot`. Nothing is published; JumpCloud is not called until a
+/// write is.
+pub fn router_for(config: &Config) -> Result<(axum::Router, Arc<Store>), AppError> {
+    let metrics = Metrics::new();
+    let client = observed_client(config, &metrics)?;
+    let store = snapshot_store(config)?;
+    let state = app_state(
+        config,
+        store.clone(),
+        client,
+        Arc::new(Notify::new()),
+        metrics,
+    )?;
+    Ok((http::router(state), store))
+}
+
 /// The JumpCloud client, reporting every call to `metrics`.
 fn observed_client(config: &Config, metrics: &Arc<Metrics>) -> Result<JcClient, AppError> {
     let mut client = jumpcloud_client(config)?;

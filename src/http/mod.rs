@@ -291,3 +291,6 @@ async fn scim_not_found(req: Request) -> Response {
     };
     ScimError::new(404, None, format!("no SCIM endpoint at {path}{hint}")).into_response()
 }
+
+#[cfg(test)]
+mod tests;

@@ -294,7 +294,8 @@ async fn versions_never_repeat_after_a_kill_9() {
     let mut served = crate::support::serve(&vars).await;
     let mut seen = Vec::new();
     let mut id = String::new();
-    for _ in 0..100 {
+    // Bounded by count; generous, for a start-up on a loaded machine.
+    for _ in 0..600 {
         if let Ok(r) = http
             .get(format!("{}/scim/v2/Users?count=1", served.base))
             .bearer_auth("kill-nine-token")
@@ -335,7 +336,8 @@ async fn versions_never_repeat_after_a_kill_9() {
     let served = crate::support::serve(&vars).await;
     // Whether or not the saver got the snapshot to disk in time, a write lands once there is one.
     let mut r = None;
-    for _ in 0..100 {
+    // Bounded by count; generous, for a start-up on a loaded machine.
+    for _ in 0..600 {
         let a = http
             .patch(format!("{}/scim/v2/Users/{id}", served.base))
             .bearer_auth("kill-nine-token")
