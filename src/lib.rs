@@ -3,6 +3,12 @@
 //! # Layout
 //! Reads are answered from an immutable in-memory snapshot of the directory that a background task
 //! refreshes; writes go to JumpCloud first and are then published into the snapshot.
+//!
+//! A request passes `http` (the accept loop, the layer stack, authentication by `auth`, parsing with
+//! `scim`), then `directory` (`Reader` chooses the snapshot a read sees; `Writer` carries a write to
+//! `jumpcloud` and publishes it), then `cache` (`Store` is the one way a snapshot is published; `snapshot`
+//! what a version holds). `mapping` is the only module that sees both SCIM and JumpCloud; `app` wires them
+//! and owns the background work (`shutdown`).
 
 // Functions stay under `too-many-lines-threshold` (clippy.toml) outside tests; tables say why they may not.
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
@@ -13,13 +19,13 @@ pub mod app;
 pub mod audit;
 /// Client authentication (bearer tokens, Basic) and the `Principal` a request acts as.
 pub mod auth;
-/// The published snapshot and the background refresher.
+/// The published snapshot: the one way to publish it (`Store`), what a version holds, refresh, persistence.
 pub mod cache;
 /// `check`: whether the configured JumpCloud URL and key work, in a few cheap calls.
 pub mod check;
 /// Layered configuration (defaults → TOML → `JCSCIM_*` environment), validated once; the only reader of env vars.
 pub mod config;
-/// What handlers call: reads over a snapshot, writes carried to JumpCloud.
+/// What handlers call: reads through `Reader` (snapshot choice, pinned walks), writes through `Writer`.
 pub mod directory;
 /// In-memory JumpCloud API with fault injection, written from the facts sheet alone; used by tests and `demo`.
 pub mod emulator;

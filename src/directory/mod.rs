@@ -1,5 +1,10 @@
 //! What handlers call: reads over one snapshot version, and writes carried to JumpCloud and published
 //! into the snapshot.
+//!
+//! Rooms: [`reader`] (which version a read sees: the latest, or the one a walk is pinned to, and cursor
+//! walks), [`pins`] (the pinned walks), [`read`] (a list query evaluated over one version), [`write`]
+//! (users, groups and the upstream calls with their one retry path). Knows nothing of HTTP: handlers
+//! parse requests and render what comes back; errors are [`WriteError`]s, rendered by `http`.
 
 pub mod pins;
 pub mod read;
