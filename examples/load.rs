@@ -3,7 +3,8 @@
 //! `cargo run --release --example load [USERS...]` (default: 2000 100000). For each size it prints the time
 //! to walk every user in pages of 100, requests/s with p50/p99 latency at 32 concurrent connections for a
 //! page of 100, a `userName eq` filter and a get by id, the upstream calls and seconds of one full refresh,
-//! and the service's resident memory per user. Every loop is bounded in count and time.
+//! and the service's resident memory per user. Every loop is bounded in count and time. `--log=text` or
+//! `--log=json` logs as the service does (one line per request, at info).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,8 +13,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use jumpcloud_scim::auth::Scope;
-use jumpcloud_scim::config::{Config, Secret, TokenConfig};
+use jumpcloud_scim::config::{Config, LogFormat, Secret, TokenConfig};
 use jumpcloud_scim::emulator::{self, EmulatorConfig};
+use jumpcloud_scim::telemetry::logging;
 use serde_json::Value;
 
 const TOKEN: &str = "load-token-0123456789";
@@ -232,10 +234,17 @@ async fn run(users: usize) {
 
 #[tokio::main]
 async fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `--log=text` or `--log=json`: install the service's own subscriber at info, so the request line is
+    // formatted and written as in production (run with `2>/dev/null` to measure its cost, not a terminal's).
+    for a in &args {
+        match a.as_str() {
+            "--log=text" => logging::init(LogFormat::Text, "info"),
+            "--log=json" => logging::init(LogFormat::Json, "info"),
+            _ => {}
+        }
+    }
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() {
         vec![2000, 100_000]
     } else {

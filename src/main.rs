@@ -8,6 +8,7 @@ use jumpcloud_scim::app;
 use jumpcloud_scim::auth::Scope;
 use jumpcloud_scim::config::{Config, LogFormat, Secret, TokenConfig};
 use jumpcloud_scim::emulator::{self, EmulatorConfig, FaultConfig};
+use jumpcloud_scim::telemetry::logging;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -169,11 +170,11 @@ fn main() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Emulator(flags) => {
-            init_logging(LogFormat::Text, "info");
+            logging::init(LogFormat::Text, "info");
             run_emulator(flags).await
         }
         Command::Demo(flags) => {
-            init_logging(LogFormat::Text, "info");
+            logging::init(LogFormat::Text, "info");
             run_demo(flags).await
         }
         Command::Serve { config } => run_serve(config.as_deref()).await,
@@ -205,7 +206,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn run_serve(path: Option<&std::path::Path>) -> anyhow::Result<()> {
     // Logging needs the configured format, and loading may warn: load first, then log the warnings.
     let loaded = Config::load(path).context("while loading the configuration")?;
-    init_logging(loaded.config.log.format, &loaded.config.log.level);
+    logging::init(loaded.config.log.format, &loaded.config.log.level);
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
@@ -275,7 +276,7 @@ fn random_token() -> String {
 /// Try the configured JumpCloud URL and key; print what was found. Needs only the `jumpcloud` part.
 async fn run_check(path: Option<&std::path::Path>) -> anyhow::Result<bool> {
     let loaded = Config::load_unchecked(path).context("while loading the configuration")?;
-    init_logging(LogFormat::Text, "warn");
+    logging::init(LogFormat::Text, "warn");
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
@@ -330,20 +331,6 @@ async fn run_emulator(flags: EmulatorFlags) -> anyhow::Result<()> {
     emulator::serve(listener, config, shutdown_signal())
         .await
         .context("while serving the emulator")
-}
-
-/// Logs go to standard error; `RUST_LOG` wins over `log.level`.
-fn init_logging(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -34,6 +34,7 @@ use prometheus_client::registry::Registry;
 use crate::cache::{Store, age_seconds};
 
 pub mod history;
+pub mod logging;
 
 use history::LastHour;
 
