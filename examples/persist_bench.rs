@@ -91,7 +91,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             complete
                 .users
                 .get(&e.id)
-                .is_some_and(|r| r.etag == e.etag && r.bytes == e.bytes)
+                .is_some_and(|r| r.etag() == e.etag() && r.bytes == e.bytes)
         });
         println!(
             "run {run}: start-up serves version {version} after {serving:.2?}, takes writes after {writable:.2?}; \

@@ -455,7 +455,8 @@ fn restore_file(file: Vec<u8>) {
         return;
     };
     for entry in persisted.users.values().chain(persisted.groups.values()) {
-        let _ = entry.json();
+        let _ = entry.view();
+        let _ = entry.to_json();
     }
     let _ = persisted.seen();
     let snapshot = persist::restore(persisted, &BUILD);

@@ -65,18 +65,18 @@ pub fn list(snap: &Snapshot, kind: ResourceKind, query: &Query) -> ListPage {
         Some(f) => {
             let base = f.index_hint().and_then(|h| candidates(snap, kind, h));
             match base {
-                Some(c) => c.into_iter().filter(|e| f.matches(e.json())).collect(),
+                Some(c) => c.into_iter().filter(|e| f.matches_view(e.view())).collect(),
                 None => snap
                     .list(kind)
                     .iter()
-                    .filter(|e| f.matches(e.json()))
+                    .filter(|e| f.matches_view(e.view()))
                     .cloned()
                     .collect(),
             }
         }
     };
     if let Some(sort) = &query.sort {
-        sort.sort(&mut matched, |e| e.json());
+        sort.sort_with(&mut matched, |e| sort.sort_key_of(e.view()));
     }
     let total = matched.len();
     let window = query.paging.window(total);

@@ -355,7 +355,7 @@ async fn get_kind(
     };
     // The ETag header stands for `meta.version`: sent with every representation that carries it.
     let carries_version = attrs.is_default() || attrs.keeps_meta_version(kind);
-    let mut resp = if if_none_match(headers, &entry.etag) {
+    let mut resp = if if_none_match(headers, &entry.etag()) {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         r.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -365,7 +365,7 @@ async fn get_kind(
     } else {
         scim_response(StatusCode::OK, entry_bytes(&entry, &attrs, kind))
     };
-    if carries_version && let Ok(v) = HeaderValue::from_str(&entry.etag) {
+    if carries_version && let Ok(v) = HeaderValue::from_str(&entry.etag()) {
         resp.headers_mut().insert(header::ETAG, v);
     }
     add_snapshot_headers(&mut resp, &snap);

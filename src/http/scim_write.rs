@@ -2,6 +2,7 @@
 //! body (as `application/scim+json` or `application/json`), check the credential may write, call the
 //! [`Writer`](crate::directory::write::Writer), render.
 
+use crate::scim::view::{Key, View};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
@@ -136,14 +137,15 @@ fn render(
     let entry = &written.entry;
     let mut resp = scim_response(status, entry_bytes(entry, &attrs, kind));
     let carries_version = attrs.is_default() || attrs.keeps_meta_version(kind);
-    if carries_version && let Ok(v) = HeaderValue::from_str(&entry.etag) {
+    if carries_version && let Ok(v) = HeaderValue::from_str(&entry.etag()) {
         resp.headers_mut().insert(header::ETAG, v);
     }
     if location
         && let Some(loc) = entry
-            .json()
-            .pointer("/meta/location")
-            .and_then(Value::as_str)
+            .view()
+            .member(Key::of("meta"))
+            .and_then(|m| m.member(Key::of("location")))
+            .and_then(View::as_str)
         && let Ok(v) = HeaderValue::from_str(loc)
     {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -330,7 +332,7 @@ async fn patch_group(
                 ))
             } else {
                 let mut resp = StatusCode::NO_CONTENT.into_response();
-                if let Ok(v) = HeaderValue::from_str(&w.entry.etag) {
+                if let Ok(v) = HeaderValue::from_str(&w.entry.etag()) {
                     resp.headers_mut().insert(header::ETAG, v);
                 }
                 add_snapshot_headers(&mut resp, &w.snapshot);

@@ -104,7 +104,7 @@ pub fn entry_bytes(e: &Entry, attrs: &AttrSelection, kind: ResourceKind) -> Byte
     if attrs.is_default() {
         e.bytes.clone()
     } else {
-        Bytes::from(serde_json::to_vec(&attrs.project(e.json(), kind)).unwrap_or_default())
+        Bytes::from(serde_json::to_vec(&attrs.project(&e.to_json(), kind)).unwrap_or_default())
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`member_ids`] lists the members a served Group resource holds. Pure: whether the ids name users of
 //! this directory, and whether the name is free, are the writer's questions.
 
+use crate::scim::view::{Key, View};
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
@@ -129,13 +130,13 @@ pub fn group_write(
 }
 
 /// The member ids a Group resource lists.
-pub fn member_ids(group: &Value) -> BTreeSet<String> {
+pub fn member_ids<'a>(group: impl View<'a>) -> BTreeSet<String> {
     group
-        .get("members")
-        .and_then(Value::as_array)
+        .member(Key::of("members"))
         .into_iter()
-        .flatten()
-        .filter_map(|m| m.get("value").and_then(Value::as_str).map(String::from))
+        .flat_map(View::items)
+        .filter_map(|m| m.member(Key::of("value")).and_then(View::as_str))
+        .map(String::from)
         .collect()
 }
 

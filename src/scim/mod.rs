@@ -28,6 +28,8 @@ pub mod patch;
 pub mod reference;
 pub mod schema;
 pub mod sort;
+pub mod tape;
+pub mod view;
 
 pub use attrs::AttrSelection;
 pub use error::{ERROR_URN, SCIM_CONTENT_TYPE, ScimError};

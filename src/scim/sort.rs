@@ -16,8 +16,9 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::scim::error::ScimError;
-use crate::scim::filter::parse_instant;
+use crate::scim::filter::{fold_case, parse_instant};
 use crate::scim::schema::{AttrType, Location, ResourceKind, SchemaRegistry};
+use crate::scim::view::{Key, Shape, View};
 
 /// A resolved sort request.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,8 +150,13 @@ impl SortSpec {
 
     /// The ascending sort key of `resource` (see [`SortSpec::compare`] for the requested order).
     pub fn sort_key(&self, resource: &Value) -> SortKey {
-        self.value(resource)
-            .map_or(SortKey::Missing, |v| self.key_of(v))
+        self.sort_key_of(resource)
+    }
+
+    /// The ascending sort key of the resource `view` shows.
+    pub fn sort_key_of<'a>(&self, view: impl View<'a>) -> SortKey {
+        self.value(view)
+            .map_or(SortKey::Missing, |v| self.key_of(v.shape()))
     }
 
     /// Compare two keys in the requested order.
@@ -160,54 +166,58 @@ impl SortSpec {
 
     /// Sort `items` stably; `resource` gives each item's SCIM JSON.
     pub fn sort<T>(&self, items: &mut [T], resource: impl Fn(&T) -> &Value) {
+        self.sort_with(items, |item| self.sort_key(resource(item)));
+    }
+
+    /// Sort `items` stably by the ascending keys `key` gives (see [`SortSpec::sort_key_of`]).
+    pub fn sort_with<T>(&self, items: &mut [T], key: impl Fn(&T) -> SortKey) {
         if self.descending {
-            items.sort_by_cached_key(|item| Reverse(self.sort_key(resource(item))));
+            items.sort_by_cached_key(|item| Reverse(key(item)));
         } else {
-            items.sort_by_cached_key(|item| self.sort_key(resource(item)));
+            items.sort_by_cached_key(key);
         }
     }
 
-    fn value<'v>(&self, resource: &'v Value) -> Option<&'v Value> {
+    fn value<'a, V: View<'a>>(&self, resource: V) -> Option<V> {
         let container = match self.ext {
             None => resource,
-            Some(urn) => resource.get(urn)?,
+            Some(urn) => resource.member(Key::of(urn))?,
         };
-        let top = container.get(self.key)?;
-        let chosen = match top {
-            Value::Array(items) => items
-                .iter()
+        let top = container.member(Key::of(self.key))?;
+        let chosen = match top.shape() {
+            Shape::Array => top
+                .items()
                 .find(|i| {
-                    i.get("primary")
-                        .is_some_and(|p| p == true || p == "true" || p == "True")
+                    i.member(Key::of("primary")).is_some_and(|p| {
+                        matches!(p.shape(), Shape::Bool(true) | Shape::Str("true" | "True"))
+                    })
                 })
-                .or_else(|| items.iter().find(|i| !i.is_null()))?,
-            other => other,
+                .or_else(|| top.items().find(|i| !i.is_null()))?,
+            _ => top,
         };
         let leaf = match self.sub {
-            Some(sub) => chosen.get(sub)?,
+            Some(sub) => chosen.member(Key::of(sub))?,
             None => chosen,
         };
         (!leaf.is_null()).then_some(leaf)
     }
 
-    fn key_of(&self, v: &Value) -> SortKey {
+    fn key_of(&self, v: Shape<'_>) -> SortKey {
         match (self.attr_type, v) {
-            (AttrType::Boolean, Value::Bool(b)) => SortKey::Bool(*b),
-            (AttrType::Boolean, Value::String(s)) if s.eq_ignore_ascii_case("true") => {
+            (AttrType::Boolean, Shape::Bool(b)) => SortKey::Bool(b),
+            (AttrType::Boolean, Shape::Str(s)) if s.eq_ignore_ascii_case("true") => {
                 SortKey::Bool(true)
             }
-            (AttrType::Boolean, Value::String(s)) if s.eq_ignore_ascii_case("false") => {
+            (AttrType::Boolean, Shape::Str(s)) if s.eq_ignore_ascii_case("false") => {
                 SortKey::Bool(false)
             }
-            (AttrType::Integer | AttrType::Decimal, Value::Number(n)) => {
-                n.as_f64().map_or(SortKey::Missing, SortKey::Num)
-            }
-            (AttrType::DateTime, Value::String(s)) => {
+            (AttrType::Integer | AttrType::Decimal, Shape::Num(n)) => SortKey::Num(n),
+            (AttrType::DateTime, Shape::Str(s)) => {
                 parse_instant(s).map_or(SortKey::Missing, SortKey::Time)
             }
-            (_, Value::String(s)) if s.is_empty() => SortKey::Missing,
-            (_, Value::String(s)) if self.case_exact => SortKey::Str(s.clone()),
-            (_, Value::String(s)) => SortKey::Str(s.to_lowercase()),
+            (_, Shape::Str("")) => SortKey::Missing,
+            (_, Shape::Str(s)) if self.case_exact => SortKey::Str(s.to_owned()),
+            (_, Shape::Str(s)) => SortKey::Str(fold_case(s)),
             _ => SortKey::Missing,
         }
     }

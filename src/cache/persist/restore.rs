@@ -138,9 +138,11 @@ async fn complete_restored(store: Arc<Store>, serving: Arc<Snapshot>, raw: RawDi
         "restored JumpCloud's data behind snapshot version {version}; writes proceed"
     );
     drop(serving);
+    // Filters read entries through their tapes: build the restored ones now, off the runtime, rather
+    // than in the first scan a client sends.
     let _ = tokio::task::spawn_blocking(move || {
         for e in complete.users.values().chain(complete.groups.values()) {
-            e.json();
+            e.view();
         }
     })
     .await;

@@ -247,7 +247,7 @@ fn round_trip_keeps_version_taken_at_data_and_seen_times() {
     assert_eq!(r.groups.len(), s.groups.len());
     for e in s.users.values().chain(s.groups.values()) {
         let back = r.get(e.kind, &e.id).expect("entry restored");
-        assert_eq!(back.etag, e.etag, "{}", e.id);
+        assert_eq!(back.etag(), e.etag(), "{}", e.id);
         assert_eq!(back.created, e.created, "{}", e.id);
         assert_eq!(back.last_modified, e.last_modified, "{}", e.id);
         // The served bytes, `meta` included, are the same.
@@ -273,7 +273,7 @@ fn restore_with_other_options_stamps_changed_entries_now() {
     let r = restore(p, &other);
     // Group members carry `$ref`s with the base URL, so their content changed.
     let g1 = r.get(ResourceKind::Group, "g1").unwrap();
-    assert_ne!(g1.etag, s.get(ResourceKind::Group, "g1").unwrap().etag);
+    assert_ne!(g1.etag(), s.get(ResourceKind::Group, "g1").unwrap().etag());
     assert!(g1.last_modified >= to_millis_floor(before));
 }
 
@@ -310,13 +310,13 @@ fn a_file_from_this_build_is_served_as_saved_without_deriving() {
         // Nothing was derived: no fingerprint, the JSON comes from the saved bytes on first use.
         assert_eq!(back.inputs, None, "{}", e.id);
         assert_eq!(back.bytes, e.bytes, "{}", e.id);
-        assert_eq!(back.etag, e.etag, "{}", e.id);
+        assert_eq!(back.etag(), e.etag(), "{}", e.id);
         assert_eq!(back.group_source, e.group_source, "{}", e.id);
         assert_eq!(
             (back.created, back.last_modified),
             (e.created, e.last_modified)
         );
-        assert_eq!(back.json(), e.json(), "{}", e.id);
+        assert_eq!(back.to_json(), e.to_json(), "{}", e.id);
     }
     assert_eq!(index_rows(&serving), index_rows(&s));
     assert!(
@@ -345,11 +345,11 @@ fn the_first_build_after_a_restore_derives_every_entry_and_keeps_its_times() {
         assert!(e.inputs.is_some(), "{} was derived again", e.id);
         let before = s.get(e.kind, &e.id).unwrap();
         if &*e.id == "u2" {
-            assert_ne!(e.etag, before.etag);
+            assert_ne!(e.etag(), before.etag());
             assert_eq!(e.last_modified, t(3_000_000));
             assert_eq!(e.created, before.created);
         } else if e.kind == ResourceKind::User {
-            assert_eq!(e.etag, before.etag, "{}", e.id);
+            assert_eq!(e.etag(), before.etag(), "{}", e.id);
             assert_eq!(e.bytes, before.bytes, "{}", e.id);
             assert_eq!(e.last_modified, before.last_modified, "{}", e.id);
         }

@@ -11,7 +11,7 @@ use imbl::OrdMap;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::entry::{etag_of, hash_bytes};
+use super::entry::{etag_of, hash_bytes, tape_of};
 use super::{
     BuildOptions, Data, Entries, Entry, GroupSource, Id, Indexes, Seen, Snapshot, Touched,
     rfc3339_millis, to_millis,
@@ -68,16 +68,15 @@ impl Ctx<'_> {
         // schemas return only on request is kept beside them, and hashed with them.
         let extra = attrs::split_request_only(&mut resource, kind);
         let body = serde_json::to_vec(&resource).unwrap_or_default();
-        let extra_bytes = extra
-            .as_ref()
-            .map(|x| Bytes::from(serde_json::to_vec(x).unwrap_or_default()));
+        let extra_bytes = extra.as_ref().map(|x| {
+            let mut v = serde_json::to_vec(x).unwrap_or_default();
+            v.shrink_to_fit();
+            Bytes::from(v)
+        });
         let hash = match &extra_bytes {
             Some(x) => hash_bytes(&[body.as_slice(), x].concat()),
             None => hash_bytes(&body),
         };
-        if let Some(x) = &extra {
-            attrs::merge_request_only(&mut resource, x, kind);
-        }
         if let Some(prev) = self.prev {
             let map = match kind {
                 ResourceKind::User => &prev.users,
@@ -116,18 +115,17 @@ impl Ctx<'_> {
             bytes.extend_from_slice(&serde_json::to_vec(&meta).unwrap_or_default());
             bytes.push(b'}');
         }
-        if let Value::Object(map) = &mut resource {
-            map.insert("meta".into(), meta);
-        }
+        let tape = OnceLock::from(tape_of(&bytes, extra_bytes.as_deref()));
+        // A `Bytes` keeps its vector's whole allocation: give back the growth room serialising left.
+        bytes.shrink_to_fit();
         let bytes = Bytes::from(bytes);
         Arc::new(Entry {
             id: rid.clone(),
             kind,
             group_source: source,
-            json: OnceLock::from(resource),
             bytes,
             extra: extra_bytes,
-            etag,
+            tape,
             hash,
             created,
             last_modified,

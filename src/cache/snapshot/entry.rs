@@ -1,5 +1,5 @@
 //! One SCIM resource of a snapshot version ([`Entry`]) and what depends only on its content: the
-//! served bytes, the ETag, the content times, and their RFC 3339 form.
+//! served bytes, the tape filters read, the ETag, the content times, and their RFC 3339 form.
 //!
 //! Entries are built in `derive` and restored in `persist`; this file only describes them.
 
@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::Id;
 use crate::scim::ResourceKind;
 use crate::scim::attrs;
+use crate::scim::tape::{Cursor, Tape};
 
 /// Where a Group entry comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,17 +29,15 @@ pub struct Entry {
     pub kind: ResourceKind,
     /// For groups: a JumpCloud user group or a directory listed as a group.
     pub group_source: Option<GroupSource>,
-    /// The full resource, `meta` included: set when the entry is derived, parsed from `bytes` on first use
-    /// when it was restored from disk.
-    pub(super) json: OnceLock<Value>,
     /// The resource serialised once, for answers with the default attribute set: without the attributes
     /// the schemas return only on request.
     pub bytes: Bytes,
-    /// Those attributes (JSON, shaped like the resource), merged into [`Entry::json`].
+    /// Those attributes (JSON, shaped like the resource), merged into [`Entry::to_json`].
     pub extra: Option<Bytes>,
-    /// Weak ETag from the content (equal to `meta.version`).
-    pub etag: String,
-    /// Hash of the content without `meta`.
+    /// `bytes` and `extra` as one resource, for filters, sorting and index keys ([`Entry::view`]): set
+    /// when the entry is derived, built on first use when it was restored from disk.
+    pub(crate) tape: OnceLock<Tape>,
+    /// Hash of the content without `meta`; the ETag is made from it ([`Entry::etag`]).
     pub hash: [u8; 16],
     pub created: Timestamp,
     pub last_modified: Timestamp,
@@ -73,10 +72,9 @@ impl Entry {
             id,
             kind,
             group_source,
-            json: OnceLock::new(),
             bytes,
             extra,
-            etag: etag_of(&seen.hash),
+            tape: OnceLock::new(),
             hash: seen.hash,
             created: seen.created,
             last_modified: seen.last_modified,
@@ -84,21 +82,37 @@ impl Entry {
         }
     }
 
-    /// The full resource, `meta` included.
-    pub fn json(&self) -> &Value {
+    /// The full resource as filters, sorting and index keys read it, `meta` included.
+    pub fn view(&self) -> Cursor<'_> {
+        self.tape
+            .get_or_init(|| tape_of(&self.bytes, self.extra.as_deref()))
+            .root(&self.bytes, self.extra.as_deref())
+    }
+
+    /// The full resource, `meta` included, parsed from the stored bytes: for what must build a resource of
+    /// its own (a projection, a PATCH's target). Nothing keeps it.
+    pub fn to_json(&self) -> Value {
         // The bytes are what serde_json wrote (checked by the snapshot file's checksum when restored), so
         // they parse.
-        self.json.get_or_init(|| {
-            let mut v = serde_json::from_slice(&self.bytes).unwrap_or(Value::Null);
-            if let Some(extra) = self
-                .extra
-                .as_ref()
-                .and_then(|x| serde_json::from_slice::<Value>(x).ok())
-            {
-                attrs::merge_request_only(&mut v, &extra, self.kind);
-            }
-            v
-        })
+        let mut v = serde_json::from_slice(&self.bytes).unwrap_or(Value::Null);
+        if let Some(extra) = self
+            .extra
+            .as_ref()
+            .and_then(|x| serde_json::from_slice::<Value>(x).ok())
+        {
+            attrs::merge_request_only(&mut v, &extra, self.kind);
+        }
+        v
+    }
+
+    /// What the entry's tape holds, in bytes (0 until it is built).
+    pub fn tape_bytes(&self) -> usize {
+        self.tape.get().map_or(0, Tape::heap_bytes)
+    }
+
+    /// Weak ETag from the content (equal to `meta.version`).
+    pub fn etag(&self) -> String {
+        etag_of(&self.hash)
     }
 
     /// The content hash and times, carried to the next version of this resource.
@@ -109,6 +123,12 @@ impl Entry {
             last_modified: self.last_modified,
         }
     }
+}
+
+/// The tape of an entry's bytes. They were written by serde_json as an object (and a restored file's are
+/// checked by its checksum), so it builds; a resource that did not would read as an empty object.
+pub(super) fn tape_of(bytes: &[u8], extra: Option<&[u8]>) -> Tape {
+    Tape::build(bytes, extra).unwrap_or_default()
 }
 
 // === impl Snapshot ===

@@ -9,12 +9,12 @@
 use std::sync::Arc;
 
 use imbl::{HashMap, OrdMap};
-use serde_json::Value;
 
 use super::{Entry, Id, IdSet, Snapshot};
 use crate::scim::ResourceKind;
 use crate::scim::filter::fold_case;
 use crate::scim::schema::ENTERPRISE_USER_URN;
+use crate::scim::view::{Key, View};
 
 /// One index: a key → the entries it names.
 pub type Postings = HashMap<Arc<str>, IdSet>;
@@ -97,31 +97,26 @@ impl Index {
     }
 
     /// The values `resource` has in this index (before [`Index::key`]); none for an entry of the other kind.
-    fn values(self, resource: &Value) -> Vec<&str> {
-        fn s(v: Option<&Value>) -> Option<&str> {
-            v.and_then(Value::as_str)
-        }
-        let each = |list: &str, field: &str| -> Vec<&str> {
+    fn values<'a, V: View<'a>>(self, resource: V) -> Vec<&'a str> {
+        let each = |list: &'static str, field: &'static str| -> Vec<&'a str> {
             resource
-                .get(list)
-                .and_then(Value::as_array)
+                .member(Key::of(list))
                 .into_iter()
-                .flatten()
-                .filter_map(|item| item.get(field).and_then(Value::as_str))
+                .flat_map(View::items)
+                .filter_map(|item| item.member(Key::of(field)).and_then(View::as_str))
                 .collect()
         };
+        let one = |v: Option<V>| v.and_then(View::as_str).into_iter().collect();
         match self {
-            Index::UserName => s(resource.get("userName")).into_iter().collect(),
+            Index::UserName => one(resource.member(Key::of("userName"))),
             Index::Email => each("emails", "value"),
             Index::UserExternalId | Index::GroupExternalId => {
-                s(resource.get("externalId")).into_iter().collect()
+                one(resource.member(Key::of("externalId")))
             }
-            Index::EmployeeNumber => s(resource
-                .get(ENTERPRISE_USER_URN)
-                .and_then(|x| x.get("employeeNumber")))
-            .into_iter()
-            .collect(),
-            Index::GroupName => s(resource.get("displayName")).into_iter().collect(),
+            Index::EmployeeNumber => one(resource
+                .member(Key::of(ENTERPRISE_USER_URN))
+                .and_then(|x| x.member(Key::of("employeeNumber")))),
+            Index::GroupName => one(resource.member(Key::of("displayName"))),
             Index::MemberOf => each("members", "value"),
         }
     }
@@ -131,7 +126,7 @@ impl Index {
         if self.kind() != e.kind {
             return Vec::new();
         }
-        self.values(e.json())
+        self.values(e.view())
             .into_iter()
             .map(|v| self.key(v))
             .collect()

@@ -1,8 +1,9 @@
 //! The immutable snapshot of the directory that every read is answered from.
 //!
 //! A [`Snapshot`] holds JumpCloud's data as persistent maps ([`Data`]) and the SCIM resources derived from
-//! it ([`Entry`]: the JSON, its serialised bytes, its ETag and its `meta` times), with the indexes reads
-//! need. Versions share everything that did not change: the maps are `imbl` persistent maps (a clone is
+//! it ([`Entry`]: the served bytes, the compact tape filters and sorting read them through, the content hash
+//! the ETag comes from, and the `meta` times), with the indexes reads need. No entry keeps a parsed JSON
+//! tree: what needs one (a projection, a PATCH) parses the bytes and drops it. Versions share everything that did not change: the maps are `imbl` persistent maps (a clone is
 //! O(1), an update O(log n)) and each resource is an `Arc<Entry>` reused as long as its content hash is
 //! unchanged. That is also how `meta.lastModified` works: JumpCloud keeps no modification time, so an
 //! entry's `lastModified` is the time we first saw its current content.

@@ -5,6 +5,7 @@
 //! only through a group. Membership changes send only the difference. The mapping of a Group body is
 //! [`crate::mapping::group_write`]'s; how each call is sent, `upstream.rs`'s.
 
+use crate::scim::view::{Key, View};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -299,9 +300,9 @@ impl Writer {
         let gid = ident(id);
         if entry.group_source == Some(GroupSource::Directory) {
             let current = entry
-                .json()
-                .get("displayName")
-                .and_then(Value::as_str)
+                .view()
+                .member(Key::of("displayName"))
+                .and_then(View::as_str)
                 .unwrap_or_default();
             if current != name {
                 Self::refuse_directory_change(&entry, "renaming")?;
@@ -317,7 +318,7 @@ impl Writer {
             .await?;
         }
         let want: BTreeSet<String> = members.unwrap_or_default().into_iter().collect();
-        let have: BTreeSet<String> = member_ids(entry.json());
+        let have: BTreeSet<String> = member_ids(entry.view());
         let added: Vec<String> = want.difference(&have).cloned().collect();
         let removed: Vec<String> = have.difference(&want).cloned().collect();
         self.apply_membership(&gid, &added, &removed).await?;
@@ -344,9 +345,9 @@ impl Writer {
         } = desired_group(&outcome.resource, &self.settings.patch.refs)?;
         if entry.group_source == Some(GroupSource::Directory) {
             let current = entry
-                .json()
-                .get("displayName")
-                .and_then(Value::as_str)
+                .view()
+                .member(Key::of("displayName"))
+                .and_then(View::as_str)
                 .unwrap_or_default();
             if current != name || outcome.resource.get("externalId").is_some() {
                 Self::refuse_directory_change(&entry, "changing its name or externalId")?;

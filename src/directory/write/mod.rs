@@ -130,12 +130,13 @@ fn check_if_match(if_match: Option<&str>, entry: &Entry) -> Result<(), WriteErro
     let Some(header) = if_match else {
         return Ok(());
     };
-    if etag_listed(header, &entry.etag) {
+    if etag_listed(header, &entry.etag()) {
         Ok(())
     } else {
         Err(ScimError::precondition_failed(format!(
             "If-Match {header} does not match the current version {} of {}; read it again",
-            entry.etag, entry.id
+            entry.etag(),
+            entry.id
         ))
         .into())
     }
@@ -176,7 +177,7 @@ impl Writer {
     ) -> Result<crate::scim::PatchOutcome, WriteError> {
         let _permit = self.cpu.acquire().await.map_err(|_| not_ready())?;
         let (entry, body, options) = (entry.clone(), body.clone(), self.settings.patch.clone());
-        tokio::task::spawn_blocking(move || apply_patch(entry.json(), &body, kind, &options))
+        tokio::task::spawn_blocking(move || apply_patch(&entry.to_json(), &body, kind, &options))
             .await
             .map_err(|_| {
                 WriteError::from(ScimError::new(

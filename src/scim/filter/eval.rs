@@ -1,16 +1,18 @@
 //! Filter evaluation: a parsed [`Filter`] is compiled once per request into a tree whose attribute
-//! references, operand case-folding and timestamps are resolved up front, so testing a resource
-//! walks borrowed JSON and allocates nothing in the common paths.
+//! references (as [`Key`]s), operand case-folding and timestamps are resolved up front, so testing a
+//! resource walks a borrowed [`View`] of it (a `serde_json::Value` or a snapshot's
+//! [`Tape`](crate::scim::tape::Tape)) and allocates nothing in the common paths.
 
 use std::cmp::Ordering;
 
 use jiff::Timestamp;
 use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, Filter, ValFilter, ValuePath};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::index::{IndexHint, index_hint};
 use crate::scim::error::ScimError;
 use crate::scim::schema::{AttrDef, AttrType, Location, ResourceKind, SchemaRegistry};
+use crate::scim::view::{Key, Shape, View};
 
 /// A filter checked against one resource kind's schemas and ready to test many resources.
 #[derive(Debug, Clone)]
@@ -36,9 +38,9 @@ enum Node {
 /// Where one attribute path's values sit, relative to the object a node is evaluated on.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    ext: Option<&'static str>,
-    key: &'static str,
-    sub: Option<&'static str>,
+    ext: Option<Key>,
+    key: Key,
+    sub: Option<Key>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,9 +116,12 @@ impl CompiledFilter {
 
     /// Does `resource` match? A non-object never does.
     pub fn matches(&self, resource: &Value) -> bool {
-        resource
-            .as_object()
-            .is_some_and(|obj| eval(&self.root, obj))
+        self.matches_view(resource)
+    }
+
+    /// Does the resource `view` shows match? A non-object never does.
+    pub fn matches_view<'a>(&self, view: impl View<'a>) -> bool {
+        view.shape() == Shape::Object && eval(&self.root, view)
     }
 }
 
@@ -138,7 +143,7 @@ impl ElementFilter {
 
     /// Does this element (an object) match?
     pub(crate) fn matches(&self, element: &Value) -> bool {
-        element.as_object().is_some_and(|o| eval(&self.0, o))
+        element.is_object() && eval(&self.0, element)
     }
 }
 
@@ -197,17 +202,17 @@ fn compile_value_path(vp: &ValuePath, kind: ResourceKind) -> Result<Node, ScimEr
     }
     let slot = Slot {
         ext: ext_of(resolved.location),
-        key: resolved.key(),
+        key: Key::of(resolved.key()),
         sub: None,
     };
     let inner = compile_val(&vp.filter, Scope::Element(resolved.attr))?;
     Ok(Node::Any(slot, Box::new(inner)))
 }
 
-fn ext_of(location: Location<'static>) -> Option<&'static str> {
+fn ext_of(location: Location<'static>) -> Option<Key> {
     match location {
         Location::Core => None,
-        Location::Extension(urn) => Some(urn),
+        Location::Extension(urn) => Some(Key::of(urn)),
     }
 }
 
@@ -219,8 +224,8 @@ fn resolve(path: &AttrPath, scope: Scope) -> Option<(Slot, &'static AttrDef)> {
             Some((
                 Slot {
                     ext: ext_of(r.location),
-                    key: r.key(),
-                    sub: r.sub_key(),
+                    key: Key::of(r.key()),
+                    sub: r.sub_key().map(Key::of),
                 },
                 r.def(),
             ))
@@ -233,7 +238,7 @@ fn resolve(path: &AttrPath, scope: Scope) -> Option<(Slot, &'static AttrDef)> {
             Some((
                 Slot {
                     ext: None,
-                    key: &sub.name,
+                    key: Key::of(&sub.name),
                     sub: None,
                 },
                 sub,
@@ -260,7 +265,7 @@ fn compile_exp(exp: &AttrExp, scope: Scope) -> Result<Node, ScimError> {
         // `emails co "@x"` compares the `value` sub-attribute (RFC 7644 §3.4.2.2, Figure 2).
         match def.sub("value") {
             Some(value_def) if slot.sub.is_none() => {
-                slot.sub = Some(&value_def.name);
+                slot.sub = Some(Key::of(&value_def.name));
                 def = value_def;
             }
             _ => {
@@ -416,73 +421,72 @@ pub(crate) fn parse_instant(s: &str) -> Option<Timestamp> {
 
 // === evaluation ===
 
-fn eval(node: &Node, obj: &Map<String, Value>) -> bool {
+fn eval<'a, V: View<'a>>(node: &Node, obj: V) -> bool {
     match node {
         Node::Const(b) => *b,
         Node::And(items) => items.iter().all(|n| eval(n, obj)),
         Node::Or(items) => items.iter().any(|n| eval(n, obj)),
         Node::Not(inner) => !eval(inner, obj),
         Node::Test(slot, test) => slot.any(obj, |v| test.check(v)),
-        Node::Any(slot, inner) => match slot.top(obj) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .any(|item| item.as_object().is_some_and(|o| eval(inner, o))),
-            Some(Value::Object(o)) => eval(inner, o),
+        Node::Any(slot, inner) => slot.top(obj).is_some_and(|top| match top.shape() {
+            Shape::Array => top
+                .items()
+                .any(|item| item.shape() == Shape::Object && eval(inner, item)),
+            Shape::Object => eval(inner, top),
             _ => false,
-        },
+        }),
     }
 }
 
 // === impl Slot ===
 
 impl Slot {
-    fn top<'v>(&self, obj: &'v Map<String, Value>) -> Option<&'v Value> {
+    fn top<'a, V: View<'a>>(&self, obj: V) -> Option<V> {
         let container = match self.ext {
             None => obj,
-            Some(urn) => obj.get(urn)?.as_object()?,
+            Some(urn) => obj.member(urn)?,
         };
-        container.get(self.key)
+        container.member(self.key)
     }
 
     /// Whether `f` holds for some non-null value at this slot (any element of a multi-valued one).
-    fn any(&self, obj: &Map<String, Value>, mut f: impl FnMut(&Value) -> bool) -> bool {
+    fn any<'a, V: View<'a>>(&self, obj: V, mut f: impl FnMut(V) -> bool) -> bool {
         let Some(top) = self.top(obj) else {
             return false;
         };
-        match (top, self.sub) {
+        match (top.shape(), self.sub) {
             (_, None) => any_leaf(top, &mut f),
-            (Value::Array(items), Some(sub)) => items
-                .iter()
-                .any(|item| item.get(sub).is_some_and(|v| any_leaf(v, &mut f))),
-            (Value::Object(o), Some(sub)) => o.get(sub).is_some_and(|v| any_leaf(v, &mut f)),
+            (Shape::Array, Some(sub)) => top
+                .items()
+                .any(|item| item.member(sub).is_some_and(|v| any_leaf(v, &mut f))),
+            (Shape::Object, Some(sub)) => top.member(sub).is_some_and(|v| any_leaf(v, &mut f)),
             _ => false,
         }
     }
 }
 
-fn any_leaf(v: &Value, f: &mut impl FnMut(&Value) -> bool) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Array(items) => items.iter().any(|item| !item.is_null() && f(item)),
+fn any_leaf<'a, V: View<'a>>(v: V, f: &mut impl FnMut(V) -> bool) -> bool {
+    match v.shape() {
+        Shape::Null => false,
+        Shape::Array => v.items().any(|item| !item.is_null() && f(item)),
         _ => f(v),
     }
 }
 
 /// RFC 7644 Table 3 `pr`: a non-empty, non-null value, or a complex value with such a member.
-pub(crate) fn is_present(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::String(s) => !s.is_empty(),
-        Value::Array(items) => items.iter().any(is_present),
-        Value::Object(o) => o.values().any(is_present),
-        Value::Bool(_) | Value::Number(_) => true,
+pub(crate) fn is_present<'a, V: View<'a>>(v: V) -> bool {
+    match v.shape() {
+        Shape::Null => false,
+        Shape::Str(s) => !s.is_empty(),
+        Shape::Array | Shape::Object => v.items().any(is_present),
+        Shape::Bool(_) | Shape::Num(_) => true,
     }
 }
 
 // === impl Test ===
 
 impl Test {
-    fn check(&self, v: &Value) -> bool {
+    fn check<'a, V: View<'a>>(&self, v: V) -> bool {
         match self {
             Test::Present => is_present(v),
             Test::Str {
@@ -492,8 +496,8 @@ impl Test {
             } => v
                 .as_str()
                 .is_some_and(|s| str_test(*op, s, operand, *case_exact)),
-            Test::Bool(want) => as_bool(v) == Some(*want),
-            Test::Num { op, operand } => as_f64(v)
+            Test::Bool(want) => as_bool(v.shape()) == Some(*want),
+            Test::Num { op, operand } => as_f64(v.shape())
                 .and_then(|n| n.partial_cmp(operand))
                 .is_some_and(|c| op.holds(c)),
             Test::Time { op, operand } => v
@@ -516,19 +520,19 @@ impl Ord {
     }
 }
 
-fn as_bool(v: &Value) -> Option<bool> {
+fn as_bool(v: Shape<'_>) -> Option<bool> {
     match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        Shape::Bool(b) => Some(b),
+        Shape::Str(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Shape::Str(s) if s.eq_ignore_ascii_case("false") => Some(false),
         _ => None,
     }
 }
 
-fn as_f64(v: &Value) -> Option<f64> {
+fn as_f64(v: Shape<'_>) -> Option<f64> {
     match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
+        Shape::Num(n) => Some(n),
+        Shape::Str(s) => s.trim().parse().ok(),
         _ => None,
     }
 }
