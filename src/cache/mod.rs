@@ -12,6 +12,7 @@
 
 pub mod guard;
 pub mod persist;
+pub(crate) mod records;
 pub mod refresher;
 pub mod snapshot;
 pub mod store;
@@ -22,8 +23,8 @@ pub mod versions;
 use jiff::Timestamp;
 
 pub use snapshot::{
-    BuildOptions, Data, Entry, GroupSource, Id, IdSet, Index, Indexes, RawDirectory, Seen,
-    Snapshot, Touched,
+    BuildOptions, Data, Entry, GroupSource, Id, IdSet, Index, Indexes, PackedUser, RawDirectory,
+    Seen, Snapshot, Touched,
 };
 pub use store::{RefreshPublished, RefreshTicket, Store};
 

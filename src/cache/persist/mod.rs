@@ -26,7 +26,6 @@
 
 mod format;
 mod payload;
-mod records;
 mod restore;
 mod saver;
 
@@ -52,7 +51,7 @@ pub const TMP_NAME: &str = "snapshot.bin.tmp";
 /// Identifies the file whatever its format version.
 pub const MAGIC: [u8; 8] = *b"JCSCIMSN";
 /// Moves whenever the payload's shape changes; a file of another version is refused, not guessed at.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Magic, format version, payload length, checksum.
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 

@@ -15,8 +15,8 @@ use crate::cache::{BuildOptions, Entry, GroupSource, Id, IdSet, RawDirectory, Se
 use crate::jumpcloud::{JcDirectory, JcGroup, JcUser};
 use crate::scim::ResourceKind;
 
-use super::records::{DirectoryRec, GroupRec, UserRec};
 use super::{PersistError, Persisted};
+use crate::cache::records::{DirectoryRec, GroupRec, UserRec};
 
 // === the payload ===
 
@@ -207,7 +207,11 @@ impl DataSection {
     fn from_snapshot(s: &Snapshot) -> DataSection {
         let d = &s.data;
         DataSection {
-            users: d.users.values().map(|u| UserRec::from(&**u)).collect(),
+            users: d
+                .users
+                .values()
+                .map(|u| UserRec::from(&u.unpack()))
+                .collect(),
             groups: d.groups.values().map(|g| GroupRec::from(&**g)).collect(),
             members: edges(&d.members),
             directories: d

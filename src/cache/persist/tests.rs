@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use super::*;
 use crate::cache::test_support::{build, opts, t};
-use crate::cache::{Data, Index, Store};
+use crate::cache::{Data, Index, PackedUser, Store};
 use crate::jumpcloud::{JcAddress, JcAttribute, JcMfa, JcPhoneNumber, JcRestrictedField};
 use crate::jumpcloud::{JcDirectory, JcDirectoryKind, JcGroup, JcUser};
 use crate::scim::ResourceKind;
@@ -221,7 +221,7 @@ fn round_trip_keeps_version_taken_at_data_and_seen_times() {
     let p = load(&dir.0).unwrap().expect("a file was saved");
     assert_eq!(p.version, 7);
     assert_eq!(p.taken_at, s.taken_at);
-    let users: Vec<JcUser> = s.data.users.values().map(|u| (**u).clone()).collect();
+    let users: Vec<JcUser> = s.data.users.values().map(PackedUser::unpack).collect();
     assert_eq!(p.raw.users, users);
     let groups: Vec<JcGroup> = s.data.groups.values().map(|g| (**g).clone()).collect();
     assert_eq!(p.raw.groups, groups);

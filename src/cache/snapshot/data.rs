@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use imbl::{HashMap, OrdMap, OrdSet};
 
-use super::Id;
+use super::{Id, PackedUser};
 use crate::jumpcloud::{JcDirectory, JcGroup, JcUser};
 
 /// A small set of ids in order: what an index key or a user's edges hold (one name, a few groups). A sorted
@@ -34,7 +34,8 @@ pub struct RawDirectory {
 /// JumpCloud's data as persistent maps, with the reverse edges derivation needs.
 #[derive(Debug, Clone, Default)]
 pub struct Data {
-    pub users: OrdMap<Id, Arc<JcUser>>,
+    /// Users, packed ([`PackedUser`]).
+    pub users: OrdMap<Id, PackedUser>,
     pub groups: OrdMap<Id, Arc<JcGroup>>,
     pub directories: OrdMap<Id, Arc<JcDirectory>>,
     /// Group → member users.
@@ -125,7 +126,7 @@ impl Data {
         for u in raw.users {
             let uid = id(&u.id);
             users.insert(uid.clone());
-            data.users.insert(uid, Arc::new(u));
+            data.users.insert(uid, PackedUser::pack(&u));
         }
         for g in raw.groups {
             let gid = id(&g.id);
@@ -199,19 +200,15 @@ impl Data {
             .get_key_value(user.id.as_str())
             .map(|(k, _)| k.clone())
             .unwrap_or_else(|| id(&user.id));
-        if let Some(old_manager) = self
-            .users
-            .get(&uid)
-            .and_then(|u| u.manager.clone())
-            .filter(|m| !m.is_empty())
-            && let Some(set) = self.reports.get_mut(old_manager.as_str())
+        if let Some(old_manager) = self.users.get(&uid).and_then(PackedUser::manager)
+            && let Some(set) = self.reports.get_mut(old_manager)
         {
             set.remove(&uid);
         }
         if let Some(m) = user.manager.as_deref().filter(|m| !m.is_empty()) {
             self.reports.entry(id(m)).or_default().insert(uid.clone());
         }
-        self.users.insert(uid.clone(), Arc::new(user));
+        self.users.insert(uid.clone(), PackedUser::pack(&user));
         uid
     }
 
@@ -242,15 +239,15 @@ impl Data {
             .unwrap_or_default();
         for r in reports {
             if let Some(u) = self.users.get(&r) {
-                let mut u = (**u).clone();
+                let mut u = u.unpack();
                 u.manager = None;
-                self.users.insert(r.clone(), Arc::new(u));
+                self.users.insert(r.clone(), PackedUser::pack(&u));
                 touched.users.insert(r);
             }
         }
         self.reports.remove(uid);
-        if let Some(m) = self.users.get(uid).and_then(|u| u.manager.clone())
-            && let Some(set) = self.reports.get_mut(m.as_str())
+        if let Some(m) = self.users.get(uid).and_then(PackedUser::manager)
+            && let Some(set) = self.reports.get_mut(m)
         {
             set.remove(uid);
         }
@@ -285,7 +282,7 @@ impl Data {
     pub fn rebuild_reports(&mut self) {
         let mut reports: HashMap<Id, IdSet> = HashMap::new();
         for (uid, u) in &self.users {
-            if let Some(m) = u.manager.as_deref().filter(|m| !m.is_empty()) {
+            if let Some(m) = u.manager() {
                 reports.entry(id(m)).or_default().insert(uid.clone());
             }
         }

@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 
 use super::entry::{etag_of, hash_bytes, tape_of};
 use super::{
-    BuildOptions, Data, Entries, Entry, GroupSource, Id, Indexes, Seen, Snapshot, Touched,
-    rfc3339_millis, to_millis,
+    BuildOptions, Data, Entries, Entry, GroupSource, Id, Indexes, PackedUser, Seen, Snapshot,
+    Touched, rfc3339_millis, to_millis,
 };
-use crate::jumpcloud::{JcDirectory, JcGroup, JcUser};
+use crate::jumpcloud::{JcDirectory, JcGroup};
 use crate::mapping::{self, Entitlement, GroupMember, GroupRef, UserContext};
 use crate::scim::ResourceKind;
 use crate::scim::attrs;
@@ -138,7 +138,7 @@ impl Ctx<'_> {
         &self,
         derive_groups: impl FnOnce() -> Entries + Send,
     ) -> (Entries, Entries) {
-        let items: Vec<(&Id, &Arc<JcUser>)> = self.data.users.iter().collect();
+        let items: Vec<(&Id, &PackedUser)> = self.data.users.iter().collect();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 8);
@@ -166,7 +166,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn user_entry(&self, uid: &Id, user: &Arc<JcUser>) -> Arc<Entry> {
+    fn user_entry(&self, uid: &Id, packed: &PackedUser) -> Arc<Entry> {
         let data = self.data;
         let mut groups: Vec<GroupRef> = data
             .user_groups
@@ -205,11 +205,7 @@ impl Ctx<'_> {
         }
         groups.sort();
         let inputs = fingerprint(&(&groups, &entitlements));
-        let same_record = |d: &Data| {
-            d.users
-                .get(uid)
-                .is_some_and(|p| Arc::ptr_eq(p, user) || **p == **user)
-        };
+        let same_record = |d: &Data| d.users.get(uid).is_some_and(|p| p.same(packed));
         if let Some(e) = self.reusable(ResourceKind::User, uid, inputs, same_record) {
             return e;
         }
@@ -217,7 +213,8 @@ impl Ctx<'_> {
             groups: &groups,
             entitlements: &entitlements,
         };
-        let resource = mapping::user_to_scim(user, &ctx, &self.opts.mapping);
+        let user = packed.unpack();
+        let resource = mapping::user_to_scim(&user, &ctx, &self.opts.mapping);
         let created = user
             .created
             .as_deref()

@@ -18,6 +18,7 @@ mod data;
 mod derive;
 mod entry;
 mod index;
+mod packed;
 
 use std::sync::{Arc, OnceLock};
 
@@ -27,6 +28,7 @@ use jiff::Timestamp;
 pub use data::{Data, IdSet, RawDirectory, Touched};
 pub use entry::{Entry, GroupSource, Seen, etag_listed, rfc3339_millis, to_millis};
 pub use index::{Case, Index, Indexes, Postings};
+pub use packed::PackedUser;
 
 use crate::mapping::MappingOptions;
 use crate::scim::ResourceKind;

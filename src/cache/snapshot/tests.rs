@@ -187,9 +187,9 @@ fn content_times_come_from_seen_when_there_is_no_previous_version() {
 fn with_changes_rederives_only_what_shows_the_change() {
     let s1 = build(raw(), 1, t(1000), None);
     let mut data = s1.data.clone();
-    let mut alice = (**data.users.get("u1").unwrap()).clone();
+    let mut alice = data.users.get("u1").unwrap().unpack();
     alice.firstname = Some("Alicia".into());
-    data.users.insert(Arc::from("u1"), Arc::new(alice));
+    data.users.insert(Arc::from("u1"), PackedUser::pack(&alice));
     let touched = Touched {
         users: [Arc::from("u1")].into_iter().collect(),
         ..Touched::default()
@@ -258,9 +258,9 @@ fn overlay_keeps_writes_a_stale_refresh_missed() {
     // A write added Bob to Sales and renamed Carol.
     let mut published = s1.data.clone();
     published.add_member(&Arc::from("g2"), &Arc::from("u2"));
-    let mut carol = (**published.users.get("u3").unwrap()).clone();
+    let mut carol = published.users.get("u3").unwrap().unpack();
     carol.lastname = Some("Written".into());
-    published.users.insert(Arc::from("u3"), Arc::new(carol));
+    published.users.insert(Arc::from("u3"), PackedUser::pack(&carol));
     let touched = Touched {
         users: [Arc::from("u3")].into_iter().collect(),
         groups: [Arc::from("g2")].into_iter().collect(),

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::{DeleteMode, Writer, Written, ident, not_ready, touched_user};
-use crate::cache::{Id, Index, Snapshot};
+use crate::cache::{Id, Index, PackedUser, Snapshot};
 use crate::directory::WriteError;
 use crate::jumpcloud::{EdgeOp, JcUserWrite};
 use crate::mapping;
@@ -50,7 +50,7 @@ impl Writer {
                             .data
                             .users
                             .get(*id)
-                            .is_some_and(|u| fold_case(&u.email) == folded)
+                            .is_some_and(|u| fold_case(&u.unpack().email) == folded)
                 });
             if let Some(other) = holder {
                 return Err(ScimError::uniqueness(format!(
@@ -78,16 +78,17 @@ impl Writer {
         except: Option<&str>,
     ) -> Result<String, WriteError> {
         let username = derive_username(&d.user_name, self.settings.username_policy)?;
-        if let Some(holder) =
-            snap.data.users.values().find(|u| {
-                u.username.eq_ignore_ascii_case(&username) && Some(u.id.as_str()) != except
-            })
+        if let Some(holder) = snap
+            .data
+            .users
+            .values()
+            .find(|u| u.username().eq_ignore_ascii_case(&username) && Some(u.id()) != except)
         {
             return Err(ScimError::uniqueness(format!(
                 "the JumpCloud username {username:?} derived from userName {:?} is already held by user {} ({:?})",
                 d.user_name,
-                holder.id,
-                mapping::served_user_name(holder, &self.settings.mapping)
+                holder.id(),
+                mapping::served_user_name(&holder.unpack(), &self.settings.mapping)
             ))
             .into());
         }
@@ -191,9 +192,14 @@ impl Writer {
         resource: &Value,
         membership: &MembershipChange,
     ) -> Result<Written, WriteError> {
-        let current = snap.data.users.get(id).cloned().ok_or_else(|| {
-            WriteError::from(ScimError::not_found(format!("User {id} not found")))
-        })?;
+        let current = snap
+            .data
+            .users
+            .get(id)
+            .map(PackedUser::unpack)
+            .ok_or_else(|| {
+                WriteError::from(ScimError::not_found(format!("User {id} not found")))
+            })?;
         let d = desired_user(resource, &self.settings.mapping)
             .map_err(|e| ScimError::invalid_value(e.0))?;
         Self::require_email(&d)?;
@@ -274,7 +280,12 @@ impl Writer {
         let (_guard, snap, _) = self.begin(ResourceKind::User, id, if_match).await?;
         match self.settings.delete_mode {
             DeleteMode::Suspend => {
-                let current = snap.data.users.get(id).cloned().ok_or_else(not_ready)?;
+                let current = snap
+                    .data
+                    .users
+                    .get(id)
+                    .map(PackedUser::unpack)
+                    .ok_or_else(not_ready)?;
                 if current.state.as_deref() == Some("SUSPENDED") {
                     return Ok(());
                 }

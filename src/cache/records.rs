@@ -1,6 +1,7 @@
 //! Plain records mirroring the JumpCloud DTOs field by field: the DTOs' serde shape is lenient JSON,
-//! not a storage format. The conversions destructure every field, so a DTO that gains one does not
-//! compile until its record does (and the format version moves).
+//! not a storage format. The snapshot file stores them, and a snapshot keeps each user packed as one
+//! ([`crate::cache::snapshot::PackedUser`]). The conversions destructure every field, so a DTO that gains
+//! one does not compile until its record does (and the file's format version moves).
 
 use serde::{Deserialize, Serialize};
 
@@ -9,14 +10,16 @@ use crate::jumpcloud::{
     JcRestrictedField, JcUser,
 };
 
-use super::PersistError;
+use crate::cache::persist::PersistError;
 
 // === records mirroring the DTOs ===
 
 #[derive(Serialize, Deserialize)]
-pub(super) struct UserRec {
+pub(crate) struct UserRec {
+    // `id`, `username` and `manager` lead, so a packed user's head reads them without the rest.
     id: String,
     username: String,
+    manager: Option<String>,
     email: String,
     firstname: Option<String>,
     middlename: Option<String>,
@@ -36,7 +39,6 @@ pub(super) struct UserRec {
     employee_type: Option<String>,
     location: Option<String>,
     description: Option<String>,
-    manager: Option<String>,
     phone_numbers: Vec<PhoneRec>,
     addresses: Vec<AddressRec>,
     /// (name, value)
@@ -50,14 +52,14 @@ pub(super) struct UserRec {
 }
 
 #[derive(Serialize, Deserialize)]
-pub(super) struct PhoneRec {
+pub(crate) struct PhoneRec {
     id: Option<String>,
     kind: Option<String>,
     number: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
-pub(super) struct AddressRec {
+pub(crate) struct AddressRec {
     id: Option<String>,
     kind: Option<String>,
     po_box: Option<String>,
@@ -70,7 +72,7 @@ pub(super) struct AddressRec {
 }
 
 #[derive(Serialize, Deserialize)]
-pub(super) struct MfaRec {
+pub(crate) struct MfaRec {
     configured: bool,
     exclusion: bool,
     exclusion_days: Option<u64>,
@@ -78,14 +80,14 @@ pub(super) struct MfaRec {
 }
 
 #[derive(Serialize, Deserialize)]
-pub(super) struct RestrictedRec {
+pub(crate) struct RestrictedRec {
     field: String,
     id: Option<String>,
     kind: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
-pub(super) struct GroupRec {
+pub(crate) struct GroupRec {
     id: String,
     name: String,
     description: Option<String>,
@@ -96,7 +98,7 @@ pub(super) struct GroupRec {
 }
 
 #[derive(Serialize, Deserialize)]
-pub(super) struct DirectoryRec {
+pub(crate) struct DirectoryRec {
     id: String,
     name: Option<String>,
     /// The wire value of `type`.
@@ -104,12 +106,12 @@ pub(super) struct DirectoryRec {
     default_domain: Option<String>,
 }
 
-pub(super) fn json_text<T: Serialize>(v: &T) -> String {
+pub(crate) fn json_text<T: Serialize>(v: &T) -> String {
     // A JSON value always serialises.
     serde_json::to_string(v).unwrap_or_default()
 }
 
-pub(super) fn from_json_text<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, PersistError> {
+pub(crate) fn from_json_text<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, PersistError> {
     serde_json::from_str(s).map_err(|e| PersistError::Decode(e.to_string()))
 }
 
