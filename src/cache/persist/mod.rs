@@ -51,7 +51,7 @@ pub const TMP_NAME: &str = "snapshot.bin.tmp";
 /// Identifies the file whatever its format version.
 pub const MAGIC: [u8; 8] = *b"JCSCIMSN";
 /// Moves whenever the payload's shape changes; a file of another version is refused, not guessed at.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// Magic, format version, payload length, checksum.
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 

@@ -82,8 +82,7 @@ pub(super) struct EntrySection<'a> {
     #[serde(borrow)]
     entries: Vec<EntryRec<'a>>,
     /// In the order of [`Index::ALL`]: key → positions in `entries`.
-    #[serde(borrow)]
-    indexes: Vec<Vec<(&'a str, Vec<u32>)>>,
+    indexes: Vec<Vec<(u64, Vec<u32>)>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -280,16 +279,14 @@ impl<'a> EntrySection<'a> {
             .indexes
             .iter()
             .map(|(_, map)| {
-                let mut rows: Vec<(&str, Vec<u32>)> = map
-                    .iter()
+                // In key order already: the map is a tree.
+                map.iter()
                     .map(|(key, ids)| {
                         // An id no entry has names nothing a reader could find: it is left out.
                         let at = ids.iter().filter_map(|i| position.get(&**i).copied());
-                        (&**key, at.collect())
+                        (*key, at.collect())
                     })
-                    .collect();
-                rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                rows
+                    .collect()
             })
             .collect();
         EntrySection { entries, indexes }
@@ -376,7 +373,7 @@ pub(super) fn entry_maps(
 
 /// Indexes from their saved rows: key → positions in `ids`.
 pub(super) fn index_maps(
-    saved: Vec<Vec<(&str, Vec<u32>)>>,
+    saved: Vec<Vec<(u64, Vec<u32>)>>,
     ids: &[Id],
 ) -> Result<Vec<Postings>, PersistError> {
     saved
@@ -398,7 +395,7 @@ pub(super) fn index_maps(
                             })
                     })
                     .collect::<Result<IdSet, _>>()?;
-                map.insert(Arc::from(key), set);
+                map.insert(key, set);
             }
             Ok(map)
         })

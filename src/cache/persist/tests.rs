@@ -254,7 +254,12 @@ fn round_trip_keeps_version_taken_at_data_and_seen_times() {
         assert_eq!(back.bytes, e.bytes, "{}", e.id);
     }
     assert_eq!(r.data.reports["u1"].len(), 1);
-    assert!(r.indexes.postings(Index::UserName)["carol"].contains("u3"));
+    assert!(
+        r.indexes
+            .find(Index::UserName, "carol")
+            .unwrap()
+            .contains("u3")
+    );
 }
 
 #[test]

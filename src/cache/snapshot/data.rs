@@ -11,11 +11,19 @@ use imbl::{HashMap, OrdMap, OrdSet};
 use super::{Id, PackedUser};
 use crate::jumpcloud::{JcDirectory, JcGroup, JcUser};
 
-/// A small set of ids in order: what an index key or a user's edges hold (one name, a few groups). A sorted
-/// vector, so it costs one allocation where a tree set costs a node per set; large sets (a group's members)
-/// stay `OrdSet`s.
+/// A small set of ids in order: what an index key or a user's edges hold (one name, a few groups). One id is
+/// held inline and more in a sorted vector, so the common set of one costs no allocation where a tree set
+/// costs a node per set; large sets (a group's members) stay `OrdSet`s.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IdSet(Vec<Id>);
+pub struct IdSet(Ids);
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum Ids {
+    #[default]
+    None,
+    One(Id),
+    Many(Vec<Id>),
+}
 
 /// What a full refresh read from JumpCloud, in plain collections.
 #[derive(Debug, Clone, Default)]
@@ -40,14 +48,15 @@ pub struct Data {
     pub directories: OrdMap<Id, Arc<JcDirectory>>,
     /// Group → member users.
     pub members: HashMap<Id, OrdSet<Id>>,
-    /// User → groups it is a direct member of.
-    pub user_groups: HashMap<Id, IdSet>,
+    /// User → groups it is a direct member of (a tree: a hash trie costs about 200 bytes an entry at
+    /// 100,000 users, a tree about 50).
+    pub user_groups: OrdMap<Id, IdSet>,
     /// Directory → users associated directly.
     pub directory_users: HashMap<Id, OrdSet<Id>>,
     /// Directory → user groups bound to it.
     pub directory_groups: HashMap<Id, OrdSet<Id>>,
     /// Manager → direct reports.
-    pub reports: HashMap<Id, IdSet>,
+    pub reports: OrdMap<Id, IdSet>,
 }
 
 fn id(s: &str) -> Id {
@@ -59,40 +68,76 @@ fn id(s: &str) -> Id {
 impl IdSet {
     /// Add `id`; `false` when it was there already.
     pub fn insert(&mut self, id: Id) -> bool {
-        match self.0.binary_search(&id) {
-            Ok(_) => false,
-            Err(at) => {
-                self.0.insert(at, id);
+        match &mut self.0 {
+            Ids::None => {
+                self.0 = Ids::One(id);
                 true
             }
+            Ids::One(one) => match (**one).cmp(&*id) {
+                std::cmp::Ordering::Equal => false,
+                std::cmp::Ordering::Less => {
+                    self.0 = Ids::Many(vec![one.clone(), id]);
+                    true
+                }
+                std::cmp::Ordering::Greater => {
+                    self.0 = Ids::Many(vec![id, one.clone()]);
+                    true
+                }
+            },
+            Ids::Many(ids) => match ids.binary_search(&id) {
+                Ok(_) => false,
+                Err(at) => {
+                    ids.insert(at, id);
+                    true
+                }
+            },
         }
     }
 
     /// Remove `id`; `false` when it was not there.
     pub fn remove(&mut self, id: &str) -> bool {
-        match self.0.binary_search_by(|x| (**x).cmp(id)) {
-            Ok(at) => {
-                self.0.remove(at);
+        match &mut self.0 {
+            Ids::None => false,
+            Ids::One(one) if **one == *id => {
+                self.0 = Ids::None;
                 true
             }
-            Err(_) => false,
+            Ids::One(_) => false,
+            Ids::Many(ids) => match ids.binary_search_by(|x| (**x).cmp(id)) {
+                Ok(at) => {
+                    ids.remove(at);
+                    if ids.len() == 1 {
+                        self.0 = Ids::One(ids.remove(0));
+                    }
+                    true
+                }
+                Err(_) => false,
+            },
         }
     }
 
     pub fn contains(&self, id: &str) -> bool {
-        self.0.binary_search_by(|x| (**x).cmp(id)).is_ok()
+        self.as_slice().binary_search_by(|x| (**x).cmp(id)).is_ok()
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, Id> {
-        self.0.iter()
+        self.as_slice().iter()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.as_slice().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.as_slice().is_empty()
+    }
+
+    fn as_slice(&self) -> &[Id] {
+        match &self.0 {
+            Ids::None => &[],
+            Ids::One(id) => std::slice::from_ref(id),
+            Ids::Many(ids) => ids,
+        }
     }
 }
 
@@ -101,7 +146,14 @@ impl FromIterator<Id> for IdSet {
         let mut ids: Vec<Id> = iter.into_iter().collect();
         ids.sort_unstable();
         ids.dedup();
-        IdSet(ids)
+        IdSet(match ids.len() {
+            0 => Ids::None,
+            1 => Ids::One(ids.remove(0)),
+            _ => {
+                ids.shrink_to_fit();
+                Ids::Many(ids)
+            }
+        })
     }
 }
 
@@ -109,7 +161,7 @@ impl<'a> IntoIterator for &'a IdSet {
     type Item = &'a Id;
     type IntoIter = std::slice::Iter<'a, Id>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.iter()
     }
 }
 
@@ -280,7 +332,7 @@ impl Data {
 
     /// Recompute manager → reports from the users' `manager` fields.
     pub fn rebuild_reports(&mut self) {
-        let mut reports: HashMap<Id, IdSet> = HashMap::new();
+        let mut reports: OrdMap<Id, IdSet> = OrdMap::new();
         for (uid, u) in &self.users {
             if let Some(m) = u.manager() {
                 reports.entry(id(m)).or_default().insert(uid.clone());

@@ -5,10 +5,19 @@
 //! its keys compare) and an arm in [`Index::keys`]; building, updating, persisting and looking up follow
 //! from the table. The persisted file stores indexes in the table's order, so a new index also moves the
 //! file's format version.
+//!
+//! A key is the 64-bit hash of the value as the index compares it ([`Index::key`]), kept in a tree
+//! (`OrdMap`): about 50 bytes a key where the folded text in a hash trie cost about 250. Two values may
+//! share a hash, so a posting names candidates: [`Snapshot::holders`] keeps those whose value really is
+//! the one looked up, and a filter answered from an index is still evaluated on each candidate. The hash
+//! is FNV-1a with a final mix, fixed here rather than taken from the standard library (whose algorithm
+//! may change between compilers), because the snapshot file stores the keys.
 
 use std::sync::Arc;
 
-use imbl::{HashMap, OrdMap};
+use std::borrow::Cow;
+
+use imbl::OrdMap;
 
 use super::{Entry, Id, IdSet, Snapshot};
 use crate::scim::ResourceKind;
@@ -16,8 +25,8 @@ use crate::scim::filter::fold_case;
 use crate::scim::schema::ENTERPRISE_USER_URN;
 use crate::scim::view::{Key, View};
 
-/// One index: a key → the entries it names.
-pub type Postings = HashMap<Arc<str>, IdSet>;
+/// One index: a key ([`Index::key`]) → the entries that may hold it.
+pub type Postings = OrdMap<u64, IdSet>;
 
 /// How an index's keys compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,12 +97,17 @@ impl Index {
         self as usize
     }
 
-    /// `value` as this index stores its keys.
-    pub fn key(self, value: &str) -> Arc<str> {
+    /// `value` as this index compares it.
+    fn fold(self, value: &str) -> Cow<'_, str> {
         match self.case() {
-            Case::Insensitive => Arc::from(fold_case(value).as_str()),
-            Case::Exact => Arc::from(value),
+            Case::Insensitive => Cow::Owned(fold_case(value)),
+            Case::Exact => Cow::Borrowed(value),
         }
+    }
+
+    /// The key this index stores `value` under.
+    pub fn key(self, value: &str) -> u64 {
+        key_hash(self.fold(value).as_bytes())
     }
 
     /// The values `resource` has in this index (before [`Index::key`]); none for an entry of the other kind.
@@ -122,7 +136,7 @@ impl Index {
     }
 
     /// The keys `e` has in this index.
-    pub fn keys(self, e: &Entry) -> Vec<Arc<str>> {
+    pub fn keys(self, e: &Entry) -> Vec<u64> {
         if self.kind() != e.kind {
             return Vec::new();
         }
@@ -131,6 +145,20 @@ impl Index {
             .map(|v| self.key(v))
             .collect()
     }
+}
+
+/// FNV-1a over `bytes`, then the `splitmix64` finaliser so that near keys spread over the tree.
+fn key_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
 }
 
 impl Default for Indexes {
@@ -202,6 +230,26 @@ impl Indexes {
 }
 
 impl Snapshot {
+    /// The entries of `index`'s kind whose value in it is `value` (as the index compares), in id order.
+    pub fn holders(&self, index: Index, value: &str) -> Vec<Id> {
+        let want = index.fold(value);
+        self.indexes
+            .find(index, value)
+            .into_iter()
+            .flatten()
+            .filter(|id| {
+                self.get(index.kind(), id).is_some_and(|e| {
+                    e.kind == index.kind()
+                        && index
+                            .values(e.view())
+                            .into_iter()
+                            .any(|v| index.fold(v) == want)
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Index every entry. Users and groups feed disjoint indexes, so they are built on two threads.
     pub(super) fn reindex_all(&mut self) {
         let (users, groups) = std::thread::scope(|scope| {
@@ -251,5 +299,8 @@ mod tests {
             Index::UserExternalId.key("A"),
             Index::UserExternalId.key("a")
         );
+        // The hash is fixed: the snapshot file stores it.
+        assert_eq!(key_hash(b""), 0xf52a_15e9_a9b5_e89b);
+        assert_eq!(key_hash(b"alice"), 0xc5d1_556d_6677_4a5c);
     }
 }

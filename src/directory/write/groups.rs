@@ -27,10 +27,8 @@ impl Writer {
         except: Option<&str>,
     ) -> Result<(), WriteError> {
         if let Some(other) = snap
-            .indexes
-            .find(Index::GroupName, name)
+            .holders(Index::GroupName, name)
             .into_iter()
-            .flatten()
             .find(|id| Some(id.as_ref()) != except)
         {
             return Err(ScimError::uniqueness(format!(

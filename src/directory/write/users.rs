@@ -25,13 +25,12 @@ impl Writer {
         except: Option<&str>,
     ) -> Result<(), WriteError> {
         let idx = &snap.indexes;
-        let others = |set: Option<&crate::cache::IdSet>| -> Option<Id> {
-            set.into_iter()
-                .flatten()
+        let others = |index: Index, value: &str| -> Option<Id> {
+            snap.holders(index, value)
+                .into_iter()
                 .find(|id| Some(id.as_ref()) != except)
-                .cloned()
         };
-        if let Some(other) = others(idx.find(Index::UserName, &d.user_name)) {
+        if let Some(other) = others(Index::UserName, &d.user_name) {
             return Err(ScimError::uniqueness(format!(
                 "userName {:?} is already taken by user {other}",
                 d.user_name
@@ -60,7 +59,7 @@ impl Writer {
             }
         }
         if let Some(n) = &d.employee_identifier
-            && let Some(other) = others(idx.find(Index::EmployeeNumber, n))
+            && let Some(other) = others(Index::EmployeeNumber, n)
         {
             return Err(ScimError::uniqueness(format!(
                 "employeeNumber {n:?} is already held by user {other}"
