@@ -39,7 +39,7 @@ fn fingerprint(parts: &impl std::hash::Hash) -> u64 {
 }
 
 /// Above this many users a full build derives them on every core.
-const PARALLEL_BUILD_USERS: usize = 4_000;
+pub(super) const PARALLEL_BUILD_USERS: usize = 4_000;
 
 impl Ctx<'_> {
     /// The previous version's entry for `rid`, when it was derived from the same inputs.

@@ -2,7 +2,8 @@ use std::sync::Arc;
 
 use super::*;
 use crate::cache::test_support::{build, opts, t};
-use crate::jumpcloud::{JcDirectoryKind, JcGroup, JcUser};
+use crate::jumpcloud::{JcDirectory, JcDirectoryKind, JcGroup, JcUser};
+use crate::scim::ResourceKind;
 
 fn user(id: &str, name: &str, manager: Option<&str>) -> JcUser {
     JcUser {
@@ -71,7 +72,7 @@ fn build_derives_resources_edges_and_indexes() {
     assert_eq!(s.users.len(), 3);
     // Two user groups and the AD directory; the LDAP server is not something users hold as a group.
     assert_eq!(s.groups.len(), 3);
-    let alice = &s.get(ResourceKind::User, "u1").unwrap().json();
+    let alice = &s.get(ResourceKind::User, "u1").unwrap().to_json();
     let groups: Vec<(&str, &str)> = alice["groups"]
         .as_array()
         .unwrap()
@@ -79,7 +80,7 @@ fn build_derives_resources_edges_and_indexes() {
         .map(|g| (g["value"].as_str().unwrap(), g["type"].as_str().unwrap()))
         .collect();
     assert_eq!(groups, vec![("d1", "indirect"), ("g1", "direct")]);
-    let carol = &s.get(ResourceKind::User, "u3").unwrap().json();
+    let carol = &s.get(ResourceKind::User, "u3").unwrap().to_json();
     assert_eq!(carol["entitlements"][0]["type"], "active_directory");
     assert_eq!(
         carol["groups"]
@@ -91,19 +92,34 @@ fn build_derives_resources_edges_and_indexes() {
         "direct"
     );
     // The unknown member "ghost" is dropped.
-    let sales = &s.get(ResourceKind::Group, "g2").unwrap().json();
+    let sales = &s.get(ResourceKind::Group, "g2").unwrap().to_json();
     assert_eq!(sales["members"].as_array().unwrap().len(), 1);
-    let ad = &s.get(ResourceKind::Group, "d1").unwrap().json();
+    let ad = &s.get(ResourceKind::Group, "d1").unwrap().to_json();
     assert_eq!(ad["members"].as_array().unwrap().len(), 3);
     assert_eq!(ad["meta"]["resourceType"], "Group");
     // Indexes.
-    assert!(s.indexes.postings(Index::UserName)["alice"].contains("u1"));
-    assert!(s.indexes.postings(Index::Email)["bob@example.com"].contains("u2"));
-    assert!(s.indexes.postings(Index::GroupName)["engineering"].contains("g1"));
-    assert_eq!(s.indexes.postings(Index::MemberOf)["u1"].len(), 2);
+    assert!(
+        s.indexes
+            .find(Index::UserName, "alice")
+            .unwrap()
+            .contains("u1")
+    );
+    assert!(
+        s.indexes
+            .find(Index::Email, "bob@example.com")
+            .unwrap()
+            .contains("u2")
+    );
+    assert!(
+        s.indexes
+            .find(Index::GroupName, "engineering")
+            .unwrap()
+            .contains("g1")
+    );
+    assert_eq!(s.indexes.find(Index::MemberOf, "u1").unwrap().len(), 2);
     // Manager reference and reports.
     assert_eq!(
-        s.get(ResourceKind::User, "u2").unwrap().json()["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]
+        s.get(ResourceKind::User, "u2").unwrap().to_json()["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]
             ["manager"],
         serde_json::json!({"value": "u1", "$ref": "http://localhost/scim/v2/Users/u1"})
     );
@@ -116,15 +132,15 @@ fn build_derives_resources_edges_and_indexes() {
             .is_none()
     );
     assert_eq!(
-        alice.json()["urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:User"]["state"],
+        alice.to_json()["urn:jumpcloud-scim:schemas:extension:jumpcloud:2.0:User"]["state"],
         "ACTIVATED"
     );
     assert_eq!(s.data.reports["u1"].len(), 2);
     // Meta and bytes agree.
     let e = s.get(ResourceKind::User, "u1").unwrap();
-    assert_eq!(e.json()["meta"]["version"], e.etag().as_str());
+    assert_eq!(e.to_json()["meta"]["version"], e.etag().as_str());
     // The bytes are the whole resource without what is returned only on request.
-    let mut default = e.json().clone();
+    let mut default = e.to_json().clone();
     crate::scim::attrs::split_request_only(&mut default, crate::scim::ResourceKind::User);
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&e.bytes).unwrap(),
@@ -196,7 +212,7 @@ fn with_changes_rederives_only_what_shows_the_change() {
     };
     let s2 = s1.with_changes(data, &touched, 2, t(2000), &opts());
     assert_eq!(
-        s2.get(ResourceKind::User, "u1").unwrap().json()["name"]["givenName"],
+        s2.get(ResourceKind::User, "u1").unwrap().to_json()["name"]["givenName"],
         "Alicia"
     );
     // Others name Alice by id only: Bob's entry and Engineering's say what they said.
@@ -226,8 +242,13 @@ fn membership_change_moves_indexes() {
         ..Touched::default()
     };
     let s2 = s1.with_changes(data, &touched, 2, t(2000), &opts());
-    assert!(s2.indexes.postings(Index::MemberOf)["u1"].contains("g2"));
-    let alice = &s2.get(ResourceKind::User, "u1").unwrap().json();
+    assert!(
+        s2.indexes
+            .find(Index::MemberOf, "u1")
+            .unwrap()
+            .contains("g2")
+    );
+    let alice = &s2.get(ResourceKind::User, "u1").unwrap().to_json();
     assert!(
         alice["groups"]
             .as_array()
@@ -247,8 +268,8 @@ fn membership_change_moves_indexes() {
     };
     let s3 = s2.with_changes(data, &touched, 3, t(3000), &opts());
     assert!(s3.get(ResourceKind::User, "u1").is_none());
-    assert!(!s3.indexes.postings(Index::UserName).contains_key("alice"));
-    assert!(!s3.indexes.postings(Index::MemberOf).contains_key("u1"));
+    assert!(!s3.indexes.find(Index::UserName, "alice").is_some());
+    assert!(!s3.indexes.find(Index::MemberOf, "u1").is_some());
     assert_eq!(s3.list(ResourceKind::User).len(), 2);
 }
 
@@ -260,7 +281,9 @@ fn overlay_keeps_writes_a_stale_refresh_missed() {
     published.add_member(&Arc::from("g2"), &Arc::from("u2"));
     let mut carol = published.users.get("u3").unwrap().unpack();
     carol.lastname = Some("Written".into());
-    published.users.insert(Arc::from("u3"), PackedUser::pack(&carol));
+    published
+        .users
+        .insert(Arc::from("u3"), PackedUser::pack(&carol));
     let touched = Touched {
         users: [Arc::from("u3")].into_iter().collect(),
         groups: [Arc::from("g2")].into_iter().collect(),
@@ -271,7 +294,10 @@ fn overlay_keeps_writes_a_stale_refresh_missed() {
     stale.overlay(&published, &touched);
     assert!(stale.members["g2"].contains("u2"));
     assert!(stale.user_groups["u2"].contains("g2"));
-    assert_eq!(stale.users["u3"].lastname.as_deref(), Some("Written"));
+    assert_eq!(
+        stale.users["u3"].unpack().lastname.as_deref(),
+        Some("Written")
+    );
     // A user deleted by the write stays deleted.
     let mut published2 = s1.data.clone();
     published2.users.remove("u2");
@@ -290,7 +316,7 @@ fn overlay_keeps_writes_a_stale_refresh_missed() {
 
 #[test]
 fn a_large_directory_builds_on_every_core_with_the_same_result() {
-    let n = PARALLEL_BUILD_USERS + 321;
+    let n = derive::PARALLEL_BUILD_USERS + 321;
     let users: Vec<JcUser> = (0..n)
         .map(|i| {
             user(
@@ -319,11 +345,11 @@ fn a_large_directory_builds_on_every_core_with_the_same_result() {
     );
     for (id, e) in s.users.iter().step_by(997) {
         assert_eq!(e.id, *id);
-        assert_eq!(e.json()["id"], id.as_ref());
-        assert_eq!(e.json()["groups"][0]["value"], "g1");
+        assert_eq!(e.to_json()["id"], id.as_ref());
+        assert_eq!(e.to_json()["groups"][0]["value"], "g1");
     }
     assert_eq!(
-        s.get(ResourceKind::Group, "g1").unwrap().json()["members"]
+        s.get(ResourceKind::Group, "g1").unwrap().to_json()["members"]
             .as_array()
             .unwrap()
             .len(),
