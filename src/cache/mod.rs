@@ -11,6 +11,7 @@
 //! every backend, and only where the current version is kept differs.
 
 pub mod guard;
+pub mod memory;
 pub mod persist;
 pub(crate) mod records;
 pub mod refresher;

@@ -165,6 +165,8 @@ pub async fn refresh_once(store: &Store, client: &JcClient) -> RefreshStatus {
     };
     log_refresh(store, &status);
     store.record_refresh(status.clone());
+    // Whatever the outcome, the pages and records this refresh read are free now.
+    let _ = tokio::task::spawn_blocking(super::memory::release_free).await;
     status
 }
 
