@@ -4,10 +4,11 @@
 //! to walk every user in pages of 100, requests/s with p50/p99 latency at 32 concurrent connections for a
 //! page of 100, a `userName eq` filter and a get by id, the upstream calls and seconds of one full refresh,
 //! and the service's resident memory per user. Every loop is bounded in count and time. `--log=text` or
-//! `--log=json` logs as the service does (one line per request, at info).
+//! `--log=json` logs as the service does (one line per request, at info) and runs each scenario without and
+//! with the line, for its cost in one run (send standard error to `/dev/null`).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -15,7 +16,7 @@ use tokio::time::Instant;
 use jumpcloud_scim::auth::Scope;
 use jumpcloud_scim::config::{Config, LogFormat, Secret, TokenConfig};
 use jumpcloud_scim::emulator::{self, EmulatorConfig};
-use jumpcloud_scim::telemetry::logging;
+use jumpcloud_scim::telemetry::logging::{self, LogSwitch};
 use serde_json::Value;
 
 const TOKEN: &str = "load-token-0123456789";
@@ -42,10 +43,71 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-/// Hit `urls` round-robin from `CONCURRENCY` tasks for `RUN_FOR`; print throughput and latency.
+/// Set by `--log=…`: each scenario then runs with the request line off and on, for its cost.
+static LOG_SWITCH: OnceLock<LogSwitch> = OnceLock::new();
+
+/// [`measure`]; when logging is on, the same requests in alternating rounds without and with the request
+/// line (so that both see the same machine), and the cost of the line.
 async fn hammer(label: &str, client: &reqwest::Client, urls: Arc<Vec<String>>) {
+    let Some(switch) = LOG_SWITCH.get() else {
+        let s = sample(client, &urls, RUN_FOR).await;
+        report(label, &s);
+        return;
+    };
+    const ROUNDS: u32 = 5;
+    let (mut quiet, mut logged) = (Sample::default(), Sample::default());
+    for _ in 0..ROUNDS {
+        switch.set("off");
+        quiet.extend(sample(client, &urls, RUN_FOR / ROUNDS).await);
+        switch.set("info");
+        logged.extend(sample(client, &urls, RUN_FOR / ROUNDS).await);
+    }
+    report(&format!("{label} (no log)"), &quiet);
+    report(&format!("{label} (logged)"), &logged);
+    println!(
+        "  {:<28} the request line costs {:.1}% of throughput",
+        "",
+        (1.0 - logged.rps() / quiet.rps().max(1.0)) * 100.0
+    );
+}
+
+/// Latencies of the requests answered, the failures, and the time they took.
+#[derive(Default)]
+struct Sample {
+    lat: Vec<Duration>,
+    errors: usize,
+    elapsed: Duration,
+}
+
+impl Sample {
+    fn extend(&mut self, other: Sample) {
+        self.lat.extend(other.lat);
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+    }
+
+    fn rps(&self) -> f64 {
+        self.lat.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+fn report(label: &str, s: &Sample) {
+    let mut lat = s.lat.clone();
+    lat.sort();
+    println!(
+        "  {label:<28} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}",
+        s.rps(),
+        percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        s.errors,
+    );
+}
+
+/// Hit `urls` round-robin from `CONCURRENCY` tasks for `run_for` (at most 200,000 requests a task).
+async fn sample(client: &reqwest::Client, urls: &Arc<Vec<String>>, run_for: Duration) -> Sample {
     let next = Arc::new(AtomicUsize::new(0));
-    let deadline = Instant::now() + RUN_FOR;
+    let started = Instant::now();
+    let deadline = started + run_for;
     let mut tasks = Vec::new();
     for _ in 0..CONCURRENCY {
         let (client, urls, next) = (client.clone(), urls.clone(), next.clone());
@@ -66,20 +128,14 @@ async fn hammer(label: &str, client: &reqwest::Client, urls: Arc<Vec<String>>) {
             (lat, errors)
         }));
     }
-    let mut all = Vec::new();
-    let mut errors = 0;
+    let mut out = Sample::default();
     for t in tasks {
         let (l, e) = t.await.expect("task");
-        all.extend(l);
-        errors += e;
+        out.lat.extend(l);
+        out.errors += e;
     }
-    all.sort();
-    let rps = all.len() as f64 / RUN_FOR.as_secs_f64();
-    println!(
-        "  {label:<28} {rps:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {errors}",
-        percentile(&all, 0.5).as_secs_f64() * 1e3,
-        percentile(&all, 0.99).as_secs_f64() * 1e3,
-    );
+    out.elapsed = started.elapsed();
+    out
 }
 
 async fn run(users: usize) {
@@ -237,13 +293,16 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `--log=text` or `--log=json`: install the service's own subscriber at info, so the request line is
     // formatted and written as in production (run with `2>/dev/null` to measure its cost, not a terminal's).
-    for a in &args {
-        match a.as_str() {
-            "--log=text" => logging::init(LogFormat::Text, "info"),
-            "--log=json" => logging::init(LogFormat::Json, "info"),
-            _ => {}
-        }
-    }
+    let _log = args.iter().find_map(|a| {
+        let format = match a.as_str() {
+            "--log=text" => LogFormat::Text,
+            "--log=json" => LogFormat::Json,
+            _ => return None,
+        };
+        let (guard, switch) = logging::init_switchable(format, "info");
+        let _ = LOG_SWITCH.set(switch);
+        Some(guard)
+    });
     let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() {
         vec![2000, 100_000]

@@ -170,11 +170,11 @@ fn main() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Emulator(flags) => {
-            logging::init(LogFormat::Text, "info");
+            let _log = logging::init(LogFormat::Text, "info");
             run_emulator(flags).await
         }
         Command::Demo(flags) => {
-            logging::init(LogFormat::Text, "info");
+            let _log = logging::init(LogFormat::Text, "info");
             run_demo(flags).await
         }
         Command::Serve { config } => run_serve(config.as_deref()).await,
@@ -206,7 +206,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn run_serve(path: Option<&std::path::Path>) -> anyhow::Result<()> {
     // Logging needs the configured format, and loading may warn: load first, then log the warnings.
     let loaded = Config::load(path).context("while loading the configuration")?;
-    logging::init(loaded.config.log.format, &loaded.config.log.level);
+    let _log = logging::init(loaded.config.log.format, &loaded.config.log.level);
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
@@ -276,7 +276,7 @@ fn random_token() -> String {
 /// Try the configured JumpCloud URL and key; print what was found. Needs only the `jumpcloud` part.
 async fn run_check(path: Option<&std::path::Path>) -> anyhow::Result<bool> {
     let loaded = Config::load_unchecked(path).context("while loading the configuration")?;
-    logging::init(LogFormat::Text, "warn");
+    let _log = logging::init(LogFormat::Text, "warn");
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
