@@ -13,7 +13,52 @@ use crate::scim::schema::ResourceKind;
 pub struct ListPage {
     pub total: usize,
     pub start_index: usize,
-    pub items: Vec<Arc<Entry>>,
+    pub items: Items,
+}
+
+/// A page's resources: chosen one by one (a filter, a sort), or a window of the version's own list, which a
+/// page of an unfiltered walk shares rather than copies (so a list of every user costs no list of its own).
+#[derive(Debug, Clone)]
+pub enum Items {
+    Owned(Vec<Arc<Entry>>),
+    Shared(Arc<[Arc<Entry>]>, std::ops::Range<usize>),
+}
+
+impl Default for Items {
+    fn default() -> Items {
+        Items::Owned(Vec::new())
+    }
+}
+
+impl Items {
+    pub fn as_slice(&self) -> &[Arc<Entry>] {
+        match self {
+            Items::Owned(v) => v,
+            Items::Shared(all, range) => all.get(range.clone()).unwrap_or_default(),
+        }
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Arc<Entry>> {
+        self.as_slice().iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    /// Add `e` at the end (a shared window becomes a list of its own first).
+    pub fn push(&mut self, e: Arc<Entry>) {
+        if let Items::Shared(..) = self {
+            *self = Items::Owned(self.as_slice().to_vec());
+        }
+        if let Items::Owned(v) = self {
+            v.push(e);
+        }
+    }
 }
 
 fn lookup(
@@ -57,7 +102,7 @@ pub fn list(snap: &Snapshot, kind: ResourceKind, query: &Query) -> ListPage {
         return ListPage {
             total,
             start_index: query.paging.start_index,
-            items: all[window].to_vec(),
+            items: Items::Shared(all, window),
         };
     }
     let mut matched: Vec<Arc<Entry>> = match &query.filter {
@@ -81,7 +126,7 @@ pub fn list(snap: &Snapshot, kind: ResourceKind, query: &Query) -> ListPage {
     let total = matched.len();
     let window = query.paging.window(total);
     let start_index = query.paging.start_index;
-    let items = matched.drain(window).collect();
+    let items = Items::Owned(matched.drain(window).collect());
     ListPage {
         total,
         start_index,

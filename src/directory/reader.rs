@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use scim_v2::models::errors::ScimType;
 
 use super::pins::Pins;
-use super::read::{self, ListPage};
+use super::read::{self, Items, ListPage};
 use super::{WriteError, not_ready};
 use crate::cache::{Entry, Snapshot, Store};
 use crate::scim::ResourceKind;
@@ -161,14 +161,14 @@ impl Reader {
                 ..q.clone()
             };
             let page = read::list(&snapshot, kind, &unpaged);
-            all.extend(page.items.into_iter().map(|e| (e, kind)));
+            all.extend(page.items.iter().cloned().map(|e| (e, kind)));
         }
         let total = all.len();
         let window = paging.window(total);
         let empty = |total| ListPage {
             total,
             start_index: paging.start_index,
-            items: Vec::new(),
+            items: Items::default(),
         };
         let mut value = RootPage {
             users: empty(total),

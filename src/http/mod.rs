@@ -4,6 +4,7 @@
 //! `crate::scim::error::ScimError`, rendered as RFC 7644 §3.12 bodies; internal errors are logged, never sent.
 
 mod error;
+mod list_body;
 mod oauth;
 pub mod ops;
 mod scim_read;

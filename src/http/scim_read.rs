@@ -2,7 +2,7 @@
 //! comes from one snapshot version and says which (`X-Snapshot-Version`, `X-Snapshot-Age`).
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,6 +11,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 use super::AppState;
+use super::list_body::{ListBody, Part};
 use super::support::{
     add_snapshot_headers, entry_bytes, error, if_none_match, query_map, scim_response, selection,
 };
@@ -84,14 +85,17 @@ fn render_list_with(pages: &Pages<'_>, snap: &Snapshot, cursors: Option<Cursors>
             previous: c.previous.as_deref(),
         },
     };
-    let bodies: Vec<Bytes> = pages
+    let count: usize = pages.iter().map(|(p, _, _)| p.items.len()).sum();
+    let parts = pages
         .iter()
-        .flat_map(|(p, kind, attrs)| p.items.iter().map(move |e| entry_bytes(e, attrs, *kind)))
+        .map(|(p, kind, attrs)| Part {
+            items: p.items.clone(),
+            kind: *kind,
+            attrs: (*attrs).clone(),
+        })
         .collect();
-    let mut resp = scim_response(
-        StatusCode::OK,
-        list::list_response(total, position, &bodies),
-    );
+    let body = ListBody::new(list::list_head(total, count, position), parts);
+    let mut resp = scim_response(StatusCode::OK, Body::new(body));
     add_snapshot_headers(&mut resp, snap);
     resp
 }

@@ -176,13 +176,35 @@ pub enum Position<'a> {
 
 /// A `ListResponse` around resources already serialised as JSON objects: `totalResults` (all matches) and
 /// `itemsPerPage` (this page's size) as JSON integers, the page's [`Position`], and `Resources` (always
-/// present, possibly empty). The one place the envelope is written: a page costs a copy of its resources'
-/// bytes, not a serialisation.
+/// present, possibly empty). For small lists; a page of the directory is streamed from its parts instead
+/// ([`list_head`], the resources with `,` between them, [`LIST_TAIL`]), copying no resource.
 pub fn list_response<B: AsRef<[u8]>>(
     total: usize,
     position: Position<'_>,
     resources: &[B],
 ) -> Vec<u8> {
+    let size: usize = resources
+        .iter()
+        .map(|b| b.as_ref().len() + 1)
+        .sum::<usize>()
+        + 160;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&list_head(total, resources.len(), position));
+    for (i, b) in resources.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b.as_ref());
+    }
+    out.extend_from_slice(LIST_TAIL);
+    out
+}
+
+/// What closes a `ListResponse` after its last resource.
+pub const LIST_TAIL: &[u8] = b"]}";
+
+/// A `ListResponse` up to its first resource: the one place the envelope is written.
+pub fn list_head(total: usize, items_per_page: usize, position: Position<'_>) -> Vec<u8> {
     let position = match position {
         Position::Index(start) => format!("\"startIndex\":{},", start.max(1)),
         Position::Cursors { next, previous } => {
@@ -195,27 +217,10 @@ pub fn list_response<B: AsRef<[u8]>>(
             out
         }
     };
-    let size: usize = resources
-        .iter()
-        .map(|b| b.as_ref().len() + 1)
-        .sum::<usize>()
-        + 160;
-    let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(
-        format!(
-            "{{\"schemas\":[\"{LIST_RESPONSE_URN}\"],\"totalResults\":{total},\"itemsPerPage\":{},{position}\"Resources\":[",
-            resources.len()
-        )
-        .as_bytes(),
-    );
-    for (i, b) in resources.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b.as_ref());
-    }
-    out.extend_from_slice(b"]}");
-    out
+    format!(
+        "{{\"schemas\":[\"{LIST_RESPONSE_URN}\"],\"totalResults\":{total},\"itemsPerPage\":{items_per_page},{position}\"Resources\":["
+    )
+    .into_bytes()
 }
 
 #[cfg(test)]

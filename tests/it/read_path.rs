@@ -811,3 +811,41 @@ async fn a_shrunken_refresh_is_held_back_until_accepted() {
     // The accepted counts are the new mark: the next refresh publishes.
     assert_eq!(h.refresh_now().await["ok"], true);
 }
+
+/// A list is streamed from the stored bytes: unprojected it carries its exact length, projected it is
+/// chunked; either way it is one JSON document whose `itemsPerPage` counts its `Resources`.
+#[tokio::test]
+async fn lists_are_streamed_whole_with_their_length_when_known() {
+    let h = Harness::start(small_emulator(40, 3), |_| {}).await;
+    h.wait_ready().await;
+    for (path, length_known) in [
+        ("/Users", true),
+        ("/Users?count=7&startIndex=3", true),
+        ("/Groups", true),
+        ("/Users?attributes=userName", false),
+        (
+            "/Users?filter=userName%20pr&excludedAttributes=emails",
+            false,
+        ),
+        ("/Users?count=0", true),
+    ] {
+        let r = h.get(path).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let declared = r
+            .headers()
+            .get("content-length")
+            .map(|v| v.to_str().unwrap().parse::<usize>().unwrap());
+        let bytes = r.bytes().await.unwrap();
+        match declared {
+            Some(n) => assert_eq!(n, bytes.len(), "{path}"),
+            None => assert!(!length_known, "{path}: no Content-Length"),
+        }
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let resources = body["Resources"].as_array().unwrap();
+        assert_eq!(body["itemsPerPage"], resources.len(), "{path}");
+        assert!(resources.iter().all(Value::is_object), "{path}");
+    }
+    let all = json_of(h.get("/Users").send().await.unwrap()).await;
+    assert_eq!(all["totalResults"], 40);
+    assert_eq!(all["Resources"].as_array().unwrap().len(), 40);
+}
