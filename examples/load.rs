@@ -1,27 +1,44 @@
-//! Load program: the emulator and the service in one process, then measured reads.
+//! Load program: the emulator, the service and a ceiling server in one process, then measured reads.
 //!
-//! `cargo run --release --example load [USERS...]` (default: 2000 100000). For each size it prints the time
-//! to walk every user in pages of 100, requests/s with p50/p99 latency at 32 concurrent connections for a
-//! page of 100, a `userName eq` filter and a get by id, the upstream calls and seconds of one full refresh,
-//! and the service's resident memory per user. Every loop is bounded in count and time. `--log=text` or
-//! `--log=json` logs as the service does (one line per request, at info) and runs each scenario without and
-//! with the line, for its cost in one run (send standard error to `/dev/null`).
+//! `cargo run --release --example load -- [--log=json|--log=text] [USERS...]` (default: 2000 100000).
+//!
+//! For each size it prints:
+//! - the first refresh (calls, seconds) and the service's resident memory per user after it and one full walk;
+//! - for `/healthz`, a page of 100, a get by id, a `userName eq` filter and a `meta.lastModified gt` delta
+//!   of a few users: requests/s, p50 and p99 at 32 concurrent connections, beside the **ceiling** (axum on
+//!   its own listener in this process, no layers, answering the same bytes from memory) and the ratio of
+//!   the two. Service and ceiling run in alternating rounds, so both see the same machine;
+//! - a scan filter's latency, one request at a time;
+//! - the memory added while a list without `count` (every user) is answered and read;
+//! - one more full refresh;
+//! - the persisted file's size, and how soon a start-up from it serves reads.
+//!
+//! With `--log=…` the service logs as it does in production (one line per request, at info), and each
+//! scenario also runs without and with that line, for its cost (send standard error to `/dev/null`).
+//! Every loop is bounded in count and time.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use tokio::time::Instant;
 
 use jumpcloud_scim::auth::Scope;
+use jumpcloud_scim::cache::{BuildOptions, Data, Snapshot, Store, persist, refresher};
 use jumpcloud_scim::config::{Config, LogFormat, Secret, TokenConfig};
 use jumpcloud_scim::emulator::{self, EmulatorConfig};
+use jumpcloud_scim::jumpcloud::{JcClient, JcClientConfig};
+use jumpcloud_scim::mapping::MappingOptions;
+use jumpcloud_scim::shutdown::Background;
 use jumpcloud_scim::telemetry::logging::{self, LogSwitch};
 use serde_json::Value;
 
 const TOKEN: &str = "load-token-0123456789";
 const CONCURRENCY: usize = 32;
+/// Each side of a comparison runs this long in all, in [`ROUNDS`] rounds.
 const RUN_FOR: Duration = Duration::from_secs(5);
+const ROUNDS: u32 = 5;
 
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -43,33 +60,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-/// Set by `--log=…`: each scenario then runs with the request line off and on, for its cost.
+/// Set by `--log=…`.
 static LOG_SWITCH: OnceLock<LogSwitch> = OnceLock::new();
-
-/// [`measure`]; when logging is on, the same requests in alternating rounds without and with the request
-/// line (so that both see the same machine), and the cost of the line.
-async fn hammer(label: &str, client: &reqwest::Client, urls: Arc<Vec<String>>) {
-    let Some(switch) = LOG_SWITCH.get() else {
-        let s = sample(client, &urls, RUN_FOR).await;
-        report(label, &s);
-        return;
-    };
-    const ROUNDS: u32 = 5;
-    let (mut quiet, mut logged) = (Sample::default(), Sample::default());
-    for _ in 0..ROUNDS {
-        switch.set("off");
-        quiet.extend(sample(client, &urls, RUN_FOR / ROUNDS).await);
-        switch.set("info");
-        logged.extend(sample(client, &urls, RUN_FOR / ROUNDS).await);
-    }
-    report(&format!("{label} (no log)"), &quiet);
-    report(&format!("{label} (logged)"), &logged);
-    println!(
-        "  {:<28} the request line costs {:.1}% of throughput",
-        "",
-        (1.0 - logged.rps() / quiet.rps().max(1.0)) * 100.0
-    );
-}
 
 /// Latencies of the requests answered, the failures, and the time they took.
 #[derive(Default)]
@@ -89,18 +81,17 @@ impl Sample {
     fn rps(&self) -> f64 {
         self.lat.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
-}
 
-fn report(label: &str, s: &Sample) {
-    let mut lat = s.lat.clone();
-    lat.sort();
-    println!(
-        "  {label:<28} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}",
-        s.rps(),
-        percentile(&lat, 0.5).as_secs_f64() * 1e3,
-        percentile(&lat, 0.99).as_secs_f64() * 1e3,
-        s.errors,
-    );
+    fn line(&self) -> String {
+        let mut lat = self.lat.clone();
+        lat.sort();
+        format!(
+            "{:>7.0} req/s  p50 {:>5.2} ms  p99 {:>5.2} ms",
+            self.rps(),
+            percentile(&lat, 0.5).as_secs_f64() * 1e3,
+            percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        )
+    }
 }
 
 /// Hit `urls` round-robin from `CONCURRENCY` tasks for `run_for` (at most 200,000 requests a task).
@@ -138,13 +129,202 @@ async fn sample(client: &reqwest::Client, urls: &Arc<Vec<String>>, run_for: Dura
     out
 }
 
+/// The ceiling: axum with no layers answering `bodies[i]` at `/{i}`, from memory.
+async fn ceiling(bodies: Vec<Bytes>) -> String {
+    let bodies = Arc::new(bodies);
+    let app = axum::Router::new().route(
+        "/{i}",
+        axum::routing::get(
+            move |axum::extract::Path(i): axum::extract::Path<usize>| {
+                let bodies = bodies.clone();
+                async move { bodies.get(i).cloned().unwrap_or_default() }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+/// One scenario against the service and the ceiling, in alternating rounds; with `--log=…`, the service
+/// also alternates its request line off and on.
+async fn versus(label: &str, client: &reqwest::Client, service: Vec<String>, ceiling: String) {
+    let service = Arc::new(service);
+    let ceiling = Arc::new(vec![ceiling]);
+    let (mut svc, mut top, mut quiet) = (Sample::default(), Sample::default(), Sample::default());
+    for _ in 0..ROUNDS {
+        if let Some(switch) = LOG_SWITCH.get() {
+            switch.set("off");
+            quiet.extend(sample(client, &service, RUN_FOR / ROUNDS).await);
+            switch.set("info");
+        }
+        svc.extend(sample(client, &service, RUN_FOR / ROUNDS).await);
+        top.extend(sample(client, &ceiling, RUN_FOR / ROUNDS).await);
+    }
+    println!(
+        "  {label:<24} service {}   ceiling {:>7.0} req/s   ratio {:>3.0}%   errors {}",
+        svc.line(),
+        top.rps(),
+        svc.rps() / top.rps().max(1.0) * 100.0,
+        svc.errors + top.errors,
+    );
+    if LOG_SWITCH.get().is_some() {
+        println!(
+            "  {:<24} without the request line {}: the line costs {:.1}%",
+            "",
+            quiet.line(),
+            (1.0 - svc.rps() / quiet.rps().max(1.0)) * 100.0
+        );
+    }
+}
+
+async fn get_bytes(client: &reqwest::Client, url: &str) -> Bytes {
+    let r = client.get(url).bearer_auth(TOKEN).send().await.unwrap();
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    r.bytes().await.unwrap()
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    serde_json::from_slice(&get_bytes(client, url).await).unwrap()
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Ask for a full refresh and wait until it is recorded; returns `/readyz`'s `last_refresh`.
+async fn refresh(client: &reqwest::Client, base: &str) -> Value {
+    let before = get_json(client, &format!("{base}/readyz")).await["last_refresh"]["finished_at"].clone();
+    client
+        .post(format!("{base}/admin/refresh"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let t = Instant::now();
+    loop {
+        let r = get_json(client, &format!("{base}/readyz")).await;
+        if r["last_refresh"]["finished_at"] != before {
+            return r["last_refresh"].clone();
+        }
+        assert!(t.elapsed() < Duration::from_secs(600), "refresh never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Walk every user in pages of 100; returns (id, userName) of each.
+async fn walk(client: &reqwest::Client, base: &str) -> Vec<(String, String)> {
+    let mut start = 1;
+    let mut ids = Vec::new();
+    loop {
+        let page = get_json(client, &format!("{base}/scim/v2/Users?startIndex={start}&count=100")).await;
+        let items = page["Resources"].as_array().unwrap();
+        for u in items {
+            ids.push((
+                u["id"].as_str().unwrap().to_string(),
+                u["userName"].as_str().unwrap().to_string(),
+            ));
+        }
+        start += items.len();
+        if items.is_empty() || start > page["totalResults"].as_u64().unwrap() as usize {
+            return ids;
+        }
+    }
+}
+
+/// The resident memory added while every user is answered in one list and read chunk by chunk.
+async fn list_without_count(client: &reqwest::Client, base: &str) -> (u64, u64) {
+    let before = rss_bytes();
+    let peak = Arc::new(AtomicU64::new(before));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (peak, done) = (peak.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_bytes(), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let mut r = client
+        .get(format!("{base}/scim/v2/Users"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let mut read = 0u64;
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        read += chunk.len() as u64;
+    }
+    done.store(true, Ordering::Relaxed);
+    let _ = watcher.await;
+    (read, peak.load(Ordering::Relaxed).saturating_sub(before))
+}
+
+/// Change `n` users in the emulator (a job title, as an admin would), for the delta filter.
+async fn touch_users(client: &reqwest::Client, emu: &str, ids: &[(String, String)], n: usize) {
+    for (id, _) in ids.iter().step_by((ids.len() / n).max(1)).take(n) {
+        let r = client
+            .put(format!("{emu}/api/systemusers/{id}"))
+            .header("x-api-key", "demo-key")
+            .json(&serde_json::json!({"jobTitle": "Load Tester"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "emulator PUT {id}: {}", r.status());
+    }
+}
+
+/// The persisted file: its size, and how soon a start-up from it serves reads.
+async fn persisted(emu_url: &str) {
+    let client = JcClient::new(JcClientConfig::new(emu_url, "demo-key")).unwrap();
+    let raw = refresher::fetch(&client).await.unwrap();
+    let opts = BuildOptions {
+        mapping: MappingOptions::default(),
+        directories_as_groups: true,
+    };
+    let now = jiff::Timestamp::now();
+    let snapshot = Snapshot::build(Data::from_raw(raw), 7, now, now, &opts, None, &|_, _| None);
+    let dir = std::env::temp_dir().join(format!("jcscim-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    persist::save(&dir, &snapshot, &opts).unwrap();
+    let size = std::fs::metadata(persist::file_path(&dir)).unwrap().len();
+    drop(snapshot);
+    let store = Arc::new(Store::new(opts));
+    let mut tasks = Background::new();
+    let t = Instant::now();
+    let published = persist::load_and_publish(&store, &dir, &mut tasks).await;
+    let serving = t.elapsed();
+    let complete = store.load_complete(Duration::from_secs(120)).await.is_some();
+    let writable = t.elapsed();
+    tasks.stop(Duration::from_secs(60)).await;
+    println!(
+        "  persisted file: {:.1} MB; a start-up from it serves reads after {:.2} s{}, takes writes after {:.2} s",
+        size as f64 / 1e6,
+        serving.as_secs_f64(),
+        if published.is_some() { "" } else { " (NOT PUBLISHED)" },
+        if complete { writable.as_secs_f64() } else { f64::NAN },
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 async fn run(users: usize) {
     println!("== {users} users");
     let rss0 = rss_bytes();
     let t = Instant::now();
     let emu = emulator::spawn(EmulatorConfig {
         users,
-        groups: 50,
+        groups: (users / 500).max(2),
         ..EmulatorConfig::default()
     })
     .await
@@ -162,7 +342,7 @@ async fn run(users: usize) {
     config.jumpcloud.url = emu.base_url();
     config.jumpcloud.api_key = Some(Secret::new("demo-key"));
     config.refresh.interval_s = 3600;
-    config.paging.max_count = 100;
+    config.paging.max_results = users.max(100_000);
     config.auth.tokens = vec![TokenConfig {
         token: Some(Secret::new(TOKEN)),
         token_sha256: None,
@@ -188,111 +368,110 @@ async fn run(users: usize) {
         assert!(t.elapsed() < Duration::from_secs(600), "never ready");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let rss_service = rss_bytes();
-    let refresh = &ready["last_refresh"];
+    let refresh0 = &ready["last_refresh"];
     println!(
         "  first refresh: {} upstream calls in {:.2} s",
-        refresh["calls"],
-        refresh["duration_ms"].as_f64().unwrap_or(0.0) / 1e3
-    );
-    println!(
-        "  resident memory: emulator {:.0} MB, service {:.0} MB = {:.1} KB per user",
-        (rss_emulator.saturating_sub(rss0)) as f64 / 1e6,
-        (rss_service.saturating_sub(rss_emulator)) as f64 / 1e6,
-        (rss_service.saturating_sub(rss_emulator)) as f64 / 1e3 / users as f64
+        refresh0["calls"],
+        refresh0["duration_ms"].as_f64().unwrap_or(0.0) / 1e3
     );
 
-    // A full walk in pages of 100.
     let t = Instant::now();
-    let mut start = 1;
-    let mut ids = Vec::with_capacity(users);
-    loop {
-        let page: Value = client
-            .get(format!("{base}/scim/v2/Users?startIndex={start}&count=100"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let items = page["Resources"].as_array().unwrap();
-        for u in items {
-            ids.push((
-                u["id"].as_str().unwrap().to_string(),
-                u["userName"].as_str().unwrap().to_string(),
-            ));
-        }
-        start += items.len();
-        if items.is_empty() || start > page["totalResults"].as_u64().unwrap() as usize {
-            break;
-        }
-    }
+    let ids = walk(&client, &base).await;
+    let walked = t.elapsed();
+    // Let the refresh's own clean-up (the allocator's trim) finish before reading the figure.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_service = rss_bytes().saturating_sub(rss_emulator);
     println!(
-        "  walk of {} users in pages of 100: {:.2} s",
+        "  walk of {} users in pages of 100: {:.2} s; resident memory: emulator {:.0} MB, service {:.0} MB = {:.1} KB per user",
         ids.len(),
-        t.elapsed().as_secs_f64()
+        walked.as_secs_f64(),
+        (rss_emulator.saturating_sub(rss0)) as f64 / 1e6,
+        rss_service as f64 / 1e6,
+        rss_service as f64 / 1e3 / users as f64
     );
 
-    let pages: Vec<String> = (0..ids.len().div_ceil(100).max(1))
-        .map(|p| format!("{base}/scim/v2/Users?startIndex={}&count=100", p * 100 + 1))
-        .collect();
-    hammer("page of 100", &client, Arc::new(pages)).await;
-    let filters: Vec<String> = ids
-        .iter()
-        .step_by((ids.len() / 1000).max(1))
-        .map(|(_, u)| format!("{base}/scim/v2/Users?filter=userName%20eq%20%22{u}%22"))
-        .collect();
-    hammer("userName eq filter", &client, Arc::new(filters)).await;
-    let gets: Vec<String> = ids
-        .iter()
-        .step_by((ids.len() / 1000).max(1))
-        .map(|(id, _)| format!("{base}/scim/v2/Users/{id}"))
-        .collect();
-    hammer("get by id", &client, Arc::new(gets)).await;
+    // A few users change in JumpCloud; the next refresh gives them a later lastModified than the rest.
+    let before_delta = get_json(&client, &format!("{base}/scim/v2/Users?count=1")).await["Resources"][0]
+        ["meta"]["lastModified"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    touch_users(&client, &emu.base_url(), &ids, 5).await;
+    refresh(&client, &base).await;
 
-    // One more full refresh, measured.
-    let before = ready["last_refresh"]["finished_at"].clone();
-    client
-        .post(format!("{base}/admin/refresh"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let t = Instant::now();
-    loop {
-        let r: Value = client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if r["last_refresh"]["finished_at"] != before {
-            println!(
-                "  full refresh: {} upstream calls in {:.2} s",
-                r["last_refresh"]["calls"],
-                r["last_refresh"]["duration_ms"].as_f64().unwrap_or(0.0) / 1e3
-            );
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(600),
-            "refresh never finished"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let scim = |path: &str| format!("{base}/scim/v2{path}");
+    let pages: Vec<String> = (0..ids.len().div_ceil(100).max(1))
+        .map(|p| scim(&format!("/Users?startIndex={}&count=100", p * 100 + 1)))
+        .collect();
+    let sample_ids: Vec<&(String, String)> = ids.iter().step_by((ids.len() / 1000).max(1)).collect();
+    let gets: Vec<String> = sample_ids.iter().map(|(id, _)| scim(&format!("/Users/{id}"))).collect();
+    let filters: Vec<String> = sample_ids
+        .iter()
+        .map(|(_, u)| scim(&format!("/Users?filter={}", enc(&format!("userName eq \"{u}\"")))))
+        .collect();
+    let delta = scim(&format!(
+        "/Users?filter={}",
+        enc(&format!("meta.lastModified gt \"{before_delta}\""))
+    ));
+    let delta_answer = get_json(&client, &delta).await;
+    let scenarios: Vec<(&str, Vec<String>)> = vec![
+        ("/healthz", vec![format!("{base}/healthz")]),
+        ("page of 100", pages),
+        ("get by id", gets),
+        ("userName eq filter", filters),
+        ("lastModified gt delta", vec![delta]),
+    ];
+    // The ceiling answers each scenario with the bytes of its first request's answer.
+    let mut bodies = Vec::new();
+    for (_, urls) in &scenarios {
+        bodies.push(get_bytes(&client, &urls[0]).await);
     }
+    let top = ceiling(bodies).await;
+    println!(
+        "  (the delta filter matches {} users)",
+        delta_answer["totalResults"]
+    );
+    for (i, (label, urls)) in scenarios.into_iter().enumerate() {
+        versus(label, &client, urls, format!("{top}/{i}")).await;
+    }
+
+    // A scan filter no index answers, one request at a time.
+    let scan = scim(&format!("/Users?count=10&filter={}", enc("userName co \"9999\"")));
+    let mut lat = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let _ = get_bytes(&client, &scan).await;
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    println!(
+        "  scan filter (userName co): median {:.1} ms, slowest {:.1} ms over 20 requests",
+        percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+
+    let (read, added) = list_without_count(&client, &base).await;
+    println!(
+        "  a list without count: {:.0} MB answered, resident memory grew by {:.1} MB while it was",
+        read as f64 / 1e6,
+        added as f64 / 1e6
+    );
+
+    let r = refresh(&client, &base).await;
+    println!(
+        "  full refresh: {} upstream calls in {:.2} s",
+        r["calls"],
+        r["duration_ms"].as_f64().unwrap_or(0.0) / 1e3
+    );
     let _ = stop_tx.send(());
     let _ = server.await;
+    persisted(&emu.base_url()).await;
     drop(emu);
 }
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // `--log=text` or `--log=json`: install the service's own subscriber at info, so the request line is
-    // formatted and written as in production (run with `2>/dev/null` to measure its cost, not a terminal's).
     let _log = args.iter().find_map(|a| {
         let format = match a.as_str() {
             "--log=text" => LogFormat::Text,
