@@ -330,7 +330,7 @@ fn app_state(
              or auth.jwt.private_key_file"
         );
     }
-    Ok(AppState {
+    Ok(AppState::new(crate::http::Shared {
         writer: writer(config, store.clone(), client),
         reader: Reader::new(store.clone(), pins),
         store,
@@ -343,7 +343,7 @@ fn app_state(
             config.limits.auth_failures_burst,
             config.limits.auth_failures_per_minute,
         )),
-    })
+    }))
 }
 
 /// What the HTTP layer needs to know of the configuration.

@@ -754,7 +754,7 @@ static OAUTH: LazyLock<OAuthHarness> = LazyLock::new(|| {
                 cpu_tasks: 1,
             },
         );
-        crate::http::router(crate::http::AppState {
+        crate::http::router(crate::http::AppState::new(crate::http::Shared {
             reader: crate::directory::reader::Reader::new(
                 store.clone(),
                 Arc::new(crate::directory::pins::Pins::new(
@@ -779,7 +779,7 @@ static OAUTH: LazyLock<OAuthHarness> = LazyLock::new(|| {
             // Never refusing a name keeps each answer a function of the request alone, so an input found
             // once reproduces; the throttle itself is not what this target is about.
             failed_auth: Arc::new(crate::auth::throttle::FailedAuth::new(u32::MAX, u32::MAX)),
-        })
+        }))
     });
     OAuthHarness { runtime, router }
 });

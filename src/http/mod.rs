@@ -78,9 +78,27 @@ impl Default for HttpSettings {
     }
 }
 
-/// Everything handlers share. Cheap to clone.
+/// Everything handlers share: one reference-counted handle, since every layer and handler of every request
+/// clones it (a clone is one count, not one per part).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub store: Arc<Store>,
     pub auth: Arc<Authenticator>,
     pub settings: Arc<HttpSettings>,
