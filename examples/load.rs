@@ -134,12 +134,10 @@ async fn ceiling(bodies: Vec<Bytes>) -> String {
     let bodies = Arc::new(bodies);
     let app = axum::Router::new().route(
         "/{i}",
-        axum::routing::get(
-            move |axum::extract::Path(i): axum::extract::Path<usize>| {
-                let bodies = bodies.clone();
-                async move { bodies.get(i).cloned().unwrap_or_default() }
-            },
-        ),
+        axum::routing::get(move |axum::extract::Path(i): axum::extract::Path<usize>| {
+            let bodies = bodies.clone();
+            async move { bodies.get(i).cloned().unwrap_or_default() }
+        }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -204,7 +202,8 @@ fn enc(s: &str) -> String {
 
 /// Ask for a full refresh and wait until it is recorded; returns `/readyz`'s `last_refresh`.
 async fn refresh(client: &reqwest::Client, base: &str) -> Value {
-    let before = get_json(client, &format!("{base}/readyz")).await["last_refresh"]["finished_at"].clone();
+    let before =
+        get_json(client, &format!("{base}/readyz")).await["last_refresh"]["finished_at"].clone();
     client
         .post(format!("{base}/admin/refresh"))
         .bearer_auth(TOKEN)
@@ -217,7 +216,10 @@ async fn refresh(client: &reqwest::Client, base: &str) -> Value {
         if r["last_refresh"]["finished_at"] != before {
             return r["last_refresh"].clone();
         }
-        assert!(t.elapsed() < Duration::from_secs(600), "refresh never finished");
+        assert!(
+            t.elapsed() < Duration::from_secs(600),
+            "refresh never finished"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -227,7 +229,11 @@ async fn walk(client: &reqwest::Client, base: &str) -> Vec<(String, String)> {
     let mut start = 1;
     let mut ids = Vec::new();
     loop {
-        let page = get_json(client, &format!("{base}/scim/v2/Users?startIndex={start}&count=100")).await;
+        let page = get_json(
+            client,
+            &format!("{base}/scim/v2/Users?startIndex={start}&count=100"),
+        )
+        .await;
         let items = page["Resources"].as_array().unwrap();
         for u in items {
             ids.push((
@@ -305,15 +311,26 @@ async fn persisted(emu_url: &str) {
     let t = Instant::now();
     let published = persist::load_and_publish(&store, &dir, &mut tasks).await;
     let serving = t.elapsed();
-    let complete = store.load_complete(Duration::from_secs(120)).await.is_some();
+    let complete = store
+        .load_complete(Duration::from_secs(120))
+        .await
+        .is_some();
     let writable = t.elapsed();
     tasks.stop(Duration::from_secs(60)).await;
     println!(
         "  persisted file: {:.1} MB; a start-up from it serves reads after {:.2} s{}, takes writes after {:.2} s",
         size as f64 / 1e6,
         serving.as_secs_f64(),
-        if published.is_some() { "" } else { " (NOT PUBLISHED)" },
-        if complete { writable.as_secs_f64() } else { f64::NAN },
+        if published.is_some() {
+            ""
+        } else {
+            " (NOT PUBLISHED)"
+        },
+        if complete {
+            writable.as_secs_f64()
+        } else {
+            f64::NAN
+        },
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -403,11 +420,20 @@ async fn run(users: usize) {
     let pages: Vec<String> = (0..ids.len().div_ceil(100).max(1))
         .map(|p| scim(&format!("/Users?startIndex={}&count=100", p * 100 + 1)))
         .collect();
-    let sample_ids: Vec<&(String, String)> = ids.iter().step_by((ids.len() / 1000).max(1)).collect();
-    let gets: Vec<String> = sample_ids.iter().map(|(id, _)| scim(&format!("/Users/{id}"))).collect();
+    let sample_ids: Vec<&(String, String)> =
+        ids.iter().step_by((ids.len() / 1000).max(1)).collect();
+    let gets: Vec<String> = sample_ids
+        .iter()
+        .map(|(id, _)| scim(&format!("/Users/{id}")))
+        .collect();
     let filters: Vec<String> = sample_ids
         .iter()
-        .map(|(_, u)| scim(&format!("/Users?filter={}", enc(&format!("userName eq \"{u}\"")))))
+        .map(|(_, u)| {
+            scim(&format!(
+                "/Users?filter={}",
+                enc(&format!("userName eq \"{u}\""))
+            ))
+        })
         .collect();
     let delta = scim(&format!(
         "/Users?filter={}",
@@ -436,7 +462,10 @@ async fn run(users: usize) {
     }
 
     // A scan filter no index answers, one request at a time.
-    let scan = scim(&format!("/Users?count=10&filter={}", enc("userName co \"9999\"")));
+    let scan = scim(&format!(
+        "/Users?count=10&filter={}",
+        enc("userName co \"9999\"")
+    ));
     let mut lat = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();

@@ -77,6 +77,16 @@ fn candidates(snap: &Snapshot, kind: ResourceKind, hint: &IndexHint) -> Option<V
     if let IndexHint::Id(v) = hint {
         return Some(snap.get(kind, v).cloned().into_iter().collect());
     }
+    if let IndexHint::ModifiedSince(t) = hint {
+        let mut out: Vec<Arc<Entry>> = snap
+            .indexes
+            .modified_since(kind, *t)
+            .iter()
+            .filter_map(|id| snap.get(kind, id).cloned())
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        return Some(out);
+    }
     let (index, value) = match (kind, hint) {
         (ResourceKind::User, IndexHint::UserName(v)) => (Index::UserName, v),
         (ResourceKind::User, IndexHint::ExternalId(v)) => (Index::UserExternalId, v),

@@ -317,7 +317,7 @@ impl<'a> EntrySection<'a> {
             let (first, second) = (join(first)?, join(second)?);
             let (users, groups) = maps?;
             let all: Vec<Postings> = first.into_iter().chain(second).collect();
-            let indexes = Indexes::from_postings(all)
+            let indexes = Indexes::from_postings(all, users.values().chain(groups.values()))
                 .ok_or_else(|| PersistError::Decode("index count changed".into()))?;
             Ok((users, groups, indexes))
         })

@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use std::borrow::Cow;
 
-use imbl::OrdMap;
+use imbl::{OrdMap, OrdSet};
+use jiff::Timestamp;
 
 use super::{Entry, Id, IdSet, Snapshot};
 use crate::scim::ResourceKind;
@@ -83,10 +84,21 @@ indexes! {
     MemberOf: Group, Exact;
 }
 
-/// Every index of a snapshot, by [`Index`].
+/// Every index of a snapshot, by [`Index`], and each kind's entries in `meta.lastModified` order.
 #[derive(Debug, Clone)]
 pub struct Indexes {
     maps: Vec<Postings>,
+    /// Users then groups: (lastModified in milliseconds, id), in time order, for the delta filters a
+    /// SailPoint aggregation sends (`meta.lastModified gt "…"`). Not stored in the snapshot file: it is
+    /// rebuilt from the entries' times when one is restored.
+    modified: [OrdSet<(i64, Id)>; 2],
+}
+
+fn kind_at(kind: ResourceKind) -> usize {
+    match kind {
+        ResourceKind::User => 0,
+        ResourceKind::Group => 1,
+    }
 }
 
 impl Index {
@@ -165,6 +177,7 @@ impl Default for Indexes {
     fn default() -> Self {
         Indexes {
             maps: vec![Postings::new(); Index::COUNT],
+            modified: [OrdSet::new(), OrdSet::new()],
         }
     }
 }
@@ -187,13 +200,35 @@ impl Indexes {
         Index::ALL.iter().map(|&i| (i, self.postings(i)))
     }
 
-    /// The indexes from [`Index::ALL`]'s order; `None` unless there is one map per index.
-    pub fn from_postings(maps: Vec<Postings>) -> Option<Indexes> {
-        (maps.len() == Index::COUNT).then_some(Indexes { maps })
+    /// The indexes from [`Index::ALL`]'s order, with the time order of `entries` (users and groups); `None`
+    /// unless there is one map per index.
+    pub fn from_postings<'a>(
+        maps: Vec<Postings>,
+        entries: impl IntoIterator<Item = &'a Arc<Entry>>,
+    ) -> Option<Indexes> {
+        if maps.len() != Index::COUNT {
+            return None;
+        }
+        let mut modified = [OrdSet::new(), OrdSet::new()];
+        for e in entries {
+            modified[kind_at(e.kind)].insert((e.last_modified.as_millisecond(), e.id.clone()));
+        }
+        Some(Indexes { maps, modified })
+    }
+
+    /// The ids of `kind` whose `meta.lastModified` is at or after `since`'s millisecond, oldest first; a
+    /// superset of `gt` by at most the entries of that millisecond, which the filter then drops.
+    pub fn modified_since(&self, kind: ResourceKind, since: Timestamp) -> Vec<Id> {
+        let from = (since.as_millisecond(), Id::from(""));
+        self.modified[kind_at(kind)]
+            .range(from..)
+            .map(|(_, id)| id.clone())
+            .collect()
     }
 
     /// Add `e` under each of its keys.
     fn add(&mut self, e: &Entry) {
+        self.modified[kind_at(e.kind)].insert((e.last_modified.as_millisecond(), e.id.clone()));
         for &index in Index::ALL {
             for key in index.keys(e) {
                 self.maps[index.at()]
@@ -206,6 +241,7 @@ impl Indexes {
 
     /// Take `e` out from under each of its keys.
     fn remove(&mut self, e: &Entry) {
+        self.modified[kind_at(e.kind)].remove(&(e.last_modified.as_millisecond(), e.id.clone()));
         for &index in Index::ALL {
             let map = &mut self.maps[index.at()];
             for key in index.keys(e) {
@@ -269,7 +305,12 @@ impl Snapshot {
                 ResourceKind::Group => groups.postings(i).clone(),
             })
             .collect();
-        self.indexes = Indexes { maps };
+        let [user_times, _] = users.modified;
+        let [_, group_times] = groups.modified;
+        self.indexes = Indexes {
+            maps,
+            modified: [user_times, group_times],
+        };
     }
 
     pub(super) fn index(&mut self, e: &Entry) {

@@ -364,3 +364,30 @@ fn a_large_directory_builds_on_every_core_with_the_same_result() {
             .all(|(id, e)| Arc::ptr_eq(e, s.users.get(id).unwrap()))
     );
 }
+
+#[test]
+fn the_time_index_follows_writes_and_finds_what_changed_since() {
+    let s1 = build(raw(), 1, t(1000), None);
+    let all_since = |s: &Snapshot, at: i64| s.indexes.modified_since(ResourceKind::User, t(at));
+    assert_eq!(all_since(&s1, 0).len(), s1.users.len());
+    assert!(all_since(&s1, 1001).is_empty());
+    let mut data = s1.data.clone();
+    let mut alice = data.users.get("u1").unwrap().unpack();
+    alice.firstname = Some("Alicia".into());
+    data.users.insert(Arc::from("u1"), PackedUser::pack(&alice));
+    let touched = Touched {
+        users: [Arc::from("u1")].into_iter().collect(),
+        ..Touched::default()
+    };
+    let s2 = s1.with_changes(data, &touched, 2, t(2000), &opts());
+    assert_eq!(all_since(&s2, 1001), vec![Arc::<str>::from("u1")]);
+    assert_eq!(
+        all_since(&s2, 0).len(),
+        s2.users.len(),
+        "the old time is gone"
+    );
+    assert_eq!(
+        s2.indexes.modified_since(ResourceKind::Group, t(0)).len(),
+        s2.groups.len()
+    );
+}

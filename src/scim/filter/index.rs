@@ -1,8 +1,11 @@
-//! Index hints: a top-level equality in a filter that a caller can answer from an index instead of
-//! scanning every resource. A hint only narrows the candidates; the caller re-checks each one with
+//! Index hints: a top-level equality (or a `meta.lastModified` lower bound) in a filter that a caller can
+//! answer from an index instead of scanning every resource. A hint only narrows the candidates; the caller re-checks each one with
 //! the full filter, so a hint may match more than the filter does, never less.
 
+use jiff::Timestamp;
 use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, Filter, ValFilter, ValuePath};
+
+use super::eval::parse_instant;
 
 use crate::scim::schema::{Location, ResourceKind, SchemaRegistry};
 
@@ -22,6 +25,9 @@ pub enum IndexHint {
     DisplayName(String),
     /// `members.value eq "…"` or `members[value eq "…"]` (Group): the groups with this member id, exact.
     Member(String),
+    /// `meta.lastModified gt "…"` or `ge "…"`: the resources modified at or after this instant (a delta
+    /// aggregation).
+    ModifiedSince(Timestamp),
 }
 
 // === impl IndexHint ===
@@ -35,6 +41,7 @@ impl IndexHint {
             IndexHint::ExternalId(_) => 2,
             IndexHint::Email(_) => 3,
             IndexHint::Member(_) => 4,
+            IndexHint::ModifiedSince(_) => 5,
         }
     }
 }
@@ -52,6 +59,11 @@ pub fn index_hint(filter: &Filter, kind: ResourceKind) -> Option<IndexHint> {
         Filter::Attr(AttrExp::Comparison(path, CompareOp::Eq, value)) => {
             attr_hint(path, operand(value)?, kind)
         }
+        Filter::Attr(AttrExp::Comparison(
+            path,
+            CompareOp::Gt | CompareOp::Ge,
+            CompValue::Str(t),
+        )) => since_hint(path, t, kind),
         Filter::ValuePath(vp) => value_path_hint(vp, kind),
         _ => None,
     }
@@ -80,6 +92,14 @@ fn attr_hint(path: &AttrPath, value: String, kind: ResourceKind) -> Option<Index
         _ => return None,
     };
     Some(hint)
+}
+
+fn since_hint(path: &AttrPath, t: &str, kind: ResourceKind) -> Option<IndexHint> {
+    let r = SchemaRegistry::get().resolve_attr_path(kind, path)?;
+    (r.location == Location::Core && r.key() == "meta" && r.sub_key() == Some("lastModified"))
+        .then(|| parse_instant(t))
+        .flatten()
+        .map(IndexHint::ModifiedSince)
 }
 
 fn value_path_hint(vp: &ValuePath, kind: ResourceKind) -> Option<IndexHint> {

@@ -652,6 +652,20 @@ fn index_hints() {
         (r#"emails.type eq "work""#, None),
         (r#"members[value eq "u"]"#, None),
         (r#"employeeNumber eq "1""#, None),
+        (
+            r#"meta.lastModified gt "2026-01-02T03:04:05Z""#,
+            Some(ModifiedSince("2026-01-02T03:04:05Z".parse().unwrap())),
+        ),
+        (
+            r#"meta.lastModified ge "2026-01-02T05:04:05+02:00""#,
+            Some(ModifiedSince("2026-01-02T03:04:05Z".parse().unwrap())),
+        ),
+        (
+            r#"meta.lastModified gt "2026-01-02T03:04:05Z" and userName eq "u""#,
+            Some(UserName("u".into())),
+        ),
+        (r#"meta.lastModified lt "2026-01-02T03:04:05Z""#, None),
+        (r#"meta.created gt "2026-01-02T03:04:05Z""#, None),
     ];
     for (raw, want) in user_rows {
         let filter = parse_filter(raw).unwrap();
