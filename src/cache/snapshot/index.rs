@@ -216,8 +216,7 @@ impl Indexes {
         Some(Indexes { maps, modified })
     }
 
-    /// The ids of `kind` whose `meta.lastModified` is at or after `since`'s millisecond, oldest first; a
-    /// superset of `gt` by at most the entries of that millisecond, which the filter then drops.
+    /// The ids of `kind` whose `meta.lastModified` is at or after `since`'s millisecond, oldest first.
     pub fn modified_since(&self, kind: ResourceKind, since: Timestamp) -> Vec<Id> {
         let from = (since.as_millisecond(), Id::from(""));
         self.modified[kind_at(kind)]

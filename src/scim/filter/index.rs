@@ -25,8 +25,8 @@ pub enum IndexHint {
     DisplayName(String),
     /// `members.value eq "…"` or `members[value eq "…"]` (Group): the groups with this member id, exact.
     Member(String),
-    /// `meta.lastModified gt "…"` or `ge "…"`: the resources modified at or after this instant (a delta
-    /// aggregation).
+    /// `meta.lastModified gt "…"` or `ge "…"` (a delta aggregation): the resources modified at or after
+    /// this millisecond, the first one the comparison admits (resources' times are whole milliseconds).
     ModifiedSince(Timestamp),
 }
 
@@ -61,9 +61,9 @@ pub fn index_hint(filter: &Filter, kind: ResourceKind) -> Option<IndexHint> {
         }
         Filter::Attr(AttrExp::Comparison(
             path,
-            CompareOp::Gt | CompareOp::Ge,
+            op @ (CompareOp::Gt | CompareOp::Ge),
             CompValue::Str(t),
-        )) => since_hint(path, t, kind),
+        )) => since_hint(path, t, *op == CompareOp::Ge, kind),
         Filter::ValuePath(vp) => value_path_hint(vp, kind),
         _ => None,
     }
@@ -94,11 +94,18 @@ fn attr_hint(path: &AttrPath, value: String, kind: ResourceKind) -> Option<Index
     Some(hint)
 }
 
-fn since_hint(path: &AttrPath, t: &str, kind: ResourceKind) -> Option<IndexHint> {
+fn since_hint(path: &AttrPath, t: &str, inclusive: bool, kind: ResourceKind) -> Option<IndexHint> {
     let r = SchemaRegistry::get().resolve_attr_path(kind, path)?;
-    (r.location == Location::Core && r.key() == "meta" && r.sub_key() == Some("lastModified"))
-        .then(|| parse_instant(t))
-        .flatten()
+    if r.location != Location::Core || r.key() != "meta" || r.sub_key() != Some("lastModified") {
+        return None;
+    }
+    let t = parse_instant(t)?;
+    // The first whole millisecond `gt t` (or `ge t`) holds for.
+    let floor = t.as_millisecond();
+    let exact = Timestamp::from_millisecond(floor).is_ok_and(|f| f == t);
+    let first = if inclusive && exact { floor } else { floor + 1 };
+    Timestamp::from_millisecond(first)
+        .ok()
         .map(IndexHint::ModifiedSince)
 }
 

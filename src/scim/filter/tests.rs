@@ -654,7 +654,11 @@ fn index_hints() {
         (r#"employeeNumber eq "1""#, None),
         (
             r#"meta.lastModified gt "2026-01-02T03:04:05Z""#,
-            Some(ModifiedSince("2026-01-02T03:04:05Z".parse().unwrap())),
+            Some(ModifiedSince("2026-01-02T03:04:05.001Z".parse().unwrap())),
+        ),
+        (
+            r#"meta.lastModified ge "2026-01-02T03:04:05.0005Z""#,
+            Some(ModifiedSince("2026-01-02T03:04:05.001Z".parse().unwrap())),
         ),
         (
             r#"meta.lastModified ge "2026-01-02T05:04:05+02:00""#,
