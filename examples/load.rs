@@ -13,6 +13,7 @@
 //! - one more full refresh;
 //! - the persisted file's size, and how soon a start-up from it serves reads.
 //!
+//! `--only=TEXT` measures only the scenarios whose label contains TEXT (e.g. to profile one with `perf`).
 //! With `--log=…` the service logs as it does in production (one line per request, at info), and each
 //! scenario also runs without and with that line, for its cost (send standard error to `/dev/null`).
 //! Every loop is bounded in count and time.
@@ -62,6 +63,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// Set by `--log=…`.
 static LOG_SWITCH: OnceLock<LogSwitch> = OnceLock::new();
+/// Set by `--only=TEXT`: measure only the scenarios whose label contains it (for a profile of one).
+static ONLY: OnceLock<String> = OnceLock::new();
 
 /// Latencies of the requests answered, the failures, and the time they took.
 #[derive(Default)]
@@ -458,7 +461,9 @@ async fn run(users: usize) {
         delta_answer["totalResults"]
     );
     for (i, (label, urls)) in scenarios.into_iter().enumerate() {
-        versus(label, &client, urls, format!("{top}/{i}")).await;
+        if ONLY.get().is_none_or(|only| label.contains(only.as_str())) {
+            versus(label, &client, urls, format!("{top}/{i}")).await;
+        }
     }
 
     // A scan filter no index answers, one request at a time.
@@ -511,6 +516,9 @@ async fn main() {
         let _ = LOG_SWITCH.set(switch);
         Some(guard)
     });
+    if let Some(only) = args.iter().find_map(|a| a.strip_prefix("--only=")) {
+        let _ = ONLY.set(only.to_owned());
+    }
     let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() {
         vec![2000, 100_000]

@@ -101,12 +101,19 @@ impl Reader {
         query: &Query,
     ) -> Result<Read<ListPage>, WriteError> {
         let latest = self.latest()?;
-        let snapshot = if query.paging.start_index <= 1 {
-            self.pins.pin(walk, &latest);
-            latest
-        } else {
-            self.pins.pinned(walk).unwrap_or(latest)
-        };
+        if query.paging.start_index <= 1 {
+            let value = read::list(&latest, kind, query);
+            // Only a walk with a page after this one needs its version kept: a lookup answered in one page
+            // (a `userName eq`, a small delta) pins nothing.
+            if value.total > value.items.len() {
+                self.pins.pin(walk, &latest);
+            }
+            return Ok(Read {
+                snapshot: latest,
+                value,
+            });
+        }
+        let snapshot = self.pins.pinned(walk).unwrap_or(latest);
         let value = read::list(&snapshot, kind, query);
         Ok(Read { snapshot, value })
     }

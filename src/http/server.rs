@@ -163,6 +163,11 @@ async fn serve_connection(
             idle: limits.idle_timeout,
         })
         .header_read_timeout(limits.header_read_timeout)
+        // A ListResponse is a body of hundreds of chunks (each resource's stored bytes, commas between);
+        // hyper's vectored queue takes 16 buffers a write, so a page of 100 took 13 `writev`s. Flattened
+        // into hyper's bounded write buffer it is one copy and a write or two: pages went from 37% to 54%
+        // of the ceiling in `examples/load`, single resources from 68% to 72%.
+        .writev(false)
         .keep_alive(true);
     let service = tower::ServiceBuilder::new()
         .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
