@@ -102,6 +102,41 @@ fn candidates(snap: &Snapshot, kind: ResourceKind, hint: &IndexHint) -> Option<V
     Some(out)
 }
 
+/// Above this many resources a scan is split over the cores.
+const PARALLEL_SCAN: usize = 20_000;
+
+/// The entries `keep` holds for, in order; split over the cores when there are many.
+fn scan(all: &[Arc<Entry>], keep: impl Fn(&Entry) -> bool + Sync) -> Vec<Arc<Entry>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if all.len() < PARALLEL_SCAN || threads < 2 {
+        return all.iter().filter(|e| keep(e)).cloned().collect();
+    }
+    let chunk = all.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = all
+            .chunks(chunk)
+            .map(|part| {
+                let keep = &keep;
+                scope.spawn(move || part.iter().filter(|e| keep(e)).cloned().collect::<Vec<_>>())
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+/// Whether answering `query` reads every resource of its kind (a filter no index narrows, or a sort): work to
+/// keep off the async workers.
+pub fn scans(query: &Query) -> bool {
+    query.sort.is_some()
+        || query
+            .filter
+            .as_ref()
+            .is_some_and(|f| f.index_hint().is_none())
+}
+
 /// Run a list query against one snapshot.
 pub fn list(snap: &Snapshot, kind: ResourceKind, query: &Query) -> ListPage {
     if query.filter.is_none() && query.sort.is_none() {
@@ -121,12 +156,7 @@ pub fn list(snap: &Snapshot, kind: ResourceKind, query: &Query) -> ListPage {
             let base = f.index_hint().and_then(|h| candidates(snap, kind, h));
             match base {
                 Some(c) => c.into_iter().filter(|e| f.matches_view(e.view())).collect(),
-                None => snap
-                    .list(kind)
-                    .iter()
-                    .filter(|e| f.matches_view(e.view()))
-                    .cloned()
-                    .collect(),
+                None => scan(&snap.list(kind), |e| f.matches_view(e.view())),
             }
         }
     };

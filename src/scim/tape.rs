@@ -1,9 +1,10 @@
 //! The compact form of a served resource that filters, sorting and index keys read: a [`Tape`].
 //!
-//! A tape is the resource's JSON tree flattened in document order, 12 bytes a value. Object keys are the
-//! schemas' names as numbers ([`crate::scim::view::symbol`]); a string is a range of the serialised
-//! resource itself, so the tape copies no text except the rare string the serialiser had to escape; a
-//! container records how many values its subtree holds, so a reader steps over it without looking inside.
+//! A tape is the resource's JSON tree flattened in document order, 8 bytes a value. Object keys are the
+//! schemas' names as numbers ([`crate::scim::view::symbol`]); a string is where its text starts in the
+//! serialised resource itself (it ends at the next `"`: a string the serialiser did not escape has none
+//! inside), so the tape copies no text except the rare string that was escaped; a container records how
+//! many values its subtree holds, so a reader steps over it without looking inside.
 //! The bytes the tape was built from are not owned by it: a reader passes them back in ([`Tape::root`]).
 //!
 //! A resource may be served from two documents: its default representation and the attributes returned only
@@ -25,8 +26,9 @@ use crate::scim::view::{Key, Shape, UNKNOWN, View, symbol};
 #[derive(Clone)]
 pub struct Tape {
     nodes: Box<[Node]>,
-    /// Strings the serialiser escaped, unescaped, one after another.
-    side: Box<str>,
+    /// Strings the serialiser escaped, unescaped, each after its length (4 bytes, little-endian), and
+    /// numbers (8 bytes each).
+    side: Box<[u8]>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -36,10 +38,8 @@ struct Node {
     tag: Tag,
     /// Where a string's text is: [`DOC`], [`EXTRA`] or [`SIDE`].
     src: u8,
-    /// A string's offset, a container's subtree size, a number's low 32 bits.
+    /// A string's offset in its source, a number's in the side buffer, a container's subtree size.
     a: u32,
-    /// A string's length, a number's high 32 bits.
-    b: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +94,7 @@ impl Tape {
         };
         let mut b = Builder::new(doc, DOC);
         if let Some(m) = &merge {
-            b.side.push_str(&m.side);
+            b.side.extend_from_slice(&m.side);
         }
         b.merge = merge;
         b.nodes.push(Node::container(UNKNOWN, Tag::Object));
@@ -109,7 +109,7 @@ impl Tape {
         b.close(0);
         Ok(Tape {
             nodes: b.nodes.into_boxed_slice(),
-            side: b.side.into_boxed_str(),
+            side: b.side.into_boxed_slice(),
         })
     }
 
@@ -126,110 +126,6 @@ impl Tape {
     /// Bytes the tape holds beyond its own size (what a snapshot pays for it per resource).
     pub fn heap_bytes(&self) -> usize {
         self.nodes.len() * std::mem::size_of::<Node>() + self.side.len()
-    }
-
-    /// The tape as plain bytes, for the snapshot file.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8 + self.heap_bytes());
-        out.extend_from_slice(&(self.nodes.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(self.side.len() as u32).to_le_bytes());
-        for n in &self.nodes {
-            out.extend_from_slice(&n.key.to_le_bytes());
-            out.push(n.tag as u8);
-            out.push(n.src);
-            out.extend_from_slice(&n.a.to_le_bytes());
-            out.extend_from_slice(&n.b.to_le_bytes());
-        }
-        out.extend_from_slice(self.side.as_bytes());
-        out
-    }
-
-    /// A tape written by [`Tape::to_bytes`], checked against the documents it reads (`doc_len` and
-    /// `extra_len` bytes): a tape that would read outside them, or is not a tree, is refused.
-    pub fn from_bytes(bytes: &[u8], doc_len: usize, extra_len: usize) -> Option<Tape> {
-        let word = |at: usize| -> Option<u32> {
-            Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
-        };
-        let count = word(0)? as usize;
-        let side_len = word(4)? as usize;
-        let body = bytes.get(8..)?;
-        let nodes_len = count.checked_mul(12)?;
-        if body.len() != nodes_len.checked_add(side_len)? {
-            return None;
-        }
-        let side = std::str::from_utf8(&body[nodes_len..]).ok()?;
-        let mut nodes = Vec::with_capacity(count);
-        for raw in body[..nodes_len].chunks_exact(12) {
-            let tag = match raw[2] {
-                0 => Tag::Null,
-                1 => Tag::False,
-                2 => Tag::True,
-                3 => Tag::Num,
-                4 => Tag::Str,
-                5 => Tag::Array,
-                6 => Tag::Object,
-                _ => return None,
-            };
-            nodes.push(Node {
-                key: u16::from_le_bytes([raw[0], raw[1]]),
-                tag,
-                src: raw[3],
-                a: u32::from_le_bytes(raw[4..8].try_into().ok()?),
-                b: u32::from_le_bytes(raw[8..12].try_into().ok()?),
-            });
-        }
-        let tape = Tape {
-            nodes: nodes.into_boxed_slice(),
-            side: side.into(),
-        };
-        tape.is_sound(doc_len, extra_len).then_some(tape)
-    }
-
-    /// Every subtree stays inside its parent and every string inside its source.
-    fn is_sound(&self, doc_len: usize, extra_len: usize) -> bool {
-        let n = self.nodes.len();
-        if n == 0 || self.nodes[0].tag != Tag::Object || self.nodes[0].a as usize != n - 1 {
-            return false;
-        }
-        // Each node's end (exclusive) must not pass its parent's.
-        let mut ends: Vec<usize> = vec![n];
-        for (i, node) in self.nodes.iter().enumerate() {
-            while ends.last().is_some_and(|&e| i >= e) {
-                ends.pop();
-            }
-            let Some(&parent_end) = ends.last() else {
-                return false;
-            };
-            match node.tag {
-                Tag::Array | Tag::Object => {
-                    let end = i + 1 + node.a as usize;
-                    if end > parent_end {
-                        return false;
-                    }
-                    if i > 0 {
-                        ends.push(end);
-                    }
-                }
-                Tag::Str => {
-                    let limit = match node.src {
-                        DOC => doc_len,
-                        EXTRA => extra_len,
-                        SIDE => self.side.len(),
-                        _ => return false,
-                    };
-                    let end = node.a as usize + node.b as usize;
-                    if end > limit
-                        || (node.src == SIDE
-                            && (!self.side.is_char_boundary(node.a as usize)
-                                || !self.side.is_char_boundary(end)))
-                    {
-                        return false;
-                    }
-                }
-                _ => {}
-            }
-        }
-        true
     }
 }
 
@@ -248,7 +144,6 @@ impl Node {
             tag,
             src: DOC,
             a: 0,
-            b: 0,
         }
     }
 
@@ -288,20 +183,12 @@ impl<'a> Cursor<'a> {
     }
 
     fn text(&self, n: &Node) -> &'a str {
-        let (a, b) = (n.a as usize, n.a as usize + n.b as usize);
-        match n.src {
-            DOC => self
-                .doc
-                .get(a..b)
-                .and_then(|s| std::str::from_utf8(s).ok())
-                .unwrap_or(""),
-            EXTRA => self
-                .extra
-                .get(a..b)
-                .and_then(|s| std::str::from_utf8(s).ok())
-                .unwrap_or(""),
-            _ => self.tape.side.get(a..b).unwrap_or(""),
-        }
+        let raw = match n.src {
+            DOC => quoted(self.doc, n.a),
+            EXTRA => quoted(self.extra, n.a),
+            _ => side_str(&self.tape.side, n.a),
+        };
+        raw.and_then(|s| std::str::from_utf8(s).ok()).unwrap_or("")
     }
 
     /// The children of a container, in order.
@@ -313,6 +200,26 @@ impl<'a> Cursor<'a> {
             end: self.at + 1 + node.span(),
         }
     }
+}
+
+/// The text of an unescaped string starting at `at`: up to the next `"`.
+fn quoted(doc: &[u8], at: u32) -> Option<&[u8]> {
+    let rest = doc.get(at as usize..)?;
+    rest.iter().position(|&b| b == b'"').map(|end| &rest[..end])
+}
+
+/// A string of the side buffer: its length, then its bytes.
+fn side_str(side: &[u8], at: u32) -> Option<&[u8]> {
+    let at = at as usize;
+    let len = u32::from_le_bytes(side.get(at..at + 4)?.try_into().ok()?) as usize;
+    side.get(at + 4..at + 4 + len)
+}
+
+/// A number of the side buffer.
+fn side_num(side: &[u8], at: u32) -> f64 {
+    side.get(at as usize..at as usize + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(f64::NAN, f64::from_le_bytes)
 }
 
 /// The children of a container.
@@ -342,7 +249,7 @@ impl<'a> View<'a> for Cursor<'a> {
             Tag::Null => Shape::Null,
             Tag::False => Shape::Bool(false),
             Tag::True => Shape::Bool(true),
-            Tag::Num => Shape::Num(f64::from_bits(u64::from(n.a) | (u64::from(n.b) << 32))),
+            Tag::Num => Shape::Num(side_num(&self.tape.side, n.a)),
             Tag::Str => Shape::Str(self.text(n)),
             Tag::Array => Shape::Array,
             Tag::Object => Shape::Object,
@@ -369,13 +276,13 @@ struct Merge {
     members: Vec<(u16, bool, Vec<Node>)>,
     /// URNs among those keys, which `schemas` must list.
     urns: Vec<String>,
-    /// Its escaped strings: the tape's side buffer starts with them, so their offsets hold.
-    side: String,
+    /// Its side buffer: the tape's starts with it, so its offsets hold.
+    side: Vec<u8>,
 }
 
 struct Builder<'x> {
     nodes: Vec<Node>,
-    side: String,
+    side: Vec<u8>,
     /// The document being read: borrowed strings are ranges of it.
     doc: &'x [u8],
     src: u8,
@@ -388,7 +295,7 @@ impl<'x> Builder<'x> {
     fn new(doc: &'x [u8], src: u8) -> Builder<'x> {
         Builder {
             nodes: Vec::new(),
-            side: String::new(),
+            side: Vec::new(),
             doc,
             src,
             merge: None,
@@ -442,7 +349,9 @@ impl<'x> Builder<'x> {
             )
         } else {
             let off = self.side.len();
-            self.side.push_str(s);
+            let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
+            self.side.extend_from_slice(&len.to_le_bytes());
+            self.side.extend_from_slice(s.as_bytes());
             (SIDE, off)
         };
         self.nodes.push(Node {
@@ -450,7 +359,6 @@ impl<'x> Builder<'x> {
             tag: Tag::Str,
             src,
             a: u32::try_from(off).unwrap_or(u32::MAX),
-            b: u32::try_from(s.len()).unwrap_or(u32::MAX),
         });
     }
 
@@ -492,15 +400,11 @@ impl<'x> Builder<'x> {
 
     fn str_at(&self, i: usize) -> &str {
         let n = self.nodes[i];
-        let range = n.a as usize..n.a as usize + n.b as usize;
-        match n.src {
-            SIDE => self.side.get(range).unwrap_or(""),
-            _ => self
-                .doc
-                .get(range)
-                .and_then(|s| std::str::from_utf8(s).ok())
-                .unwrap_or(""),
-        }
+        let raw = match n.src {
+            SIDE => side_str(&self.side, n.a),
+            _ => quoted(self.doc, n.a),
+        };
+        raw.and_then(|s| std::str::from_utf8(s).ok()).unwrap_or("")
     }
 
     /// The second document's members the first had no member for.
@@ -647,13 +551,13 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        let bits = v.to_bits();
+        let off = u32::try_from(self.b.side.len()).unwrap_or(u32::MAX);
+        self.b.side.extend_from_slice(&v.to_le_bytes());
         self.b.nodes.push(Node {
             key: self.key,
             tag: Tag::Num,
-            src: DOC,
-            a: bits as u32,
-            b: (bits >> 32) as u32,
+            src: SIDE,
+            a: off,
         });
         Ok(())
     }
