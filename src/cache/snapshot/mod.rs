@@ -10,8 +10,8 @@
 //!
 //! # What a user costs
 //!
-//! Live heap at 100,000 users and 200 groups, built from the emulator (`examples/memprobe.rs`-style
-//! counting, 4.0 KB a user in all); each part is kept because a read or a write needs it:
+//! Live heap at 100,000 users and 200 groups, built from the emulator, 4.0 KB a user in all (`cargo run
+//! --release --example memory -- 100000 parts`); each part is kept because a read or a write needs it:
 //!
 //! | part | per user | what needs it |
 //! |---|---|---|
