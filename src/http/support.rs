@@ -104,7 +104,8 @@ pub fn entry_bytes(e: &Entry, attrs: &AttrSelection, kind: ResourceKind) -> Byte
     if attrs.is_default() {
         e.bytes.clone()
     } else {
-        Bytes::from(serde_json::to_vec(&attrs.project(&e.to_json(), kind)).unwrap_or_default())
+        let resource = e.to_json_skipping(&|key| attrs.drops_core(kind, key));
+        Bytes::from(serde_json::to_vec(&attrs.project(&resource, kind)).unwrap_or_default())
     }
 }
 

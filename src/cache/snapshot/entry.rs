@@ -110,6 +110,23 @@ impl Entry {
         self.tape.get().map_or(0, Tape::heap_bytes)
     }
 
+    /// [`Entry::to_json`] without the top-level members `skip` names, which are stepped over unread: a
+    /// projection that leaves out a group's 100,000 members does not build them.
+    pub fn to_json_skipping(&self, skip: &dyn Fn(&str) -> bool) -> Value {
+        let mut de = serde_json::Deserializer::from_slice(&self.bytes);
+        let mut v = serde::de::Deserializer::deserialize_map(&mut de, Skipping(skip))
+            .map(Value::Object)
+            .unwrap_or(Value::Null);
+        if let Some(extra) = self
+            .extra
+            .as_ref()
+            .and_then(|x| serde_json::from_slice::<Value>(x).ok())
+        {
+            attrs::merge_request_only(&mut v, &extra, self.kind);
+        }
+        v
+    }
+
     /// Weak ETag from the content (equal to `meta.version`).
     pub fn etag(&self) -> String {
         etag_of(&self.hash)
@@ -122,6 +139,29 @@ impl Entry {
             created: self.created,
             last_modified: self.last_modified,
         }
+    }
+}
+
+/// Reads a JSON object, stepping over the members a predicate names.
+struct Skipping<'f>(&'f dyn Fn(&str) -> bool);
+
+impl<'de> serde::de::Visitor<'de> for Skipping<'_> {
+    type Value = serde_json::Map<String, Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if (self.0)(&key) {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            } else {
+                out.insert(key, map.next_value()?);
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -391,3 +391,45 @@ fn the_time_index_follows_writes_and_finds_what_changed_since() {
         s2.groups.len()
     );
 }
+
+#[test]
+fn a_projection_that_skips_what_it_drops_equals_the_whole_projection() {
+    use crate::scim::attrs::AttrSelection;
+    let s = build(raw(), 1, t(1000), None);
+    let selections = [
+        (None, Some("members")),
+        (Some("displayName"), None),
+        (Some("userName,emails.value"), None),
+        (None, Some("emails,groups,name.givenName")),
+        (
+            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"),
+            None,
+        ),
+        (Some("members.value"), None),
+    ];
+    for (kind, entries) in [
+        (ResourceKind::User, &s.users),
+        (ResourceKind::Group, &s.groups),
+    ] {
+        for (a, x) in selections {
+            let sel = AttrSelection::parse(a, x, kind).unwrap();
+            for e in entries.values() {
+                let skipped = e.to_json_skipping(&|k| sel.drops_core(kind, k));
+                assert_eq!(
+                    sel.project(&skipped, kind),
+                    sel.project(&e.to_json(), kind),
+                    "{kind:?} {a:?} {x:?} {}",
+                    e.id
+                );
+            }
+        }
+    }
+    let sel = AttrSelection::parse(None, Some("members"), ResourceKind::Group).unwrap();
+    assert!(sel.drops_core(ResourceKind::Group, "members"));
+    assert!(
+        !sel.drops_core(ResourceKind::Group, "id"),
+        "returned always"
+    );
+    assert!(!sel.drops_core(ResourceKind::Group, "schemas"));
+    assert!(!sel.drops_core(ResourceKind::Group, "displayName"));
+}

@@ -173,6 +173,16 @@ impl AttrSelection {
         Value::Object(out)
     }
 
+    /// Whether this selection leaves the core attribute `key` out whatever its value (so a caller may skip
+    /// reading it at all: a group's members under `excludedAttributes=members`).
+    pub fn drops_core(&self, kind: ResourceKind, key: &str) -> bool {
+        key != "schemas"
+            && SchemaRegistry::get()
+                .core(kind)
+                .attr(key)
+                .is_some_and(|def| matches!(self.verdict(Location::Core, def), Verdict::Drop))
+    }
+
     /// Whether a resource projected by this selection still carries `meta.version` (and so an answer
     /// carrying it may carry the `ETag` header that stands for it).
     pub fn keeps_meta_version(&self, kind: ResourceKind) -> bool {
