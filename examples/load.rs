@@ -9,6 +9,7 @@
 //!   its own listener in this process, no layers, answering the same bytes from memory) and the ratio of
 //!   the two. Service and ceiling run in alternating rounds, so both see the same machine;
 //! - a scan filter's latency, one request at a time;
+//! - "All Users" (a member per user): read whole and without members, and a PATCH of 256 members each way;
 //! - the memory added while a list without `count` (every user) is answered and read;
 //! - one more full refresh;
 //! - the persisted file's size, and how soon a start-up from it serves reads.
@@ -280,6 +281,91 @@ async fn list_without_count(client: &reqwest::Client, base: &str) -> (u64, u64) 
     (read, peak.load(Ordering::Relaxed).saturating_sub(before))
 }
 
+/// The median and slowest of `n` sequential runs of `f`, in milliseconds.
+async fn timed<F, Fut>(n: usize, mut f: F) -> (f64, f64)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        f().await;
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    (
+        percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    )
+}
+
+/// "All Users", the group JumpCloud gives every user: read whole, read without members, and 256 members
+/// removed and added back in one PATCH each, as Entra and Okta batch them.
+async fn large_group(client: &reqwest::Client, base: &str, ids: &[(String, String)]) {
+    let found = get_json(
+        client,
+        &format!(
+            "{base}/scim/v2/Groups?filter={}&excludedAttributes=members",
+            enc("displayName eq \"All Users\"")
+        ),
+    )
+    .await;
+    let Some(gid) = found["Resources"][0]["id"].as_str().map(str::to_owned) else {
+        println!("  (no \"All Users\" group)");
+        return;
+    };
+    let whole = format!("{base}/scim/v2/Groups/{gid}");
+    let size = get_bytes(client, &whole).await.len();
+    let (get_p50, get_max) = timed(5, || async {
+        let _ = get_bytes(client, &whole).await;
+    })
+    .await;
+    let slim = format!("{whole}?excludedAttributes=members");
+    let (slim_p50, slim_max) = timed(5, || async {
+        let _ = get_bytes(client, &slim).await;
+    })
+    .await;
+    let batch: Vec<Value> = ids
+        .iter()
+        .step_by((ids.len() / 256).max(1))
+        .take(256)
+        .map(|(id, _)| serde_json::json!({"value": id}))
+        .collect();
+    let patch = |op: &'static str| {
+        let body = serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": op, "path": "members", "value": batch.clone()}],
+        });
+        let (client, whole) = (client.clone(), whole.clone());
+        async move {
+            let r = client
+                .patch(&whole)
+                .bearer_auth(TOKEN)
+                .query(&[("excludedAttributes", "members")])
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "PATCH {op}: {}", r.status());
+            let _ = r.bytes().await;
+        }
+    };
+    let t = Instant::now();
+    patch("remove").await;
+    let removed = t.elapsed();
+    let t = Instant::now();
+    patch("add").await;
+    let added = t.elapsed();
+    println!(
+        "  \"All Users\" ({} members, {:.1} MB): GET p50 {get_p50:.1} ms (max {get_max:.1}); without members p50 {slim_p50:.2} ms (max {slim_max:.2}); PATCH of 256 members: remove {:.0} ms, add {:.0} ms",
+        ids.len(),
+        size as f64 / 1e6,
+        removed.as_secs_f64() * 1e3,
+        added.as_secs_f64() * 1e3,
+    );
+}
+
 /// Change `n` users in the emulator (a job title, as an admin would), for the delta filter.
 async fn touch_users(client: &reqwest::Client, emu: &str, ids: &[(String, String)], n: usize) {
     for (id, _) in ids.iter().step_by((ids.len() / n).max(1)).take(n) {
@@ -483,6 +569,8 @@ async fn run(users: usize) {
         percentile(&lat, 0.5).as_secs_f64() * 1e3,
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
+
+    large_group(&client, &base, &ids).await;
 
     let (read, added) = list_without_count(&client, &base).await;
     println!(

@@ -999,3 +999,87 @@ async fn sailpoint_groups_via_the_user_and_delete_as_suspend() {
     assert_eq!(u["active"], false);
     assert_eq!(h.jc_user(&id).await["state"], "SUSPENDED");
 }
+
+/// A PATCH of many members sends them a few at a time and publishes what landed once; when JumpCloud
+/// refuses some (here: a user deleted in the console since the last refresh), the answer says how many of the
+/// changes were applied, and the group shows exactly those.
+#[tokio::test]
+async fn a_member_batch_is_published_once_and_a_partial_failure_says_how_much_landed() {
+    let h = Harness::start(small_emulator(30, 2), |_| {}).await;
+    h.wait_ready().await;
+    let users = json_of(h.get("/Users?count=30").send().await.unwrap()).await;
+    let ids: Vec<String> = users["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
+    let group = json_of(
+        h.post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Batch"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let gid = group["id"].as_str().unwrap().to_owned();
+    let members = |ids: &[String]| -> Value {
+        ids.iter()
+            .map(|id| json!({"value": id}))
+            .collect::<Vec<_>>()
+            .into()
+    };
+    let before = h.last_refresh().await;
+    let r = h
+        .req(
+            Method::PATCH,
+            &format!("/Groups/{gid}"),
+            &patch(json!([{"op": "add", "path": "members", "value": members(&ids[..20])}])),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let body = json_of(h.get(&format!("/Groups/{gid}")).send().await.unwrap()).await;
+    assert_eq!(body["members"].as_array().unwrap().len(), 20);
+    assert_eq!(
+        h.last_refresh().await,
+        before,
+        "read-your-writes without a refresh"
+    );
+
+    // Delete one of the next five upstream only: the service still believes in it.
+    h.delete_upstream_user(&ids[22]).await;
+    let r = h
+        .req(
+            Method::PATCH,
+            &format!("/Groups/{gid}"),
+            &patch(json!([{"op": "add", "path": "members", "value": members(&ids[20..25])}])),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let err = json_of(r).await;
+    assert!(
+        status.is_client_error() || status.is_server_error(),
+        "{status}"
+    );
+    let detail = err["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("4 of 5 member changes were applied"),
+        "{detail}"
+    );
+    let now = json_of(h.get(&format!("/Groups/{gid}")).send().await.unwrap()).await;
+    let held: HashSet<String> = now["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap().to_owned())
+        .collect();
+    let want: HashSet<String> = ids[..25]
+        .iter()
+        .filter(|id| **id != ids[22])
+        .cloned()
+        .collect();
+    assert_eq!(held, want);
+}

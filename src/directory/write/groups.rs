@@ -9,6 +9,8 @@ use crate::scim::view::{Key, View};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use futures_util::stream::{self, StreamExt};
+
 use serde_json::Value;
 
 use super::{Writer, Written, ident, not_ready, partial};
@@ -19,6 +21,10 @@ use crate::mapping;
 use crate::mapping::group_write::{DesiredGroup, desired_group, group_write, member_ids};
 use crate::scim::ResourceKind;
 use crate::scim::error::{ScimError, excerpt};
+
+/// Member changes sent to JumpCloud at once for one group write (JumpCloud takes one call per member; the
+/// client's own in-flight limit still applies across all writes).
+const MEMBER_CHANGES_IN_FLIGHT: usize = 4;
 
 impl Writer {
     fn check_group_name_free(
@@ -222,14 +228,72 @@ impl Writer {
             .iter()
             .map(|m| (m, EdgeOp::Add))
             .chain(removed.iter().map(|m| (m, EdgeOp::Remove)));
-        for (done, (m, op)) in changes.enumerate() {
-            self.change_group_membership(gid, &ident(m), op)
-                .await
-                .map_err(|e| {
-                    partial(e, &format!("{done} of {total} member changes were applied"))
-                })?;
+        let is_user_group = snap
+            .get(ResourceKind::Group, gid)
+            .and_then(|e| e.group_source)
+            == Some(GroupSource::UserGroup);
+        if !is_user_group {
+            // A directory listed as a group: each member is a directory association of its own.
+            for (done, (m, op)) in changes.enumerate() {
+                self.change_group_membership(gid, &ident(m), op)
+                    .await
+                    .map_err(|e| {
+                        partial(e, &format!("{done} of {total} member changes were applied"))
+                    })?;
+            }
+            return Ok(());
         }
-        Ok(())
+        // JumpCloud takes one call per member. They go a few at a time, and what landed is published once
+        // for the batch: a group of 100,000 members is derived again once, not once per member.
+        let current = snap.data.members.get(gid);
+        let needed: Vec<(Id, EdgeOp)> = changes
+            .map(|(m, op)| (ident(m), op))
+            .filter(|(uid, op)| (*op == EdgeOp::Add) != current.is_some_and(|s| s.contains(uid)))
+            .collect();
+        let sent: Vec<(Id, EdgeOp, Result<(), WriteError>)> = stream::iter(needed)
+            .map(|(uid, op)| async move {
+                let r = self.send_membership(gid, op, &uid).await;
+                (uid, op, r)
+            })
+            .buffer_unordered(MEMBER_CHANGES_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut landed = Vec::new();
+        let (mut failed, mut failures) = (None, 0usize);
+        for (uid, op, r) in sent {
+            match r {
+                Ok(()) => landed.push((uid, op)),
+                Err(e) => {
+                    failures += 1;
+                    failed = failed.or(Some(e));
+                }
+            }
+        }
+        // Changes that were already so count as applied: the group is as asked for them.
+        let count = total - failures;
+        if !landed.is_empty() {
+            let g = gid.clone();
+            self.publish(move |data| {
+                let mut t = Touched::default();
+                for (u, op) in landed {
+                    match op {
+                        EdgeOp::Add => data.add_member(&g, &u),
+                        EdgeOp::Remove => data.remove_member(&g, &u),
+                    }
+                    t.users.insert(u);
+                }
+                t.groups.insert(g);
+                t
+            })
+            .await?;
+        }
+        match failed {
+            Some(e) => Err(partial(
+                e,
+                &format!("{count} of {total} member changes were applied"),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Rename / re-describe a user group when the resource says so.
