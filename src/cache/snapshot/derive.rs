@@ -376,24 +376,23 @@ impl Snapshot {
             group_list: OnceLock::new(),
         };
         for u in &users {
-            if let Some(old) = next.users.get(u).cloned() {
-                next.unindex(&old);
-            }
+            let old = next.users.get(u).cloned();
             match data.users.get(u) {
                 Some(ju) => {
                     let e = ctx.user_entry(u, ju);
-                    next.index(&e);
+                    next.reindex(old.as_deref(), &e);
                     next.users.insert(u.clone(), e);
                 }
                 None => {
+                    if let Some(old) = old {
+                        next.unindex(&old);
+                    }
                     next.users.remove(u);
                 }
             }
         }
         for g in &group_ids {
-            if let Some(old) = next.groups.get(g).cloned() {
-                next.unindex(&old);
-            }
+            let old = next.groups.get(g).cloned();
             let entry = if let Some(jg) = data.groups.get(g) {
                 Some(ctx.group_entry(g, jg))
             } else if let (true, Some(d)) = (opts.directories_as_groups, data.directories.get(g)) {
@@ -403,10 +402,13 @@ impl Snapshot {
             };
             match entry {
                 Some(e) => {
-                    next.index(&e);
+                    next.reindex(old.as_deref(), &e);
                     next.groups.insert(g.clone(), e);
                 }
                 None => {
+                    if let Some(old) = old {
+                        next.unindex(&old);
+                    }
                     next.groups.remove(g);
                 }
             }

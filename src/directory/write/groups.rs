@@ -399,19 +399,25 @@ impl Writer {
             .apply_off_runtime(&entry, body, ResourceKind::Group)
             .await?;
         let gid = ident(id);
+        // The membership is the outcome's own (`membership`); the resource's members (all 100,000 of a
+        // large group) are not read again.
+        let mut resource = outcome.resource;
+        if let Some(obj) = resource.as_object_mut() {
+            obj.remove("members");
+        }
         let DesiredGroup {
             name,
             external_id,
             description,
             ..
-        } = desired_group(&outcome.resource, &self.settings.patch.refs)?;
+        } = desired_group(&resource, &self.settings.patch.refs)?;
         if entry.group_source == Some(GroupSource::Directory) {
             let current = entry
                 .view()
                 .member(Key::of("displayName"))
                 .and_then(View::as_str)
                 .unwrap_or_default();
-            if current != name || outcome.resource.get("externalId").is_some() {
+            if current != name || resource.get("externalId").is_some() {
                 Self::refuse_directory_change(&entry, "changing its name or externalId")?;
             }
         } else {
