@@ -22,6 +22,15 @@ use crate::mapping::group_write::{DesiredGroup, desired_group, group_write, memb
 use crate::scim::ResourceKind;
 use crate::scim::error::{ScimError, excerpt};
 
+/// The `displayName` a Group entry is served with.
+fn served_name(entry: &Entry) -> &str {
+    entry
+        .view()
+        .member(Key::of("displayName"))
+        .and_then(View::as_str)
+        .unwrap_or_default()
+}
+
 /// Member changes sent to JumpCloud at once for one group write (JumpCloud takes one call per member; the
 /// client's own in-flight limit still applies across all writes).
 const MEMBER_CHANGES_IN_FLIGHT: usize = 4;
@@ -361,11 +370,7 @@ impl Writer {
         } = desired_group(body, &self.settings.patch.refs)?;
         let gid = ident(id);
         if entry.group_source == Some(GroupSource::Directory) {
-            let current = entry
-                .view()
-                .member(Key::of("displayName"))
-                .and_then(View::as_str)
-                .unwrap_or_default();
+            let current = served_name(&entry);
             if current != name {
                 Self::refuse_directory_change(&entry, "renaming")?;
             }
@@ -412,11 +417,7 @@ impl Writer {
             ..
         } = desired_group(&resource, &self.settings.patch.refs)?;
         if entry.group_source == Some(GroupSource::Directory) {
-            let current = entry
-                .view()
-                .member(Key::of("displayName"))
-                .and_then(View::as_str)
-                .unwrap_or_default();
+            let current = served_name(&entry);
             if current != name || resource.get("externalId").is_some() {
                 Self::refuse_directory_change(&entry, "changing its name or externalId")?;
             }
