@@ -65,6 +65,16 @@ pub(super) fn apply_fast(
     Ok(true)
 }
 
+/// Whether `apply_fast` takes this operation on a Group's `members` (so a PATCH made only of such operations
+/// never needs the members as JSON).
+pub(super) fn fast_shape(op: Op, filter: Option<&Selector>, value: Option<&Value>) -> bool {
+    match (filter, op) {
+        (None, _) => true,
+        (Some(selector), Op::Remove) => value.is_none() && value_eq_ids(&selector.ast).is_some(),
+        _ => false,
+    }
+}
+
 /// The member ids a value names (one member, an array of them, or null for none), each by `value`
 /// or `$ref`.
 fn member_ids(refs: &References, v: &Value) -> Result<Vec<String>, ScimError> {
@@ -128,6 +138,31 @@ pub(super) struct MemberSet {
 }
 
 impl MemberSet {
+    /// A set of `ids` (already taken out of their document, which keeps no `members`).
+    pub(super) fn of(ids: impl IntoIterator<Item = String>) -> MemberSet {
+        let mut set = MemberSet {
+            ids: Vec::new(),
+            at: HashMap::new(),
+            original: None,
+            changed: false,
+        };
+        for id in ids {
+            set.add(id);
+        }
+        set.changed = false;
+        set
+    }
+
+    /// Whether any operation added or removed a member (even one that a later operation put back).
+    pub(super) fn is_changed(&self) -> bool {
+        self.changed
+    }
+
+    /// The ids held, in order.
+    pub(super) fn ids(&self) -> impl Iterator<Item = &str> {
+        self.ids.iter().flatten().map(String::as_str)
+    }
+
     fn take(doc: &mut Map<String, Value>) -> MemberSet {
         let original = doc.remove("members");
         let mut set = MemberSet {

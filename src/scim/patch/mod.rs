@@ -61,7 +61,9 @@ mod path;
 mod value_filter;
 mod values;
 
-use serde_json::Value;
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
 
 use crate::scim::error::ScimError;
 use crate::scim::reference::References;
@@ -184,12 +186,25 @@ impl PatchRequest {
     }
 
     /// Apply every operation in order to a copy of `resource`; all or nothing.
+    ///
+    /// A Group PATCH made only of membership changes in the shapes clients send (values added, replaced or
+    /// removed; `members[value eq "…"]` removed) works on the member ids alone and builds the members as
+    /// JSON once, for the outcome: a group of 100,000 members costs a pass or two over them, not the
+    /// several copies and comparisons of the general path, whose outcome it equals.
     pub fn apply(&self, resource: &Value) -> Result<PatchOutcome, ScimError> {
         let Some(original) = resource.as_object() else {
             return Err(ScimError::invalid_value(
                 "the resource to patch is not a JSON object",
             ));
         };
+        if let Some(outcome) = self.apply_to_members(original)? {
+            return Ok(outcome);
+        }
+        self.apply_general(original)
+    }
+
+    /// Every operation in order on a copy of the resource, whatever its shape.
+    fn apply_general(&self, original: &Map<String, Value>) -> Result<PatchOutcome, ScimError> {
         // `$ref`s in a stored resource are derived from `value`: without them, what a client writes there
         // can be told from what was served.
         let mut base = original.clone();
@@ -213,6 +228,96 @@ impl PatchRequest {
             membership,
         })
     }
+}
+
+impl PatchRequest {
+    /// See [`PatchRequest::apply`]: `None` when some operation is not a membership change of a fast shape.
+    fn apply_to_members(
+        &self,
+        original: &Map<String, Value>,
+    ) -> Result<Option<PatchOutcome>, ScimError> {
+        let fast = |o: &operation::Operation| match &o.target {
+            path::Target::Path(t) => {
+                t.attr.name == "members"
+                    && t.sub.is_none()
+                    && members::fast_shape(o.op, t.filter.as_ref(), o.value.as_ref())
+            }
+            _ => false,
+        };
+        if self.kind != ResourceKind::Group || !self.operations.iter().all(fast) {
+            return Ok(None);
+        }
+        let before: Vec<&str> = original
+            .get("members")
+            .map(normalize::elements)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| m.get("value").and_then(Value::as_str))
+            .collect();
+        let mut set = Some(members::MemberSet::of(
+            before.iter().map(|s| (*s).to_owned()),
+        ));
+        let mut doc: Map<String, Value> = original
+            .iter()
+            .filter(|(k, _)| k.as_str() != "members")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (i, o) in self.operations.iter().enumerate() {
+            let path::Target::Path(t) = &o.target else {
+                return Ok(None);
+            };
+            let taken = members::apply_fast(
+                &mut set,
+                &mut doc,
+                o.op,
+                t.filter.as_ref(),
+                o.value.as_ref(),
+                &self.options.refs,
+            )
+            .map_err(|e| at_operation(e, i))?;
+            if !taken {
+                return Ok(None);
+            }
+        }
+        let Some(set) = set else {
+            return Ok(None);
+        };
+        let after: Vec<&str> = set.ids().collect();
+        let (old, new): (HashSet<&str>, HashSet<&str>) = (
+            before.iter().copied().collect(),
+            after.iter().copied().collect(),
+        );
+        let membership = MembershipChange {
+            added: dedup(after.iter().filter(|id| !old.contains(*id))),
+            removed: dedup(before.iter().filter(|id| !new.contains(*id))),
+        };
+        drop((old, new, after));
+        let changed = set.is_changed();
+        if changed {
+            set.put(&mut doc);
+        } else if let Some(m) = original.get("members") {
+            // As the general path leaves them: the members as stored, without the `$ref`s derived from
+            // their values.
+            let mut only = Map::from_iter([("members".to_owned(), m.clone())]);
+            self.options.refs.strip(&mut only, self.kind);
+            doc.extend(only);
+        }
+        check_required(original, &doc, self.kind)?;
+        fix_schemas(&mut doc, self.kind);
+        Ok(Some(PatchOutcome {
+            resource: Value::Object(doc),
+            changed,
+            membership,
+        }))
+    }
+}
+
+/// The ids in order, each once.
+fn dedup<'a>(ids: impl Iterator<Item = &'a &'a str>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    ids.filter(|id| seen.insert(**id))
+        .map(|id| (*id).to_owned())
+        .collect()
 }
 
 /// Parse `body` and apply it to `resource` in one step.

@@ -871,3 +871,50 @@ fn parsed_request_is_reusable() {
     assert_eq!(a, b);
     assert!(a.changed);
 }
+
+/// The members-only path answers exactly as the general one: the same resource, `changed` and membership,
+/// and the same refusals.
+#[test]
+fn member_batches_answer_as_the_general_path() {
+    let bodies = [
+        json!([{"op": "add", "path": "members", "value": [{"value": "u-3"}, {"value": "u-1"}]}]),
+        json!([{"op": "add", "path": "members", "value": [{"value": "u-1"}]}]),
+        json!([{"op": "remove", "path": "members", "value": [{"value": "u-1"}]}]),
+        json!([{"op": "remove", "path": "members[value eq \"u-2\"]"}]),
+        json!([{"op": "remove", "path": "members[value eq \"u-2\" or value eq \"u-9\"]"}]),
+        json!([{"op": "replace", "path": "members", "value": [{"value": "u-7"}]}]),
+        json!([{"op": "remove", "path": "members"}]),
+        json!([
+            {"op": "remove", "path": "members[value eq \"u-1\"]"},
+            {"op": "add", "path": "members", "value": [{"value": "u-1"}]}
+        ]),
+        json!([{"op": "add", "path": "members", "value": [{"$ref": "http://localhost/scim/v2/Users/u-5"}]}]),
+        json!([{"op": "add", "path": "members", "value": [{"display": "no id"}]}]),
+        json!([{"op": "add", "path": "members", "value": [{"value": "u-5", "$ref": "http://elsewhere/Users/u-5"}]}]),
+    ];
+    let options = PatchOptions {
+        refs: crate::scim::reference::References::new("http://localhost/scim/v2"),
+        ..PatchOptions::default()
+    };
+    for ops in bodies {
+        let request =
+            PatchRequest::parse(&body(ops.clone()), ResourceKind::Group, &options).unwrap();
+        for resource in [
+            group(),
+            json!({"schemas": [GROUP_URN], "id": "g-2", "displayName": "Empty"}),
+        ] {
+            let original = resource.as_object().unwrap();
+            let fast = request.apply_to_members(original);
+            let general = request.apply_general(original);
+            match (fast, general) {
+                (Ok(Some(f)), Ok(g)) => {
+                    assert_eq!(f.resource, g.resource, "{ops}");
+                    assert_eq!(f.changed, g.changed, "{ops}");
+                    assert_eq!(f.membership, g.membership, "{ops}");
+                }
+                (Err(f), Err(g)) => assert_eq!(f, g, "{ops}"),
+                (f, g) => panic!("{ops}: fast {f:?} general {g:?}"),
+            }
+        }
+    }
+}
