@@ -347,7 +347,7 @@ impl Data {
         for u in &touched.users {
             self.overlay_user(from, u);
         }
-        for g in &touched.groups {
+        for g in touched.groups.iter().chain(&touched.member_lists) {
             self.overlay_group(from, g);
         }
         for d in &touched.directories {
@@ -508,6 +508,9 @@ pub struct Touched {
     pub users: BTreeSet<Id>,
     pub groups: BTreeSet<Id>,
     pub directories: BTreeSet<Id>,
+    /// Groups whose member list alone changed: derived again themselves, while their members are not (a
+    /// member shows the group's name, which did not change; the members added or removed are in `users`).
+    pub member_lists: BTreeSet<Id>,
 }
 
 impl Touched {
@@ -516,10 +519,14 @@ impl Touched {
         self.users.extend(other.users.iter().cloned());
         self.groups.extend(other.groups.iter().cloned());
         self.directories.extend(other.directories.iter().cloned());
+        self.member_lists.extend(other.member_lists.iter().cloned());
     }
 
     /// Nothing touched.
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty() && self.groups.is_empty() && self.directories.is_empty()
+        self.users.is_empty()
+            && self.groups.is_empty()
+            && self.directories.is_empty()
+            && self.member_lists.is_empty()
     }
 }

@@ -476,7 +476,18 @@ impl Snapshot {
                 users.insert(u);
             }
         }
-        let group_ids = groups.into_iter().chain(dirs).collect();
+        // A member list that changed alone: the group (and a directory it is bound to, whose holders it
+        // changes) is derived again, but not every member; those added or removed are in `users`.
+        let mut lists: BTreeSet<Id> = BTreeSet::new();
+        for g in &touched.member_lists {
+            lists.insert(g.clone());
+            for (did, bound) in data.directory_groups.iter() {
+                if bound.contains(g) {
+                    lists.insert(did.clone());
+                }
+            }
+        }
+        let group_ids = groups.into_iter().chain(dirs).chain(lists).collect();
         (users, group_ids)
     }
 }

@@ -433,3 +433,48 @@ fn a_projection_that_skips_what_it_drops_equals_the_whole_projection() {
     assert!(!sel.drops_core(ResourceKind::Group, "schemas"));
     assert!(!sel.drops_core(ResourceKind::Group, "displayName"));
 }
+
+#[test]
+fn a_member_list_change_derives_the_group_and_the_member_not_every_member() {
+    let s1 = build(raw(), 1, t(1000), None);
+    let mut data = s1.data.clone();
+    data.add_member(&Arc::from("g1"), &Arc::from("u3"));
+    let touched = Touched {
+        users: [Arc::from("u3")].into_iter().collect(),
+        member_lists: [Arc::from("g1")].into_iter().collect(),
+        ..Touched::default()
+    };
+    let s2 = s1.with_changes(data, &touched, 2, t(2000), &opts());
+    let members =
+        |s: &Snapshot| member_ids_of(&s.get(ResourceKind::Group, "g1").unwrap().to_json());
+    assert!(members(&s2).contains("u3") && !members(&s1).contains("u3"));
+    let groups_of = |s: &Snapshot, u: &str| {
+        s.get(ResourceKind::User, u).unwrap().to_json()["groups"].to_string()
+    };
+    assert!(groups_of(&s2, "u3").contains("Engineering"));
+    // The members that did not change are the same entries, not derived again.
+    for u in ["u1", "u2"] {
+        assert!(
+            Arc::ptr_eq(
+                s1.get(ResourceKind::User, u).unwrap(),
+                s2.get(ResourceKind::User, u).unwrap()
+            ),
+            "{u}"
+        );
+    }
+    assert!(
+        s2.indexes
+            .find(Index::MemberOf, "u3")
+            .unwrap()
+            .contains("g1")
+    );
+}
+
+fn member_ids_of(group: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    group["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["value"].as_str().map(String::from))
+        .collect()
+}

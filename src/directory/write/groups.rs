@@ -138,7 +138,7 @@ impl Writer {
                         EdgeOp::Remove => data.remove_member(&g, &u),
                     }
                     let mut t = Touched::default();
-                    t.groups.insert(g);
+                    t.member_lists.insert(g);
                     t.users.insert(u);
                     t
                 })
@@ -291,7 +291,7 @@ impl Writer {
                     }
                     t.users.insert(u);
                 }
-                t.groups.insert(g);
+                t.member_lists.insert(g);
                 t
             })
             .await?;
