@@ -89,6 +89,9 @@ pub struct Metrics {
     breaker_state: Gauge,
     http_requests: Family<Labels, Counter>,
     http_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    /// The families' handles by route, so that counting a request allocates no labels once its route and
+    /// status have been seen (a handle shares its series with the family).
+    http_handles: std::sync::RwLock<std::collections::HashMap<String, RouteHandles>>,
     pinned_walks: Gauge,
     resident_memory: Gauge,
     /// Upstream answers and requests served, by class, minute by minute for the last hour (`/status`).
@@ -100,6 +103,13 @@ pub struct Metrics {
 
 /// A sample's labels, in the order they are written.
 type Labels = Vec<(&'static str, String)>;
+
+/// One route's duration histogram and its request counters by status.
+#[derive(Clone, Debug)]
+struct RouteHandles {
+    duration: Histogram,
+    by_status: Vec<(u16, Counter)>,
+}
 
 /// A family whose HELP and TYPE are written even before its first sample, so dashboards and alerts never see
 /// a family appear from nowhere.
@@ -236,6 +246,7 @@ impl Metrics {
             breaker_state,
             http_requests,
             http_duration,
+            http_handles: std::sync::RwLock::default(),
             pinned_walks,
             resident_memory,
             upstream_minutes: Mutex::new(LastHour::default()),
@@ -270,16 +281,42 @@ impl Metrics {
 
     /// One answered HTTP request. `route` is the route label (method and template, see [`route_label`]).
     pub fn observe_http(&self, route: &str, status: u16, elapsed: Duration) {
-        self.http_requests
+        let seen = self.http_handles.read().ok().and_then(|h| {
+            let r = h.get(route)?;
+            let counter = r.by_status.iter().find(|(s, _)| *s == status)?.1.clone();
+            Some((r.duration.clone(), counter))
+        });
+        let (duration, counter) = seen.unwrap_or_else(|| self.http_handles_for(route, status));
+        counter.inc();
+        duration.observe(elapsed.as_secs_f64());
+        lock(&self.http_minutes).add(current_minute(), status);
+    }
+
+    /// The handles of a route and status seen for the first time, kept for the next request.
+    fn http_handles_for(&self, route: &str, status: u16) -> (Histogram, Counter) {
+        let counter = self
+            .http_requests
             .get_or_create(&vec![
                 ("route", route.to_owned()),
                 ("status", status.to_string()),
             ])
-            .inc();
-        self.http_duration
+            .clone();
+        let duration = self
+            .http_duration
             .get_or_create(&vec![("route", route.to_owned())])
-            .observe(elapsed.as_secs_f64());
-        lock(&self.http_minutes).add(current_minute(), status);
+            .clone();
+        if let Ok(mut handles) = self.http_handles.write() {
+            let r = handles
+                .entry(route.to_owned())
+                .or_insert_with(|| RouteHandles {
+                    duration: duration.clone(),
+                    by_status: Vec::new(),
+                });
+            if !r.by_status.iter().any(|(s, _)| *s == status) {
+                r.by_status.push((status, counter.clone()));
+            }
+        }
+        (duration, counter)
     }
 
     /// One request sent to JumpCloud: `route` is its template with the method
