@@ -107,9 +107,10 @@ impl Tape {
             b.append_unmerged(&m);
         }
         b.close(0);
+        // Exact-size copies, made once the growing buffers are done with.
         Ok(Tape {
-            nodes: b.nodes.into_boxed_slice(),
-            side: b.side.into_boxed_slice(),
+            nodes: Box::from(b.nodes.as_slice()),
+            side: Box::from(b.side.as_slice()),
         })
     }
 

@@ -68,11 +68,9 @@ impl Ctx<'_> {
         // schemas return only on request is kept beside them, and hashed with them.
         let extra = attrs::split_request_only(&mut resource, kind);
         let body = serde_json::to_vec(&resource).unwrap_or_default();
-        let extra_bytes = extra.as_ref().map(|x| {
-            let mut v = serde_json::to_vec(x).unwrap_or_default();
-            v.shrink_to_fit();
-            Bytes::from(v)
-        });
+        let extra_bytes = extra
+            .as_ref()
+            .map(|x| Bytes::copy_from_slice(&serde_json::to_vec(x).unwrap_or_default()));
         let hash = match &extra_bytes {
             Some(x) => hash_bytes(&[body.as_slice(), x].concat()),
             None => hash_bytes(&body),
@@ -116,9 +114,11 @@ impl Ctx<'_> {
             bytes.push(b'}');
         }
         let tape = OnceLock::from(tape_of(&bytes, extra_bytes.as_deref()));
-        // A `Bytes` keeps its vector's whole allocation: give back the growth room serialising left.
-        bytes.shrink_to_fit();
-        let bytes = Bytes::from(bytes);
+        // One allocation of the exact size, made last: a `Bytes` keeps its vector's whole allocation, and
+        // the vector's growth steps are freed here, before the long-lived copy is placed.
+        let exact = Bytes::copy_from_slice(&bytes);
+        drop(bytes);
+        let bytes = exact;
         Arc::new(Entry {
             id: rid.clone(),
             kind,
