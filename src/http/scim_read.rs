@@ -146,11 +146,22 @@ async fn list_kind(
         Ok(q) => bounded(q, state.settings.max_results),
         Err(e) => return error(e),
     };
+    page_off_runtime(state, principal, kind, params, query).await
+}
+
+/// [`index_page`], on a blocking thread when the query scans: a scan takes tens of milliseconds at 100,000
+/// users, and the async workers keep answering everyone else (the request's deadline still applies to the
+/// wait).
+async fn page_off_runtime(
+    state: &AppState,
+    principal: &Principal,
+    kind: ResourceKind,
+    params: QueryParams,
+    query: Query,
+) -> Response {
     if !crate::directory::read::scans(&query) {
         return index_page(state, principal, kind, &params, &query);
     }
-    // A scan takes tens of milliseconds at 100,000 users: on a blocking thread, so that the async workers
-    // keep answering everyone else (the request's deadline still applies to the wait).
     let (state, principal) = (state.clone(), principal.clone());
     tokio::task::spawn_blocking(move || index_page(&state, &principal, kind, &params, &query))
         .await
@@ -274,7 +285,7 @@ async fn search_kind(
         Ok((p, q)) => (p, bounded(q, state.settings.max_results)),
         Err(e) => return error(e),
     };
-    index_page(state, principal, kind, &params, &query)
+    page_off_runtime(state, principal, kind, params, query).await
 }
 
 async fn search_users(
