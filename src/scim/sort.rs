@@ -20,12 +20,15 @@ use crate::scim::filter::{fold_case, parse_instant};
 use crate::scim::schema::{AttrType, Location, ResourceKind, SchemaRegistry};
 use crate::scim::view::{Key, Shape, View};
 
+/// The `primary` sub-attribute, looked up once.
+static PRIMARY: std::sync::LazyLock<Key> = std::sync::LazyLock::new(|| Key::of("primary"));
+
 /// A resolved sort request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SortSpec {
-    ext: Option<&'static str>,
-    key: &'static str,
-    sub: Option<&'static str>,
+    ext: Option<Key>,
+    key: Key,
+    sub: Option<Key>,
     attr_type: AttrType,
     case_exact: bool,
     descending: bool,
@@ -133,10 +136,10 @@ impl SortSpec {
         Ok(Some(SortSpec {
             ext: match r.location {
                 Location::Core => None,
-                Location::Extension(urn) => Some(urn),
+                Location::Extension(urn) => Some(Key::of(urn)),
             },
-            key: r.key(),
-            sub,
+            key: Key::of(r.key()),
+            sub: sub.map(Key::of),
             attr_type: def.attr_type,
             case_exact: def.case_exact,
             descending,
@@ -181,14 +184,14 @@ impl SortSpec {
     fn value<'a, V: View<'a>>(&self, resource: V) -> Option<V> {
         let container = match self.ext {
             None => resource,
-            Some(urn) => resource.member(Key::of(urn))?,
+            Some(urn) => resource.member(urn)?,
         };
-        let top = container.member(Key::of(self.key))?;
+        let top = container.member(self.key)?;
         let chosen = match top.shape() {
             Shape::Array => top
                 .items()
                 .find(|i| {
-                    i.member(Key::of("primary")).is_some_and(|p| {
+                    i.member(*PRIMARY).is_some_and(|p| {
                         matches!(p.shape(), Shape::Bool(true) | Shape::Str("true" | "True"))
                     })
                 })
@@ -196,7 +199,7 @@ impl SortSpec {
             _ => top,
         };
         let leaf = match self.sub {
-            Some(sub) => chosen.member(Key::of(sub))?,
+            Some(sub) => chosen.member(sub)?,
             None => chosen,
         };
         (!leaf.is_null()).then_some(leaf)

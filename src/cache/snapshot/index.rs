@@ -124,26 +124,25 @@ impl Index {
 
     /// The values `resource` has in this index (before [`Index::key`]); none for an entry of the other kind.
     fn values<'a, V: View<'a>>(self, resource: V) -> Vec<&'a str> {
-        let each = |list: &'static str, field: &'static str| -> Vec<&'a str> {
+        let k = &*KEYS;
+        let each = |list: Key, field: Key| -> Vec<&'a str> {
             resource
-                .member(Key::of(list))
+                .member(list)
                 .into_iter()
                 .flat_map(View::items)
-                .filter_map(|item| item.member(Key::of(field)).and_then(View::as_str))
+                .filter_map(|item| item.member(field).and_then(View::as_str))
                 .collect()
         };
         let one = |v: Option<V>| v.and_then(View::as_str).into_iter().collect();
         match self {
-            Index::UserName => one(resource.member(Key::of("userName"))),
-            Index::Email => each("emails", "value"),
-            Index::UserExternalId | Index::GroupExternalId => {
-                one(resource.member(Key::of("externalId")))
-            }
+            Index::UserName => one(resource.member(k.user_name)),
+            Index::Email => each(k.emails, k.value),
+            Index::UserExternalId | Index::GroupExternalId => one(resource.member(k.external_id)),
             Index::EmployeeNumber => one(resource
-                .member(Key::of(ENTERPRISE_USER_URN))
-                .and_then(|x| x.member(Key::of("employeeNumber")))),
-            Index::GroupName => one(resource.member(Key::of("displayName"))),
-            Index::MemberOf => each("members", "value"),
+                .member(k.enterprise)
+                .and_then(|x| x.member(k.employee_number))),
+            Index::GroupName => one(resource.member(k.display_name)),
+            Index::MemberOf => each(k.members, k.value),
         }
     }
 
@@ -158,6 +157,29 @@ impl Index {
             .collect()
     }
 }
+
+/// The keys the indexes read, looked up once.
+struct IndexKeys {
+    user_name: Key,
+    emails: Key,
+    value: Key,
+    external_id: Key,
+    enterprise: Key,
+    employee_number: Key,
+    display_name: Key,
+    members: Key,
+}
+
+static KEYS: std::sync::LazyLock<IndexKeys> = std::sync::LazyLock::new(|| IndexKeys {
+    user_name: Key::of("userName"),
+    emails: Key::of("emails"),
+    value: Key::of("value"),
+    external_id: Key::of("externalId"),
+    enterprise: Key::of(ENTERPRISE_USER_URN),
+    employee_number: Key::of("employeeNumber"),
+    display_name: Key::of("displayName"),
+    members: Key::of("members"),
+});
 
 /// FNV-1a over `bytes`, then the `splitmix64` finaliser so that near keys spread over the tree.
 fn key_hash(bytes: &[u8]) -> u64 {
