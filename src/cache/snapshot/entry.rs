@@ -92,17 +92,7 @@ impl Entry {
     /// The full resource, `meta` included, parsed from the stored bytes: for what must build a resource of
     /// its own (a projection, a PATCH's target). Nothing keeps it.
     pub fn to_json(&self) -> Value {
-        // The bytes are what serde_json wrote (checked by the snapshot file's checksum when restored), so
-        // they parse.
-        let mut v = serde_json::from_slice(&self.bytes).unwrap_or(Value::Null);
-        if let Some(extra) = self
-            .extra
-            .as_ref()
-            .and_then(|x| serde_json::from_slice::<Value>(x).ok())
-        {
-            attrs::merge_request_only(&mut v, &extra, self.kind);
-        }
-        v
+        self.to_json_skipping(&|_| false)
     }
 
     /// What the entry's tape holds, in bytes (0 until it is built).
@@ -113,6 +103,8 @@ impl Entry {
     /// [`Entry::to_json`] without the top-level members `skip` names, which are stepped over unread: a
     /// projection that leaves out a group's 100,000 members does not build them.
     pub fn to_json_skipping(&self, skip: &dyn Fn(&str) -> bool) -> Value {
+        // The bytes are what serde_json wrote (checked by the snapshot file's checksum when restored), so
+        // they parse.
         let mut de = serde_json::Deserializer::from_slice(&self.bytes);
         let mut v = serde::de::Deserializer::deserialize_map(&mut de, Skipping(skip))
             .map(Value::Object)

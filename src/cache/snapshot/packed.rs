@@ -84,12 +84,6 @@ impl PackedUser {
     }
 }
 
-impl From<&JcUser> for PackedUser {
-    fn from(user: &JcUser) -> PackedUser {
-        PackedUser::pack(user)
-    }
-}
-
 impl fmt::Debug for PackedUser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PackedUser({}, {} bytes)", self.id(), self.0.len())

@@ -202,15 +202,7 @@ fn content_times_come_from_seen_when_there_is_no_previous_version() {
 #[test]
 fn with_changes_rederives_only_what_shows_the_change() {
     let s1 = build(raw(), 1, t(1000), None);
-    let mut data = s1.data.clone();
-    let mut alice = data.users.get("u1").unwrap().unpack();
-    alice.firstname = Some("Alicia".into());
-    data.users.insert(Arc::from("u1"), PackedUser::pack(&alice));
-    let touched = Touched {
-        users: [Arc::from("u1")].into_iter().collect(),
-        ..Touched::default()
-    };
-    let s2 = s1.with_changes(data, &touched, 2, t(2000), &opts());
+    let s2 = alice_renamed(&s1);
     assert_eq!(
         s2.get(ResourceKind::User, "u1").unwrap().to_json()["name"]["givenName"],
         "Alicia"
@@ -371,15 +363,7 @@ fn the_time_index_follows_writes_and_finds_what_changed_since() {
     let all_since = |s: &Snapshot, at: i64| s.indexes.modified_since(ResourceKind::User, t(at));
     assert_eq!(all_since(&s1, 0).len(), s1.users.len());
     assert!(all_since(&s1, 1001).is_empty());
-    let mut data = s1.data.clone();
-    let mut alice = data.users.get("u1").unwrap().unpack();
-    alice.firstname = Some("Alicia".into());
-    data.users.insert(Arc::from("u1"), PackedUser::pack(&alice));
-    let touched = Touched {
-        users: [Arc::from("u1")].into_iter().collect(),
-        ..Touched::default()
-    };
-    let s2 = s1.with_changes(data, &touched, 2, t(2000), &opts());
+    let s2 = alice_renamed(&s1);
     assert_eq!(all_since(&s2, 1001), vec![Arc::<str>::from("u1")]);
     assert_eq!(
         all_since(&s2, 0).len(),
@@ -477,4 +461,17 @@ fn member_ids_of(group: &serde_json::Value) -> std::collections::BTreeSet<String
         .flatten()
         .filter_map(|m| m["value"].as_str().map(String::from))
         .collect()
+}
+
+/// The next version after a write that renamed Alice (u1) at t(2000).
+fn alice_renamed(s1: &Snapshot) -> Snapshot {
+    let mut data = s1.data.clone();
+    let mut alice = data.users.get("u1").unwrap().unpack();
+    alice.firstname = Some("Alicia".into());
+    data.users.insert(Arc::from("u1"), PackedUser::pack(&alice));
+    let touched = Touched {
+        users: [Arc::from("u1")].into_iter().collect(),
+        ..Touched::default()
+    };
+    s1.with_changes(data, &touched, 2, t(2000), &opts())
 }

@@ -305,6 +305,27 @@ impl Writer {
         }
     }
 
+    /// A write's name, externalId and description: sent for a user group when they changed; for a
+    /// directory listed as a group, which cannot change them, the write is refused when it would
+    /// (`refused` names what it would change).
+    async fn write_fields(
+        &self,
+        snap: &Snapshot,
+        entry: &Entry,
+        gid: &Id,
+        (name, external_id, description): (&str, Option<&str>, Option<&str>),
+        refused: Option<&str>,
+    ) -> Result<(), WriteError> {
+        if entry.group_source == Some(GroupSource::Directory) {
+            return match refused {
+                Some(what) => Self::refuse_directory_change(entry, what),
+                None => Ok(()),
+            };
+        }
+        self.update_group_fields(snap, gid, name, external_id, description)
+            .await
+    }
+
     /// Rename / re-describe a user group when the resource says so.
     async fn update_group_fields(
         &self,
@@ -369,21 +390,14 @@ impl Writer {
             members,
         } = desired_group(body, &self.settings.patch.refs)?;
         let gid = ident(id);
-        if entry.group_source == Some(GroupSource::Directory) {
-            let current = served_name(&entry);
-            if current != name {
-                Self::refuse_directory_change(&entry, "renaming")?;
-            }
-        } else {
-            self.update_group_fields(
-                &snap,
-                &gid,
-                &name,
-                external_id.as_deref(),
-                description.as_deref(),
-            )
+        let refused = (served_name(&entry) != name).then_some("renaming");
+        let fields = (
+            name.as_str(),
+            external_id.as_deref(),
+            description.as_deref(),
+        );
+        self.write_fields(&snap, &entry, &gid, fields, refused)
             .await?;
-        }
         let want: BTreeSet<String> = members.unwrap_or_default().into_iter().collect();
         let have: BTreeSet<String> = member_ids(entry.view());
         let added: Vec<String> = want.difference(&have).cloned().collect();
@@ -416,21 +430,15 @@ impl Writer {
             description,
             ..
         } = desired_group(&resource, &self.settings.patch.refs)?;
-        if entry.group_source == Some(GroupSource::Directory) {
-            let current = served_name(&entry);
-            if current != name || resource.get("externalId").is_some() {
-                Self::refuse_directory_change(&entry, "changing its name or externalId")?;
-            }
-        } else {
-            self.update_group_fields(
-                &snap,
-                &gid,
-                &name,
-                external_id.as_deref(),
-                description.as_deref(),
-            )
+        let refused = (served_name(&entry) != name || resource.get("externalId").is_some())
+            .then_some("changing its name or externalId");
+        let fields = (
+            name.as_str(),
+            external_id.as_deref(),
+            description.as_deref(),
+        );
+        self.write_fields(&snap, &entry, &gid, fields, refused)
             .await?;
-        }
         self.apply_membership(&gid, &outcome.membership.added, &outcome.membership.removed)
             .await?;
         Self::written(self.snapshot().await?, ResourceKind::Group, id)
