@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 use super::AppState;
-use super::list_body::{ListBody, Part};
+use super::list_body::{Handoff, ListBody, Part};
 use super::support::{
     add_snapshot_headers, entry_bytes, error, if_none_match, query_map, scim_response, selection,
 };
@@ -94,8 +94,12 @@ fn render_list_with(pages: &Pages<'_>, snap: &Snapshot, cursors: Option<Cursors>
             attrs: (*attrs).clone(),
         })
         .collect();
-    let body = ListBody::new(list::list_head(total, count, position), parts);
-    let mut resp = scim_response(StatusCode::OK, Body::new(body));
+    let handoff = Handoff::new(ListBody::new(
+        list::list_head(total, count, position),
+        parts,
+    ));
+    let mut resp = scim_response(StatusCode::OK, Body::new(handoff.body()));
+    resp.extensions_mut().insert(handoff);
     add_snapshot_headers(&mut resp, snap);
     resp
 }

@@ -23,6 +23,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Bytes;
+use bytes::Buf;
+use http_body::{Body, Frame, SizeHint};
 use hyper::rt::{Sleep, Timer};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -30,6 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use super::list_body::{Handoff, ListBody, Run};
 use crate::scim::error::ScimError;
 
 /// Connection bounds (`limits.*`).
@@ -163,10 +167,10 @@ async fn serve_connection(
             idle: limits.idle_timeout,
         })
         .header_read_timeout(limits.header_read_timeout)
-        // A ListResponse is a body of hundreds of chunks (each resource's stored bytes, commas between);
-        // hyper's vectored queue takes 16 buffers a write, so a page of 100 took 13 `writev`s. Flattened
-        // into hyper's bounded write buffer it is one copy and a write or two: pages went from 37% to 54%
-        // of the ceiling in `examples/load`, single resources from 68% to 72%.
+        // Flattened into hyper's bounded write buffer, an answer is one copy and a write or two. A
+        // ListResponse comes as runs of its resources' stored bytes (`Served::List`); sent vectored, a
+        // page of 100 took four `writev`s of 64 buffers and measured no faster in `examples/load`, and a
+        // single resource (head and body in two buffers) measured slower.
         .writev(false)
         .keep_alive(true);
     let service = tower::ServiceBuilder::new()
@@ -174,6 +178,7 @@ async fn serve_connection(
             req.extensions_mut().insert(PeerAddr(peer));
             req
         })
+        .map_response(Served::of)
         .service(router);
     let conn = builder.serve_connection(io, TowerToHyperService::new(service));
     let mut conn = std::pin::pin!(conn);
@@ -212,6 +217,87 @@ async fn refuse(mut stream: TcpStream) {
         stream.shutdown().await
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
+/// A response's body as this loop sends it: the router's, or a list handed off to be sent in runs of
+/// pieces ([`Handoff`]).
+enum Served {
+    Router(axum::body::Body),
+    List(ListBody),
+}
+
+impl Served {
+    fn of(resp: axum::response::Response) -> axum::http::Response<Served> {
+        let (mut parts, body) = resp.into_parts();
+        match parts.extensions.remove::<Handoff>().and_then(|h| h.take()) {
+            Some(list) => axum::http::Response::from_parts(parts, Served::List(list)),
+            None => axum::http::Response::from_parts(parts, Served::Router(body)),
+        }
+    }
+}
+
+/// One frame's data: the router's bytes, or a run of a list's pieces.
+enum Out {
+    Bytes(Bytes),
+    Run(Run),
+}
+
+impl Buf for Out {
+    fn remaining(&self) -> usize {
+        match self {
+            Out::Bytes(b) => b.remaining(),
+            Out::Run(r) => r.remaining(),
+        }
+    }
+    fn chunk(&self) -> &[u8] {
+        match self {
+            Out::Bytes(b) => b.chunk(),
+            Out::Run(r) => r.chunk(),
+        }
+    }
+    fn advance(&mut self, n: usize) {
+        match self {
+            Out::Bytes(b) => b.advance(n),
+            Out::Run(r) => r.advance(n),
+        }
+    }
+    fn chunks_vectored<'a>(&'a self, dst: &mut [io::IoSlice<'a>]) -> usize {
+        match self {
+            Out::Bytes(b) => b.chunks_vectored(dst),
+            Out::Run(r) => r.chunks_vectored(dst),
+        }
+    }
+}
+
+impl Body for Served {
+    type Data = Out;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Out>, axum::Error>>> {
+        match self.get_mut() {
+            Served::Router(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|f| f.map(|f| f.map_data(Out::Bytes)))),
+            Served::List(l) => Poll::Ready(l.next_run().map(|r| Ok(Frame::data(Out::Run(r))))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Served::Router(b) => b.is_end_stream(),
+            Served::List(l) => l.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Served::Router(b) => b.size_hint(),
+            Served::List(l) => l.size_hint(),
+        }
+    }
 }
 
 /// A connection's stream, counting the bytes read from it.
