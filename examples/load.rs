@@ -14,12 +14,17 @@
 //! - one more full refresh;
 //! - the persisted file's size, and how soon a start-up from it serves reads.
 //!
-//! `--only=TEXT` measures only the scenarios whose label contains TEXT (e.g. to profile one with `perf`).
+//! `--only=TEXT` measures only the scenarios whose label contains TEXT (e.g. to profile one with `perf`),
+//! and `--no-ceiling` leaves the ceiling out, so that a profile shows the service's side alone.
 //! With `--log=…` the service logs as it does in production (one line per request, at info), and each
 //! scenario also runs without and with that line, for its cost (send standard error to `/dev/null`).
 //! Every loop is bounded in count and time.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// The binary's allocator, so that the service measured here allocates as it does in production.
+#[global_allocator]
+static ALLOCATOR: jumpcloud_scim::cache::memory::Allocator = tikv_jemallocator::Jemalloc;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -66,6 +71,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 static LOG_SWITCH: OnceLock<LogSwitch> = OnceLock::new();
 /// Set by `--only=TEXT`: measure only the scenarios whose label contains it (for a profile of one).
 static ONLY: OnceLock<String> = OnceLock::new();
+/// Set by `--no-ceiling`: measure the service alone (for a profile of its side only).
+static NO_CEILING: OnceLock<bool> = OnceLock::new();
 
 /// Latencies of the requests answered, the failures, and the time they took.
 #[derive(Default)]
@@ -164,7 +171,9 @@ async fn versus(label: &str, client: &reqwest::Client, service: Vec<String>, cei
             switch.set("info");
         }
         svc.extend(sample(client, &service, RUN_FOR / ROUNDS).await);
-        top.extend(sample(client, &ceiling, RUN_FOR / ROUNDS).await);
+        if !NO_CEILING.get().copied().unwrap_or(false) {
+            top.extend(sample(client, &ceiling, RUN_FOR / ROUNDS).await);
+        }
     }
     println!(
         "  {label:<24} service {}   ceiling {:>7.0} req/s   ratio {:>3.0}%   errors {}",
@@ -607,6 +616,7 @@ async fn main() {
     if let Some(only) = args.iter().find_map(|a| a.strip_prefix("--only=")) {
         let _ = ONLY.set(only.to_owned());
     }
+    let _ = NO_CEILING.set(args.iter().any(|a| a == "--no-ceiling"));
     let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() {
         vec![2000, 100_000]

@@ -10,6 +10,9 @@ use jumpcloud_scim::config::{Config, LogFormat, Secret, TokenConfig};
 use jumpcloud_scim::emulator::{self, EmulatorConfig, FaultConfig};
 use jumpcloud_scim::telemetry::logging;
 
+#[global_allocator]
+static ALLOCATOR: jumpcloud_scim::cache::memory::Allocator = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "jumpcloud-scim",
