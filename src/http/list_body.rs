@@ -108,7 +108,9 @@ impl ListBody {
             let (from, lead) = (self.item, self.comma);
             let mut len = 0;
             while self.item < slice.len() && len < RUN_BYTES {
-                len += slice[self.item].bytes.len() + usize::from(self.comma);
+                let bytes = &slice[self.item].bytes;
+                prefetch(bytes);
+                len += bytes.len() + usize::from(self.comma);
                 self.comma = true;
                 self.item += 1;
             }
@@ -217,6 +219,26 @@ impl Run {
         }
     }
 }
+
+/// Ask for `bytes` to be brought into the cache as a run is cut, before hyper writes it: the resources
+/// of a page lie apart in memory, and the write's copy would otherwise wait on each one in turn.
+#[inline]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64).take(PREFETCH_LINES) {
+        // SAFETY: a prefetch is a hint; it reads nothing and cannot fault.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
+/// Cache lines of each resource [`prefetch`] asks for.
+const PREFETCH_LINES: usize = 32;
 
 /// Resource `at` of `items`' stored bytes.
 fn stored(items: &Items, at: usize) -> &[u8] {
