@@ -281,14 +281,23 @@ impl Metrics {
 
     /// One answered HTTP request. `route` is the route label (method and template, see [`route_label`]).
     pub fn observe_http(&self, route: &str, status: u16, elapsed: Duration) {
-        let seen = self.http_handles.read().ok().and_then(|h| {
-            let r = h.get(route)?;
-            let counter = r.by_status.iter().find(|(s, _)| *s == status)?.1.clone();
-            Some((r.duration.clone(), counter))
+        // Counted under the read guard: the handles are not cloned (two shared counts fewer per request).
+        let counted = self.http_handles.read().ok().is_some_and(|h| {
+            let Some(r) = h.get(route) else {
+                return false;
+            };
+            let Some((_, counter)) = r.by_status.iter().find(|(s, _)| *s == status) else {
+                return false;
+            };
+            counter.inc();
+            r.duration.observe(elapsed.as_secs_f64());
+            true
         });
-        let (duration, counter) = seen.unwrap_or_else(|| self.http_handles_for(route, status));
-        counter.inc();
-        duration.observe(elapsed.as_secs_f64());
+        if !counted {
+            let (duration, counter) = self.http_handles_for(route, status);
+            counter.inc();
+            duration.observe(elapsed.as_secs_f64());
+        }
         lock(&self.http_minutes).add(current_minute(), status);
     }
 
