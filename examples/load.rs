@@ -140,15 +140,23 @@ async fn sample(client: &reqwest::Client, urls: &Arc<Vec<String>>, run_for: Dura
     out
 }
 
-/// The ceiling: axum with no layers answering `bodies[i]` at `/{i}`, from memory.
-async fn ceiling(bodies: Vec<Bytes>) -> String {
+/// The ceiling: axum with no layers answering `bodies[s][i]` at `/{s}/{i}`, from memory.
+async fn ceiling(bodies: Vec<Vec<Bytes>>) -> String {
     let bodies = Arc::new(bodies);
     let app = axum::Router::new().route(
-        "/{i}",
-        axum::routing::get(move |axum::extract::Path(i): axum::extract::Path<usize>| {
-            let bodies = bodies.clone();
-            async move { bodies.get(i).cloned().unwrap_or_default() }
-        }),
+        "/{s}/{i}",
+        axum::routing::get(
+            move |axum::extract::Path((s, i)): axum::extract::Path<(usize, usize)>| {
+                let bodies = bodies.clone();
+                async move {
+                    bodies
+                        .get(s)
+                        .and_then(|b| b.get(i))
+                        .cloned()
+                        .unwrap_or_default()
+                }
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -159,11 +167,20 @@ async fn ceiling(bodies: Vec<Bytes>) -> String {
 }
 
 /// One scenario against the service and the ceiling, in alternating rounds; with `--log=…`, the service
-/// also alternates its request line off and on.
-async fn versus(label: &str, client: &reqwest::Client, service: Vec<String>, ceiling: String) {
+/// also alternates its request line off and on. The ceiling answers request `i` with the bytes the
+/// service answered `service[i]` with (`ceiling[i]`), so both read as many distinct bytes from memory;
+/// the ratio to a ceiling that answers every request with one body (cache-hot, as no directory is) is
+/// printed beside it.
+async fn versus(label: &str, client: &reqwest::Client, service: Vec<String>, ceiling: Vec<String>) {
     let service = Arc::new(service);
-    let ceiling = Arc::new(vec![ceiling]);
-    let (mut svc, mut top, mut quiet) = (Sample::default(), Sample::default(), Sample::default());
+    let one = Arc::new(ceiling[..1].to_vec());
+    let ceiling = Arc::new(ceiling);
+    let (mut svc, mut top, mut top1, mut quiet) = (
+        Sample::default(),
+        Sample::default(),
+        Sample::default(),
+        Sample::default(),
+    );
     for _ in 0..ROUNDS {
         if let Some(switch) = LOG_SWITCH.get() {
             switch.set("off");
@@ -173,14 +190,17 @@ async fn versus(label: &str, client: &reqwest::Client, service: Vec<String>, cei
         svc.extend(sample(client, &service, RUN_FOR / ROUNDS).await);
         if !NO_CEILING.get().copied().unwrap_or(false) {
             top.extend(sample(client, &ceiling, RUN_FOR / ROUNDS).await);
+            top1.extend(sample(client, &one, RUN_FOR / ROUNDS).await);
         }
     }
     println!(
-        "  {label:<24} service {}   ceiling {:>7.0} req/s   ratio {:>3.0}%   errors {}",
+        "  {label:<24} service {}   ceiling {:>7.0} req/s   ratio {:>3.0}%   (one body: {:>6.0} req/s, {:>3.0}%)   errors {}",
         svc.line(),
         top.rps(),
         svc.rps() / top.rps().max(1.0) * 100.0,
-        svc.errors + top.errors,
+        top1.rps(),
+        svc.rps() / top1.rps().max(1.0) * 100.0,
+        svc.errors + top.errors + top1.errors,
     );
     if LOG_SWITCH.get().is_some() {
         println!(
@@ -545,10 +565,14 @@ async fn run(users: usize) {
         ("userName eq filter", filters),
         ("lastModified gt delta", vec![delta]),
     ];
-    // The ceiling answers each scenario with the bytes of its first request's answer.
+    // The ceiling answers each of a scenario's requests with the bytes the service answered it with.
     let mut bodies = Vec::new();
     for (_, urls) in &scenarios {
-        bodies.push(get_bytes(&client, &urls[0]).await);
+        let mut answers = Vec::with_capacity(urls.len());
+        for url in urls {
+            answers.push(get_bytes(&client, url).await);
+        }
+        bodies.push(answers);
     }
     let top = ceiling(bodies).await;
     println!(
@@ -557,7 +581,8 @@ async fn run(users: usize) {
     );
     for (i, (label, urls)) in scenarios.into_iter().enumerate() {
         if ONLY.get().is_none_or(|only| label.contains(only.as_str())) {
-            versus(label, &client, urls, format!("{top}/{i}")).await;
+            let ceiling = (0..urls.len()).map(|j| format!("{top}/{i}/{j}")).collect();
+            versus(label, &client, urls, ceiling).await;
         }
     }
 
