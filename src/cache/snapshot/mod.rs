@@ -25,9 +25,10 @@
 //! | group entries (their members as served) | 0.31 KB | reads of groups |
 //!
 //! No parsed JSON tree is kept (what needs one parses the bytes and drops it), index keys are 64-bit hashes
-//! in trees rather than text in hash tries, and sets of one id hold it inline. The process's resident size
-//! is about 5.1–5.5 KB a user past its own ~20 MiB: the allocator's overhead and what the last refresh's
-//! transient data left in partly used pages (returned with `malloc_trim` where it can be, [`super::memory`]).
+//! in trees rather than text in hash tries, and sets of one id hold it inline. The `serve` process's resident
+//! size is 466–472 MiB after its first refresh and a full walk (`examples/sizing`), about 4.6 KB a user past its
+//! own ~20 MiB: the live heap above, jemalloc's size classes and what the last refresh's transient data left
+//! in partly used pages (purged after each refresh, [`super::memory`]).
 //!
 //! This module knows the JumpCloud DTOs only as data handed to `crate::mapping`; it does no IO.
 //!
