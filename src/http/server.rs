@@ -158,6 +158,7 @@ async fn serve_connection(
     let io = TokioIo::new(Counted {
         inner: stream,
         bytes: activity.clone(),
+        corked: false,
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -301,10 +302,38 @@ impl Body for Served {
     }
 }
 
-/// A connection's stream, counting the bytes read from it.
+/// A connection's stream, counting the bytes read from it. A write hyper fills with as many buffers as it
+/// gives one call ([`WRITEV_BUFFERS`]) has more behind it: the socket is corked until hyper flushes, so that
+/// an answer written in several calls leaves in full segments rather than one push per call.
 struct Counted {
     inner: TcpStream,
     bytes: Arc<AtomicU64>,
+    corked: bool,
+}
+
+/// Buffers hyper passes to one vectored write at most.
+const WRITEV_BUFFERS: usize = 64;
+
+impl Counted {
+    fn cork(&mut self, on: bool) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let value: libc::c_int = on.into();
+            // SAFETY: the descriptor is this stream's, open for as long as `self`; the option value is a
+            // `c_int` passed with its size.
+            unsafe {
+                libc::setsockopt(
+                    self.inner.as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_CORK,
+                    std::ptr::from_ref(&value).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+        self.corked = on;
+    }
 }
 
 impl AsyncRead for Counted {
@@ -332,6 +361,9 @@ impl AsyncWrite for Counted {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.corked {
+            self.cork(false);
+        }
         Pin::new(&mut self.inner).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -342,6 +374,9 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if bufs.len() >= WRITEV_BUFFERS && !self.corked {
+            self.cork(true);
+        }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
