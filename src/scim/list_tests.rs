@@ -139,3 +139,17 @@ fn query_errors_surface() {
     assert!(q.filter.is_none() && q.sort.is_none() && q.attributes.is_default());
     assert_eq!(q.paging, Paging::default());
 }
+
+#[test]
+fn a_list_around_its_envelope_is_the_list_response() {
+    let resources: [&[u8]; 3] = [br#"{"id":"a"}"#, br#"{"id":"b"}"#, br#"{"id":"c"}"#];
+    for n in 0..=3 {
+        let page = &resources[..n];
+        let head = list_head(7, page.len(), Position::Index(2));
+        assert_eq!(
+            list_around(head, page),
+            list_response(7, Position::Index(2), page),
+            "{n} resources"
+        );
+    }
+}
