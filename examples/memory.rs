@@ -147,9 +147,8 @@ async fn main() {
 }
 
 async fn parts(url: &str, users: usize) {
-    use jumpcloud_scim::cache::snapshot::{BuildOptions, Data, Snapshot};
+    use jumpcloud_scim::cache::snapshot::{Data, Snapshot};
     use jumpcloud_scim::jumpcloud::client::{JcClient, JcClientConfig};
-    use jumpcloud_scim::mapping::MappingOptions;
     let client = JcClient::new(JcClientConfig::new(url, "demo-key")).unwrap();
     let per = |a: f64, b: f64| {
         format!(
@@ -167,14 +166,7 @@ async fn parts(url: &str, users: usize) {
     let data = Data::from_raw(raw);
     let l2 = live();
     println!("Data (raw dropped): {}", per(l2, l0));
-    let opts = BuildOptions {
-        mapping: MappingOptions {
-            username_attribute: "scimUserName".into(),
-            external_id_attribute: "scimExternalId".into(),
-            scim_base: "http://x/scim/v2".into(),
-        },
-        directories_as_groups: true,
-    };
+    let opts = build_options();
     let now = jiff::Timestamp::now();
     let mut snap = Snapshot::build(data, 1, now, now, &opts, None, &|_, _| None);
     let l3 = live();
@@ -221,23 +213,15 @@ async fn parts(url: &str, users: usize) {
 }
 
 pub async fn scan_time(url: &str) {
-    use jumpcloud_scim::cache::snapshot::{BuildOptions, Data, Snapshot};
+    use jumpcloud_scim::cache::snapshot::{Data, Snapshot};
     use jumpcloud_scim::jumpcloud::client::{JcClient, JcClientConfig};
-    use jumpcloud_scim::mapping::MappingOptions;
     use jumpcloud_scim::scim::ResourceKind;
     use jumpcloud_scim::scim::list::{Query, QueryParams};
     let client = JcClient::new(JcClientConfig::new(url, "demo-key")).unwrap();
     let raw = jumpcloud_scim::cache::refresher::fetch(&client)
         .await
         .unwrap();
-    let opts = BuildOptions {
-        mapping: MappingOptions {
-            username_attribute: "scimUserName".into(),
-            external_id_attribute: "scimExternalId".into(),
-            scim_base: "http://x/scim/v2".into(),
-        },
-        directories_as_groups: true,
-    };
+    let opts = build_options();
     let now = jiff::Timestamp::now();
     let snap = Snapshot::build(Data::from_raw(raw), 1, now, now, &opts, None, &|_, _| None);
     for f in [
@@ -262,5 +246,17 @@ pub async fn scan_time(url: &str) {
             "{f}: {:.1} ms ({total} match)",
             t.elapsed().as_secs_f64() * 100.0
         );
+    }
+}
+
+/// The options the service builds snapshots with by default, for the builds measured here.
+fn build_options() -> jumpcloud_scim::cache::snapshot::BuildOptions {
+    jumpcloud_scim::cache::snapshot::BuildOptions {
+        mapping: jumpcloud_scim::mapping::MappingOptions {
+            username_attribute: "scimUserName".into(),
+            external_id_attribute: "scimExternalId".into(),
+            scim_base: "http://x/scim/v2".into(),
+        },
+        directories_as_groups: true,
     }
 }

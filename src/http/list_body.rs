@@ -11,7 +11,10 @@
 //! So the accept loop ([`super::server`]) takes the body out of the response ([`Handoff`]) and sends it
 //! as [`Run`]s: a range of the page's items ([`RUN_BYTES`] or so) as one frame, whose resources are
 //! borrowed from the items the run holds. A response that does not pass through that loop (a router
-//! driven directly) streams the same body frame by frame.
+//! driven directly, as unit tests do) gets the same bytes, each run copied into a frame of its own.
+//!
+//! A list of a few resources (at most [`SMALL_LIST`] bytes of them: a lookup's answer) is one buffer
+//! instead ([`body`]): copying a few kilobytes costs less than the handoff.
 
 use std::convert::Infallible;
 use std::io::IoSlice;
@@ -27,13 +30,39 @@ use super::support::entry_bytes;
 use crate::directory::read::Items;
 use crate::scim::ResourceKind;
 use crate::scim::attrs::AttrSelection;
-use crate::scim::list::LIST_TAIL;
+use crate::scim::list::{LIST_TAIL, list_around};
 
 /// The resources of one kind on a page, and how they are projected.
 pub struct Part {
     pub items: Items,
     pub kind: ResourceKind,
     pub attrs: AttrSelection,
+}
+
+/// Bytes of resources up to which a list is answered as one buffer rather than handed off in runs.
+pub const SMALL_LIST: usize = 16 * 1024;
+
+/// A list's body: one buffer when it is small and nothing is projected, else the response's own body
+/// for a [`Handoff`] the response must carry in its extensions.
+pub fn body(head: Vec<u8>, parts: Vec<Part>) -> (axum::body::Body, Option<Handoff>) {
+    let small = parts.iter().all(|p| p.attrs.is_default())
+        && parts
+            .iter()
+            .flat_map(|p| p.items.iter())
+            .try_fold(0usize, |n, e| {
+                Some(n + e.bytes.len() + 1).filter(|n| *n <= SMALL_LIST)
+            })
+            .is_some();
+    if small {
+        let resources: Vec<&[u8]> = parts
+            .iter()
+            .flat_map(|p| p.items.iter())
+            .map(|e| &e.bytes[..])
+            .collect();
+        return (axum::body::Body::from(list_around(head, &resources)), None);
+    }
+    let handoff = Handoff::new(ListBody::new(head, parts));
+    (axum::body::Body::new(handoff.body()), Some(handoff))
 }
 
 /// The body: see the module docs.
@@ -85,7 +114,7 @@ impl ListBody {
 
     fn take_run(&mut self) -> Option<Run> {
         if let Some(head) = self.head.take() {
-            return Some(Run::bytes(head));
+            return Some(Run::from(head));
         }
         while let Some(part) = self.parts.get(self.part) {
             let slice = part.items.as_slice();
@@ -100,9 +129,9 @@ impl ListBody {
                 let comma = std::mem::replace(&mut self.comma, true);
                 self.item += 1;
                 return Some(if comma {
-                    Run::bytes(Bytes::from_static(b",")).then(bytes)
+                    Run::from(Bytes::from_static(b",")).then(bytes)
                 } else {
-                    Run::bytes(bytes)
+                    Run::from(bytes)
                 });
             }
             let (from, lead) = (self.item, self.comma);
@@ -120,7 +149,7 @@ impl ListBody {
             return None;
         }
         self.done = true;
-        Some(Run::bytes(Bytes::from_static(LIST_TAIL)))
+        Some(Run::from(Bytes::from_static(LIST_TAIL)))
     }
 
     /// The next chunk as bytes of its own (the body sent frame by frame), or `None` once the close has
@@ -185,13 +214,6 @@ enum What {
 }
 
 impl Run {
-    fn bytes(b: Bytes) -> Run {
-        Run {
-            remaining: b.len(),
-            what: What::Bytes(b, None),
-        }
-    }
-
     /// This run followed by `next`.
     fn then(self, next: Bytes) -> Run {
         match self.what {
@@ -239,6 +261,15 @@ fn prefetch(bytes: &[u8]) {
 
 /// Cache lines of each resource [`prefetch`] asks for.
 const PREFETCH_LINES: usize = 32;
+
+impl From<Bytes> for Run {
+    fn from(b: Bytes) -> Run {
+        Run {
+            remaining: b.len(),
+            what: What::Bytes(b, None),
+        }
+    }
+}
 
 /// Resource `at` of `items`' stored bytes.
 fn stored(items: &Items, at: usize) -> &[u8] {

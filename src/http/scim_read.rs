@@ -2,7 +2,7 @@
 //! comes from one snapshot version and says which (`X-Snapshot-Version`, `X-Snapshot-Age`).
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 use super::AppState;
-use super::list_body::{Handoff, ListBody, Part};
+use super::list_body::{self, Part};
 use super::support::{
     add_snapshot_headers, entry_bytes, error, if_none_match, query_map, scim_response, selection,
 };
@@ -74,9 +74,6 @@ struct Cursors {
     previous: Option<String>,
 }
 
-/// Bytes of resources up to which a list is answered as one buffer rather than handed off in runs.
-const SMALL_LIST: usize = 16 * 1024;
-
 fn render_list_with(pages: &Pages<'_>, snap: &Snapshot, cursors: Option<Cursors>) -> Response {
     let total: usize = pages.iter().map(|(p, _, _)| p.total).sum();
     let start_index = pages.first().map(|(p, _, _)| p.start_index).unwrap_or(1);
@@ -97,31 +94,11 @@ fn render_list_with(pages: &Pages<'_>, snap: &Snapshot, cursors: Option<Cursors>
             attrs: (*attrs).clone(),
         })
         .collect();
-    let head = list::list_head(total, count, position);
-    let small = parts.iter().all(|p| p.attrs.is_default())
-        && parts
-            .iter()
-            .flat_map(|p| p.items.iter())
-            .try_fold(0usize, |n, e| {
-                Some(n + e.bytes.len() + 1).filter(|n| *n <= SMALL_LIST)
-            })
-            .is_some();
-    let mut resp = if small {
-        // A lookup's answer (a `userName eq`, a delta of a few users): a copy of a few kilobytes costs less
-        // than handing the accept loop a body to send in runs.
-        let resources: Vec<&[u8]> = parts
-            .iter()
-            .flat_map(|p| p.items.iter())
-            .map(|e| &e.bytes[..])
-            .collect();
-        let body = list::list_around(head, &resources);
-        scim_response(StatusCode::OK, Body::from(body))
-    } else {
-        let handoff = Handoff::new(ListBody::new(head, parts));
-        let mut resp = scim_response(StatusCode::OK, Body::new(handoff.body()));
+    let (body, handoff) = list_body::body(list::list_head(total, count, position), parts);
+    let mut resp = scim_response(StatusCode::OK, body);
+    if let Some(handoff) = handoff {
         resp.extensions_mut().insert(handoff);
-        resp
-    };
+    }
     add_snapshot_headers(&mut resp, snap);
     resp
 }

@@ -11,7 +11,9 @@
 //! hyper's only timer on a server connection is the header-read timeout, started when it waits for the next
 //! request's head, that is, from the moment a keep-alive connection falls idle. [`ConnTimer`] gives that one
 //! timer both meanings: until a byte of the next request arrives it is the idle timeout; from the first
-//! byte, the header-read timeout. Knows nothing of SCIM: it serves whatever router it is given.
+//! byte, the header-read timeout. Knows nothing of SCIM: it serves whatever router it is given, except that
+//! a list body a response hands off ([`super::list_body::Handoff`]) is sent as runs of borrowed pieces,
+//! vectored, with the socket corked while one answer takes several writes.
 
 use std::future::Future;
 use std::io;
@@ -23,8 +25,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use hyper::rt::{Sleep, Timer};
 use hyper_util::rt::TokioIo;
@@ -238,52 +238,20 @@ impl Served {
     }
 }
 
-/// One frame's data: the router's bytes, or a run of a list's pieces.
-enum Out {
-    Bytes(Bytes),
-    Run(Run),
-}
-
-impl Buf for Out {
-    fn remaining(&self) -> usize {
-        match self {
-            Out::Bytes(b) => b.remaining(),
-            Out::Run(r) => r.remaining(),
-        }
-    }
-    fn chunk(&self) -> &[u8] {
-        match self {
-            Out::Bytes(b) => b.chunk(),
-            Out::Run(r) => r.chunk(),
-        }
-    }
-    fn advance(&mut self, n: usize) {
-        match self {
-            Out::Bytes(b) => b.advance(n),
-            Out::Run(r) => r.advance(n),
-        }
-    }
-    fn chunks_vectored<'a>(&'a self, dst: &mut [io::IoSlice<'a>]) -> usize {
-        match self {
-            Out::Bytes(b) => b.chunks_vectored(dst),
-            Out::Run(r) => r.chunks_vectored(dst),
-        }
-    }
-}
-
 impl Body for Served {
-    type Data = Out;
+    /// A frame of the router's bytes is a run of one piece.
+    type Data = Run;
     type Error = axum::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Out>, axum::Error>>> {
+    ) -> Poll<Option<Result<Frame<Run>, axum::Error>>> {
         match self.get_mut() {
             Served::Router(b) => Pin::new(b)
                 .poll_frame(cx)
-                .map(|f| f.map(|f| f.map(|f| f.map_data(Out::Bytes)))),
-            Served::List(l) => Poll::Ready(l.next_run().map(|r| Ok(Frame::data(Out::Run(r))))),
+                .map(|f| f.map(|f| f.map(|f| f.map_data(Run::from)))),
+            Served::List(l) => Poll::Ready(l.next_run().map(|r| Ok(Frame::data(r)))),
         }
     }
 

@@ -183,14 +183,7 @@ pub fn list_response<B: AsRef<[u8]>>(
     position: Position<'_>,
     resources: &[B],
 ) -> Vec<u8> {
-    let size: usize = resources
-        .iter()
-        .map(|b| b.as_ref().len() + 1)
-        .sum::<usize>()
-        + 160;
-    let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(&list_head(total, resources.len(), position));
-    close_list(out, resources)
+    list_around(list_head(total, resources.len(), position), resources)
 }
 
 /// A `ListResponse` from its envelope ([`list_head`]) and its resources, serialised already.
@@ -198,11 +191,6 @@ pub fn list_around<B: AsRef<[u8]>>(head: Vec<u8>, resources: &[B]) -> Vec<u8> {
     let size: usize = resources.iter().map(|b| b.as_ref().len() + 1).sum();
     let mut out = Vec::with_capacity(head.len() + size + LIST_TAIL.len());
     out.extend_from_slice(&head);
-    close_list(out, resources)
-}
-
-/// `out` (an envelope) with the resources, commas between, and the close.
-fn close_list<B: AsRef<[u8]>>(mut out: Vec<u8>, resources: &[B]) -> Vec<u8> {
     for (i, b) in resources.iter().enumerate() {
         if i > 0 {
             out.push(b',');
