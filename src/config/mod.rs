@@ -107,7 +107,8 @@ pub struct LimitsConfig {
     pub idle_timeout_s: u64,
     /// Connections open at once; one more is answered 503 and closed.
     pub max_connections: usize,
-    /// CPU-heavy request work (PATCH application) running at once, off the async workers.
+    /// CPU-heavy request work (PATCH applications, scan filters and sorts) running at once, off the async
+    /// workers.
     pub cpu_tasks: usize,
     /// Failed authentications a credential name (a Basic user name, an OAuth client id; for bearer tokens,
     /// the client's address) may have in a burst before it is answered 429.

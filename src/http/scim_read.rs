@@ -153,8 +153,8 @@ async fn list_kind(
 }
 
 /// [`index_page`], on a blocking thread when the query scans: a scan takes tens of milliseconds at 100,000
-/// users, and the async workers keep answering everyone else (the request's deadline still applies to the
-/// wait).
+/// users, and the async workers keep answering everyone else. At most `limits.cpu_tasks` such threads work
+/// at once (the request's deadline still applies to the wait).
 async fn page_off_runtime(
     state: &AppState,
     principal: &Principal,
@@ -165,16 +165,28 @@ async fn page_off_runtime(
     if !crate::directory::read::scans(&query) {
         return index_page(state, principal, kind, &params, &query);
     }
+    // Scans share the `cpu_tasks` bound with PATCH applications: however many clients scan at once, only
+    // that many blocking threads do the work, and the rest wait within their deadline.
+    let Some(permit) = state.writer.cpu_permit().await else {
+        return error(ScimError::new(
+            503,
+            None,
+            "the service is shutting down; retry shortly",
+        ));
+    };
     let (state, principal) = (state.clone(), principal.clone());
-    tokio::task::spawn_blocking(move || index_page(&state, &principal, kind, &params, &query))
-        .await
-        .unwrap_or_else(|_| {
-            error(ScimError::new(
-                500,
-                None,
-                "the list could not be answered; try again",
-            ))
-        })
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        index_page(&state, &principal, kind, &params, &query)
+    })
+    .await
+    .unwrap_or_else(|_| {
+        error(ScimError::new(
+            500,
+            None,
+            "the list could not be answered; try again",
+        ))
+    })
 }
 
 /// RFC 9865 cursor paging: `cursor` (empty for the first page) and `count`; the cursor names the walk and the

@@ -167,6 +167,12 @@ impl Writer {
         }
     }
 
+    /// One of the `cpu_tasks` permits for work done on a blocking thread (a PATCH, a scan filter), waited for
+    /// as long as the request's deadline allows; `None` when the service is shutting down.
+    pub async fn cpu_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.cpu.clone().acquire_owned().await.ok()
+    }
+
     /// Apply a PATCH to an entry on a blocking thread (at most `cpu_tasks` at once), so that however large
     /// it is, the async workers keep answering everyone else.
     async fn apply_off_runtime(
