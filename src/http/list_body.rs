@@ -13,6 +13,10 @@
 //! borrowed from the items the run holds. A response that does not pass through that loop (a router
 //! driven directly, as unit tests do) gets the same bytes, each run copied into a frame of its own.
 //!
+//! Resources a build packed into one block ([`block`]) that are neighbours on the page are one buffer
+//! of a run, commas included: an unchanged page of a walk is a few slices of memory, as a body built for
+//! it would be, and the socket's copy reads them in one stretch.
+//!
 //! A list of a few resources (at most [`SMALL_LIST`] bytes of them: a lookup's answer) is one buffer
 //! instead ([`body`]): copying a few kilobytes costs less than the handoff.
 
@@ -27,6 +31,7 @@ use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 
 use super::support::entry_bytes;
+use crate::cache::snapshot::block;
 use crate::directory::read::Items;
 use crate::scim::ResourceKind;
 use crate::scim::attrs::AttrSelection;
@@ -134,16 +139,33 @@ impl ListBody {
                     Run::from(bytes)
                 });
             }
-            let (from, lead) = (self.item, self.comma);
+            let mut pieces: Vec<Piece> = Vec::new();
             let mut len = 0;
             while self.item < slice.len() && len < RUN_BYTES {
-                let bytes = &slice[self.item].bytes;
-                prefetch(bytes);
-                len += bytes.len() + usize::from(self.comma);
+                let i = self.item;
+                let e = &slice[i];
+                match pieces.last_mut() {
+                    // The neighbour of the resource before it in a block: one slice with the comma.
+                    Some(Piece::Stretch { last, .. })
+                        if *last + 1 == i && block::adjacent(&slice[*last], e) =>
+                    {
+                        *last = i;
+                    }
+                    _ => {
+                        if self.comma {
+                            pieces.push(Piece::Comma);
+                        }
+                        pieces.push(Piece::Stretch { first: i, last: i });
+                        if e.block.is_none() {
+                            prefetch(&e.bytes);
+                        }
+                    }
+                }
+                len += e.bytes.len() + usize::from(self.comma);
                 self.comma = true;
                 self.item += 1;
             }
-            return Some(Run::stored(part.items.clone(), from..self.item, lead, len));
+            return Some(Run::stored(part.items.clone(), pieces, len));
         }
         if self.done {
             return None;
@@ -203,14 +225,39 @@ enum What {
     Bytes(Bytes, Option<Bytes>),
     Stored {
         items: Items,
-        /// The resource sent next and the end of the range.
+        pieces: Vec<Piece>,
+        /// The piece sent next, and its bytes already sent.
         at: usize,
-        end: usize,
-        /// A `,` is sent before resource `at`.
-        comma: bool,
-        /// Bytes of the current piece (the comma, or else the resource) already sent.
         off: usize,
     },
+}
+
+/// One buffer of a run of stored resources.
+#[derive(Debug, Clone, Copy)]
+enum Piece {
+    Comma,
+    /// Resources `first..=last` of the items: one resource, or neighbours in one block
+    /// ([`block::adjacent`]) whose bytes and commas are one slice ([`block::span`]).
+    Stretch {
+        first: usize,
+        last: usize,
+    },
+}
+
+impl Piece {
+    fn bytes(self, items: &Items) -> &[u8] {
+        let slice = items.as_slice();
+        match self {
+            Piece::Comma => b",",
+            Piece::Stretch { first, last } if first == last => {
+                slice.get(first).map_or(&[], |e| &e.bytes[..])
+            }
+            Piece::Stretch { first, last } => match (slice.get(first), slice.get(last)) {
+                (Some(a), Some(b)) => block::span(a, b).unwrap_or_default(),
+                _ => &[],
+            },
+        }
+    }
 }
 
 impl Run {
@@ -228,13 +275,12 @@ impl Run {
         }
     }
 
-    fn stored(items: Items, range: std::ops::Range<usize>, comma: bool, len: usize) -> Run {
+    fn stored(items: Items, pieces: Vec<Piece>, len: usize) -> Run {
         Run {
             what: What::Stored {
                 items,
-                at: range.start,
-                end: range.end,
-                comma,
+                pieces,
+                at: 0,
                 off: 0,
             },
             remaining: len,
@@ -271,11 +317,6 @@ impl From<Bytes> for Run {
     }
 }
 
-/// Resource `at` of `items`' stored bytes.
-fn stored(items: &Items, at: usize) -> &[u8] {
-    items.as_slice().get(at).map_or(&[], |e| &e.bytes[..])
-}
-
 impl Buf for Run {
     fn remaining(&self) -> usize {
         self.remaining
@@ -285,11 +326,14 @@ impl Buf for Run {
         match &self.what {
             What::Bytes(a, b) if a.is_empty() => b.as_deref().unwrap_or_default(),
             What::Bytes(a, _) => a,
-            What::Stored { at, end, .. } if at >= end => &[],
             What::Stored {
-                comma: true, off, ..
-            } => &b","[*off..],
-            What::Stored { items, at, off, .. } => &stored(items, *at)[*off..],
+                items,
+                pieces,
+                at,
+                off,
+            } => pieces
+                .get(*at)
+                .map_or(&[], |p| p.bytes(items).get(*off..).unwrap_or_default()),
         }
     }
 
@@ -306,26 +350,21 @@ impl Buf for Run {
             }
             What::Stored {
                 items,
+                pieces,
                 at,
-                end,
-                comma,
                 off,
             } => {
-                while n > 0 && *at < *end {
-                    let piece = if *comma { 1 } else { stored(items, *at).len() };
-                    let left = piece - *off;
+                while n > 0
+                    && let Some(p) = pieces.get(*at)
+                {
+                    let left = p.bytes(items).len().saturating_sub(*off);
                     if n < left {
                         *off += n;
                         return;
                     }
                     n -= left;
                     *off = 0;
-                    if *comma {
-                        *comma = false;
-                    } else {
-                        *at += 1;
-                        *comma = true;
-                    }
+                    *at += 1;
                 }
             }
         }
@@ -352,24 +391,16 @@ impl Buf for Run {
             }
             What::Stored {
                 items,
+                pieces,
                 at,
-                end,
-                comma,
                 off,
             } => {
-                let (mut i, mut c, mut o) = (*at, *comma, *off);
-                while i < *end {
-                    let piece = if c { &b","[..] } else { stored(items, i) };
-                    if !put(&piece[o..]) {
+                let mut o = *off;
+                for p in pieces.iter().skip(*at) {
+                    if !put(p.bytes(items).get(o..).unwrap_or_default()) {
                         break;
                     }
                     o = 0;
-                    if c {
-                        c = false;
-                    } else {
-                        i += 1;
-                        c = true;
-                    }
                 }
             }
         }
@@ -534,6 +565,54 @@ mod tests {
                 assert_eq!(exact, Some(want.len() as u64), "the length announced");
             }
             for slots in [1, 2, 5, 64] {
+                let mut list = body(&all, range.clone(), AttrSelection::default());
+                let mut got = Vec::new();
+                while let Some(mut run) = list.next_run() {
+                    drain_vectored(&mut run, slots, &mut got);
+                }
+                assert_eq!(got, want, "vectored into {slots}, range {range:?}");
+            }
+        }
+    }
+
+    /// `entries` packed into blocks as a build packs them, with `replaced` then re-derived by writes
+    /// (bytes of their own) and `removed` gone.
+    fn packed(n: usize, size: usize, replaced: &[usize], removed: &[usize]) -> Arc<[Arc<Entry>]> {
+        let mut all: Vec<Arc<Entry>> = entries(n, size).to_vec();
+        block::pack(&mut all);
+        for &i in replaced {
+            all[i] = entries(i + 1, size)[i].clone();
+        }
+        let all: Vec<_> = all
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !removed.contains(i))
+            .map(|(_, e)| e)
+            .collect();
+        all.into()
+    }
+
+    #[test]
+    fn packed_neighbours_go_out_as_one_buffer_and_the_list_is_unchanged() {
+        let all = packed(40, 1500, &[], &[]);
+        let mut list = body(&all, 5..35, AttrSelection::default());
+        let _head = list.next_run();
+        let run = list.next_run().expect("resources");
+        let mut iov = vec![IoSlice::new(&[]); 64];
+        assert_eq!(run.chunks_vectored(&mut iov), 1, "30 neighbours, one slice");
+
+        let all = packed(60, 1500, &[7, 8, 30], &[20, 45]);
+        for range in [0..58, 6..10, 19..22, 0..1] {
+            let want = expected(&all, range.clone());
+            for step in [1, 333, usize::MAX] {
+                let mut list = body(&all, range.clone(), AttrSelection::default());
+                let mut got = Vec::new();
+                while let Some(mut run) = list.next_run() {
+                    drain_by_chunks(&mut run, step, &mut got);
+                }
+                assert_eq!(got, want, "by chunks of {step}, range {range:?}");
+            }
+            for slots in [1, 3, 64] {
                 let mut list = body(&all, range.clone(), AttrSelection::default());
                 let mut got = Vec::new();
                 while let Some(mut run) = list.next_run() {

@@ -11,6 +11,7 @@ use imbl::OrdMap;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
+use super::block;
 use super::entry::{etag_of, hash_bytes, tape_of};
 use super::{
     BuildOptions, Data, Entries, Entry, GroupSource, Id, Indexes, PackedUser, Seen, Snapshot,
@@ -124,6 +125,7 @@ impl Ctx<'_> {
             kind,
             group_source: source,
             bytes,
+            block: None,
             extra: extra_bytes,
             tape,
             hash,
@@ -155,10 +157,11 @@ impl Ctx<'_> {
                     })
                 })
                 .collect();
-            let users = handles
+            let users: Vec<(Id, Arc<Entry>)> = handles
                 .into_iter()
                 .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
                 .collect();
+            let users = packed(users);
             let groups = groups
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p));
@@ -281,6 +284,13 @@ impl Ctx<'_> {
     }
 }
 
+/// `entries` (in id order) as a map, the ones this build derived packed into blocks ([`block::pack`]).
+fn packed(entries: Vec<(Id, Arc<Entry>)>) -> Entries {
+    let (ids, mut list): (Vec<Id>, Vec<Arc<Entry>>) = entries.into_iter().unzip();
+    block::pack(&mut list);
+    ids.into_iter().zip(list).collect()
+}
+
 impl Snapshot {
     /// `seen` supplies content times of resources `prev` does not hold (a snapshot loaded from disk).
     pub fn build(
@@ -318,7 +328,7 @@ impl Snapshot {
                     }
                 }
             }
-            groups
+            packed(groups.into_iter().collect())
         };
         let (users, groups) = if data.users.len() > PARALLEL_BUILD_USERS {
             ctx.derive_in_parallel(derive_groups)
@@ -328,7 +338,7 @@ impl Snapshot {
                 .iter()
                 .map(|(uid, u)| (uid.clone(), ctx.user_entry(uid, u)))
                 .collect();
-            (users, derive_groups())
+            (packed(users), derive_groups())
         };
         let mut snap = Snapshot {
             version,

@@ -3,7 +3,7 @@
 //!
 //! Entries are built in `derive` and restored in `persist`; this file only describes them.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use jiff::Timestamp;
@@ -11,6 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::Id;
+use super::block::Block;
 use crate::scim::ResourceKind;
 use crate::scim::attrs;
 use crate::scim::tape::{Cursor, Tape};
@@ -32,6 +33,8 @@ pub struct Entry {
     /// The resource serialised once, for answers with the default attribute set: without the attributes
     /// the schemas return only on request.
     pub bytes: Bytes,
+    /// The block `bytes` is a slice of, when a build packed it with its neighbours in list order.
+    pub(crate) block: Option<Arc<Block>>,
     /// Those attributes (JSON, shaped like the resource), merged into [`Entry::to_json`].
     pub extra: Option<Bytes>,
     /// `bytes` and `extra` as one resource, for filters, sorting and index keys ([`Entry::view`]): set
@@ -73,12 +76,30 @@ impl Entry {
             kind,
             group_source,
             bytes,
+            block: None,
             extra,
             tape: OnceLock::new(),
             hash: seen.hash,
             created: seen.created,
             last_modified: seen.last_modified,
             inputs: None,
+        }
+    }
+
+    /// The same entry with its bytes in an allocation of their own, outside any block.
+    pub(super) fn unpacked(&self) -> Entry {
+        Entry {
+            id: self.id.clone(),
+            kind: self.kind,
+            group_source: self.group_source,
+            bytes: Bytes::copy_from_slice(&self.bytes),
+            block: None,
+            extra: self.extra.clone(),
+            tape: self.tape.clone(),
+            hash: self.hash,
+            created: self.created,
+            last_modified: self.last_modified,
+            inputs: self.inputs,
         }
     }
 

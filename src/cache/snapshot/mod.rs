@@ -15,7 +15,7 @@
 //!
 //! | part | per user | what needs it |
 //! |---|---|---|
-//! | served bytes ([`Entry::bytes`]) | 1.49 KB | every read: sent as they are, never serialised again |
+//! | served bytes ([`Entry::bytes`]), packed in blocks in list order ([`block`]) | 1.49 KB | every read: sent as they are, never serialised again; a page is a few slices |
 //! | request-only attributes ([`Entry::extra`]) | 0.18 KB | `attributes=` naming them, filters on them |
 //! | tape ([`crate::scim::tape::Tape`], 8 bytes a value) | 0.63 KB | scan filters, sorting, index keys |
 //! | the entry itself, its `Arc` and its place in the map | 0.30 KB | hash (ETag), times, kind, reuse fingerprint |
@@ -33,9 +33,10 @@
 //! This module knows the JumpCloud DTOs only as data handed to `crate::mapping`; it does no IO.
 //!
 //! Rooms: `data` (JumpCloud's records and edges, and the overlay of writes), `entry` (one derived
-//! resource: bytes, ETag, times), `derive` (building a version, fully or after a write) and `index`
-//! (the lookups `eq` filters and membership use).
+//! resource: bytes, ETag, times), `block` (entries' bytes laid end to end in list order), `derive`
+//! (building a version, fully or after a write) and `index` (the lookups `eq` filters and membership use).
 
+pub(crate) mod block;
 mod data;
 mod derive;
 mod entry;

@@ -475,3 +475,26 @@ fn alice_renamed(s1: &Snapshot) -> Snapshot {
     };
     s1.with_changes(data, &touched, 2, t(2000), &opts())
 }
+
+#[test]
+fn a_build_packs_neighbours_and_the_next_keeps_them_where_they_were() {
+    let adjacent_users = |s: &Snapshot| -> Vec<bool> {
+        s.list(ResourceKind::User)
+            .windows(2)
+            .map(|w| block::adjacent(&w[0], &w[1]))
+            .collect()
+    };
+    let first = build(raw(), 1, t(1000), None);
+    assert_eq!(adjacent_users(&first), [true, true], "one block, list order");
+    let groups = first.list(ResourceKind::Group);
+    assert!(groups.windows(2).all(|w| block::adjacent(&w[0], &w[1])));
+
+    // carol changes: alice and bob stay in their block, carol's new bytes are her own.
+    let mut changed = raw();
+    changed.users[2].lastname = Some("Changed".into());
+    let second = build(changed, 2, t(2000), Some(&first));
+    assert_eq!(adjacent_users(&second), [true, false]);
+    let served: serde_json::Value =
+        serde_json::from_slice(&second.get(ResourceKind::User, "u3").unwrap().bytes).unwrap();
+    assert_eq!(served["name"]["familyName"], "Changed");
+}
