@@ -36,13 +36,23 @@ use crate::scim::schema::ResourceKind;
 
 // === filters ===
 
-/// `?filter=` text, for both resource kinds: parse, type-check, and evaluate over the sample resources.
+/// `?filter=` text, for both resource kinds: parse (by its shape as in full, to the same tree), type-check,
+/// and evaluate over the sample resources.
 ///
 /// Checks that a compiled filter's index hint admits every sample the filter matches, as the list handler
 /// relies on (it looks the hint up in the snapshot's indexes, then re-checks the full filter on what it finds).
 pub fn filter(data: &[u8]) {
     let raw = String::from_utf8_lossy(data);
     let _ = filter::rewrite_value_path_sub_attr(&raw);
+    // Through the cache of shapes (twice: a miss, then perhaps a hit) as without it.
+    let fresh = filter::parse_filter_text(&raw);
+    for _ in 0..2 {
+        match (filter::parse_filter(&raw), &fresh) {
+            (Ok(a), Ok(b)) => assert_eq!(&a, b, "{raw:?} parses to another tree by its shape"),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!("{raw:?}: {a:?} by its shape, {b:?} in full"),
+        }
+    }
     for kind in ResourceKind::ALL {
         let Ok(compiled) = filter::parse_and_compile(&raw, kind) else {
             continue;

@@ -23,6 +23,7 @@
 
 mod eval;
 mod index;
+mod shape;
 
 use std::borrow::Cow;
 
@@ -44,7 +45,18 @@ pub const MAX_FILTER_LEN: usize = 16 * 1024;
 /// Applies the Entra value-path rewrite first; if the result does not parse, retries once with
 /// bare values quoted. A syntax error becomes 400 `invalidFilter` whose detail names the offset
 /// and the offending token.
+///
+/// A filter of a shape parsed before (the same text but for its string values) is not parsed again
+/// ([`shape`]).
 pub fn parse_filter(raw: &str) -> Result<Filter, ScimError> {
+    if raw.len() > MAX_FILTER_LEN {
+        return parse_filter_text(raw);
+    }
+    shape::parse(raw, parse_filter_text)
+}
+
+/// [`parse_filter`] without the cache of shapes.
+pub fn parse_filter_text(raw: &str) -> Result<Filter, ScimError> {
     if raw.len() > MAX_FILTER_LEN {
         return Err(ScimError::invalid_filter(format!(
             "filter is {} bytes long; at most {MAX_FILTER_LEN} are accepted",
