@@ -102,15 +102,14 @@ fn read_file(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// Check the frame (magic, version, length, checksum), then decode the payload: what [`load`] does with the
-/// file's bytes. The restored entries' bytes are slices of `file`, which lives as long as the first of them;
-/// hence `Into<Bytes>` rather than a borrowed slice, so a file of tens of MB read at start-up is not copied.
+/// file's bytes.
 ///
 /// Every length in the header is checked against the bytes actually there without arithmetic that can wrap,
 /// so a damaged or hostile file is an error, whatever its header claims.
 pub fn decode(file: impl Into<Bytes>) -> Result<Persisted, PersistError> {
     let file: Bytes = file.into();
     let payload = check_frame(&file)?;
-    decode_payload(&file, payload)
+    decode_payload(payload)
 }
 
 /// The payload inside `bytes`, once the header's magic, version, length and checksum agree with it.

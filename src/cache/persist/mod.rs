@@ -8,8 +8,8 @@
 //! ```
 //!
 //! The payload is `postcard`: the snapshot's version and `taken_at`, what its entries were derived with
-//! ([`derivation`]), then two sections encoded apart so a load decodes them on two threads: JumpCloud's data in
-//! plain records (what [`Data::from_raw`] needs), and every entry as it was served (bytes, content hash,
+//! ([`derivation`]), then two sections encoded and compressed (LZ4) apart so a load decodes them on two
+//! threads: JumpCloud's data in plain records (what [`Data::from_raw`] needs), and every entry as it was served (bytes, content hash,
 //! `created`, `lastModified`) with the indexes over them. A restart under the same build and options serves
 //! the saved entries as they are, deriving nothing, so it is ready about as fast as the file reads; under
 //! others it derives every entry again, keeping the saved times of those whose content did not change. The
@@ -19,15 +19,19 @@
 //!
 //! The records mirror the JumpCloud DTOs field by field (the DTOs' serde shape is lenient JSON, not a storage
 //! format); the conversions destructure every field, so a DTO that gains one does not compile until the
-//! record does (and [`FORMAT_VERSION`] moves). Must not know HTTP, SCIM or JumpCloud's wire format, nor the//!
+//! record does (and [`FORMAT_VERSION`] moves). Must not know HTTP, SCIM or JumpCloud's wire format, nor how
+//! a version is published beyond [`Store`](crate::cache::Store)'s operations.
+//!
 //! Rooms: `format` (the frame: header, checksum, atomic write, load), `payload` (what the frame carries:
-//! sections, entries, indexes), `records` (plain records mirroring the JumpCloud DTOs), `restore` (a loaded
-//! file back into a snapshot, and start-up) and `saver` (the background task that keeps the file current).
+//! sections, entries, indexes), `squeeze` (a section compressed in LZ4 chunks), `records` (plain records
+//! mirroring the JumpCloud DTOs), `restore` (a loaded file back into a snapshot, and start-up) and `saver`
+//! (the background task that keeps the file current).
 
 mod format;
 mod payload;
 mod restore;
 mod saver;
+mod squeeze;
 
 use std::collections::HashMap;
 use std::io;
@@ -51,7 +55,7 @@ pub const TMP_NAME: &str = "snapshot.bin.tmp";
 /// Identifies the file whatever its format version.
 pub const MAGIC: [u8; 8] = *b"JCSCIMSN";
 /// Moves whenever the payload's shape changes; a file of another version is refused, not guessed at.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// Magic, format version, payload length, checksum.
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 

@@ -15,6 +15,7 @@ use crate::cache::{BuildOptions, Entry, GroupSource, Id, IdSet, RawDirectory, Se
 use crate::jumpcloud::{JcDirectory, JcGroup, JcUser};
 use crate::scim::ResourceKind;
 
+use super::squeeze::{squeeze, unsqueeze};
 use super::{PersistError, Persisted};
 use crate::cache::records::{DirectoryRec, GroupRec, UserRec};
 
@@ -161,8 +162,8 @@ pub(super) fn encode_payload(
     opts_derivation: String,
 ) -> Result<Vec<u8>, PersistError> {
     let (data, entries) = std::thread::scope(|scope| {
-        let data = scope.spawn(|| encode(&DataSection::from_snapshot(s)));
-        let entries = encode(&EntrySection::from_snapshot(s));
+        let data = scope.spawn(|| encode(&DataSection::from_snapshot(s)).map(|d| squeeze(&d)));
+        let entries = encode(&EntrySection::from_snapshot(s)).map(|e| squeeze(&e));
         let data = data.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (data, entries)
     });
@@ -178,13 +179,19 @@ pub(super) fn encode_payload(
 
 /// A checked payload (inside `file`) back into a [`Persisted`]. Its parts are independent, so each has a
 /// thread and the cores share them out: the data's records, the entries, and two halves of the indexes.
-pub(super) fn decode_payload(file: &Bytes, payload: &[u8]) -> Result<Persisted, PersistError> {
+pub(super) fn decode_payload(payload: &[u8]) -> Result<Persisted, PersistError> {
     let head: PayloadIn<'_> = decode_exact(payload, "payload")?;
     let (raw, entries) = std::thread::scope(|scope| {
-        let raw =
-            scope.spawn(|| decode_exact::<DataSection>(head.data.0, "data section")?.into_raw());
-        let entries = decode_exact::<EntrySection>(head.entries.0, "entry section")
-            .and_then(|section| section.restore(file));
+        let raw = scope.spawn(|| {
+            let data = unsqueeze(head.data.0)?;
+            decode_exact::<DataSection>(&data, "data section")?.into_raw()
+        });
+        // The restored entries' bytes are slices of this section, which lives as long as the first of them.
+        let entries = unsqueeze(head.entries.0)
+            .map(Bytes::from)
+            .and_then(|section| {
+                decode_exact::<EntrySection>(&section, "entry section")?.restore(&section)
+            });
         let raw = raw.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (raw, entries)
     });
