@@ -17,11 +17,12 @@ pub struct ListPage {
 }
 
 /// A page's resources: chosen one by one (a filter, a sort), or a window of the version's own list, which a
-/// page of an unfiltered walk shares rather than copies (so a list of every user costs no list of its own).
+/// page of an unfiltered walk shares rather than copies (so a list of every user costs no list of its own),
+/// with the list's stretches of neighbours ([`Snapshot::stretches`]).
 #[derive(Debug, Clone)]
 pub enum Items {
     Owned(Vec<Arc<Entry>>),
-    Shared(Arc<[Arc<Entry>]>, std::ops::Range<usize>),
+    Shared(Arc<[Arc<Entry>]>, std::ops::Range<usize>, Arc<[u32]>),
 }
 
 impl Default for Items {
@@ -34,7 +35,23 @@ impl Items {
     pub fn as_slice(&self) -> &[Arc<Entry>] {
         match self {
             Items::Owned(v) => v,
-            Items::Shared(all, range) => all.get(range.clone()).unwrap_or_default(),
+            Items::Shared(all, range, _) => all.get(range.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// The last item of the stretch of neighbours in one block that item `i` begins (`i` itself when
+    /// its successor is not its neighbour), within this window; `None` when the window does not know.
+    pub fn stretch_end(&self, i: usize) -> Option<usize> {
+        match self {
+            Items::Shared(_, range, ends) => {
+                let end = *ends.get(range.start.checked_add(i)?)? as usize;
+                Some(
+                    end.min(range.end.checked_sub(1)?)
+                        .checked_sub(range.start)?
+                        .max(i),
+                )
+            }
+            Items::Owned(_) => None,
         }
     }
 
@@ -147,7 +164,7 @@ pub fn list(snap: &Snapshot, kind: ResourceKind, query: &Query) -> ListPage {
         return ListPage {
             total,
             start_index: query.paging.start_index,
-            items: Items::Shared(all, window),
+            items: Items::Shared(all, window, snap.stretches(kind)),
         };
     }
     let mut matched: Vec<Arc<Entry>> = match &query.filter {

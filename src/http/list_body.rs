@@ -87,13 +87,9 @@ pub struct ListBody {
 impl ListBody {
     pub fn new(head: Vec<u8>, parts: Vec<Part>) -> ListBody {
         let remaining = parts.iter().all(|p| p.attrs.is_default()).then(|| {
-            let resources: usize = parts
-                .iter()
-                .flat_map(|p| p.items.iter())
-                .map(|e| e.bytes.len())
-                .sum();
-            let count: usize = parts.iter().map(|p| p.items.len()).sum();
-            (head.len() + resources + count.saturating_sub(1) + LIST_TAIL.len()) as u64
+            let resources: usize = parts.iter().map(|p| stored_len(&p.items)).sum();
+            let joins = parts.iter().filter(|p| !p.items.is_empty()).count();
+            (head.len() + resources + joins.saturating_sub(1) + LIST_TAIL.len()) as u64
         });
         ListBody {
             head: Some(Bytes::from(head)),
@@ -143,6 +139,19 @@ impl ListBody {
             let mut len = 0;
             while self.item < slice.len() && len < RUN_BYTES {
                 let i = self.item;
+                if let Some((end, bytes)) = stretch(&part.items, i) {
+                    if self.comma {
+                        pieces.push(Piece::Comma);
+                    }
+                    pieces.push(Piece::Stretch {
+                        first: i,
+                        last: end,
+                    });
+                    len += bytes + usize::from(self.comma);
+                    self.comma = true;
+                    self.item = end + 1;
+                    continue;
+                }
                 let e = &slice[i];
                 match pieces.last_mut() {
                     // The neighbour of the resource before it in a block: one slice with the comma.
@@ -230,6 +239,35 @@ enum What {
         at: usize,
         off: usize,
     },
+}
+
+/// The stretch of neighbours item `i` begins, when the items know it and it holds more than `i`: its last
+/// item and its length, commas included; read from its two ends only.
+fn stretch(items: &Items, i: usize) -> Option<(usize, usize)> {
+    let end = items.stretch_end(i).filter(|end| *end > i)?;
+    let slice = items.as_slice();
+    let bytes = block::span(slice.get(i)?, slice.get(end)?)?;
+    Some((end, bytes.len()))
+}
+
+/// The stored bytes of `items` with `,` between them, in bytes.
+fn stored_len(items: &Items) -> usize {
+    let slice = items.as_slice();
+    let (mut i, mut len, mut pieces) = (0, 0, 0usize);
+    while let Some(e) = slice.get(i) {
+        match stretch(items, i) {
+            Some((end, bytes)) => {
+                len += bytes;
+                i = end + 1;
+            }
+            None => {
+                len += e.bytes.len();
+                i += 1;
+            }
+        }
+        pieces += 1;
+    }
+    len + pieces.saturating_sub(1)
 }
 
 /// One buffer of a run of stored resources.
@@ -510,7 +548,7 @@ mod tests {
         attrs: AttrSelection,
     ) -> ListBody {
         let parts = vec![Part {
-            items: Items::Shared(all.clone(), range.clone()),
+            items: Items::Shared(all.clone(), range.clone(), block::stretch_ends(all)),
             kind: ResourceKind::User,
             attrs,
         }];
@@ -620,6 +658,20 @@ mod tests {
                 }
                 assert_eq!(got, want, "vectored into {slots}, range {range:?}");
             }
+            // Chosen one by one (a filter's matches): neighbours found entry by entry.
+            let parts = vec![Part {
+                items: Items::Owned(all[range.clone()].to_vec()),
+                kind: ResourceKind::User,
+                attrs: AttrSelection::default(),
+            }];
+            let mut list =
+                ListBody::new(list_head(all.len(), range.len(), Position::Index(1)), parts);
+            assert_eq!(list.size_hint().exact(), Some(want.len() as u64));
+            let mut got = Vec::new();
+            while let Some(mut run) = list.next_run() {
+                drain_vectored(&mut run, 64, &mut got);
+            }
+            assert_eq!(got, want, "owned items, range {range:?}");
         }
     }
 

@@ -72,6 +72,19 @@ pub fn span<'a>(first: &'a Entry, last: &Entry) -> Option<&'a [u8]> {
     block.0.get(start..end)
 }
 
+/// For each entry of `list`, the index of the last entry of the stretch of neighbours it begins: itself
+/// when its successor is not its neighbour.
+pub fn stretch_ends(list: &[Arc<Entry>]) -> Arc<[u32]> {
+    let mut ends = vec![0u32; list.len()];
+    for i in (0..list.len()).rev() {
+        ends[i] = match list.get(i + 1) {
+            Some(next) if adjacent(&list[i], next) => ends[i + 1],
+            _ => u32::try_from(i).unwrap_or(u32::MAX),
+        };
+    }
+    ends.into()
+}
+
 /// Pack `entries` (in list order): every maximal stretch of neighbours this build owns alone (derived
 /// anew, or re-homed from a block with too many dead bytes) becomes blocks of at most [`BLOCK_BYTES`].
 /// Entries shared with another version are left as they are.
@@ -220,6 +233,7 @@ mod tests {
             !adjacent(&all[1], &all[2]),
             "the removed entry's bytes lie between"
         );
+        assert_eq!(&*stretch_ends(&all), [1, 1, 3, 3]);
     }
 
     #[test]

@@ -350,6 +350,8 @@ impl Snapshot {
             indexes: Indexes::default(),
             user_list: OnceLock::new(),
             group_list: OnceLock::new(),
+            user_stretches: OnceLock::new(),
+            group_stretches: OnceLock::new(),
         };
         snap.reindex_all();
         snap
@@ -384,6 +386,8 @@ impl Snapshot {
             indexes: self.indexes.clone(),
             user_list: OnceLock::new(),
             group_list: OnceLock::new(),
+            user_stretches: OnceLock::new(),
+            group_stretches: OnceLock::new(),
         };
         for u in &users {
             let old = next.users.get(u).cloned();

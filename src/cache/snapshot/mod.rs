@@ -26,7 +26,7 @@
 //!
 //! No parsed JSON tree is kept (what needs one parses the bytes and drops it), index keys are 64-bit hashes
 //! in trees rather than text in hash tries, and sets of one id hold it inline. The `serve` process's resident
-//! size is 466–472 MiB after its first refresh and a full walk (`examples/sizing`), about 4.6 KB a user past its
+//! size is 453–458 MiB after its first refresh and a full walk (`examples/sizing`), about 4.5 KB a user past its
 //! own ~20 MiB: the live heap above, jemalloc's size classes and what the last refresh's transient data left
 //! in partly used pages (purged after each refresh, [`super::memory`]).
 //!
@@ -78,6 +78,8 @@ pub struct Snapshot {
     pub indexes: Indexes,
     user_list: OnceLock<Arc<[Arc<Entry>]>>,
     group_list: OnceLock<Arc<[Arc<Entry>]>>,
+    user_stretches: OnceLock<Arc<[u32]>>,
+    group_stretches: OnceLock<Arc<[u32]>>,
 }
 
 /// What a snapshot build needs besides the data.
@@ -100,6 +102,8 @@ impl Snapshot {
             indexes: Indexes::default(),
             user_list: OnceLock::new(),
             group_list: OnceLock::new(),
+            user_stretches: OnceLock::new(),
+            group_stretches: OnceLock::new(),
         }
     }
 
@@ -122,6 +126,8 @@ impl Snapshot {
             indexes,
             user_list: OnceLock::new(),
             group_list: OnceLock::new(),
+            user_stretches: OnceLock::new(),
+            group_stretches: OnceLock::new(),
         }
     }
 
@@ -137,6 +143,8 @@ impl Snapshot {
             indexes: self.indexes.clone(),
             user_list: OnceLock::new(),
             group_list: OnceLock::new(),
+            user_stretches: OnceLock::new(),
+            group_stretches: OnceLock::new(),
         }
     }
 
@@ -146,7 +154,19 @@ impl Snapshot {
         self.serving_only
     }
 
-    /// Derive every resource from `data`. Entries whose content is unchanged since `prev` are shared with it;    /// Entries of a kind in id order, materialised once per version.
+    /// Derive every resource from `data`. Entries whose content is unchanged since `prev` are shared with it;    /// For each entry of [`Snapshot::list`], the last entry of the stretch of neighbours in one block it
+    /// begins ([`block::adjacent`]; itself when its successor is not its neighbour): a page is cut into
+    /// slices without reading each entry. Materialised once per version.
+    pub fn stretches(&self, kind: ResourceKind) -> Arc<[u32]> {
+        let cell = match kind {
+            ResourceKind::User => &self.user_stretches,
+            ResourceKind::Group => &self.group_stretches,
+        };
+        cell.get_or_init(|| block::stretch_ends(&self.list(kind)))
+            .clone()
+    }
+
+    /// Entries of a kind in id order, materialised once per version.
     pub fn list(&self, kind: ResourceKind) -> Arc<[Arc<Entry>]> {
         let (cell, map) = match kind {
             ResourceKind::User => (&self.user_list, &self.users),

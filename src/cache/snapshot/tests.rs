@@ -485,7 +485,11 @@ fn a_build_packs_neighbours_and_the_next_keeps_them_where_they_were() {
             .collect()
     };
     let first = build(raw(), 1, t(1000), None);
-    assert_eq!(adjacent_users(&first), [true, true], "one block, list order");
+    assert_eq!(
+        adjacent_users(&first),
+        [true, true],
+        "one block, list order"
+    );
     let groups = first.list(ResourceKind::Group);
     assert!(groups.windows(2).all(|w| block::adjacent(&w[0], &w[1])));
 
