@@ -18,7 +18,7 @@ const MAX_RATIO: usize = 255;
 /// `bytes` compressed.
 pub fn squeeze(bytes: &[u8]) -> Vec<u8> {
     let chunks: Vec<&[u8]> = bytes.chunks(CHUNK).collect();
-    let packed = on_threads(&chunks, |c| lz4_flex::block::compress(c));
+    let packed = on_threads(chunks.clone(), lz4_flex::block::compress);
     let mut out = Vec::with_capacity(12 + packed.iter().map(|p| p.len() + 8).sum::<usize>());
     out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
     out.extend_from_slice(&(chunks.len() as u32).to_le_bytes());
@@ -73,7 +73,7 @@ pub fn unsqueeze(bytes: &[u8]) -> Result<Vec<u8>, PersistError> {
         jobs.push((head, packed));
         rest = tail;
     }
-    let results = on_threads_mut(jobs, |(dst, src)| {
+    let results = on_threads(jobs, |(dst, src)| {
         match lz4_flex::block::decompress_into(src, dst) {
             Ok(n) if n == dst.len() => Ok(()),
             _ => Err(PersistError::Corrupt(
@@ -101,25 +101,7 @@ fn threads() -> usize {
 }
 
 /// `f` of each item, in order, the items shared out over the cores.
-fn on_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    if items.len() < 2 {
-        return items.iter().map(&f).collect();
-    }
-    let per = items.len().div_ceil(threads());
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(per)
-            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
-}
-
-/// [`on_threads`] for items handed over by value.
-fn on_threads_mut<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+fn on_threads<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     if items.len() < 2 {
         return items.into_iter().map(&f).collect();
     }
