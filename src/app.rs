@@ -23,7 +23,7 @@ use crate::directory::write::{WriteSettings, Writer};
 use crate::http::ops::OpsPlacement;
 use crate::http::server::{self, ConnCounter, ConnLimits};
 use crate::http::{self, AppState, HttpSettings};
-use crate::jumpcloud::{JcClient, JcClientConfig, JcError, RetryPolicy};
+use crate::jumpcloud::{JcClient, JcClientConfig, JcError, Purpose, RetryPolicy};
 use crate::mapping::MappingOptions;
 use crate::rotation::{self, Rotatable, SecretSource};
 use crate::scim::discovery::Capabilities;
@@ -245,8 +245,8 @@ fn observed_client(config: &Config, metrics: &Arc<Metrics>) -> Result<JcClient, 
     let mut client = jumpcloud_client(config)?;
     // Before any clone: the observer lives on the handle, so clones made earlier would not report.
     let observed = metrics.clone();
-    client.set_observer(Arc::new(move |route, status, elapsed| {
-        observed.observe_upstream(route, status, elapsed)
+    client.set_observer(Arc::new(move |purpose, route, status, elapsed| {
+        observed.observe_upstream(purpose.as_str(), route, status, elapsed)
     }));
     Ok(client)
 }
@@ -294,7 +294,11 @@ fn writer(config: &Config, store: Arc<Store>, client: JcClient) -> Arc<Writer> {
         },
         cpu_tasks: config.limits.cpu_tasks,
     };
-    Arc::new(Writer::new(store, client, settings))
+    Arc::new(Writer::new(
+        store,
+        client.for_purpose(Purpose::Write),
+        settings,
+    ))
 }
 
 /// Everything a request handler reaches.
