@@ -37,7 +37,7 @@ fn config(addr: std::net::SocketAddr, emulator: &str, data_dir: &std::path::Path
     };
     c.jumpcloud.url = emulator.to_string();
     c.jumpcloud.api_key = Some(Secret::new("demo-key"));
-    c.refresh.interval_s = 10;
+    c.refresh.interval_s = Some(10);
     c.auth.tokens = vec![TokenConfig {
         token: Some(Secret::new(TOKEN)),
         token_sha256: None,

@@ -89,7 +89,7 @@ fn log_start(config: &Config, listener: &TcpListener) {
         org = config.jumpcloud.org_id.as_deref().unwrap_or("-"),
         credentials = credentials.join(", "),
         data_dir,
-        refresh_interval_s = config.refresh.interval_s,
+        refresh_interval_s = config.refresh_interval_s(false),
         "jumpcloud-scim {} serving SCIM at {}/scim/v2 in front of {host}",
         env!("CARGO_PKG_VERSION"),
         config.base_url()
@@ -176,7 +176,7 @@ pub async fn serve_with(
             metrics.clone(),
         );
         let schedule = Schedule {
-            interval: Duration::from_secs(config.refresh.interval_s),
+            interval: Duration::from_secs(config.refresh_interval_s(false)),
             jitter: config.refresh.jitter,
             first_retry: Duration::from_secs(1),
         };
@@ -369,7 +369,7 @@ fn http_settings(config: &Config) -> HttpSettings {
                 .then(|| format!("{}/oauth/token", config.base_url())),
             basic: !config.auth.basic.is_empty(),
         },
-        refresh_interval_s: config.refresh.interval_s,
+        refresh_interval_s: config.refresh_interval_s(false),
         ops: OpsPlacement {
             separate: config.ops.listen.is_some(),
             credential: config.ops.auth == OpsAuth::Read,
