@@ -32,3 +32,10 @@ impl FeedMode {
         }
     }
 }
+
+pub mod cursor;
+pub mod plan;
+
+pub use cursor::Cursor;
+pub use plan::Plan;
+pub mod apply;
