@@ -29,7 +29,7 @@ pub use snapshot::{
     BuildOptions, Data, Entry, GroupSource, Id, IdSet, Index, Indexes, PackedUser, RawDirectory,
     Seen, Snapshot, Touched,
 };
-pub use store::{RefreshPublished, RefreshTicket, Store};
+pub use store::{EventsPublished, FeedMark, RefreshPublished, RefreshTicket, Store};
 
 /// How the last refresh ended, for logs, `/readyz` and metrics.
 #[derive(Debug, Clone, PartialEq)]
