@@ -84,6 +84,13 @@ pub struct RefreshTicket {
     started_at: Timestamp,
 }
 
+impl RefreshTicket {
+    /// When the refresh began reading JumpCloud.
+    pub fn started_at(&self) -> Timestamp {
+        self.started_at
+    }
+}
+
 /// Where the published data stands in the Directory Insights feed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FeedMark {

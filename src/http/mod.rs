@@ -32,6 +32,7 @@ use crate::audit::Audit;
 use crate::auth::throttle::FailedAuth;
 use crate::auth::{AuthError, Authenticator};
 use crate::cache::Store;
+use crate::cache::insights::FeedHealth;
 use crate::directory::reader::Reader;
 use crate::directory::write::Writer;
 use crate::scim::error::ScimError;
@@ -114,6 +115,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Failed authentications by credential name.
     pub failed_auth: Arc<FailedAuth>,
+    /// The Directory Insights feed's health, for `/readyz` and `/status`.
+    pub feed: Arc<FeedHealth>,
 }
 
 /// Request ids: a process-unique counter is enough to correlate log lines.

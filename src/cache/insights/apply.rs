@@ -127,7 +127,13 @@ pub struct Fetched {
 /// Fetch what `needs` names. Any failure fails the whole fetch: the batch is then not published, and the
 /// next poll reads its events again.
 pub async fn fetch(client: &JcClient, needs: &Needs, data: &Data) -> Result<Fetched, JcError> {
-    let users = stream::iter(needs.users.iter().cloned())
+    // Owned inputs and a client per future (as the refresher's fetch has): the futures must be `Send` for
+    // any lifetime, which closures over borrowed items cannot promise.
+    let client = client.clone();
+    let user_ids: Vec<String> = needs.users.iter().cloned().collect();
+    let group_ids: Vec<(String, bool)> =
+        needs.groups.iter().map(|(g, m)| (g.clone(), *m)).collect();
+    let users = stream::iter(user_ids)
         .map(|id| {
             let client = client.clone();
             async move {
@@ -138,7 +144,7 @@ pub async fn fetch(client: &JcClient, needs: &Needs, data: &Data) -> Result<Fetc
         .buffered(FETCH_CONCURRENCY)
         .try_collect()
         .await?;
-    let groups = stream::iter(needs.groups.iter().map(|(g, m)| (g.clone(), *m)))
+    let groups = stream::iter(group_ids)
         .map(|(id, members)| {
             let client = client.clone();
             async move {

@@ -33,9 +33,13 @@ impl FeedMode {
     }
 }
 
+pub mod apply;
 pub mod cursor;
+pub mod health;
 pub mod plan;
+pub mod poller;
 
 pub use cursor::Cursor;
+pub use health::{FeedHealth, FeedReport, FeedState};
 pub use plan::Plan;
-pub mod apply;
+pub use poller::{FeedSettings, Poller};

@@ -22,8 +22,10 @@
 //! record does (and [`FORMAT_VERSION`] moves). Must not know HTTP, SCIM or JumpCloud's wire format, nor the//!
 //! Rooms: `format` (the frame: header, checksum, atomic write, load), `payload` (what the frame carries:
 //! sections, entries, indexes), `records` (plain records mirroring the JumpCloud DTOs), `restore` (a loaded
-//! file back into a snapshot, and start-up) and `saver` (the background task that keeps the file current).
+//! file back into a snapshot, and start-up), `feed` (the Directory Insights cursor, a small file of its own
+//! written after each snapshot) and `saver` (the background task that keeps both files current).
 
+mod feed;
 mod format;
 mod payload;
 mod restore;
@@ -35,6 +37,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
+pub use feed::{FEED_FILE_NAME, FEED_FORMAT, SavedFeed, load_feed, resume_feed, save_feed};
 pub use format::{decode, load, save};
 pub use payload::derivation;
 pub use restore::{load_and_publish, restore};
