@@ -83,6 +83,26 @@ fn log_start(config: &Config, listener: &TcpListener) {
         || "none (nothing persisted)".to_owned(),
         |d| d.display().to_string(),
     );
+    let insights = match config.insights.enabled {
+        FeedMode::Off => "off: full refreshes only".to_owned(),
+        mode => format!(
+            "{} ({}, every {} s; whether the organisation has it is logged once asked)",
+            mode.as_str(),
+            config.insights_url(),
+            config.insights.poll_s
+        ),
+    };
+    let refresh_interval = match config.refresh.interval_s {
+        Some(s) => format!("{s} s"),
+        None if config.insights.enabled == FeedMode::Off => {
+            format!("{} s", config.refresh_interval_s(false))
+        }
+        None => format!(
+            "{} s while the Directory Insights feed is used, {} s while it is not",
+            config.refresh_interval_s(true),
+            config.refresh_interval_s(false)
+        ),
+    };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         listen,
@@ -90,7 +110,8 @@ fn log_start(config: &Config, listener: &TcpListener) {
         org = config.jumpcloud.org_id.as_deref().unwrap_or("-"),
         credentials = credentials.join(", "),
         data_dir,
-        refresh_interval_s = config.refresh_interval_s(false),
+        refresh_interval = refresh_interval.as_str(),
+        insights = insights.as_str(),
         "jumpcloud-scim {} serving SCIM at {}/scim/v2 in front of {host}",
         env!("CARGO_PKG_VERSION"),
         config.base_url()
@@ -441,6 +462,7 @@ fn http_settings(config: &Config) -> HttpSettings {
             basic: !config.auth.basic.is_empty(),
         },
         refresh_interval_s: config.refresh_interval_s(false),
+        refresh_interval_with_feed_s: config.refresh_interval_s(true),
         ops: OpsPlacement {
             separate: config.ops.listen.is_some(),
             credential: config.ops.auth == OpsAuth::Read,

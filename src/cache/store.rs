@@ -245,10 +245,18 @@ impl Store {
     /// Since when `snapshot` is known to match JumpCloud: when its data was read, or later when the feed
     /// last found nothing more to apply to it (or to a version before it).
     pub fn fresh_as_of(&self, snapshot: &Snapshot) -> Timestamp {
-        match lock(&self.feed).confirmed {
-            Some((version, at)) if version <= snapshot.version => at.max(snapshot.taken_at),
-            _ => snapshot.taken_at,
+        match self.confirmed_for(snapshot.version) {
+            Some(at) => at.max(snapshot.taken_at),
+            None => snapshot.taken_at,
         }
+    }
+
+    /// When the feed last found version `version`'s data (or an earlier version's) current, if it has.
+    pub fn confirmed_for(&self, version: u64) -> Option<Timestamp> {
+        lock(&self.feed)
+            .confirmed
+            .filter(|(v, _)| *v <= version)
+            .map(|(_, at)| at)
     }
 
     /// The one place a version becomes current. Callers hold the publish lock.

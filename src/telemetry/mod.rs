@@ -177,7 +177,8 @@ impl Metrics {
         let snapshot_age = Gauge::default();
         registry.register(
             "jcscim_snapshot_age_seconds",
-            "Seconds since the published snapshot was read from JumpCloud (0 before the first)",
+            "Seconds since the published snapshot was known to match JumpCloud: read by a refresh, or found current \
+             by a poll of the Directory Insights feed (0 before the first)",
             snapshot_age.clone(),
         );
         let refresh_total = Family::<Labels, Counter>::default();
@@ -469,7 +470,10 @@ impl Metrics {
     /// now (0 and 0 before the first snapshot), and so is this process's resident memory.
     pub fn render(&self, store: &Store) -> String {
         let (version, age) = match store.load() {
-            Some(s) => (s.version, age_seconds(s.taken_at, Timestamp::now())),
+            Some(s) => (
+                s.version,
+                age_seconds(store.fresh_as_of(&s), Timestamp::now()),
+            ),
             None => (0, 0),
         };
         self.snapshot_version

@@ -2,6 +2,7 @@
 //! refresh's schedule, `/readyz`, `/status` and the logs read. Aggregate figures only: counts, times and
 //! states, never an object's id or name.
 
+use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -107,7 +108,15 @@ pub struct FeedHealth {
     /// Whether the full refresh may run at its long interval ([`FeedState::in_use`]); the refresher waits on
     /// changes to it.
     in_use: watch::Sender<bool>,
+    /// When polls found the data current (seconds since the epoch), one a [`CONFIRMATION_STEP`], for
+    /// [`CONFIRMATIONS_KEPT`] steps: the status page draws the snapshot's age from them.
+    confirmations: Mutex<VecDeque<i64>>,
 }
+
+/// The resolution of the confirmations kept: the status page's age chart samples every 30 s.
+pub const CONFIRMATION_STEP: i64 = 30;
+/// Two hours of them.
+pub const CONFIRMATIONS_KEPT: usize = 240;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -131,7 +140,34 @@ impl FeedHealth {
                 ..FeedReport::default()
             }),
             in_use: watch::Sender::new(in_use),
+            confirmations: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// A poll at `at` read the feed through and left the data current.
+    pub fn confirmed(&self, at: Timestamp) {
+        let t = at.as_second();
+        let mut c = lock(&self.confirmations);
+        if c.back().is_some_and(|last| {
+            t.div_euclid(CONFIRMATION_STEP) == last.div_euclid(CONFIRMATION_STEP)
+        }) {
+            if let Some(last) = c.back_mut() {
+                *last = t.max(*last);
+            }
+            return;
+        }
+        c.push_back(t);
+        while c.len() > CONFIRMATIONS_KEPT {
+            c.pop_front();
+        }
+    }
+
+    /// When polls found the data current, oldest first, at most one a [`CONFIRMATION_STEP`].
+    pub fn confirmations(&self) -> Vec<Timestamp> {
+        lock(&self.confirmations)
+            .iter()
+            .filter_map(|s| Timestamp::from_second(*s).ok())
+            .collect()
     }
 
     /// What the feed has done so far.
@@ -226,6 +262,25 @@ mod tests {
         let off = FeedHealth::new(FeedMode::Off, Duration::from_secs(5));
         assert_eq!(off.state(), FeedState::Off);
         assert!(!off.in_use());
+    }
+
+    #[test]
+    fn confirmations_are_kept_one_a_step_and_bounded() {
+        let h = FeedHealth::new(FeedMode::Auto, Duration::from_secs(5));
+        for s in (0..(CONFIRMATIONS_KEPT as i64 + 10) * 30).step_by(5) {
+            h.confirmed(Timestamp::from_second(1_800_000_000 + s).unwrap());
+        }
+        let c = h.confirmations();
+        assert_eq!(c.len(), CONFIRMATIONS_KEPT);
+        assert!(
+            c.windows(2)
+                .all(|w| w[1].as_second() - w[0].as_second() == 30)
+        );
+        assert_eq!(
+            c.last().unwrap().as_second() % 30,
+            25,
+            "the latest of each step"
+        );
     }
 
     #[test]

@@ -241,6 +241,9 @@ impl Poller {
             }
         };
         self.count(&plan, objects, version, now);
+        if read_through.is_some() {
+            self.health.confirmed(now);
+        }
         if version.is_some() || !plan.events.is_empty() {
             tracing::debug!(
                 events = plan.events.len(),
