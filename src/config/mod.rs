@@ -487,10 +487,11 @@ impl Config {
                 i.overlap_s, i.max_lag_s, i.poll_s
             ));
         }
-        if i.retention_s <= i.overlap_s {
+        // A poll starts reading an overlap before where the last one stood, a poll later.
+        if i.retention_s <= i.overlap_s + i.poll_s {
             return Err(format!(
-                "insights.retention_s ({}) must exceed insights.overlap_s ({})",
-                i.retention_s, i.overlap_s
+                "insights.retention_s ({}) must exceed insights.overlap_s + insights.poll_s ({} + {})",
+                i.retention_s, i.overlap_s, i.poll_s
             ));
         }
         if let Some(url) = &i.url

@@ -108,6 +108,7 @@ fn feed_json(state: &AppState, now: Timestamp) -> serde_json::Value {
         "poll_s": state.feed.poll.as_secs(),
         "last_poll": time(r.last_poll),
         "last_read": time(r.last_ok),
+        "polls": r.polls,
         "failures": r.failures,
         "last_error": r.last_error,
         "events_applied": r.events,
