@@ -91,6 +91,8 @@ pub struct Refreshes {
     trigger: Arc<Notify>,
     /// When the refresh in flight began reading JumpCloud, in ms since the epoch; `i64::MIN` when none is.
     running_since: AtomicI64,
+    /// The latest `after` a refresh was asked for (ms since the epoch).
+    asked_after: AtomicI64,
 }
 
 impl Refreshes {
@@ -98,18 +100,25 @@ impl Refreshes {
         Refreshes {
             trigger,
             running_since: AtomicI64::new(i64::MIN),
+            asked_after: AtomicI64::new(i64::MIN),
         }
     }
 
     /// A full refresh that begins at `after` or later is needed (what the feed brought since then cannot be
-    /// trusted): one is asked for at once, unless one that began then or later is in flight or published.
-    /// Whether one was asked for. A refresh in flight that began earlier is followed by another.
+    /// trusted): one is asked for at once, unless one that began then or later is in flight or published,
+    /// or one was asked for already for as late a point (should it fail, the schedule tries again: a feed
+    /// failing through an outage must not turn into back-to-back refreshes). Whether one was asked for. A
+    /// refresh in flight that began earlier is followed by another.
     pub fn need_after(&self, after: Timestamp, store: &Store) -> bool {
+        let at = after.as_millisecond();
         let running = self.running_since.load(Ordering::Relaxed);
-        if running != i64::MIN && running >= after.as_millisecond() {
+        if running != i64::MIN && running >= at {
             return false;
         }
         if store.feed_mark().refreshed_at.is_some_and(|r| r >= after) {
+            return false;
+        }
+        if self.asked_after.fetch_max(at, Ordering::Relaxed) >= at {
             return false;
         }
         self.trigger.notify_one();
@@ -402,3 +411,61 @@ pub async fn run(r: Refresher, mut stop: Stop) {
 }
 
 use rand::SeedableRng as _;
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+
+    use super::*;
+    use crate::cache::test_support::opts;
+
+    #[tokio::test]
+    async fn a_refresh_is_asked_for_once_per_need_and_not_when_one_covers_it() {
+        let store = Store::new(opts());
+        let trigger = Arc::new(Notify::new());
+        let r = Refreshes::new(trigger.clone());
+        let t0 = Timestamp::now();
+        let s = SignedDuration::from_secs;
+        assert!(r.need_after(t0, &store));
+        assert!(!r.need_after(t0, &store), "asked for already");
+        assert!(!r.need_after(t0 - s(1), &store));
+        tokio::time::timeout(Duration::from_millis(100), trigger.notified())
+            .await
+            .expect("the refresher is woken");
+        // A refresh in flight that began after the point covers it.
+        r.began(t0 + s(5));
+        assert!(!r.need_after(t0 + s(2), &store));
+        r.ended();
+        // So does one published that began after it.
+        let ticket = store.begin_refresh().await;
+        let began = ticket.started_at();
+        store.publish_refresh(ticket, Data::default(), began).await;
+        assert!(!r.need_after(began, &store));
+        assert!(
+            r.need_after(began + s(60), &store),
+            "a later need asks again"
+        );
+    }
+
+    #[test]
+    fn the_interval_follows_the_feed_unless_it_is_set() {
+        let mut sched = Schedule {
+            fixed: None,
+            with_feed: Duration::from_secs(3600),
+            without_feed: Duration::from_secs(60),
+            jitter: 0.0,
+            first_retry: Duration::from_secs(1),
+        };
+        assert_eq!(sched.interval(true), Duration::from_secs(3600));
+        assert_eq!(sched.interval(false), Duration::from_secs(60));
+        sched.fixed = Some(Duration::from_secs(300));
+        assert_eq!(sched.interval(true), Duration::from_secs(300));
+        assert_eq!(sched.interval(false), Duration::from_secs(300));
+        assert_eq!(
+            Schedule::every(Duration::from_secs(9), 0.0)
+                .interval(true)
+                .as_secs(),
+            9
+        );
+    }
+}
