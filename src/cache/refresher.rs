@@ -371,10 +371,19 @@ pub async fn run(r: Refresher, mut stop: Stop) {
         if let Some((from, delay)) = wait_from {
             let factor = schedule.jitter_factor(&mut rng);
             loop {
-                let wait =
-                    delay.unwrap_or_else(|| schedule.interval(in_use(&r.feed)).mul_f64(factor));
+                let wait = delay.unwrap_or_else(|| {
+                    let interval = schedule.interval(in_use(&r.feed));
+                    Duration::try_from_secs_f64(interval.as_secs_f64() * factor).unwrap_or(interval)
+                });
+                let due = async {
+                    match from.checked_add(wait) {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        // An interval past the clock's range: only a trigger or a stop ends the wait.
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
-                    _ = tokio::time::sleep_until(from + wait) => break,
+                    _ = due => break,
                     _ = r.trigger.notified() => break,
                     _ = feed_changed(&mut feed_rx) => {}
                     _ = stop.requested() => return,

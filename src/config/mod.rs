@@ -480,7 +480,7 @@ impl Config {
         }
         // An event ingested later than `overlap_s - poll_s` after it happened can be missed; lagging is
         // noticed before that.
-        if i.max_lag_s + i.poll_s >= i.overlap_s {
+        if i.max_lag_s.saturating_add(i.poll_s) >= i.overlap_s {
             return Err(format!(
                 "insights.overlap_s ({}) must exceed insights.max_lag_s + insights.poll_s ({} + {}): a poll \
                  reads again what the feed may still deliver late",
@@ -488,7 +488,7 @@ impl Config {
             ));
         }
         // A poll starts reading an overlap before where the last one stood, a poll later.
-        if i.retention_s <= i.overlap_s + i.poll_s {
+        if i.retention_s <= i.overlap_s.saturating_add(i.poll_s) {
             return Err(format!(
                 "insights.retention_s ({}) must exceed insights.overlap_s + insights.poll_s ({} + {})",
                 i.retention_s, i.overlap_s, i.poll_s
