@@ -829,3 +829,50 @@ async fn a_gap_past_the_feeds_retention_is_closed_by_a_full_refresh() {
     // Then the feed is read on from where the refresh began.
     feed_state(&h, "in_use").await;
 }
+
+// === the shrink guard ===
+
+#[tokio::test]
+async fn deletions_from_the_feed_count_against_the_shrink_guard() {
+    let h = start(small_emulator(30, 3), |_| {}).await;
+    feed_state(&h, "in_use").await;
+    // A third of the directory vanishes in JumpCloud at once.
+    let mut gone = Vec::new();
+    for skip in 0..10 {
+        gone.push(
+            some_user(&h, skip).await["_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    for id in &gone {
+        h.delete_upstream_user(id).await;
+    }
+    let f = feed_state(&h, "behind").await;
+    assert!(
+        f["reason"].as_str().unwrap_or("").contains("held back"),
+        "{f}"
+    );
+    // The full refresh that follows reads the same and is held back in its turn.
+    let deadline = Instant::now() + VISIBLE_WITHIN;
+    while h.readyz().await.1["held_back"].is_null() {
+        assert!(Instant::now() < deadline, "the refresh was not held back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let users = h.readyz().await.1["snapshot"]["users"].as_u64().unwrap();
+    assert!(users >= 27, "at most the allowed few were applied: {users}");
+    // An operator accepts it: published, and the feed reads on from where that refresh began.
+    let r = h
+        .http
+        .post(format!("{}/admin/accept-shrink", h.base))
+        .bearer_auth(crate::support::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(h.readyz().await.1["snapshot"]["users"], 20);
+    feed_state(&h, "in_use").await;
+    let r = h.get(&format!("/Users/{}", gone[0])).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}

@@ -44,6 +44,9 @@ const FEED_DEADLINE: Duration = Duration::from_secs(60);
 const FETCH_DEADLINE: Duration = Duration::from_secs(60);
 /// Polls that follow one another without waiting while a backlog is read.
 const MAX_CATCH_UP: u32 = 20;
+/// Ids of events that could not be applied and that a full refresh has since covered, remembered so the
+/// overlap does not read them again as new: the most recent this many.
+const MAX_COVERED: usize = 64;
 
 /// The feed's settings (`[insights]`), and the refresh intervals the log names.
 #[derive(Debug, Clone)]
@@ -88,6 +91,10 @@ struct Between {
     /// A plan without the feed (`auto`): not asked again before this.
     recheck_at: Option<Timestamp>,
     catch_up: u32,
+    /// The event that stopped the last plan, waiting for the full refresh that covers it.
+    blocker: Option<String>,
+    /// Events that could not be applied, covered by a full refresh since: skipped when read again.
+    covered: std::collections::VecDeque<String>,
 }
 
 fn secs(d: Duration) -> u64 {
@@ -145,6 +152,12 @@ impl Poller {
             tracing::info!(
                 "a full refresh brought the snapshot up to date; reading the Directory Insights feed again"
             );
+            if let Some(id) = between.blocker.take().filter(|id| !id.is_empty()) {
+                between.covered.push_back(id);
+                while between.covered.len() > MAX_COVERED {
+                    between.covered.pop_front();
+                }
+            }
             self.set(FeedState::InUse, now);
         }
         let s = &self.settings;
@@ -172,7 +185,7 @@ impl Poller {
         };
         between.recheck_at = None;
         between.probed = true;
-        self.apply(mark.epoch, &cursor, batch, now).await
+        self.apply(between, mark.epoch, &cursor, batch, now).await
     }
 
     /// The feed's events from where the cursor says, bounded in count and time.
@@ -198,8 +211,15 @@ impl Poller {
     }
 
     /// Plan the events not applied yet, fetch what they name, publish them, and judge the feed.
-    async fn apply(&self, epoch: u64, cursor: &Cursor, batch: EventBatch, now: Timestamp) -> Next {
-        let fresh = unseen(cursor, &batch.events);
+    async fn apply(
+        &self,
+        between: &mut Between,
+        epoch: u64,
+        cursor: &Cursor,
+        batch: EventBatch,
+        now: Timestamp,
+    ) -> Next {
+        let fresh = unseen(cursor, &batch.events, &between.covered);
         let late = fresh
             .iter()
             .filter_map(|e| e.at())
@@ -254,6 +274,7 @@ impl Poller {
                 "applied Directory Insights events"
             );
         }
+        between.blocker = plan.blocked.as_ref().map(|b| b.event_id.clone());
         self.judge(&plan, late, batch.more, now)
     }
 
@@ -461,12 +482,18 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The events of `events` the cursor has not applied, each once, in the feed's order. One without a
-/// readable id or time is kept: the plan stops at it.
-fn unseen<'a>(cursor: &Cursor, events: &'a [JcEvent]) -> Vec<&'a JcEvent> {
+/// The events of `events` the cursor has not applied, each once, in the feed's order, less those a full
+/// refresh `covered` after they could not be applied. One without a readable id or time is kept: the plan
+/// stops at it.
+fn unseen<'a>(
+    cursor: &Cursor,
+    events: &'a [JcEvent],
+    covered: &std::collections::VecDeque<String>,
+) -> Vec<&'a JcEvent> {
     let mut keys: HashSet<(i64, &str)> = HashSet::new();
     events
         .iter()
+        .filter(|e| e.id.is_empty() || !covered.contains(&e.id))
         .filter(|e| match e.at() {
             Some(t) if !e.id.is_empty() => {
                 let at = t.as_millisecond();
@@ -506,7 +533,8 @@ mod tests {
             ev("a", "2024-05-01T10:00:03Z"),
             ev("", "2024-05-01T10:00:04Z"),
         ];
-        let ids: Vec<&str> = unseen(&cursor, &events)
+        let none = std::collections::VecDeque::new();
+        let ids: Vec<&str> = unseen(&cursor, &events, &none)
             .iter()
             .map(|e| e.id.as_str())
             .collect();
@@ -514,6 +542,16 @@ mod tests {
             ids,
             ["b", "a", ""],
             "the same id at another time is another event; one without an id is kept for the plan to stop at"
+        );
+        let covered = std::collections::VecDeque::from(["b".to_owned()]);
+        let ids: Vec<&str> = unseen(&cursor, &events, &covered)
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            ["a", ""],
+            "an event a refresh covered is not read again"
         );
     }
 }
