@@ -476,7 +476,7 @@ async fn run(users: usize) {
     };
     config.jumpcloud.url = emu.base_url();
     config.jumpcloud.api_key = Some(Secret::new("demo-key"));
-    config.refresh.interval_s = 3600;
+    config.refresh.interval_s = Some(3600);
     config.paging.max_results = users.max(100_000);
     config.auth.tokens = vec![TokenConfig {
         token: Some(Secret::new(TOKEN)),

@@ -83,7 +83,7 @@ async fn main() {
     };
     config.jumpcloud.url = emu.base_url();
     config.jumpcloud.api_key = Some(Secret::new("demo-key"));
-    config.refresh.interval_s = 3600;
+    config.refresh.interval_s = Some(3600);
     config.auth.tokens = vec![TokenConfig {
         token: Some(Secret::new("load-token-0123456789")),
         token_sha256: None,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use jumpcloud_scim::auth::Scope;
-use jumpcloud_scim::config::{Config, Secret, TokenConfig};
+use jumpcloud_scim::config::{Config, FeedMode, Secret, TokenConfig};
 use jumpcloud_scim::emulator::{self, EmulatorConfig, FaultConfig};
 use serde_json::Value;
 
@@ -37,7 +37,9 @@ fn config(addr: std::net::SocketAddr, emulator: &str, data_dir: &std::path::Path
     };
     c.jumpcloud.url = emulator.to_string();
     c.jumpcloud.api_key = Some(Secret::new("demo-key"));
-    c.refresh.interval_s = 10;
+    c.refresh.interval_s = Some(10);
+    // The soak is of full refreshes through faults, every 10 s; the feed's own are in tests/it/insights.rs.
+    c.insights.enabled = FeedMode::Off;
     c.auth.tokens = vec![TokenConfig {
         token: Some(Secret::new(TOKEN)),
         token_sha256: None,

@@ -1,6 +1,6 @@
 //! Wiring: from a validated [`Config`] to a running service — the JumpCloud client, the snapshot store, the
-//! HTTP router, and the background work (refresher, snapshot saver, restore completion, secret rotation,
-//! operations listener), which this module owns as one [`Background`] and stops and awaits on shutdown.
+//! HTTP router, and the background work (refresher, Directory Insights reader, snapshot saver, restore
+//! completion, secret rotation, operations listener), which this module owns as one [`Background`] and stops and awaits on shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,8 +12,9 @@ use tokio::sync::Notify;
 use crate::audit::Audit;
 use crate::auth::Authenticator;
 use crate::auth::throttle::FailedAuth;
+use crate::cache::insights::{FeedHealth, FeedMode, FeedSettings, Poller};
 use crate::cache::persist;
-use crate::cache::refresher::{self, Schedule};
+use crate::cache::refresher::{self, Refresher, Refreshes, Schedule};
 use crate::cache::versions::Versions;
 use crate::cache::{BuildOptions, Store};
 use crate::config::{Config, OpsAuth};
@@ -23,7 +24,7 @@ use crate::directory::write::{WriteSettings, Writer};
 use crate::http::ops::OpsPlacement;
 use crate::http::server::{self, ConnCounter, ConnLimits};
 use crate::http::{self, AppState, HttpSettings};
-use crate::jumpcloud::{JcClient, JcClientConfig, JcError, RetryPolicy};
+use crate::jumpcloud::{JcClient, JcClientConfig, JcError, Purpose, RetryPolicy};
 use crate::mapping::MappingOptions;
 use crate::rotation::{self, Rotatable, SecretSource};
 use crate::scim::discovery::Capabilities;
@@ -82,6 +83,26 @@ fn log_start(config: &Config, listener: &TcpListener) {
         || "none (nothing persisted)".to_owned(),
         |d| d.display().to_string(),
     );
+    let insights = match config.insights.enabled {
+        FeedMode::Off => "off: full refreshes only".to_owned(),
+        mode => format!(
+            "{} ({}, every {} s; whether the organisation has it is logged once asked)",
+            mode.as_str(),
+            config.insights_url(),
+            config.insights.poll_s
+        ),
+    };
+    let refresh_interval = match config.refresh.interval_s {
+        Some(s) => format!("{s} s"),
+        None if config.insights.enabled == FeedMode::Off => {
+            format!("{} s", config.refresh_interval_s(false))
+        }
+        None => format!(
+            "{} s while the Directory Insights feed is used, {} s while it is not",
+            config.refresh_interval_s(true),
+            config.refresh_interval_s(false)
+        ),
+    };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         listen,
@@ -89,7 +110,8 @@ fn log_start(config: &Config, listener: &TcpListener) {
         org = config.jumpcloud.org_id.as_deref().unwrap_or("-"),
         credentials = credentials.join(", "),
         data_dir,
-        refresh_interval_s = config.refresh.interval_s,
+        refresh_interval = refresh_interval.as_str(),
+        insights = insights.as_str(),
         "jumpcloud-scim {} serving SCIM at {}/scim/v2 in front of {host}",
         env!("CARGO_PKG_VERSION"),
         config.base_url()
@@ -137,6 +159,7 @@ fn client_config(config: &Config) -> JcClientConfig {
         .map(|k| k.expose().to_string())
         .unwrap_or_default();
     let mut cc = JcClientConfig::new(config.jumpcloud.url.clone(), key);
+    cc.insights_url = Some(config.insights_url());
     cc.org_id = config.jumpcloud.org_id.clone().filter(|o| !o.is_empty());
     cc.timeout = Duration::from_secs(config.jumpcloud.timeout_s);
     cc
@@ -167,24 +190,26 @@ pub async fn serve_with(
         Some(dir) => persist::load_and_publish(&store, dir, &mut tasks).await,
         None => None,
     };
-    let refresh_now = Arc::new(Notify::new());
-    {
-        let (store, client, trigger, metrics) = (
-            store.clone(),
-            client.clone(),
-            refresh_now.clone(),
-            metrics.clone(),
-        );
-        let schedule = Schedule {
-            interval: Duration::from_secs(config.refresh.interval_s),
-            jitter: config.refresh.jitter,
-            first_retry: Duration::from_secs(1),
-        };
-        tasks.spawn("refresher", move |stop| {
-            refresher::run(store, client, schedule, trigger, metrics, stop)
-        });
-    }
-    let state = app_state(&config, store.clone(), client.clone(), refresh_now, metrics)?;
+    // With the snapshot, the feed's cursor saved beside it: the feed reads on from there.
+    let resumed = match (&config.data_dir, on_disk) {
+        (Some(dir), Some(_)) if config.insights.enabled != FeedMode::Off => {
+            persist::resume_feed(&store, dir).await
+        }
+        _ => None,
+    };
+    let (refresh_now, feed) = spawn_refreshing(
+        &mut tasks,
+        &config,
+        (&store, &client, &metrics),
+        resumed.and_then(|r| r.refreshed_at),
+    );
+    let state = app_state(
+        &config,
+        store.clone(),
+        client.clone(),
+        (refresh_now, feed),
+        metrics,
+    )?;
     if let Some(source) = secrets {
         let targets = Rotatable {
             auth: state.auth.as_ref().clone(),
@@ -223,6 +248,68 @@ pub async fn serve_with(
     result
 }
 
+/// The full refresh and, unless `insights.enabled = "off"`, the Directory Insights reader, as tasks of
+/// `tasks`; the trigger `POST /admin/refresh` notifies and the feed's health, for the handlers. The first
+/// refresh waits its interval from `resume_from` (a restored snapshot and cursor) instead of running at once.
+fn spawn_refreshing(
+    tasks: &mut Background,
+    config: &Config,
+    (store, client, metrics): (&Arc<Store>, &JcClient, &Arc<Metrics>),
+    resume_from: Option<jiff::Timestamp>,
+) -> (Arc<Notify>, Arc<FeedHealth>) {
+    let with_feed = config.insights.enabled != FeedMode::Off;
+    let trigger = Arc::new(Notify::new());
+    let refreshes = Arc::new(Refreshes::new(trigger.clone()));
+    let feed = Arc::new(FeedHealth::new(
+        config.insights.enabled,
+        Duration::from_secs(config.insights.poll_s),
+    ));
+    let refresher = Refresher {
+        store: store.clone(),
+        client: client.for_purpose(Purpose::Refresh),
+        schedule: Schedule {
+            fixed: config.refresh.interval_s.map(Duration::from_secs),
+            with_feed: Duration::from_secs(config.refresh_interval_s(true)),
+            without_feed: Duration::from_secs(config.refresh_interval_s(false)),
+            jitter: config.refresh.jitter,
+            first_retry: Duration::from_secs(1),
+        },
+        trigger: trigger.clone(),
+        refreshes: refreshes.clone(),
+        feed: with_feed.then(|| feed.clone()),
+        metrics: metrics.clone(),
+        resume_from: resume_from.filter(|_| with_feed),
+    };
+    tasks.spawn("refresher", move |stop| refresher::run(refresher, stop));
+    if with_feed {
+        let poller = Poller {
+            store: store.clone(),
+            feed: client.for_purpose(Purpose::Insights),
+            fetch: client.for_purpose(Purpose::Fetch),
+            settings: feed_settings(config),
+            health: feed.clone(),
+            refreshes,
+            metrics: metrics.clone(),
+        };
+        tasks.spawn("insights", move |stop| poller.run(stop));
+    }
+    (trigger, feed)
+}
+
+/// The feed reader's settings.
+fn feed_settings(config: &Config) -> FeedSettings {
+    let i = &config.insights;
+    FeedSettings {
+        mode: i.enabled,
+        poll: Duration::from_secs(i.poll_s),
+        overlap: Duration::from_secs(i.overlap_s),
+        max_lag: Duration::from_secs(i.max_lag_s),
+        retention: Duration::from_secs(i.retention_s),
+        refresh_in_use: Duration::from_secs(config.refresh_interval_s(true)),
+        refresh_otherwise: Duration::from_secs(config.refresh_interval_s(false)),
+    }
+}
+
 /// The service's router for `config` over a store of its own, without a listener or background work: what
 /// tests drive with `tower::ServiceExt::oneshot`. Nothing is published; JumpCloud is not called until a
 /// write is.
@@ -230,11 +317,15 @@ pub fn router_for(config: &Config) -> Result<(axum::Router, Arc<Store>), AppErro
     let metrics = Metrics::new();
     let client = observed_client(config, &metrics)?;
     let store = snapshot_store(config)?;
+    let feed = Arc::new(FeedHealth::new(
+        config.insights.enabled,
+        Duration::from_secs(config.insights.poll_s),
+    ));
     let state = app_state(
         config,
         store.clone(),
         client,
-        Arc::new(Notify::new()),
+        (Arc::new(Notify::new()), feed),
         metrics,
     )?;
     Ok((http::router(state), store))
@@ -245,8 +336,8 @@ fn observed_client(config: &Config, metrics: &Arc<Metrics>) -> Result<JcClient, 
     let mut client = jumpcloud_client(config)?;
     // Before any clone: the observer lives on the handle, so clones made earlier would not report.
     let observed = metrics.clone();
-    client.set_observer(Arc::new(move |route, status, elapsed| {
-        observed.observe_upstream(route, status, elapsed)
+    client.set_observer(Arc::new(move |purpose, route, status, elapsed| {
+        observed.observe_upstream(purpose.as_str(), route, status, elapsed)
     }));
     Ok(client)
 }
@@ -294,7 +385,11 @@ fn writer(config: &Config, store: Arc<Store>, client: JcClient) -> Arc<Writer> {
         },
         cpu_tasks: config.limits.cpu_tasks,
     };
-    Arc::new(Writer::new(store, client, settings))
+    Arc::new(Writer::new(
+        store,
+        client.for_purpose(Purpose::Write),
+        settings,
+    ))
 }
 
 /// Everything a request handler reaches.
@@ -302,7 +397,7 @@ fn app_state(
     config: &Config,
     store: Arc<Store>,
     client: JcClient,
-    refresh_now: Arc<Notify>,
+    (refresh_now, feed): (Arc<Notify>, Arc<FeedHealth>),
     metrics: Arc<Metrics>,
 ) -> Result<AppState, AppError> {
     let pins = Arc::new(Pins::new(
@@ -343,6 +438,7 @@ fn app_state(
             config.limits.auth_failures_burst,
             config.limits.auth_failures_per_minute,
         )),
+        feed,
     }))
 }
 
@@ -365,7 +461,8 @@ fn http_settings(config: &Config) -> HttpSettings {
                 .then(|| format!("{}/oauth/token", config.base_url())),
             basic: !config.auth.basic.is_empty(),
         },
-        refresh_interval_s: config.refresh.interval_s,
+        refresh_interval_s: config.refresh_interval_s(false),
+        refresh_interval_with_feed_s: config.refresh_interval_s(true),
         ops: OpsPlacement {
             separate: config.ops.listen.is_some(),
             credential: config.ops.auth == OpsAuth::Read,

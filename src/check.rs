@@ -6,12 +6,13 @@
 //! every call, and turns each failure into a sentence a person can act on: a key JumpCloud refuses (and, for
 //! the US console, the hint that an EU organisation lives at `console.eu.jumpcloud.com`), a multi-tenant
 //! administrator's key without `org_id`, a host that does not answer, a TLS handshake that fails, an
-//! outage. Knows JumpCloud only through `crate::jumpcloud`'s client.
+//! outage; and whether the organisation has the Directory Insights feed the service reads between full
+//! refreshes. Knows JumpCloud only through `crate::jumpcloud`'s client.
 
 use std::time::Duration;
 
-use crate::config::Config;
-use crate::jumpcloud::{JcClient, JcError};
+use crate::config::{Config, FeedMode};
+use crate::jumpcloud::{FeedError, JcClient, JcError};
 
 /// What `check` found: the lines to print and whether everything worked.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -82,6 +83,9 @@ pub async fn run(config: &Config) -> Report {
             &mut latencies,
         )
         .await;
+        if report.ok() {
+            insights(&client, config, &mut report, &mut latencies).await;
+        }
     }
     latency_line(&mut latencies, &mut report);
     report
@@ -173,6 +177,64 @@ async fn counts(
                 return;
             }
         }
+    }
+}
+
+/// Whether the organisation has the Directory Insights feed (one event asked for), and what the service
+/// does about it. Only with `insights.enabled = "on"` is a feed that cannot be read a problem: `auto` falls
+/// back to full refreshes.
+async fn insights(
+    client: &JcClient,
+    config: &Config,
+    report: &mut Report,
+    latencies: &mut Vec<Duration>,
+) {
+    let mode = config.insights.enabled;
+    if mode == FeedMode::Off {
+        report.lines.push(format!(
+            "Directory Insights: not read (insights.enabled = \"off\"): full refresh every {} s",
+            config.refresh_interval_s(false)
+        ));
+        return;
+    }
+    let url = config.insights_url();
+    let since = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    let started = tokio::time::Instant::now();
+    let answer = client.directory_events(since, 1).await;
+    latencies.push(started.elapsed());
+    let problem = |report: &mut Report, line: String| {
+        if mode == FeedMode::On {
+            report.problems.push(format!(
+                "{line}; insights.enabled = \"on\" expects it (\"auto\" would fall back quietly)"
+            ));
+        } else {
+            report.lines.push(line);
+        }
+    };
+    match answer {
+        Ok(_) => report.lines.push(format!(
+            "Directory Insights: available at {url} (insights.enabled = \"{}\"): read every {} s, full \
+             refresh every {} s",
+            mode.as_str(),
+            config.insights.poll_s,
+            config.refresh_interval_s(true)
+        )),
+        Err(FeedError::NotInPlan) => problem(
+            report,
+            format!(
+                "Directory Insights: not in the organisation's plan (HTTP 403 from {url}): full refresh every {} s",
+                config.refresh_interval_s(false)
+            ),
+        ),
+        Err(FeedError::Upstream(e)) => problem(
+            report,
+            format!(
+                "Directory Insights: {url} could not be read ({}): check insights.url; meanwhile full refresh \
+                 every {} s",
+                e.in_words(),
+                config.refresh_interval_s(false)
+            ),
+        ),
     }
 }
 

@@ -789,6 +789,10 @@ static OAUTH: LazyLock<OAuthHarness> = LazyLock::new(|| {
             // Never refusing a name keeps each answer a function of the request alone, so an input found
             // once reproduces; the throttle itself is not what this target is about.
             failed_auth: Arc::new(crate::auth::throttle::FailedAuth::new(u32::MAX, u32::MAX)),
+            feed: Arc::new(crate::cache::insights::FeedHealth::new(
+                crate::cache::insights::FeedMode::Off,
+                Duration::from_secs(5),
+            )),
         }))
     });
     OAuthHarness { runtime, router }

@@ -25,6 +25,8 @@ pub struct HeldBack {
     pub snapshot: Arc<Snapshot>,
     /// The write generation when its refresh started (writes after it are laid over it on accept).
     pub generation_at_start: u64,
+    /// When its refresh began reading JumpCloud (where the feed's cursor stands once it is accepted).
+    pub started_at: Timestamp,
     pub users: usize,
     pub groups: usize,
     pub high_water_users: usize,
@@ -93,6 +95,19 @@ impl ShrinkGuard {
     pub fn record(&mut self, users: usize, groups: usize, now: Timestamp) {
         self.history.push_back((now, users, groups));
         self.prune(now);
+    }
+
+    /// A snapshot with these counts was published by a batch of feed events: recorded when the counts
+    /// moved, so a batch every few seconds adds an entry only when it creates or deletes.
+    pub fn record_change(&mut self, users: usize, groups: usize, now: Timestamp) {
+        if self
+            .history
+            .back()
+            .is_some_and(|(_, u, g)| (*u, *g) == (users, groups))
+        {
+            return;
+        }
+        self.record(users, groups, now);
     }
 
     /// A delete made through this service is not shrinkage: lower the mark by one.

@@ -2,7 +2,8 @@
 //!
 //! Rooms: [`store`] is publishing (the one file to read to know how a version becomes current, and the
 //! [`store::Published`] seam where a shared backend plugs in), [`snapshot`] what a version holds,
-//! [`refresher`] the background full refresh, [`persist`] the snapshot on disk, [`guard`] the shrink guard,
+//! [`refresher`] the background full refresh, [`insights`] the incremental one from JumpCloud's Directory
+//! Insights feed, [`persist`] the snapshot on disk, [`guard`] the shrink guard,
 //! [`versions`] version numbers that never repeat. Must not know HTTP or SCIM requests: `directory/` reads
 //! and writes through [`Store`].
 //!
@@ -11,6 +12,7 @@
 //! every backend, and only where the current version is kept differs.
 
 pub mod guard;
+pub mod insights;
 pub mod memory;
 pub mod persist;
 pub(crate) mod records;
@@ -27,7 +29,7 @@ pub use snapshot::{
     BuildOptions, Data, Entry, GroupSource, Id, IdSet, Index, Indexes, PackedUser, RawDirectory,
     Seen, Snapshot, Touched,
 };
-pub use store::{RefreshPublished, RefreshTicket, Store};
+pub use store::{EventsPublished, FeedMark, RefreshPublished, RefreshTicket, Store};
 
 /// How the last refresh ended, for logs, `/readyz` and metrics.
 #[derive(Debug, Clone, PartialEq)]

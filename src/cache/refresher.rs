@@ -6,8 +6,15 @@
 //! one, and publishes it with one pointer swap. A failed refresh publishes nothing and keeps the last good
 //! snapshot; the next tick tries again. Writes published while a refresh was in flight are laid over its
 //! data, so a refresh can never roll back a write.
+//!
+//! The full refresh stays the source of truth while the Directory Insights feed keeps the snapshot fresh
+//! between refreshes ([`super::insights`]): its interval is `refresh.interval_s` when set, else the long one
+//! while the feed is in use and the short one while it is not, recomputed as the feed's health changes. The
+//! feed's reader asks for a refresh at once when it cannot be trusted ([`Refreshes::need_after`]), and
+//! `POST /admin/refresh` does the same.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -15,6 +22,7 @@ use jiff::Timestamp;
 use rand::Rng;
 use tokio::sync::Notify;
 
+use super::insights::health::FeedHealth;
 use super::{Data, RawDirectory, RefreshPublished, RefreshStatus, Store, age_seconds};
 use crate::jumpcloud::{
     AssocTarget, JcClient, JcDirectory, JcDirectoryKind, JcError, with_deadline,
@@ -35,20 +43,95 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// When refreshes run.
 #[derive(Debug, Clone)]
 pub struct Schedule {
-    pub interval: Duration,
+    /// `refresh.interval_s` when set: the interval whatever the feed does.
+    pub fixed: Option<Duration>,
+    /// Unset, the interval while the Directory Insights feed is in use, and while it is not.
+    pub with_feed: Duration,
+    pub without_feed: Duration,
     /// Share of the interval added or removed at random.
     pub jitter: f64,
-    /// First delay before retrying when no snapshot exists yet (doubles up to `interval`).
+    /// First delay before retrying when no snapshot exists yet (doubles up to the interval).
     pub first_retry: Duration,
 }
 
 impl Schedule {
-    fn next_delay(&self, rng: &mut impl Rng) -> Duration {
-        if self.jitter <= 0.0 {
-            return self.interval;
+    /// A schedule of one interval, whatever the feed does.
+    pub fn every(interval: Duration, jitter: f64) -> Schedule {
+        Schedule {
+            fixed: Some(interval),
+            with_feed: interval,
+            without_feed: interval,
+            jitter,
+            first_retry: Duration::from_secs(1),
         }
-        let f = 1.0 + rng.random_range(-self.jitter..=self.jitter);
-        self.interval.mul_f64(f.max(0.0))
+    }
+
+    /// The interval with the feed in use or not.
+    pub fn interval(&self, feed_in_use: bool) -> Duration {
+        self.fixed.unwrap_or(if feed_in_use {
+            self.with_feed
+        } else {
+            self.without_feed
+        })
+    }
+
+    /// A factor drawn once per wait: the interval times it, give or take `jitter`.
+    fn jitter_factor(&self, rng: &mut impl Rng) -> f64 {
+        if self.jitter <= 0.0 {
+            return 1.0;
+        }
+        (1.0 + rng.random_range(-self.jitter..=self.jitter)).max(0.0)
+    }
+}
+
+/// Asks for full refreshes and knows when the one in flight began; shared by the refresher, the feed's
+/// reader and `POST /admin/refresh` (which notifies `trigger` itself).
+#[derive(Debug)]
+pub struct Refreshes {
+    trigger: Arc<Notify>,
+    /// When the refresh in flight began reading JumpCloud, in ms since the epoch; `i64::MIN` when none is.
+    running_since: AtomicI64,
+    /// The latest `after` a refresh was asked for (ms since the epoch).
+    asked_after: AtomicI64,
+}
+
+impl Refreshes {
+    pub fn new(trigger: Arc<Notify>) -> Refreshes {
+        Refreshes {
+            trigger,
+            running_since: AtomicI64::new(i64::MIN),
+            asked_after: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// A full refresh that begins at `after` or later is needed (what the feed brought since then cannot be
+    /// trusted): one is asked for at once, unless one that began then or later is in flight or published,
+    /// or one was asked for already for as late a point (should it fail, the schedule tries again: a feed
+    /// failing through an outage must not turn into back-to-back refreshes). Whether one was asked for. A
+    /// refresh in flight that began earlier is followed by another.
+    pub fn need_after(&self, after: Timestamp, store: &Store) -> bool {
+        let at = after.as_millisecond();
+        let running = self.running_since.load(Ordering::Relaxed);
+        if running != i64::MIN && running >= at {
+            return false;
+        }
+        if store.feed_mark().refreshed_at.is_some_and(|r| r >= after) {
+            return false;
+        }
+        if self.asked_after.fetch_max(at, Ordering::Relaxed) >= at {
+            return false;
+        }
+        self.trigger.notify_one();
+        true
+    }
+
+    fn began(&self, at: Timestamp) {
+        self.running_since
+            .store(at.as_millisecond(), Ordering::Relaxed);
+    }
+
+    fn ended(&self) {
+        self.running_since.store(i64::MIN, Ordering::Relaxed);
     }
 }
 
@@ -108,11 +191,32 @@ pub async fn fetch(client: &JcClient) -> Result<RawDirectory, JcError> {
 
 /// One refresh: fetch, build, publish. Returns what happened; never panics, never clears the snapshot.
 pub async fn refresh_once(store: &Store, client: &JcClient) -> RefreshStatus {
+    refresh_tracked(store, client, None).await
+}
+
+/// [`refresh_once`], telling `refreshes` when it begins reading and when it ends.
+async fn refresh_tracked(
+    store: &Store,
+    client: &JcClient,
+    refreshes: Option<&Refreshes>,
+) -> RefreshStatus {
+    struct Ended<'a>(Option<&'a Refreshes>);
+    impl Drop for Ended<'_> {
+        fn drop(&mut self) {
+            if let Some(r) = self.0 {
+                r.ended();
+            }
+        }
+    }
     // While JumpCloud is failing, wait for the breaker's probe rather than fail a refresh at its first call.
     client.breaker().wait_until_callable().await;
     let started = tokio::time::Instant::now();
     let before = client.stats();
     let ticket = store.begin_refresh().await;
+    let _ended = Ended(refreshes);
+    if let Some(r) = refreshes {
+        r.began(ticket.started_at());
+    }
     let fetching = with_deadline(REFRESH_DEADLINE, "the refresh", fetch(client));
     let mut fetching = std::pin::pin!(fetching);
     // A long refresh (100,000 users is a few thousand calls) says how far it is, every few seconds.
@@ -217,22 +321,77 @@ fn log_refresh(store: &Store, status: &RefreshStatus) {
     }
 }
 
-/// Refresh on `schedule`, or at once when `trigger` is notified, reporting each refresh to `metrics`, until
-/// `stop` fires. A refresh in flight when it fires is dropped before it publishes: the published snapshot
-/// stays the last good one.
-pub async fn run(
-    store: Arc<Store>,
-    client: JcClient,
-    schedule: Schedule,
-    trigger: Arc<Notify>,
-    metrics: Arc<Metrics>,
-    mut stop: Stop,
-) {
+/// What the refresher runs with.
+#[derive(Debug, Clone)]
+pub struct Refresher {
+    pub store: Arc<Store>,
+    pub client: JcClient,
+    pub schedule: Schedule,
+    /// Notified by `POST /admin/refresh` and the feed's reader.
+    pub trigger: Arc<Notify>,
+    pub refreshes: Arc<Refreshes>,
+    /// The feed's health, whose verdict picks the interval; `None` without the feed.
+    pub feed: Option<Arc<FeedHealth>>,
+    pub metrics: Arc<Metrics>,
+    /// The first refresh waits its interval from here instead of running at once: a snapshot and the feed's
+    /// cursor were restored, and the full refresh behind them began then.
+    pub resume_from: Option<Timestamp>,
+}
+
+/// Resolves when the feed's verdict changes; never without a feed (or once its health is gone).
+async fn feed_changed(rx: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    match rx {
+        Some(r) => {
+            if r.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Refresh on the schedule, or at once when the trigger is notified, reporting each refresh to the metrics,
+/// until `stop` fires. A refresh in flight when it fires is dropped before it publishes: the published
+/// snapshot stays the last good one. The wait before the next refresh is recomputed whenever the feed's
+/// verdict changes, so a feed that stops being usable brings the next refresh forward.
+pub async fn run(r: Refresher, mut stop: Stop) {
     let mut rng = rand::rngs::StdRng::from_os_rng();
+    let schedule = &r.schedule;
     let mut retry = schedule.first_retry;
+    let mut feed_rx = r.feed.as_ref().map(|f| f.subscribe());
+    let in_use = |feed: &Option<Arc<FeedHealth>>| feed.as_ref().is_some_and(|f| f.in_use());
+    // When the wait before the next refresh counts from, and a delay that replaces the interval (the retry
+    // while nothing can be served); `None`: refresh at once.
+    let mut wait_from: Option<(tokio::time::Instant, Option<Duration>)> = r.resume_from.map(|t| {
+        let ago = Timestamp::now().duration_since(t).unsigned_abs();
+        let now = tokio::time::Instant::now();
+        (now.checked_sub(ago).unwrap_or(now), None)
+    });
     loop {
+        if let Some((from, delay)) = wait_from {
+            let factor = schedule.jitter_factor(&mut rng);
+            loop {
+                let wait = delay.unwrap_or_else(|| {
+                    let interval = schedule.interval(in_use(&r.feed));
+                    Duration::try_from_secs_f64(interval.as_secs_f64() * factor).unwrap_or(interval)
+                });
+                let due = async {
+                    match from.checked_add(wait) {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        // An interval past the clock's range: only a trigger or a stop ends the wait.
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = due => break,
+                    _ = r.trigger.notified() => break,
+                    _ = feed_changed(&mut feed_rx) => {}
+                    _ = stop.requested() => return,
+                }
+            }
+        }
         let status = tokio::select! {
-            status = refresh_once(&store, &client) => status,
+            status = refresh_tracked(&r.store, &r.client, Some(&r.refreshes)) => status,
             _ = stop.requested() => return,
         };
         let outcome = if status.held_back {
@@ -242,24 +401,80 @@ pub async fn run(
         } else {
             RefreshOutcome::Failed
         };
-        metrics.observe_refresh(outcome, Duration::from_millis(status.duration_ms));
-        metrics.set_refresh_held_back(store.shrink_guard().held.is_some());
-        metrics.add_upstream_retries(status.retries);
-        let delay = if status.ok || store.load().is_some() {
+        r.metrics
+            .observe_refresh(outcome, Duration::from_millis(status.duration_ms));
+        r.metrics
+            .set_refresh_held_back(r.store.shrink_guard().held.is_some());
+        r.metrics.add_upstream_retries(status.retries);
+        let now = tokio::time::Instant::now();
+        wait_from = if status.ok || r.store.load().is_some() {
             retry = schedule.first_retry;
-            schedule.next_delay(&mut rng)
+            Some((now, None))
         } else {
             // Nothing to serve yet: try again soon, backing off up to the interval.
             let d = retry;
-            retry = (retry * 2).min(schedule.interval);
-            d
+            retry = (retry * 2).min(schedule.interval(in_use(&r.feed)));
+            Some((now, Some(d)))
         };
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = trigger.notified() => {}
-            _ = stop.requested() => return,
-        }
     }
 }
 
 use rand::SeedableRng as _;
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+
+    use super::*;
+    use crate::cache::test_support::opts;
+
+    #[tokio::test]
+    async fn a_refresh_is_asked_for_once_per_need_and_not_when_one_covers_it() {
+        let store = Store::new(opts());
+        let trigger = Arc::new(Notify::new());
+        let r = Refreshes::new(trigger.clone());
+        let t0 = Timestamp::now();
+        let s = SignedDuration::from_secs;
+        assert!(r.need_after(t0, &store));
+        assert!(!r.need_after(t0, &store), "asked for already");
+        assert!(!r.need_after(t0 - s(1), &store));
+        tokio::time::timeout(Duration::from_millis(100), trigger.notified())
+            .await
+            .expect("the refresher is woken");
+        // A refresh in flight that began after the point covers it.
+        r.began(t0 + s(5));
+        assert!(!r.need_after(t0 + s(2), &store));
+        r.ended();
+        // So does one published that began after it.
+        let ticket = store.begin_refresh().await;
+        let began = ticket.started_at();
+        store.publish_refresh(ticket, Data::default(), began).await;
+        assert!(!r.need_after(began, &store));
+        assert!(
+            r.need_after(began + s(60), &store),
+            "a later need asks again"
+        );
+    }
+
+    #[test]
+    fn the_interval_follows_the_feed_unless_it_is_set() {
+        let mut sched = Schedule {
+            fixed: None,
+            with_feed: Duration::from_secs(3600),
+            without_feed: Duration::from_secs(60),
+            jitter: 0.0,
+            first_retry: Duration::from_secs(1),
+        };
+        assert_eq!(sched.interval(true), Duration::from_secs(3600));
+        assert_eq!(sched.interval(false), Duration::from_secs(60));
+        sched.fixed = Some(Duration::from_secs(300));
+        assert_eq!(sched.interval(true), Duration::from_secs(300));
+        assert_eq!(sched.interval(false), Duration::from_secs(300));
+        assert_eq!(
+            Schedule::every(Duration::from_secs(9), 0.0)
+                .interval(true)
+                .as_secs(),
+            9
+        );
+    }
+}

@@ -7,13 +7,19 @@
 //! | operation | who | what it does |
 //! |---|---|---|
 //! | [`publish_write`](Store::publish_write) | the writer | applies a write's change to a copy of the data, derives the touched entries, records the write so a refresh in flight cannot roll it back |
-//! | [`begin_refresh`](Store::begin_refresh) / [`publish_refresh`](Store::publish_refresh) | the refresher | builds the refresh's snapshot *outside* the publish lock (writes keep publishing meanwhile), then, under the lock, lays over it every write published since the refresh began and lets the shrink guard publish or hold it back |
-//! | [`publish_restored`](Store::publish_restored) / [`complete_restored`](Store::complete_restored) | start-up | a snapshot read from disk, published unless something is already published; then the complete version (with JumpCloud's records) in its place |
+//! | [`publish_events`](Store::publish_events) | the feed's reader | applies a batch of Directory Insights events to a copy of the data as a write does (derives only what it touched, recorded so a refresh in flight cannot roll it back), lets the shrink guard hold back one that deletes too much, and moves the feed's cursor with it; a batch that changes nothing moves only the cursor |
+//! | [`begin_refresh`](Store::begin_refresh) / [`publish_refresh`](Store::publish_refresh) | the refresher | builds the refresh's snapshot *outside* the publish lock (writes keep publishing meanwhile), then, under the lock, lays over it every write (and feed batch) published since the refresh began and lets the shrink guard publish or hold it back; a published refresh brings the feed's cursor up to when it began |
+//! | [`publish_restored`](Store::publish_restored) / [`complete_restored`](Store::complete_restored) | start-up | a snapshot read from disk, published unless something is already published; then the complete version (with JumpCloud's records) in its place; [`restore_feed`](Store::restore_feed) puts back the cursor saved with it |
 //! | [`accept_shrink`](Store::accept_shrink) | an operator | publishes the held-back refresh, with later writes laid over it |
 //!
 //! Every operation takes the publish lock, so no two publish over each other, and takes its version from
 //! [`Versions`] under it, so versions grow in publication order. Writes laid over a refresh's data are
 //! overlaid in one place ([`overlay_writes`]).
+//!
+//! Beside the current version the store keeps its [`FeedMark`]: where that data stands in the Directory
+//! Insights feed (the [`Cursor`], changed only under the publish lock together with the data it describes),
+//! when the last full refresh began, and when the feed last confirmed the data current, which is what
+//! [`fresh_as_of`](Store::fresh_as_of) reports as the snapshot's freshness.
 //!
 //! Where the published version lives is a [`Published`] backend held as `Arc<dyn Published>`: today
 //! [`Local`] (an atomic pointer in this process). A shared backend (Redis, for replicas) implements the same
@@ -27,6 +33,7 @@ use jiff::Timestamp;
 use tokio::sync::{Mutex, watch};
 
 use super::guard::{HeldBack, ShrinkGuard};
+use super::insights::Cursor;
 use super::snapshot::{BuildOptions, Data, Snapshot, Touched};
 use super::versions::Versions;
 use super::{REFRESH_HISTORY, RefreshStatus};
@@ -73,6 +80,49 @@ struct PublishState {
 #[derive(Debug, Clone, Copy)]
 pub struct RefreshTicket {
     generation_at_start: u64,
+    /// When it began reading JumpCloud: every change before this is in its data.
+    started_at: Timestamp,
+}
+
+impl RefreshTicket {
+    /// When the refresh began reading JumpCloud.
+    pub fn started_at(&self) -> Timestamp {
+        self.started_at
+    }
+}
+
+/// Where the published data stands in the Directory Insights feed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeedMark {
+    /// The published data has applied every event up to here; `None` until a full refresh is published
+    /// or a saved cursor restored.
+    pub cursor: Option<Cursor>,
+    /// Grows whenever the cursor is set by anything but the feed's own batches (a full refresh, a restore):
+    /// a batch read from before then is stale.
+    pub epoch: u64,
+    /// When the last full refresh published began reading JumpCloud.
+    pub refreshed_at: Option<Timestamp>,
+    /// The version published when the cursor was last set: a saved cursor belongs with this version or a
+    /// later one.
+    pub version: u64,
+    /// `(version, when)`: the feed read through `when` found nothing more to apply to that version, so it and
+    /// every later one were current then.
+    pub confirmed: Option<(u64, Timestamp)>,
+}
+
+/// What became of a batch handed to [`Store::publish_events`].
+#[derive(Debug, Clone)]
+pub enum EventsPublished {
+    /// A new version with the batch applied.
+    Published(Arc<Snapshot>),
+    /// The batch changed nothing the snapshot holds: no new version; the cursor moved.
+    Unchanged,
+    /// The cursor was set anew (a full refresh, a restore) since the batch was read: nothing was done.
+    Stale,
+    /// No complete snapshot to apply it to (none yet, or one still being restored): nothing was done.
+    NotReady,
+    /// It would lose too many users or groups: not published, the cursor left where it was; the reason.
+    HeldBack(String),
 }
 
 /// What became of a refresh handed to [`Store::publish_refresh`].
@@ -97,6 +147,8 @@ pub struct Store {
     guard: StdMutex<ShrinkGuard>,
     /// Counts publications, so a write can wait for a complete version ([`Store::load_complete`]).
     published: watch::Sender<u64>,
+    /// Changed only under the publish lock; read at any time (held briefly, never across an await).
+    feed: StdMutex<FeedMark>,
 }
 
 /// Lay over `data` the writes published after `since` (their entries as `current` has them); the generation
@@ -135,6 +187,7 @@ impl Store {
             options,
             guard: StdMutex::new(ShrinkGuard::new(max_shrink)),
             published: watch::Sender::new(0),
+            feed: StdMutex::new(FeedMark::default()),
         }
     }
 
@@ -184,6 +237,28 @@ impl Store {
         self.versions.peek()
     }
 
+    /// Where the published data stands in the Directory Insights feed.
+    pub fn feed_mark(&self) -> FeedMark {
+        lock(&self.feed).clone()
+    }
+
+    /// Since when `snapshot` is known to match JumpCloud: when its data was read, or later when the feed
+    /// last found nothing more to apply to it (or to a version before it).
+    pub fn fresh_as_of(&self, snapshot: &Snapshot) -> Timestamp {
+        match self.confirmed_for(snapshot.version) {
+            Some(at) => at.max(snapshot.taken_at),
+            None => snapshot.taken_at,
+        }
+    }
+
+    /// When the feed last found version `version`'s data (or an earlier version's) current, if it has.
+    pub fn confirmed_for(&self, version: u64) -> Option<Timestamp> {
+        lock(&self.feed)
+            .confirmed
+            .filter(|(v, _)| *v <= version)
+            .map(|(_, at)| at)
+    }
+
     /// The one place a version becomes current. Callers hold the publish lock.
     fn swap(&self, snapshot: Arc<Snapshot>) {
         self.current.store(snapshot);
@@ -222,10 +297,112 @@ impl Store {
         Some(next)
     }
 
+    /// Publish a batch of Directory Insights events read from the feed at cursor epoch `epoch`: `change`
+    /// edits a copy of the current data and says what it touched, as a write's does, and `cursor` is where the
+    /// data stands once it is applied. `read_through` is when the poll read the feed to its end, if it did:
+    /// the data is then current as of that time.
+    ///
+    /// Composes with the rest as a write does: only the touched entries are derived again, and the batch is
+    /// recorded so a refresh in flight lays it over its own data. Unlike a write, it comes from outside this
+    /// service: a batch that would leave fewer users or groups than the shrink guard allows is not published
+    /// (and the cursor stays before it), as a refresh that read as much would be held back.
+    pub async fn publish_events(
+        &self,
+        epoch: u64,
+        cursor: Cursor,
+        read_through: Option<Timestamp>,
+        change: impl FnOnce(&mut Data) -> Touched,
+    ) -> EventsPublished {
+        let mut state = self.publish.lock().await;
+        if lock(&self.feed).epoch != epoch {
+            return EventsPublished::Stale;
+        }
+        let Some(current) = self.load().filter(|s| !s.is_serving_only()) else {
+            return EventsPublished::NotReady;
+        };
+        let mut data = current.data.clone();
+        let touched = change(&mut data);
+        if touched.is_empty() {
+            let mut feed = lock(&self.feed);
+            feed.cursor = Some(cursor);
+            if let Some(at) = read_through {
+                feed.confirmed = Some((current.version, at));
+            }
+            return EventsPublished::Unchanged;
+        }
+        let (users, groups) = (data.users.len(), data.groups.len());
+        let now = Timestamp::now();
+        if let Some(reason) = lock(&self.guard).check(users, groups, now) {
+            return EventsPublished::HeldBack(reason);
+        }
+        let version = self.versions.take();
+        let mut next = current.with_changes(data, &touched, version, now, &self.options);
+        if let Some(at) = read_through {
+            next.taken_at = next.taken_at.max(at);
+        }
+        let next = Arc::new(next);
+        self.swap(next.clone());
+        state.write_generation += 1;
+        let generation = state.write_generation;
+        state.writes.push(WriteRecord {
+            generation,
+            touched,
+        });
+        lock(&self.guard).record_change(users, groups, now);
+        let mut feed = lock(&self.feed);
+        feed.cursor = Some(cursor);
+        feed.version = version;
+        if let Some(at) = read_through {
+            feed.confirmed = Some((version, at));
+        }
+        EventsPublished::Published(next)
+    }
+
+    /// Put back the feed's cursor saved with snapshot version `saved_with` (restored at start-up), and when
+    /// the full refresh behind it began. Ignored unless the published version is the one saved with it or a
+    /// later one (an older file must never claim events it does not hold); whether it was taken.
+    pub async fn restore_feed(
+        &self,
+        cursor: Cursor,
+        saved_with: u64,
+        refreshed_at: Option<Timestamp>,
+    ) -> bool {
+        let _state = self.publish.lock().await;
+        let Some(current) = self.load() else {
+            return false;
+        };
+        if current.version < saved_with {
+            return false;
+        }
+        let mut feed = lock(&self.feed);
+        feed.cursor = Some(cursor);
+        feed.epoch += 1;
+        feed.refreshed_at = refreshed_at;
+        feed.version = current.version;
+        true
+    }
+
+    /// Under the publish lock: a full refresh that began at `started_at` is now the published data
+    /// (`version`), so the cursor stands at least where it began.
+    fn feed_refreshed(&self, started_at: Timestamp, version: u64) {
+        let mut feed = lock(&self.feed);
+        let reset = match &feed.cursor {
+            Some(c) => c.after_refresh(started_at),
+            None => Some(Cursor::at(started_at)),
+        };
+        if let Some(c) = reset {
+            feed.cursor = Some(c);
+            feed.epoch += 1;
+        }
+        feed.refreshed_at = Some(feed.refreshed_at.map_or(started_at, |r| r.max(started_at)));
+        feed.version = version;
+    }
+
     /// A refresh begins: writes published from now on are laid over its data when it is published.
     pub async fn begin_refresh(&self) -> RefreshTicket {
         RefreshTicket {
             generation_at_start: self.publish.lock().await.write_generation,
+            started_at: Timestamp::now(),
         }
     }
 
@@ -273,24 +450,7 @@ impl Store {
         };
 
         let mut state = self.publish.lock().await;
-        let now_current = self.load();
-        let late: Vec<&WriteRecord> = state
-            .writes
-            .iter()
-            .filter(|w| w.generation > laid)
-            .collect();
-        if !late.is_empty()
-            && let Some(cur) = &now_current
-        {
-            let mut late_data = snapshot.data.clone();
-            let mut touched = Touched::default();
-            for w in &late {
-                late_data.overlay(&cur.data, &w.touched);
-                touched.extend(&w.touched);
-            }
-            snapshot =
-                snapshot.with_changes(late_data, &touched, 0, Timestamp::now(), &self.options);
-        }
+        snapshot = self.overlay_late(&state, snapshot, laid);
         let (users, groups) = (snapshot.user_count(), snapshot.group_count());
         let now = Timestamp::now();
         let mut shrink = lock(&self.guard);
@@ -302,6 +462,7 @@ impl Store {
                 shrink.held = Some(HeldBack {
                     snapshot: Arc::new(snapshot),
                     generation_at_start: ticket.generation_at_start,
+                    started_at: ticket.started_at,
                     users,
                     groups,
                     high_water_users: hu,
@@ -319,9 +480,31 @@ impl Store {
                 state.writes.clear();
                 shrink.record(users, groups, now);
                 shrink.held = None;
+                drop(shrink);
+                self.feed_refreshed(ticket.started_at, snapshot.version);
                 RefreshPublished::Published(snapshot)
             }
         }
+    }
+
+    /// `snapshot` (a refresh's, built outside the lock) with the writes published after generation `laid`
+    /// laid over it, as the current version has them. Callers hold the publish lock (`state`).
+    fn overlay_late(&self, state: &PublishState, snapshot: Snapshot, laid: u64) -> Snapshot {
+        let late: Vec<&WriteRecord> = state
+            .writes
+            .iter()
+            .filter(|w| w.generation > laid)
+            .collect();
+        let Some(cur) = self.load().filter(|_| !late.is_empty()) else {
+            return snapshot;
+        };
+        let mut late_data = snapshot.data.clone();
+        let mut touched = Touched::default();
+        for w in &late {
+            late_data.overlay(&cur.data, &w.touched);
+            touched.extend(&w.touched);
+        }
+        snapshot.with_changes(late_data, &touched, 0, Timestamp::now(), &self.options)
     }
 
     /// Publish a snapshot read from disk at start-up, unless something is already published (then `None`).
@@ -381,6 +564,7 @@ impl Store {
         ));
         self.swap(snapshot.clone());
         lock(&self.guard).reset_to(snapshot.user_count(), snapshot.group_count(), now);
+        self.feed_refreshed(held.started_at, snapshot.version);
         Some(snapshot)
     }
 
@@ -421,3 +605,7 @@ impl Store {
         lock(&self.refreshes).iter().cloned().collect()
     }
 }
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

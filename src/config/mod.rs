@@ -10,7 +10,8 @@
 //! every key with its default; a test holds it to [`Config::default`].
 //!
 //! A setting whose type another module owns is parsed into that type: [`Scope`](crate::auth::Scope),
-//! [`UsernamePolicy`](crate::mapping::UsernamePolicy), [`DeleteMode`](crate::directory::write::DeleteMode).
+//! [`UsernamePolicy`](crate::mapping::UsernamePolicy), [`DeleteMode`](crate::directory::write::DeleteMode),
+//! [`FeedMode`](crate::cache::insights::FeedMode).
 
 pub mod load;
 
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::auth::settings::{
     AuthConfig, BasicConfig, ClientConfig, JwtConfig, TokenConfig, parse_token_list,
 };
+pub use crate::cache::insights::FeedMode;
 use crate::directory::write::DeleteMode;
 use crate::mapping::UsernamePolicy;
 pub use crate::secret::Secret;
@@ -41,10 +43,54 @@ pub struct JumpCloudConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RefreshConfig {
-    pub interval_s: u64,
+    /// Seconds between full refreshes. Unset: [`REFRESH_WITHOUT_FEED_S`] while the Directory Insights feed
+    /// is off or unavailable, [`REFRESH_WITH_FEED_S`] while it is used; a value set applies in both cases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_s: Option<u64>,
     /// Share of the interval added or removed at random, so replicas do not refresh in lockstep.
     pub jitter: f64,
     pub max_shrink: f64,
+}
+
+/// The full refresh's interval while the Directory Insights feed is off or unavailable, unless set.
+pub const REFRESH_WITHOUT_FEED_S: u64 = 60;
+/// The full refresh's interval while the feed is used, unless set: the feed keeps the snapshot fresh, the
+/// refresh stays the source of truth.
+pub const REFRESH_WITH_FEED_S: u64 = 3600;
+
+/// Reading JumpCloud's Directory Insights feed between full refreshes (`[insights]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InsightsConfig {
+    /// `auto` (when the organisation has it), `on`, `off`.
+    pub enabled: FeedMode,
+    /// The feed's base URL; unset, derived from `jumpcloud.url` ([`crate::jumpcloud::insights_url_for`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Seconds between polls.
+    pub poll_s: u64,
+    /// Each poll reads again this many seconds before where the last one stood, for events the feed
+    /// ingested late; an event id is applied once.
+    pub overlap_s: u64,
+    /// An event the feed showed this many seconds or more after an earlier poll could have seen it, or a
+    /// backlog this far behind, means the feed is lagging: a full refresh runs at once.
+    pub max_lag_s: u64,
+    /// How far back the feed is trusted to hold every event; a gap longer than this (the service stopped,
+    /// the feed unread) is closed by a full refresh rather than read.
+    pub retention_s: u64,
+}
+
+impl Default for InsightsConfig {
+    fn default() -> Self {
+        InsightsConfig {
+            enabled: FeedMode::Auto,
+            url: None,
+            poll_s: 5,
+            overlap_s: 60,
+            max_lag_s: 30,
+            retention_s: 7 * 24 * 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,6 +252,8 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub ops: OpsConfig,
+    #[serde(default)]
+    pub insights: InsightsConfig,
 }
 
 impl Default for Config {
@@ -220,7 +268,7 @@ impl Default for Config {
                 timeout_s: 20,
             },
             refresh: RefreshConfig {
-                interval_s: 60,
+                interval_s: None,
                 jitter: 0.1,
                 max_shrink: 0.1,
             },
@@ -251,6 +299,7 @@ impl Default for Config {
                 destination: "stdout".into(),
             },
             ops: OpsConfig::default(),
+            insights: InsightsConfig::default(),
         }
     }
 }
@@ -301,6 +350,7 @@ impl Config {
             .and_then(|()| self.validate_refresh_and_paging())
             .and_then(|()| self.validate_limits())
             .and_then(|()| self.validate_upstream_and_mapping())
+            .and_then(|()| self.validate_insights())
             .map_err(ConfigError::Invalid)
     }
 
@@ -367,7 +417,7 @@ impl Config {
     }
 
     fn validate_refresh_and_paging(&self) -> Result<(), String> {
-        if self.refresh.interval_s == 0 {
+        if self.refresh.interval_s == Some(0) {
             return Err("refresh.interval_s must be at least 1".into());
         }
         if !(0.0..=0.5).contains(&self.refresh.jitter) {
@@ -420,6 +470,40 @@ impl Config {
         Ok(())
     }
 
+    fn validate_insights(&self) -> Result<(), String> {
+        let i = &self.insights;
+        if i.poll_s == 0 {
+            return Err("insights.poll_s must be at least 1".into());
+        }
+        if i.max_lag_s == 0 {
+            return Err("insights.max_lag_s must be at least 1".into());
+        }
+        // An event ingested later than `overlap_s - poll_s` after it happened can be missed; lagging is
+        // noticed before that.
+        if i.max_lag_s.saturating_add(i.poll_s) >= i.overlap_s {
+            return Err(format!(
+                "insights.overlap_s ({}) must exceed insights.max_lag_s + insights.poll_s ({} + {}): a poll \
+                 reads again what the feed may still deliver late",
+                i.overlap_s, i.max_lag_s, i.poll_s
+            ));
+        }
+        // A poll starts reading an overlap before where the last one stood, a poll later.
+        if i.retention_s <= i.overlap_s.saturating_add(i.poll_s) {
+            return Err(format!(
+                "insights.retention_s ({}) must exceed insights.overlap_s + insights.poll_s ({} + {})",
+                i.retention_s, i.overlap_s, i.poll_s
+            ));
+        }
+        if let Some(url) = &i.url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(format!(
+                "insights.url must start with http:// or https://, got {url:?}"
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_upstream_and_mapping(&self) -> Result<(), String> {
         if self.jumpcloud.timeout_s == 0 {
             return Err("jumpcloud.timeout_s must be at least 1".into());
@@ -439,6 +523,23 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The Directory Insights base URL: `insights.url`, or derived from `jumpcloud.url`.
+    pub fn insights_url(&self) -> String {
+        match &self.insights.url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => crate::jumpcloud::insights_url_for(&self.jumpcloud.url),
+        }
+    }
+
+    /// The full refresh's interval in seconds, with the feed used (`feed_in_use`) or not.
+    pub fn refresh_interval_s(&self, feed_in_use: bool) -> u64 {
+        self.refresh.interval_s.unwrap_or(if feed_in_use {
+            REFRESH_WITH_FEED_S
+        } else {
+            REFRESH_WITHOUT_FEED_S
+        })
     }
 
     /// The externally visible base URL, without a trailing slash.

@@ -41,7 +41,7 @@ fn environment_layers_over_defaults() {
     .unwrap();
     let c = loaded.config;
     assert_eq!(c.jumpcloud.api_key.unwrap().expose(), "k-123");
-    assert_eq!(c.refresh.interval_s, 5);
+    assert_eq!(c.refresh.interval_s, Some(5));
     assert!(!c.groups.directories_as_groups);
     assert_eq!(c.auth.tokens.len(), 2);
     assert_eq!(
@@ -361,7 +361,7 @@ fn precedence_is_default_file_environment_then_secret_files() {
     )
     .unwrap();
     let c = &loaded.config;
-    assert_eq!(c.refresh.interval_s, 20, "environment over file");
+    assert_eq!(c.refresh.interval_s, Some(20), "environment over file");
     assert_eq!(c.refresh.jitter, 0.2, "file over default");
     assert_eq!(c.refresh.max_shrink, 0.1, "default");
     assert_eq!(c.log.level, "debug");
@@ -395,4 +395,53 @@ fn precedence_is_default_file_environment_then_secret_files() {
         .to_string();
     assert!(e.contains("jumpcloud.api_key is required"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_feed_settings_load_validate_and_pick_the_refresh_interval() {
+    let base = [
+        ("JCSCIM_JUMPCLOUD__API_KEY", "k"),
+        ("JCSCIM_AUTH__TOKENS", "abcdefgh"),
+    ];
+    let c = load_from(None, &env(&base)).unwrap().config;
+    assert_eq!(c.insights, InsightsConfig::default());
+    assert_eq!(c.insights.enabled, FeedMode::Auto);
+    assert_eq!(c.refresh.interval_s, None);
+    assert_eq!(
+        (c.refresh_interval_s(false), c.refresh_interval_s(true)),
+        (60, 3600)
+    );
+    assert_eq!(
+        c.insights_url(),
+        "https://api.jumpcloud.com/insights/directory/v1"
+    );
+    let mut vars = base.to_vec();
+    vars.extend([
+        ("JCSCIM_INSIGHTS__ENABLED", "off"),
+        ("JCSCIM_INSIGHTS__URL", "http://127.0.0.1:9/di/"),
+        ("JCSCIM_INSIGHTS__POLL_S", "2"),
+        ("JCSCIM_REFRESH__INTERVAL_S", "300"),
+    ]);
+    let c = load_from(None, &env(&vars)).unwrap().config;
+    assert_eq!(c.insights.enabled, FeedMode::Off);
+    assert_eq!(c.insights.poll_s, 2);
+    assert_eq!(c.insights_url(), "http://127.0.0.1:9/di");
+    assert_eq!(
+        (c.refresh_interval_s(false), c.refresh_interval_s(true)),
+        (300, 300),
+        "a value set applies in both cases"
+    );
+    for (key, value, says) in [
+        ("JCSCIM_INSIGHTS__ENABLED", "sometimes", "insights.enabled"),
+        ("JCSCIM_INSIGHTS__POLL_S", "0", "insights.poll_s"),
+        ("JCSCIM_INSIGHTS__OVERLAP_S", "30", "insights.overlap_s"),
+        ("JCSCIM_INSIGHTS__RETENTION_S", "60", "insights.retention_s"),
+        ("JCSCIM_INSIGHTS__URL", "api.jumpcloud.com", "insights.url"),
+        ("JCSCIM_REFRESH__INTERVAL_S", "0", "refresh.interval_s"),
+    ] {
+        let mut vars = base.to_vec();
+        vars.push((key, value));
+        let e = load_from(None, &env(&vars)).unwrap_err().to_string();
+        assert!(e.contains(says), "{key}={value}: {e}");
+    }
 }

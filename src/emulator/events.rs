@@ -6,7 +6,9 @@
 //! carries.
 //!
 //! Bounds: events older than [`RETENTION_DAYS`] (the real feed's 90 days) are dropped and never returned, and
-//! at most [`MAX_EVENTS`] are kept, oldest dropped first, so a long churn run cannot grow memory.
+//! at most [`MAX_EVENTS`] are kept, oldest dropped first, so a long churn run cannot grow memory. The feed
+//! can be told to return less (`insights_retention_s`, applied by `insights` when it reads), and to deliver
+//! the next few events late ([`EventLog::delay_next`]).
 //!
 //! Ids are 24 hex digits, `{seconds:08x}{salt:04x}{sequence:012x}`: unique for the emulator's life, and
 //! within one millisecond they sort in the order the events were recorded, so `(timestamp, id)` orders the
@@ -135,6 +137,8 @@ pub struct Event {
     pub subject: Subject,
     /// `None` for events without `changes` (creates, deletes, edges).
     pub changes: Option<Vec<Change>>,
+    /// Ingestion later than the feed's lag by this much (`insights_late_next`); 0 for most events.
+    pub late_ms: i64,
 }
 
 // === impl Event ===
@@ -155,6 +159,8 @@ pub struct EventLog {
     salt: u16,
     organization: String,
     admin_id: String,
+    /// The next events recorded arrive late: how many more, and by how much (`insights_late_next`).
+    late_next: Option<(u32, i64)>,
 }
 
 // === impl EventLog ===
@@ -180,7 +186,15 @@ impl EventLog {
             salt: (hex(8..12) & 0xffff) as u16,
             organization: organization.to_owned(),
             admin_id,
+            late_next: None,
         }
+    }
+
+    /// The next `count` events recorded become visible `extra_ms` later than the others: a feed whose
+    /// ingestion fell behind for a moment, so they arrive after events that happened after them.
+    pub fn delay_next(&mut self, count: u32, extra_ms: u64) {
+        let extra = i64::try_from(extra_ms).unwrap_or(i64::MAX);
+        self.late_next = (count > 0 && extra > 0).then_some((count, extra));
     }
 
     /// Records one event at `origin`; drops what falls out of retention or past the bound.
@@ -197,6 +211,17 @@ impl EventLog {
         let secs = at_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX));
         let id = format!("{secs:08x}{:04x}{:012x}", self.salt, self.next_seq);
         self.next_seq += 1;
+        let late_ms = match &mut self.late_next {
+            Some((left, extra)) => {
+                let extra = *extra;
+                *left -= 1;
+                if *left == 0 {
+                    self.late_next = None;
+                }
+                extra
+            }
+            None => 0,
+        };
         self.events.push_back(Event {
             id,
             at_ms,
@@ -204,6 +229,7 @@ impl EventLog {
             source: origin.source,
             subject,
             changes,
+            late_ms,
         });
         self.prune(at_ms);
     }

@@ -56,6 +56,25 @@ fn bounded_by_count_and_by_retention() {
 }
 
 #[test]
+fn delay_next_marks_only_the_next_events() {
+    let mut log = EventLog::new(ORG, 100);
+    log.record(at(1_000), kind::USER_CREATE, user("a"), None);
+    log.delay_next(2, 3_000);
+    for ms in [1_001, 1_002, 1_003] {
+        log.record(at(ms), kind::USER_UPDATE, user("a"), Some(Vec::new()));
+    }
+    let late: Vec<i64> = log.iter().map(|e| e.late_ms).collect();
+    assert_eq!(late, [0, 3_000, 3_000, 0]);
+    log.delay_next(0, 3_000);
+    log.record(at(1_004), kind::USER_DELETE, user("a"), None);
+    assert_eq!(
+        log.iter().last().unwrap().late_ms,
+        0,
+        "a count of 0 delays none"
+    );
+}
+
+#[test]
 fn between_is_half_open() {
     let mut log = EventLog::new(ORG, 100);
     for ms in [10, 20, 20, 30] {

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::error::json_response;
-use super::{FaultConfig, MAX_CHURN_PER_MINUTE, MAX_INSIGHTS_LAG_MS};
+use super::{DEFAULT_INSIGHTS_RETENTION_S, FaultConfig, MAX_CHURN_PER_MINUTE, MAX_INSIGHTS_LAG_MS};
 
 /// Statuses a random failure may take.
 const GATEWAY_STATUSES: [u16; 4] = [500, 502, 503, 504];
@@ -36,6 +36,14 @@ pub struct FailNext {
     pub status: u16,
     #[serde(default)]
     pub route: Option<String>,
+}
+
+/// "The next `count` events recorded become visible `extra_ms` later than the others" (late ingestion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LateNext {
+    pub count: u32,
+    pub extra_ms: u64,
 }
 
 /// Body of `PUT /__emulator/faults`: any subset of the fields.
@@ -54,6 +62,9 @@ pub struct FaultPatch {
     pub fail_next: Option<FailNext>,
     pub insights: Option<bool>,
     pub insights_lag_ms: Option<u64>,
+    pub insights_retention_s: Option<u64>,
+    /// Recorded in the event history, not here: the caller hands it to the store (see `gate`).
+    pub insights_late_next: Option<LateNext>,
     pub churn_per_minute: Option<u32>,
 }
 
@@ -197,11 +208,26 @@ impl Faults {
                 "churn_per_minute must be at most {MAX_CHURN_PER_MINUTE}, got {n}"
             ));
         }
-        if let Some(ms) = p.insights_lag_ms
-            && ms > MAX_INSIGHTS_LAG_MS
+        for (name, ms) in [
+            ("insights_lag_ms", p.insights_lag_ms),
+            (
+                "insights_late_next.extra_ms",
+                p.insights_late_next.map(|l| l.extra_ms),
+            ),
+        ] {
+            if let Some(ms) = ms
+                && ms > MAX_INSIGHTS_LAG_MS
+            {
+                return Err(format!(
+                    "{name} must be at most {MAX_INSIGHTS_LAG_MS}, got {ms}"
+                ));
+            }
+        }
+        if let Some(s) = p.insights_retention_s
+            && !(1..=DEFAULT_INSIGHTS_RETENTION_S).contains(&s)
         {
             return Err(format!(
-                "insights_lag_ms must be at most {MAX_INSIGHTS_LAG_MS}, got {ms}"
+                "insights_retention_s must be between 1 and {DEFAULT_INSIGHTS_RETENTION_S}, got {s}"
             ));
         }
         let c = &mut self.config;
@@ -215,6 +241,7 @@ impl Faults {
         c.commit_then_fail_rate = p.commit_then_fail_rate.unwrap_or(c.commit_then_fail_rate);
         c.insights = p.insights.unwrap_or(c.insights);
         c.insights_lag_ms = p.insights_lag_ms.unwrap_or(c.insights_lag_ms);
+        c.insights_retention_s = p.insights_retention_s.unwrap_or(c.insights_retention_s);
         c.churn_per_minute = p.churn_per_minute.unwrap_or(c.churn_per_minute);
         if let Some(secs) = p.outage_now_s {
             self.outage_until = (secs > 0).then(|| now + Duration::from_secs(secs));
@@ -245,6 +272,7 @@ impl Faults {
             "fail_next": self.fail_next,
             "insights": c.insights,
             "insights_lag_ms": c.insights_lag_ms,
+            "insights_retention_s": c.insights_retention_s,
             "churn_per_minute": c.churn_per_minute,
         })
     }
@@ -381,6 +409,32 @@ mod tests {
         };
         assert!(f.patch(p, t0).is_err());
         assert_eq!(f.config().churn_per_minute, 120);
+    }
+
+    #[test]
+    fn the_feed_retention_and_late_events_are_bounded() {
+        let t0 = Instant::now();
+        let mut f = Faults::new(FaultConfig::default(), 1, t0);
+        assert_eq!(
+            f.to_json(t0)["insights_retention_s"],
+            json!(DEFAULT_INSIGHTS_RETENTION_S)
+        );
+        for bad in [
+            json!({"insights_retention_s": 0}),
+            json!({"insights_retention_s": DEFAULT_INSIGHTS_RETENTION_S + 1}),
+            json!({"insights_late_next": {"count": 1, "extra_ms": MAX_INSIGHTS_LAG_MS + 1}}),
+        ] {
+            let p: FaultPatch = serde_json::from_value(bad.clone()).unwrap();
+            assert!(f.patch(p, t0).is_err(), "{bad}");
+        }
+        assert!(
+            serde_json::from_value::<FaultPatch>(json!({"insights_late_next": {"count": 1}}))
+                .is_err()
+        );
+        let p: FaultPatch = serde_json::from_value(json!({"insights_retention_s": 3})).unwrap();
+        f.patch(p, t0).unwrap();
+        assert_eq!(f.config().insights_retention_s, 3);
+        assert_eq!(f.to_json(t0)["insights_retention_s"], json!(3));
     }
 
     #[test]

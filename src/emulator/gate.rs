@@ -159,11 +159,16 @@ async fn get_faults(State(app): State<Arc<App>>) -> Response {
 async fn put_faults(State(app): State<Arc<App>>, Body(body): Body) -> Result<Response, ApiError> {
     let patch: FaultPatch = serde_json::from_value(parse_body(&body)?)
         .map_err(|e| ApiError::BadRequest(format!("invalid faults: {e}")))?;
+    let late = patch.insights_late_next;
     let now = Instant::now();
     let view = {
         let mut faults = app.faults();
         faults.patch(patch, now).map_err(ApiError::BadRequest)?;
         faults.to_json(now)
     };
+    // Late ingestion belongs to the events about to be recorded, which the store records.
+    if let Some(l) = late {
+        app.write().events.delay_next(l.count, l.extra_ms);
+    }
     Ok(json_response(StatusCode::OK, &view))
 }

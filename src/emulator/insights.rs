@@ -18,7 +18,8 @@
 //! ignoring `limit`, `skip`, `sort` and `search_after`.
 //!
 //! Visibility: an event is returned once `insights_lag_ms` has passed since it happened (the setting in
-//! force at query time), and only within the retention. A plan without Directory Insights (`insights`
+//! force at query time; an event `insights_late_next` delayed, that much later again), and only within the
+//! retention (`insights_retention_s`, 90 days unless set). A plan without Directory Insights (`insights`
 //! false) answers 403. Only the `directory` service has events here; any other valid service is empty.
 //!
 //! Handlers are thin; parsing, matching and paging are pure functions, tested in `insights_tests.rs`.
@@ -158,11 +159,19 @@ pub fn routes() -> Router<Arc<App>> {
 
 // --- handlers ---
 
-/// The plan check, the body and the lag in force: what both routes start from.
-fn prepare(app: &App, body: &[u8], now_ms: i64) -> Result<(EventQuery, i64), ApiError> {
-    let (enabled, lag_ms) = {
+/// Which events a query can see: those older than the ingestion lag, within the retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Visibility {
+    pub lag_ms: i64,
+    pub retention_ms: i64,
+}
+
+/// The plan check, the body and the visibility in force: what both routes start from.
+fn prepare(app: &App, body: &[u8], now_ms: i64) -> Result<(EventQuery, Visibility), ApiError> {
+    let (enabled, lag_ms, retention_s) = {
         let f = app.faults();
-        (f.config().insights, f.config().insights_lag_ms)
+        let c = f.config();
+        (c.insights, c.insights_lag_ms, c.insights_retention_s)
     };
     if !enabled {
         return Err(ApiError::Forbidden(
@@ -171,13 +180,19 @@ fn prepare(app: &App, body: &[u8], now_ms: i64) -> Result<(EventQuery, i64), Api
         ));
     }
     let q = parse_query(&parse_object(body)?, now_ms)?;
-    Ok((q, i64::try_from(lag_ms).unwrap_or(i64::MAX)))
+    let visibility = Visibility {
+        lag_ms: i64::try_from(lag_ms).unwrap_or(i64::MAX),
+        retention_ms: i64::try_from(retention_s.saturating_mul(1000))
+            .unwrap_or(RETENTION_MS)
+            .min(RETENTION_MS),
+    };
+    Ok((q, visibility))
 }
 
 async fn events(State(app): State<Arc<App>>, Body(body): Body) -> Result<Response, ApiError> {
     let now_ms = jiff::Timestamp::now().as_millisecond();
-    let (q, lag_ms) = prepare(&app, &body, now_ms)?;
-    let page = run(&app.read().events, &q, now_ms, lag_ms);
+    let (q, visibility) = prepare(&app, &body, now_ms)?;
+    let page = run(&app.read().events, &q, now_ms, visibility);
     let request_id = app.request_ids.fetch_add(1, Ordering::Relaxed);
     let mut resp = json_response(StatusCode::OK, &page.rows);
     let h = resp.headers_mut();
@@ -199,27 +214,33 @@ async fn events(State(app): State<Arc<App>>, Body(body): Body) -> Result<Respons
 
 async fn count_events(State(app): State<Arc<App>>, Body(body): Body) -> Result<Response, ApiError> {
     let now_ms = jiff::Timestamp::now().as_millisecond();
-    let (q, lag_ms) = prepare(&app, &body, now_ms)?;
-    let n = count(&app.read().events, &q, now_ms, lag_ms);
+    let (q, visibility) = prepare(&app, &body, now_ms)?;
+    let n = count(&app.read().events, &q, now_ms, visibility);
     Ok(json_response(StatusCode::OK, &json!({ "count": n })))
 }
 
 // --- running a query ---
 
-/// Events the query's service and time window admit, visible at `now_ms` with `lag_ms`, oldest first.
+/// Events the query's service and time window admit, visible at `now_ms`, oldest first. An event that
+/// arrives late ([`Event::late_ms`]) stays hidden that much longer than the others.
 fn window<'a>(
     log: &'a EventLog,
     q: &EventQuery,
     now_ms: i64,
-    lag_ms: i64,
+    visibility: Visibility,
 ) -> Option<impl DoubleEndedIterator<Item = &'a Event> + 'a> {
     if !q.services.iter().any(|s| s == "all" || s == SERVICE) {
         return None;
     }
-    let from = q.start_ms.max(now_ms.saturating_sub(RETENTION_MS));
-    let visible_until = now_ms.saturating_sub(lag_ms).saturating_add(1);
+    let from = q
+        .start_ms
+        .max(now_ms.saturating_sub(visibility.retention_ms));
+    let visible_until = now_ms.saturating_sub(visibility.lag_ms).saturating_add(1);
     let until = q.end_ms.map_or(visible_until, |e| e.min(visible_until));
-    Some(log.between(from, until))
+    Some(
+        log.between(from, until)
+            .filter(move |e| e.at_ms.saturating_add(e.late_ms) < visible_until),
+    )
 }
 
 /// Whether `e` passes `search_term` and `q`/`exact_match`; renders it only when one of them is set.
@@ -232,10 +253,10 @@ fn admits(log: &EventLog, q: &EventQuery, e: &Event) -> bool {
 }
 
 /// One page of `q` at `now_ms`.
-pub fn run(log: &EventLog, q: &EventQuery, now_ms: i64, lag_ms: i64) -> Page {
+pub fn run(log: &EventLog, q: &EventQuery, now_ms: i64, visibility: Visibility) -> Page {
     let mut rows = Vec::new();
     let mut last: Option<&Event> = None;
-    if let Some(events) = window(log, q, now_ms, lag_ms) {
+    if let Some(events) = window(log, q, now_ms, visibility) {
         let after = q.search_after.as_ref();
         let ordered: Box<dyn Iterator<Item = &Event>> = if q.desc {
             Box::new(
@@ -270,8 +291,8 @@ pub fn run(log: &EventLog, q: &EventQuery, now_ms: i64, lag_ms: i64) -> Page {
 }
 
 /// How many events match `q` at `now_ms`, whatever its paging.
-pub fn count(log: &EventLog, q: &EventQuery, now_ms: i64, lag_ms: i64) -> u64 {
-    window(log, q, now_ms, lag_ms).map_or(0, |events| {
+pub fn count(log: &EventLog, q: &EventQuery, now_ms: i64, visibility: Visibility) -> u64 {
+    window(log, q, now_ms, visibility).map_or(0, |events| {
         events.filter(|e| admits(log, q, e)).count() as u64
     })
 }

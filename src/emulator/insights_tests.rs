@@ -59,6 +59,22 @@ fn log() -> EventLog {
     log
 }
 
+/// `lag_ms` with the real feed's retention.
+fn lag(lag_ms: i64) -> Visibility {
+    Visibility {
+        lag_ms,
+        retention_ms: RETENTION_MS,
+    }
+}
+
+fn run(log: &EventLog, q: &EventQuery, now_ms: i64, lag_ms: i64) -> Page {
+    super::run(log, q, now_ms, lag(lag_ms))
+}
+
+fn count(log: &EventLog, q: &EventQuery, now_ms: i64, lag_ms: i64) -> u64 {
+    super::count(log, q, now_ms, lag(lag_ms))
+}
+
 fn ids(p: &Page) -> Vec<String> {
     p.rows
         .iter()
@@ -213,6 +229,39 @@ fn window_lag_and_retention() {
     assert_eq!(count(&log, &q, T0 + RETENTION_MS + 5_000, 0), 5);
     let other_service = ok(with(json!({"service": ["sso"]})));
     assert_eq!(count(&log, &other_service, T0 + 60_000, 0), 0);
+}
+
+#[test]
+fn a_shorter_retention_and_late_events_hide_what_they_cover() {
+    let log = log();
+    let q = ok(base());
+    // Retention of 3 s at T0 + 9.5 s: only what happened from T0 + 6.5 s on (u7, u8, u9).
+    let short = Visibility {
+        lag_ms: 0,
+        retention_ms: 3_000,
+    };
+    assert_eq!(
+        ids(&super::run(&log, &q, T0 + 9_500, short)),
+        ["u7", "u8", "u9"]
+    );
+    assert_eq!(super::count(&log, &q, T0 + 9_500, short), 3);
+    // An event delivered late shows after those that happened after it.
+    let mut log = EventLog::new(ORG, 100);
+    let user = |i: i64| Subject::User {
+        id: format!("u{i}"),
+        username: format!("User{i}"),
+        email: format!("u{i}@x.io"),
+    };
+    let at = |ms: i64| Origin::api(jiff::Timestamp::from_millisecond(T0 + ms).unwrap());
+    log.delay_next(1, 5_000);
+    log.record(at(0), kind::USER_CREATE, user(0), None);
+    log.record(at(1_000), kind::USER_CREATE, user(1), None);
+    let visible = lag(0);
+    assert_eq!(ids(&super::run(&log, &q, T0 + 2_000, visible)), ["u1"]);
+    assert_eq!(
+        ids(&super::run(&log, &q, T0 + 5_000, visible)),
+        ["u0", "u1"]
+    );
 }
 
 fn count_of(log: &EventLog, extra: Value) -> u64 {

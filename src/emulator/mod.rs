@@ -60,6 +60,8 @@ pub use self::events::{
 pub const MAX_CHURN_PER_MINUTE: u32 = 60_000;
 /// The longest Directory Insights ingestion lag accepted: a day.
 pub const MAX_INSIGHTS_LAG_MS: u64 = 24 * 3600 * 1000;
+/// The feed's retention unless told otherwise (`insights_retention_s`): the real feed's 90 days.
+pub const DEFAULT_INSIGHTS_RETENTION_S: u64 = INSIGHTS_RETENTION_DAYS as u64 * 24 * 3600;
 
 /// Faults the emulator injects, and the Directory Insights plan, lag and console churn; every field can
 /// also be changed at run time via `PUT /__emulator/faults`.
@@ -86,6 +88,9 @@ pub struct FaultConfig {
     pub insights: bool,
     /// An event becomes visible in the Directory Insights feed this long after its change.
     pub insights_lag_ms: u64,
+    /// The feed returns events at most this old (at most [`DEFAULT_INSIGHTS_RETENTION_S`], its default); a
+    /// test makes it small to open a gap the feed no longer covers.
+    pub insights_retention_s: u64,
     /// Changes made at random to the directory per minute, as an admin in the console would; 0 = none.
     /// At most [`MAX_CHURN_PER_MINUTE`].
     pub churn_per_minute: u32,
@@ -104,6 +109,7 @@ impl Default for FaultConfig {
             commit_then_fail_rate: 0.0,
             insights: true,
             insights_lag_ms: 0,
+            insights_retention_s: DEFAULT_INSIGHTS_RETENTION_S,
             churn_per_minute: 0,
         }
     }

@@ -32,6 +32,7 @@ use crate::audit::Audit;
 use crate::auth::throttle::FailedAuth;
 use crate::auth::{AuthError, Authenticator};
 use crate::cache::Store;
+use crate::cache::insights::FeedHealth;
 use crate::directory::reader::Reader;
 use crate::directory::write::Writer;
 use crate::scim::error::ScimError;
@@ -55,8 +56,10 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// What `/ServiceProviderConfig` advertises.
     pub capabilities: crate::scim::discovery::Capabilities,
-    /// The full refresh's interval, for `/status`.
+    /// The full refresh's interval while the Directory Insights feed is not in use, and while it is (the
+    /// same when `refresh.interval_s` is set), for `/readyz` and `/status`.
     pub refresh_interval_s: u64,
+    pub refresh_interval_with_feed_s: u64,
     /// Where `/metrics` and `/status` are served and who may read them.
     pub ops: ops::OpsPlacement,
 }
@@ -73,6 +76,7 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(55),
             capabilities: crate::scim::discovery::Capabilities::default(),
             refresh_interval_s: 60,
+            refresh_interval_with_feed_s: 3600,
             ops: ops::OpsPlacement::default(),
         }
     }
@@ -114,6 +118,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Failed authentications by credential name.
     pub failed_auth: Arc<FailedAuth>,
+    /// The Directory Insights feed's health, for `/readyz` and `/status`.
+    pub feed: Arc<FeedHealth>,
 }
 
 /// Request ids: a process-unique counter is enough to correlate log lines.
@@ -253,7 +259,8 @@ pub(crate) fn too_many_failures(wait: Duration) -> Response {
 }
 
 /// Every SCIM answer says which snapshot version it was made from and how old it is (handlers that read a
-/// pinned version set these themselves; the rest get the latest).
+/// pinned version set these themselves; the rest get the latest). The age is since the version was known to
+/// match JumpCloud: its read, or a later poll of the Directory Insights feed that found nothing to change.
 async fn snapshot_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     if !resp.headers().contains_key("x-snapshot-version")
@@ -261,6 +268,7 @@ async fn snapshot_headers(State(state): State<AppState>, req: Request, next: Nex
     {
         support::add_snapshot_headers(&mut resp, &snap);
     }
+    support::confirm_snapshot_age(&mut resp, &state.store);
     resp
 }
 

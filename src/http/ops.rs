@@ -11,6 +11,7 @@ use serde_json::json;
 use super::AppState;
 use crate::auth::Principal;
 use crate::cache::age_seconds;
+use crate::cache::insights::{FeedMode, FeedState};
 use crate::scim::error::ScimError;
 
 /// Where `/metrics` and `/status` are served, and who may read them (`ops.listen`, `ops.auth`).
@@ -80,6 +81,47 @@ fn json_body(status: StatusCode, v: serde_json::Value) -> Response {
     resp
 }
 
+/// The full refresh's interval now: the long one while the Directory Insights feed is in use.
+fn refresh_interval_s(state: &AppState) -> u64 {
+    if state.feed.mode != FeedMode::Off && state.feed.in_use() {
+        state.settings.refresh_interval_with_feed_s
+    } else {
+        state.settings.refresh_interval_s
+    }
+}
+
+/// The Directory Insights feed in `/readyz`: its state and aggregate figures.
+fn feed_json(state: &AppState, now: Timestamp) -> serde_json::Value {
+    let r = state.feed.report();
+    let mark = state.store.feed_mark();
+    let time = |t: Option<Timestamp>| t.map(|t| t.to_string());
+    let detail = match &r.state {
+        FeedState::Failing { reason } | FeedState::Behind { reason, .. } => Some(reason.clone()),
+        _ => None,
+    };
+    json!({
+        "enabled": state.feed.mode.as_str(),
+        "state": r.state.label(),
+        "in_words": r.state.in_words(),
+        "reason": detail,
+        "since": time(r.since),
+        "poll_s": state.feed.poll.as_secs(),
+        "last_poll": time(r.last_poll),
+        "last_read": time(r.last_ok),
+        "polls": r.polls,
+        "failures": r.failures,
+        "last_error": r.last_error,
+        "events_applied": r.events,
+        "versions_published": r.versions,
+        "lag_seconds": state.metrics.insights_lag_seconds(now),
+        "cursor": mark.cursor.as_ref().map(|c| json!({
+            "read_through": c.read_through().to_string(),
+            "newest_event": time(c.newest()),
+        })),
+        "last_full_refresh_began": time(mark.refreshed_at),
+    })
+}
+
 /// What `/readyz` and `/status` report.
 fn readiness(state: &AppState) -> (bool, serde_json::Value) {
     let now = Timestamp::now();
@@ -90,7 +132,9 @@ fn readiness(state: &AppState) -> (bool, serde_json::Value) {
         "ready": snap.is_some(),
         "snapshot": snap.as_ref().map(|s| json!({
             "version": s.version,
-            "age_seconds": age_seconds(s.taken_at, now),
+            // Since the snapshot was known to match JumpCloud: its read, or the feed's last poll.
+            "age_seconds": age_seconds(state.store.fresh_as_of(s), now),
+            "fresh_as_of": state.store.fresh_as_of(s).to_string(),
             "taken_at": s.taken_at.to_string(),
             "users": s.user_count(),
             "groups": s.group_count(),
@@ -106,6 +150,8 @@ fn readiness(state: &AppState) -> (bool, serde_json::Value) {
             "retries": r.retries,
             "duration_ms": r.duration_ms,
         })),
+        "refresh_interval_s": refresh_interval_s(state),
+        "insights": feed_json(state, now),
         "held_back": held.map(|h| json!({
             "users": h.users,
             "groups": h.groups,
@@ -168,12 +214,15 @@ async fn status_page(State(state): State<AppState>) -> Response {
         snapshot: state.store.load().map(|s| SnapshotView {
             version: s.version,
             taken_at: s.taken_at,
+            fresh_as_of: state.store.fresh_as_of(&s),
             users: s.user_count(),
             groups: s.group_count(),
             restoring: s.is_serving_only(),
         }),
         refreshes: state.store.refresh_history(),
-        refresh_interval_s: state.settings.refresh_interval_s,
+        refresh_interval_s: refresh_interval_s(&state),
+        feed: feed_view(&state, now),
+        confirmations: state.feed.confirmations(),
         breaker: state.metrics.breaker_state(),
         upstream_retries: state.metrics.upstream_retries(),
         upstream,
@@ -189,6 +238,26 @@ async fn status_page(State(state): State<AppState>) -> Response {
         }),
     };
     Html(super::status::render(&view)).into_response()
+}
+
+/// The feed's card on `/status`; `None` with `insights.enabled = "off"`.
+fn feed_view(state: &AppState, now: Timestamp) -> Option<super::status::FeedView> {
+    if state.feed.mode == FeedMode::Off {
+        return None;
+    }
+    let r = state.feed.report();
+    Some(super::status::FeedView {
+        mode: state.feed.mode.as_str(),
+        state: r.state.in_words(),
+        healthy: matches!(r.state, FeedState::InUse | FeedState::Starting)
+            || (r.state == FeedState::NotInPlan && state.feed.mode == FeedMode::Auto),
+        poll_s: state.feed.poll.as_secs(),
+        last_read: r.last_ok,
+        failures: r.failures,
+        events: r.events,
+        versions: r.versions,
+        lag_s: (r.events > 0).then(|| state.metrics.insights_lag_seconds(now)),
+    })
 }
 
 /// Refresh now (needs a provision credential).

@@ -31,12 +31,36 @@ pub struct View {
     pub requests: Vec<[u64; 5]>,
     pub pinned_walks: u64,
     pub held_back: Option<HeldBackView>,
+    /// The Directory Insights feed; `None` when it is off.
+    pub feed: Option<FeedView>,
+    /// When polls of the feed found the snapshot current, oldest first (for the age chart).
+    pub confirmations: Vec<Timestamp>,
+}
+
+/// The Directory Insights feed, in aggregate.
+#[derive(Debug, Clone)]
+pub struct FeedView {
+    /// `auto`, `on`.
+    pub mode: &'static str,
+    /// Its state in words.
+    pub state: String,
+    /// In use, starting, or (with `auto`) not in the plan: nothing for a person to do.
+    pub healthy: bool,
+    pub poll_s: u64,
+    pub last_read: Option<Timestamp>,
+    pub failures: u32,
+    pub events: u64,
+    pub versions: u64,
+    /// Seconds since the newest event applied happened; `None` before the first.
+    pub lag_s: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
 pub struct SnapshotView {
     pub version: u64,
     pub taken_at: Timestamp,
+    /// Since when it is known to match JumpCloud (its read, or a later poll of the feed).
+    pub fresh_as_of: Timestamp,
     pub users: usize,
     pub groups: usize,
     pub restoring: bool,
@@ -114,6 +138,9 @@ pub fn render(v: &View) -> String {
     if let Some(h) = &v.held_back {
         held_back_card(&mut out, v.now, h);
     }
+    if let Some(f) = &v.feed {
+        feed_card(&mut out, v, f);
+    }
     upstream_card(&mut out, v);
     requests_card(&mut out, v);
     refreshes_card(&mut out, v);
@@ -145,7 +172,7 @@ fn verdict(v: &View) -> (String, &'static str) {
             "bad",
         );
     };
-    let age = since(v.now, s.taken_at);
+    let age = since(v.now, s.fresh_as_of);
     let last_failed = v.refreshes.last().is_some_and(|r| !r.ok && !r.held_back);
     if v.held_back.is_some() {
         return (
@@ -162,7 +189,46 @@ fn verdict(v: &View) -> (String, &'static str) {
             "warn",
         );
     }
+    if let Some(f) = v.feed.as_ref().filter(|f| !f.healthy) {
+        return (
+            format!(
+                "Serving: snapshot {} old; the Directory Insights feed is {}",
+                in_words(age),
+                f.state
+            ),
+            "warn",
+        );
+    }
     (format!("Serving: snapshot {} old", in_words(age)), "good")
+}
+
+fn feed_card(out: &mut String, v: &View, f: &FeedView) {
+    let read = f.last_read.map_or_else(
+        || "not yet".to_owned(),
+        |t| format!("{} ago", in_words(since(v.now, t))),
+    );
+    let lag = f.lag_s.map_or_else(
+        || "no event yet".to_owned(),
+        |s| format!("{} ago", in_words(s)),
+    );
+    let _ = write!(
+        out,
+        "<section><h2>Directory Insights feed</h2><dl><dt>State</dt><dd>{}</dd>         <dt>Setting</dt><dd>insights.enabled = \"{}\", read every {}</dd><dt>Last read</dt><dd>{read}</dd>         <dt>Newest event applied</dt><dd>{lag}</dd><dt>Events applied</dt><dd>{}</dd>         <dt>Versions published</dt><dd>{}</dd>",
+        esc(&f.state),
+        f.mode,
+        in_words(f.poll_s),
+        f.events,
+        f.versions
+    );
+    if f.failures > 0 {
+        let _ = write!(out, "<dt>Failed polls in a row</dt><dd>{}</dd>", f.failures);
+    }
+    let _ = write!(
+        out,
+        "</dl><p class=\"muted\">Between full refreshes (every {}), changes made in JumpCloud reach the snapshot \
+         through the feed.</p></section>",
+        in_words(v.refresh_interval_s)
+    );
 }
 
 fn snapshot_card(out: &mut String, v: &View) {
@@ -177,7 +243,7 @@ fn snapshot_card(out: &mut String, v: &View) {
                  <dt>Users</dt><dd>{}</dd><dt>Groups</dt><dd>{}</dd><dt>Pinned walks</dt><dd>{}</dd>\
                  <dt>Full refresh</dt><dd>every {}</dd></dl>",
                 s.version,
-                in_words(since(v.now, s.taken_at)),
+                in_words(since(v.now, s.fresh_as_of)),
                 s.taken_at.strftime("%H:%M:%S UTC"),
                 s.users,
                 s.groups,
@@ -345,7 +411,8 @@ fn bar_chart(out: &mut String, series: &[[u64; 5]], classes: &[Class]) {
     );
 }
 
-/// The snapshot's age over the last hour: it grows with time and drops when a refresh is published.
+/// The snapshot's age over the last hour: it grows with time and drops when a refresh is published or a
+/// poll of the Directory Insights feed finds it current.
 fn age_chart(out: &mut String, v: &View) {
     let start = v.now.as_second() - (MINUTES as i64 * 60);
     let published: Vec<i64> = v
@@ -353,6 +420,7 @@ fn age_chart(out: &mut String, v: &View) {
         .iter()
         .filter(|r| r.ok && !r.held_back)
         .map(|r| r.finished_at.as_second())
+        .chain(v.confirmations.iter().map(|t| t.as_second()))
         .collect();
     let taken = v.snapshot.as_ref().map(|s| s.taken_at.as_second());
     // The age at time t: t minus the last publication at or before it.
@@ -434,6 +502,7 @@ mod tests {
             snapshot: Some(SnapshotView {
                 version: 42,
                 taken_at: t(now - 12),
+                fresh_as_of: t(now - 12),
                 users: 601,
                 groups: 53,
                 restoring: false,
@@ -465,6 +534,8 @@ mod tests {
             requests: (0..60).map(|i| [i * 2, 1, 0, 0, 0]).collect(),
             pinned_walks: 3,
             held_back: None,
+            feed: None,
+            confirmations: Vec::new(),
         }
     }
 
@@ -508,5 +579,58 @@ mod tests {
         let mut none = view();
         none.snapshot = None;
         assert!(render(&none).contains("Not ready"));
+    }
+
+    fn feed(healthy: bool, state: &str) -> FeedView {
+        FeedView {
+            mode: "auto",
+            state: state.into(),
+            healthy,
+            poll_s: 5,
+            last_read: Some(t(1_800_000_000 - 3)),
+            failures: u32::from(!healthy) * 4,
+            events: 1234,
+            versions: 56,
+            lag_s: Some(9),
+        }
+    }
+
+    #[test]
+    fn the_feed_has_a_card_and_its_confirmations_keep_the_age_low() {
+        let mut v = view();
+        let now = 1_800_000_000;
+        // Read by a refresh an hour ago, found current by the feed 4 s ago.
+        v.snapshot.as_mut().unwrap().taken_at = t(now - 3_600);
+        v.snapshot.as_mut().unwrap().fresh_as_of = t(now - 4);
+        v.refreshes.clear();
+        v.refresh_interval_s = 3600;
+        v.feed = Some(feed(true, "in use"));
+        v.confirmations = (1..120).map(|i| t(now - 3_600 + i * 30)).collect();
+        let html = render(&v);
+        for needle in [
+            "Serving: snapshot 4 seconds old",
+            "Directory Insights feed",
+            "State</dt><dd>in use",
+            "insights.enabled = \"auto\", read every 5 seconds",
+            "Events applied</dt><dd>1234",
+            "Newest event applied</dt><dd>9 seconds ago",
+            "every 1 hour",
+        ] {
+            assert!(html.contains(needle), "{needle} not in the page");
+        }
+        assert!(!html.contains("Failed polls"));
+        assert!(
+            html.contains("top 1 minute"),
+            "the age chart stays low between refreshes"
+        );
+        v.feed = Some(feed(false, "failing: JumpCloud is unavailable (HTTP 502)"));
+        let html = render(&v);
+        assert!(
+            html.contains("the Directory Insights feed is failing"),
+            "{html}"
+        );
+        assert!(html.contains("Failed polls in a row</dt><dd>4"));
+        assert!(render(&view()).contains("Serving: snapshot 12 seconds old"));
+        assert!(!render(&view()).contains("Directory Insights feed"));
     }
 }

@@ -38,6 +38,30 @@ pub fn add_snapshot_headers(resp: &mut Response, snap: &Snapshot) {
     }
 }
 
+/// Lower `X-Snapshot-Age` to the Directory Insights feed's last confirmation of the answer's version, when
+/// one covers it (the version was current then, whatever its data's read time says).
+pub fn confirm_snapshot_age(resp: &mut Response, store: &crate::cache::Store) {
+    let h = resp.headers();
+    let number = |name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let (Some(version), Some(age)) = (number("x-snapshot-version"), number("x-snapshot-age"))
+    else {
+        return;
+    };
+    let Some(at) = store.confirmed_for(version) else {
+        return;
+    };
+    let confirmed = age_seconds(at, Timestamp::now());
+    if confirmed < age
+        && let Ok(v) = HeaderValue::from_str(&confirmed.to_string())
+    {
+        resp.headers_mut().insert("x-snapshot-age", v);
+    }
+}
+
 /// Whether an `If-None-Match` header matches `etag` (weak comparison, `*` matches anything).
 pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     headers

@@ -6,6 +6,7 @@
 //! # Layout
 //!
 //! - [`model`](crate::jumpcloud::model): the DTOs, read leniently and written exactly.
+//! - [`event`](crate::jumpcloud::event): Directory Insights events, read so that no odd event fails a page.
 //! - [`client`](crate::jumpcloud::client): [`JcClient`](crate::jumpcloud::JcClient), a folder with one file per
 //!   concern: the handle (config, construction, key rotation, counters), the route table, one request and its
 //!   answer (transport), paging, counting, v1 system users, v1 organizations, v2 user groups and membership,
@@ -17,12 +18,17 @@
 
 pub mod client;
 pub mod error;
+pub mod event;
 pub mod model;
 pub mod resilience;
 pub mod retry;
 
-pub use client::{ClientStats, EdgeOp, EdgeOutcome, JcClient, JcClientConfig, RequestObserver};
+pub use client::{
+    ClientStats, EVENTS_PAGE, EdgeOp, EdgeOutcome, EventBatch, FeedError, JcClient, JcClientConfig,
+    Purpose, RequestObserver, insights_url_for,
+};
 pub use error::{JcError, StatusClass, classify_status, parse_retry_after};
+pub use event::{JcAssociation, JcConnection, JcEvent, JcEventEnd, JcEventResource};
 pub use model::{
     AssocTarget, JcAddress, JcAttribute, JcDirectory, JcDirectoryKind, JcGroup, JcGroupWrite,
     JcMfa, JcPhoneNumber, JcRestrictedField, JcUser, JcUserWrite, state,

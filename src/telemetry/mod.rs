@@ -49,6 +49,27 @@ const REFRESH_BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
 
+/// The `type` labels of `jcscim_insights_events_total`: the event types the feed's reader acts on (facts
+/// sheet §5.4), and `other` for the rest. Every one is present from start-up.
+pub const INSIGHTS_EVENT_TYPES: &[&str] = &[
+    "user_create",
+    "user_update",
+    "user_delete",
+    "user_activated",
+    "user_suspended",
+    "user_unsuspended",
+    "user_password_set",
+    "user_password_expired",
+    "user_lockout",
+    "user_unlocked",
+    "group_create",
+    "group_update",
+    "group_delete",
+    "association_change",
+    "directory",
+    "other",
+];
+
 /// How a refresh ended, as `jcscim_refresh_total{outcome}` counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshOutcome {
@@ -93,6 +114,11 @@ pub struct Metrics {
     /// status have been seen (a handle shares its series with the family).
     http_handles: std::sync::RwLock<std::collections::HashMap<String, RouteHandles>>,
     pinned_walks: Gauge,
+    insights_events: Family<Labels, Counter>,
+    insights_lag: Gauge,
+    /// When the newest event the feed applied happened (ms since the epoch; `i64::MIN`: none yet), so the
+    /// lag gauge is read at scrape time.
+    insights_newest_ms: std::sync::atomic::AtomicI64,
     resident_memory: Gauge,
     /// Upstream answers and requests served, by class, minute by minute for the last hour (`/status`).
     upstream_minutes: Mutex<LastHour>,
@@ -151,7 +177,8 @@ impl Metrics {
         let snapshot_age = Gauge::default();
         registry.register(
             "jcscim_snapshot_age_seconds",
-            "Seconds since the published snapshot was read from JumpCloud (0 before the first)",
+            "Seconds since the published snapshot was known to match JumpCloud: read by a refresh, or found current \
+             by a poll of the Directory Insights feed (0 before the first)",
             snapshot_age.clone(),
         );
         let refresh_total = Family::<Labels, Counter>::default();
@@ -178,7 +205,8 @@ impl Metrics {
         let upstream_requests = Family::<Labels, Counter>::default();
         registry.register(
             "jcscim_upstream_requests",
-            "Requests sent to JumpCloud, by route template and HTTP status (none: no answer)",
+            "Requests sent to JumpCloud, by purpose (refresh, insights, fetch, write), route template and HTTP \
+             status (none: no answer)",
             Always(upstream_requests.clone()),
         );
         let upstream_duration = Histogram::new(UPSTREAM_BUCKETS.iter().copied());
@@ -218,6 +246,22 @@ impl Metrics {
             "Paged walks currently holding a pinned snapshot",
             pinned_walks.clone(),
         );
+        let insights_events = Family::<Labels, Counter>::default();
+        for t in INSIGHTS_EVENT_TYPES {
+            let _ = insights_events.get_or_create(&vec![("type", (*t).to_owned())]);
+        }
+        registry.register(
+            "jcscim_insights_events",
+            "Directory Insights events applied to the snapshot, by event type (other: a type the service \
+             does not act on)",
+            insights_events.clone(),
+        );
+        let insights_lag = Gauge::default();
+        registry.register(
+            "jcscim_insights_lag_seconds",
+            "Seconds since the newest Directory Insights event applied happened (0 before the first)",
+            insights_lag.clone(),
+        );
         let build_info = Family::<Labels, Gauge>::default();
         build_info
             .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_owned())])
@@ -248,6 +292,9 @@ impl Metrics {
             http_duration,
             http_handles: std::sync::RwLock::default(),
             pinned_walks,
+            insights_events,
+            insights_lag,
+            insights_newest_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             resident_memory,
             upstream_minutes: Mutex::new(LastHour::default()),
             http_minutes: Mutex::new(LastHour::default()),
@@ -328,17 +375,67 @@ impl Metrics {
         (duration, counter)
     }
 
-    /// One request sent to JumpCloud: `route` is its template with the method
-    /// (`GET /api/v2/usergroups/{id}/members`), `status` the HTTP status or 0 when no answer came.
-    pub fn observe_upstream(&self, route: &str, status: u16, elapsed: Duration) {
+    /// One request sent to JumpCloud: `purpose` what it was for (`refresh`, `insights`, `fetch`, `write`),
+    /// `route` its template with the method (`GET /api/v2/usergroups/{id}/members`), `status` the HTTP status
+    /// or 0 when no answer came.
+    pub fn observe_upstream(
+        &self,
+        purpose: &'static str,
+        route: &str,
+        status: u16,
+        elapsed: Duration,
+    ) {
         self.upstream_requests
             .get_or_create(&vec![
+                ("purpose", purpose.to_owned()),
                 ("route", route.to_owned()),
                 ("status", status_label(status)),
             ])
             .inc();
         self.upstream_duration.observe(elapsed.as_secs_f64());
         lock(&self.upstream_minutes).add(current_minute(), status);
+    }
+
+    /// `n` Directory Insights events of `event_type` applied. The type is one of [`INSIGHTS_EVENT_TYPES`]
+    /// (the caller folds any other into `other`), so no upstream text can add a series.
+    pub fn add_insights_events(&self, event_type: &'static str, n: u64) {
+        let label = if INSIGHTS_EVENT_TYPES.contains(&event_type) {
+            event_type
+        } else {
+            "other"
+        };
+        self.insights_events
+            .get_or_create(&vec![("type", label.to_owned())])
+            .inc_by(n);
+    }
+
+    /// Directory Insights events applied so far, all types together.
+    pub fn insights_events(&self) -> u64 {
+        INSIGHTS_EVENT_TYPES
+            .iter()
+            .map(|t| {
+                self.insights_events
+                    .get_or_create(&vec![("type", (*t).to_owned())])
+                    .get()
+            })
+            .sum()
+    }
+
+    /// When the newest Directory Insights event applied happened.
+    pub fn set_insights_newest(&self, at: Timestamp) {
+        self.insights_newest_ms
+            .fetch_max(at.as_millisecond(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The feed's lag at `now`: seconds since the newest event applied happened (0 before the first).
+    pub fn insights_lag_seconds(&self, now: Timestamp) -> u64 {
+        let newest = self
+            .insights_newest_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if newest == i64::MIN {
+            return 0;
+        }
+        u64::try_from(now.as_millisecond().saturating_sub(newest).max(0) / 1000).unwrap_or(0)
     }
 
     /// Requests to JumpCloud that were repeats of an earlier attempt.
@@ -373,13 +470,18 @@ impl Metrics {
     /// now (0 and 0 before the first snapshot), and so is this process's resident memory.
     pub fn render(&self, store: &Store) -> String {
         let (version, age) = match store.load() {
-            Some(s) => (s.version, age_seconds(s.taken_at, Timestamp::now())),
+            Some(s) => (
+                s.version,
+                age_seconds(store.fresh_as_of(&s), Timestamp::now()),
+            ),
             None => (0, 0),
         };
         self.snapshot_version
             .set(i64::try_from(version).unwrap_or(i64::MAX));
         self.snapshot_age
             .set(i64::try_from(age).unwrap_or(i64::MAX));
+        self.insights_lag
+            .set(i64::try_from(self.insights_lag_seconds(Timestamp::now())).unwrap_or(i64::MAX));
         self.resident_memory
             .set(i64::try_from(resident_memory_bytes().unwrap_or(0)).unwrap_or(i64::MAX));
         let mut out = String::with_capacity(8 * 1024);

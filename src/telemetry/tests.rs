@@ -22,6 +22,8 @@ const FAMILIES: &[(&str, &str)] = &[
     ("jcscim_http_requests_total", "counter"),
     ("jcscim_http_request_duration_seconds", "histogram"),
     ("jcscim_pinned_walks", "gauge"),
+    ("jcscim_insights_events_total", "counter"),
+    ("jcscim_insights_lag_seconds", "gauge"),
 ];
 
 fn store() -> Store {
@@ -78,8 +80,19 @@ fn every_family_is_present_before_any_event() {
         "jcscim_pinned_walks",
         "jcscim_refresh_duration_seconds_count",
         "jcscim_upstream_request_duration_seconds_count",
+        "jcscim_insights_lag_seconds",
     ] {
         assert_eq!(value(&text, name), Some(0.0), "{name}:\n{text}");
+    }
+    for t in INSIGHTS_EVENT_TYPES {
+        assert_eq!(
+            value(
+                &text,
+                &format!("jcscim_insights_events_total{{type=\"{t}\"}}")
+            ),
+            Some(0.0),
+            "{t}"
+        );
     }
     for outcome in ["ok", "failed", "held_back"] {
         assert_eq!(
@@ -115,12 +128,18 @@ fn counters_and_histograms_move_with_events() {
     m.observe_http("GET /scim/v2/Users/{id}", 404, Duration::from_millis(30));
     m.observe_http("GET /scim/v2/Users/{id}", 404, Duration::from_millis(2));
     m.observe_upstream(
+        "refresh",
         "GET /api/v2/usergroups/{id}/members",
         200,
         Duration::from_millis(40),
     );
-    m.observe_upstream("GET /api/systemusers", 0, Duration::from_secs(5));
-    m.observe_upstream("GET /api/systemusers", 502, Duration::from_millis(1));
+    m.observe_upstream("refresh", "GET /api/systemusers", 0, Duration::from_secs(5));
+    m.observe_upstream(
+        "fetch",
+        "GET /api/systemusers",
+        502,
+        Duration::from_millis(1),
+    );
     m.add_upstream_retries(2);
     m.add_upstream_retries(1);
     m.observe_refresh(RefreshOutcome::Ok, Duration::from_millis(700));
@@ -173,21 +192,21 @@ fn counters_and_histograms_move_with_events() {
     assert_eq!(
         value(
             &text,
-            r#"jcscim_upstream_requests_total{route="GET /api/v2/usergroups/{id}/members",status="200"}"#
+            r#"jcscim_upstream_requests_total{purpose="refresh",route="GET /api/v2/usergroups/{id}/members",status="200"}"#
         ),
         Some(1.0)
     );
     assert_eq!(
         value(
             &text,
-            r#"jcscim_upstream_requests_total{route="GET /api/systemusers",status="none"}"#
+            r#"jcscim_upstream_requests_total{purpose="refresh",route="GET /api/systemusers",status="none"}"#
         ),
         Some(1.0)
     );
     assert_eq!(
         value(
             &text,
-            r#"jcscim_upstream_requests_total{route="GET /api/systemusers",status="502"}"#
+            r#"jcscim_upstream_requests_total{purpose="fetch",route="GET /api/systemusers",status="502"}"#
         ),
         Some(1.0)
     );
@@ -228,13 +247,39 @@ fn counters_and_histograms_move_with_events() {
 }
 
 #[test]
+fn feed_events_are_counted_by_a_bounded_type_and_the_lag_is_read_at_scrape_time() {
+    let m = Metrics::new();
+    m.add_insights_events("user_update", 3);
+    m.add_insights_events("a_type_from_upstream", 2);
+    let now = Timestamp::now();
+    m.set_insights_newest(now - SignedDuration::from_secs(30));
+    m.set_insights_newest(now - SignedDuration::from_secs(90));
+    let text = m.render(&store());
+    assert_eq!(
+        value(&text, r#"jcscim_insights_events_total{type="user_update"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&text, r#"jcscim_insights_events_total{type="other"}"#),
+        Some(2.0)
+    );
+    assert!(!text.contains("a_type_from_upstream"), "{text}");
+    assert_eq!(m.insights_events(), 5);
+    let lag = value(&text, "jcscim_insights_lag_seconds").unwrap();
+    assert!(
+        (30.0..35.0).contains(&lag),
+        "the newest event counts: {lag}"
+    );
+}
+
+#[test]
 fn label_values_are_escaped() {
     let m = Metrics::new();
-    m.observe_upstream("GET /a\\b \"q\"\nnext", 200, Duration::ZERO);
+    m.observe_upstream("write", "GET /a\\b \"q\"\nnext", 200, Duration::ZERO);
     let text = m.render(&store());
     assert!(
         text.contains(
-            r#"jcscim_upstream_requests_total{route="GET /a\\b \"q\"\nnext",status="200"} 1"#
+            r#"jcscim_upstream_requests_total{purpose="write",route="GET /a\\b \"q\"\nnext",status="200"} 1"#
         ),
         "{text}"
     );

@@ -98,3 +98,43 @@ async fn check_names_the_org_id_a_multi_tenant_key_needs() {
     assert!(!ok, "{text}");
     assert!(text.contains("jumpcloud.org_id"), "{text}");
 }
+
+#[tokio::test]
+async fn check_says_whether_the_organisation_has_the_feed() {
+    let emu = emulator::spawn(small_emulator(5, 1)).await.unwrap();
+    let (ok, text) = check(&vars(&emu.base_url(), "demo-key")).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!(
+            "Directory Insights: available at {}/insights/directory/v1",
+            emu.base_url()
+        )) && text.contains("full refresh every 3600 s"),
+        "{text}"
+    );
+    let without = emulator::spawn(EmulatorConfig {
+        faults: emulator::FaultConfig {
+            insights: false,
+            ..Default::default()
+        },
+        ..small_emulator(5, 1)
+    })
+    .await
+    .unwrap();
+    // With "auto", a plan without the feed is a fact, not a problem.
+    let (ok, text) = check(&vars(&without.base_url(), "demo-key")).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("Directory Insights: not in the organisation's plan (HTTP 403")
+            && text.contains("full refresh every 60 s"),
+        "{text}"
+    );
+    // With "on", it is.
+    let mut on = vars(&without.base_url(), "demo-key");
+    on.push(("JCSCIM_INSIGHTS__ENABLED", "on".into()));
+    let (ok, text) = check(&on).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("problem: Directory Insights: not in"),
+        "{text}"
+    );
+}

@@ -805,6 +805,49 @@ async fn the_faults_endpoint_shows_and_changes_the_insights_settings() {
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
 }
 
+#[tokio::test]
+async fn late_events_and_a_short_retention_are_set_at_run_time() {
+    let emu = Emu::start(config(FaultConfig::default())).await;
+    let a = emu
+        .faults(json!({"insights_late_next": {"count": 1, "extra_ms": 600}}))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let first = Instant::now();
+    emu.post("/api/v2/usergroups", json!({"name": "Early"}))
+        .await;
+    emu.post("/api/v2/usergroups", json!({"name": "Later"}))
+        .await;
+    let names = |events: Vec<Value>| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e["resource"]["name"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    // The first change arrives after the second until its extra delay has passed.
+    assert_eq!(names(emu.all_events().await), ["Later"]);
+    let deadline = first + Duration::from_secs(5);
+    loop {
+        let seen = names(emu.all_events().await);
+        if seen.len() == 2 {
+            assert_eq!(seen, ["Early", "Later"], "in the order they happened");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the late event never arrived");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(first.elapsed() >= Duration::from_millis(590));
+    // A retention of one second drops both from the answers once they are older.
+    let a = emu.faults(json!({"insights_retention_s": 1})).await;
+    assert_eq!(a.body["insights_retention_s"], 1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while emu.count(json!({})).await > 0 {
+        assert!(Instant::now() < deadline, "retention never applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let a = emu.faults(json!({"insights_retention_s": 0})).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+}
+
 /// Polls the event count until it stops moving (the churn's last tick may land after it was paused).
 async fn settled_count(emu: &Emu) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(5);

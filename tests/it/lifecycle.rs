@@ -30,7 +30,7 @@ async fn shutdown_is_graceful_and_prompt_even_mid_refresh() {
     };
     config.jumpcloud.url = emu.base_url();
     config.jumpcloud.api_key = Some(Secret::new("demo-key"));
-    config.refresh.interval_s = 3600;
+    config.refresh.interval_s = Some(3600);
     config.auth.tokens = vec![TokenConfig {
         token: Some(Secret::new(TOKEN)),
         token_sha256: None,

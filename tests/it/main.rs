@@ -5,6 +5,7 @@ mod conformance;
 mod deploy;
 mod emulator;
 mod hardening;
+mod insights;
 mod insights_emulator;
 mod lifecycle;
 mod metrics;

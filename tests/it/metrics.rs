@@ -17,6 +17,8 @@ const FAMILIES: &[&str] = &[
     "jcscim_http_requests_total",
     "jcscim_http_request_duration_seconds",
     "jcscim_pinned_walks",
+    "jcscim_insights_events_total",
+    "jcscim_insights_lag_seconds",
 ];
 
 async fn scrape(h: &Harness) -> String {
@@ -136,7 +138,9 @@ async fn metrics_count_requests_by_template_and_report_refreshes() {
     let upstream = |route: &str, status: &str| {
         value(
             &text,
-            &format!("jcscim_upstream_requests_total{{route=\"{route}\",status=\"{status}\"}}"),
+            &format!(
+                "jcscim_upstream_requests_total{{purpose=\"refresh\",route=\"{route}\",status=\"{status}\"}}"
+            ),
         )
         .unwrap_or(0.0)
     };

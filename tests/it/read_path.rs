@@ -33,7 +33,7 @@ async fn walk(h: &Harness, endpoint: &str, count: usize) -> (Vec<String>, u64) {
 
 #[tokio::test]
 async fn sailpoint_aggregation_under_faults_never_sees_an_error() {
-    let h = Harness::start(small_emulator(250, 8), |c| c.refresh.interval_s = 1).await;
+    let h = Harness::start(small_emulator(250, 8), |c| c.refresh.interval_s = Some(1)).await;
     h.wait_ready().await;
     h.faults(json!({"fail_rate": 0.3})).await;
     for walk_no in 0..6 {

@@ -120,7 +120,7 @@ async fn a_429_retry_after_is_honoured_within_the_cap() {
         let answers: Arc<Mutex<Vec<(u16, Instant)>>> = Arc::default();
         let mut client = emu.client(|c| c.retry.retry_after_cap = cap);
         let sink = answers.clone();
-        client.set_observer(Arc::new(move |_, status, _| {
+        client.set_observer(Arc::new(move |_, _, status, _| {
             sink.lock().unwrap().push((status, Instant::now()));
         }));
         emu.faults(json!({"fail_next": {"count": 1, "status": 429}}))

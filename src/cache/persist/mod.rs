@@ -9,10 +9,10 @@
 //!
 //! The payload is `postcard`: the snapshot's version and `taken_at`, what its entries were derived with
 //! ([`derivation`]), then two sections encoded and compressed (LZ4) apart so a load decodes them on two
-//! threads: JumpCloud's data in plain records (what [`Data::from_raw`] needs), and every entry as it was served (bytes, content hash,
-//! `created`, `lastModified`) with the indexes over them. A restart under the same build and options serves
-//! the saved entries as they are, deriving nothing, so it is ready about as fast as the file reads; under
-//! others it derives every entry again, keeping the saved times of those whose content did not change. The
+//! threads: JumpCloud's data in plain records (what [`Data::from_raw`] needs), and every entry as it was
+//! served (bytes, content hash, `created`, `lastModified`) with the indexes over them. A restart under the
+//! same build and options serves the saved entries as they are, deriving nothing, so it is ready about as
+//! fast as the file reads; under others it derives every entry again, keeping the saved times of those whose content did not change. The
 //! magic and format version come first in every format, so a reader of any version can refuse a file it does
 //! not understand. Anything short, damaged or of another format is an error to report, never a snapshot to
 //! serve.
@@ -24,9 +24,11 @@
 //!
 //! Rooms: `format` (the frame: header, checksum, atomic write, load), `payload` (what the frame carries:
 //! sections, entries, indexes), `squeeze` (a section compressed in LZ4 chunks), `records` (plain records
-//! mirroring the JumpCloud DTOs), `restore` (a loaded file back into a snapshot, and start-up) and `saver`
-//! (the background task that keeps the file current).
+//! mirroring the JumpCloud DTOs), `restore` (a loaded file back into a snapshot, and start-up), `feed` (the
+//! Directory Insights cursor, a small file of its own written after each snapshot) and `saver` (the
+//! background task that keeps both files current).
 
+mod feed;
 mod format;
 mod payload;
 mod restore;
@@ -39,6 +41,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
+pub use feed::{FEED_FILE_NAME, FEED_FORMAT, SavedFeed, load_feed, resume_feed, save_feed};
 pub use format::{decode, load, save};
 pub use payload::derivation;
 pub use restore::{load_and_publish, restore};

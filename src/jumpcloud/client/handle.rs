@@ -18,15 +18,69 @@ use crate::jumpcloud::resilience::{
 };
 use crate::jumpcloud::retry::RetryPolicy;
 
-/// Told about every upstream request: route template (e.g. `GET /api/v2/usergroups/{id}/members`), HTTP status
-/// (0 when no response arrived) and duration. For metrics; called on the request's task, so keep it cheap.
-pub type RequestObserver = Arc<dyn Fn(&'static str, u16, Duration) + Send + Sync>;
+/// Told about every upstream request: the [`Purpose`] of the handle that sent it, route template (e.g.
+/// `GET /api/v2/usergroups/{id}/members`), HTTP status (0 when no response arrived) and duration. For metrics;
+/// called on the request's task, so keep it cheap.
+pub type RequestObserver = Arc<dyn Fn(Purpose, &'static str, u16, Duration) + Send + Sync>;
+
+/// What a handle's calls are for, as its caller named it ([`JcClient::for_purpose`]); reported with every call
+/// so upstream load can be told apart. The client itself treats every purpose alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Purpose {
+    /// Reading the whole directory.
+    #[default]
+    Refresh,
+    /// Reading the Directory Insights feed.
+    Insights,
+    /// Reading the objects feed events name.
+    Fetch,
+    /// A client's write, and the reads that carry it out.
+    Write,
+}
+
+impl Purpose {
+    pub const ALL: [Purpose; 4] = [
+        Purpose::Refresh,
+        Purpose::Insights,
+        Purpose::Fetch,
+        Purpose::Write,
+    ];
+
+    /// The label metrics give it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Refresh => "refresh",
+            Purpose::Insights => "insights",
+            Purpose::Fetch => "fetch",
+            Purpose::Write => "write",
+        }
+    }
+}
+
+/// The Directory Insights base URL for a console URL (facts sheet §1.1): the feed lives on JumpCloud's `api.`
+/// host of the same region (`console.jumpcloud.com` → `https://api.jumpcloud.com/insights/directory/v1`,
+/// `console.eu.jumpcloud.com` → `api.eu.…`); any other host (an emulator, a proxy) serves it under its own
+/// `/insights/directory/v1`.
+pub fn insights_url_for(console_url: &str) -> String {
+    const PATH: &str = "/insights/directory/v1";
+    let trimmed = console_url.trim().trim_end_matches('/');
+    if let Ok(url) = Url::parse(trimmed)
+        && let Some(host) = url.host_str()
+        && let Some(region) = host.to_ascii_lowercase().strip_prefix("console.")
+        && (region == "jumpcloud.com" || region.ends_with(".jumpcloud.com"))
+    {
+        return format!("https://api.{region}{PATH}");
+    }
+    format!("{trimmed}{PATH}")
+}
 
 /// Where and how to reach JumpCloud.
 #[derive(Clone)]
 pub struct JcClientConfig {
     /// e.g. `https://console.jumpcloud.com` (or `https://console.eu.jumpcloud.com`); `/api/...` is appended.
     pub base_url: String,
+    /// The Directory Insights base (`…/insights/directory/v1`); `None`: [`insights_url_for`] the base URL.
+    pub insights_url: Option<String>,
     /// Secret: never logged, redacted in `Debug`.
     pub api_key: String,
     /// Sent as `x-org-id` (multi-tenant admins need it); an empty string counts as none.
@@ -51,6 +105,7 @@ impl JcClientConfig {
     pub fn new(base_url: impl Into<String>, api_key: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into(),
+            insights_url: None,
             api_key: api_key.into(),
             org_id: None,
             timeout: Duration::from_secs(20),
@@ -67,6 +122,7 @@ impl fmt::Debug for JcClientConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JcClientConfig")
             .field("base_url", &self.base_url)
+            .field("insights_url", &self.insights_url)
             .field("api_key", &"[redacted]")
             .field("org_id", &self.org_id)
             .field("timeout", &self.timeout)
@@ -110,6 +166,8 @@ pub struct JcClient {
     pub(super) inner: Arc<Inner>,
     /// Outside `inner` so it can be set after construction without a lock on every call.
     pub(super) observer: Option<RequestObserver>,
+    /// What this handle's calls are for; clones keep it, [`JcClient::for_purpose`] changes it.
+    pub(super) purpose: Purpose,
 }
 
 /// The API key as sent, and as scrubbed from any upstream text we keep.
@@ -136,6 +194,10 @@ impl Key {
 pub(super) struct Inner {
     pub(super) http: reqwest::Client,
     pub(super) base: Url,
+    /// Directory Insights lives on another host: its own base, and its own guard, so a failing feed never
+    /// opens the breaker writes and refreshes go through.
+    pub(super) insights_base: Url,
+    pub(super) insights_guard: UpstreamGuard,
     /// Swapped whole when the key is rotated; every request reads the current one.
     pub(super) key: arc_swap::ArcSwap<Key>,
     pub(super) org_id: Option<HeaderValue>,
@@ -159,17 +221,12 @@ impl JcClient {
     /// Validate `config` and build the HTTP client. Fails on an unusable base URL, key, org id, timeout or
     /// user agent; no request is made.
     pub fn new(config: JcClientConfig) -> Result<Self, JcError> {
-        let base = Url::parse(config.base_url.trim())
-            .map_err(|e| bad_config(&format!("base_url {:?}: {e}", config.base_url)))?;
-        if !matches!(base.scheme(), "http" | "https")
-            || base.cannot_be_a_base()
-            || base.query().is_some()
-        {
-            return Err(bad_config(&format!(
-                "base_url {:?} must be an http(s) URL without a query",
-                config.base_url
-            )));
-        }
+        let base = base_url("base_url", &config.base_url)?;
+        let insights = config
+            .insights_url
+            .clone()
+            .unwrap_or_else(|| insights_url_for(&config.base_url));
+        let insights_base = base_url("insights_url", &insights)?;
         let key = Key::new(&config.api_key)?;
         let org_id = match config.org_id.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -185,6 +242,12 @@ impl JcClient {
             .map_err(|_| bad_config("user_agent is not a valid header value"))?;
         let guard = UpstreamGuard::new(config.breaker, config.retry_budget, config.max_in_flight)
             .map_err(|e| bad_config(&e.to_string()))?;
+        let insights_guard = UpstreamGuard::new(
+            config.breaker,
+            config.retry_budget,
+            config.max_in_flight.min(INSIGHTS_IN_FLIGHT),
+        )
+        .map_err(|e| bad_config(&e.to_string()))?;
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         let http = reqwest::Client::builder()
@@ -201,6 +264,8 @@ impl JcClient {
             inner: Arc::new(Inner {
                 http,
                 base,
+                insights_base,
+                insights_guard,
                 key: arc_swap::ArcSwap::from_pointee(key),
                 org_id,
                 retry: config.retry,
@@ -210,7 +275,21 @@ impl JcClient {
                 jitter_seed: AtomicU64::new(initial_seed()),
             }),
             observer: None,
+            purpose: Purpose::default(),
         })
+    }
+
+    /// The same client (shared pool, counters, guards and observer), its calls reported as `purpose`.
+    pub fn for_purpose(&self, purpose: Purpose) -> JcClient {
+        JcClient {
+            purpose,
+            ..self.clone()
+        }
+    }
+
+    /// What this handle's calls are reported as.
+    pub fn purpose(&self) -> Purpose {
+        self.purpose
     }
 
     /// Use `api_key` from the next call on (a rotated key); every clone shares it.
@@ -245,6 +324,8 @@ impl fmt::Debug for JcClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JcClient")
             .field("base_url", &self.inner.base.as_str())
+            .field("insights_url", &self.inner.insights_base.as_str())
+            .field("purpose", &self.purpose)
             .field("api_key", &"[redacted]")
             .field("org_id", &self.inner.org_id)
             .field("retry", &self.inner.retry)
@@ -252,6 +333,23 @@ impl fmt::Debug for JcClient {
             .field("observer", &self.observer.is_some())
             .finish()
     }
+}
+
+/// Calls to the Directory Insights host in flight at once: the feed is read one page at a time.
+const INSIGHTS_IN_FLIGHT: usize = 2;
+
+/// An http(s) base URL without a query, or a configuration error naming `what`.
+fn base_url(what: &str, url: &str) -> Result<Url, JcError> {
+    let base = Url::parse(url.trim()).map_err(|e| bad_config(&format!("{what} {url:?}: {e}")))?;
+    if !matches!(base.scheme(), "http" | "https")
+        || base.cannot_be_a_base()
+        || base.query().is_some()
+    {
+        return Err(bad_config(&format!(
+            "{what} {url:?} must be an http(s) URL without a query"
+        )));
+    }
+    Ok(base)
 }
 
 fn initial_seed() -> u64 {

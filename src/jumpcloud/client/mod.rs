@@ -1,6 +1,6 @@
 //! `JcClient`: the reqwest client for JumpCloud's v1 and v2 APIs.
 //!
-//! Owns URLs, headers (`x-api-key`, `x-org-id`), paging (v1 `{totalCount, results}`, v2 bare arrays with
+//! Owns URLs (the console's, and the Directory Insights host's), headers (`x-api-key`, `x-org-id`), paging (v1 `{totalCount, results}`, v2 bare arrays with
 //! `x-total-count`), the check of every list against its announced total, retries of reads, call/retry
 //! counters and the per-call trace and observer hook. Every call passes the
 //! [`UpstreamGuard`](super::resilience::UpstreamGuard): the circuit breaker (fail fast while open), the bound on
@@ -25,6 +25,7 @@
 //! - `user_groups.rs`: the v2 user group calls and group membership.
 //! - `directories.rs`: the v2 directory list and directory associations.
 //! - `edges.rs`: [`EdgeOp`] and [`EdgeOutcome`] for graph writes.
+//! - `insights.rs`: the Directory Insights feed's events, paged by `X-Search_after`, on its own host and guard.
 //!
 //! Tests sit beside each file as `<name>_tests.rs`; the stand-in upstream they share is `test_support.rs`.
 
@@ -32,6 +33,7 @@ mod counting;
 mod directories;
 mod edges;
 mod handle;
+mod insights;
 mod organizations;
 mod pagination;
 mod routes;
@@ -43,4 +45,7 @@ mod user_groups;
 mod test_support;
 
 pub use edges::{EdgeOp, EdgeOutcome};
-pub use handle::{ClientStats, JcClient, JcClientConfig, RequestObserver};
+pub use handle::{
+    ClientStats, JcClient, JcClientConfig, Purpose, RequestObserver, insights_url_for,
+};
+pub use insights::{EVENTS_PAGE, EventBatch, FeedError};

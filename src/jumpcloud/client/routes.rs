@@ -39,6 +39,8 @@ pub(super) const DELETE_GROUP: Route = route(Verb::Delete, "DELETE /api/v2/userg
 pub(super) const LIST_MEMBERS: Route = route(Verb::Get, "GET /api/v2/usergroups/{id}/members");
 pub(super) const EDIT_MEMBERS: Route = route(Verb::Post, "POST /api/v2/usergroups/{id}/members");
 pub(super) const LIST_DIRECTORIES: Route = route(Verb::Get, "GET /api/v2/directories");
+/// Directory Insights: a read, though a POST (the query is its body).
+pub(super) const EVENTS: Route = route(Verb::Post, "POST /insights/directory/v1/events");
 
 /// A directory kind's association collection with its list and edit routes.
 pub(super) struct AssocRoutes {

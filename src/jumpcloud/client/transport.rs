@@ -17,8 +17,18 @@ use super::routes::{Route, Verb};
 use crate::jumpcloud::error::{self, JcError};
 use crate::jumpcloud::model::{JcGroup, JcUser};
 
+/// Which of JumpCloud's hosts a call goes to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Host {
+    /// The console API (`/api/…`, `/api/v2/…`).
+    Console,
+    /// Directory Insights (`…/insights/directory/v1`).
+    Insights,
+}
+
 /// One request, ready to send (and to send again, for reads).
 pub(super) struct Call<'a> {
+    pub(super) host: Host,
     pub(super) route: Route,
     pub(super) segments: Vec<&'a str>,
     pub(super) query: Vec<(&'static str, String)>,
@@ -31,6 +41,7 @@ pub(super) struct Call<'a> {
 impl<'a> Call<'a> {
     pub(super) fn new(route: Route, segments: Vec<&'a str>) -> Self {
         Call {
+            host: Host::Console,
             route,
             segments,
             query: Vec::new(),
@@ -124,6 +135,14 @@ pub(super) fn found<T>(result: Result<T, JcError>) -> Result<Option<T>, JcError>
 // === impl JcClient ===
 
 impl JcClient {
+    /// The guard in front of `host`: its breaker, retry budget and in-flight bound.
+    fn guard(&self, host: Host) -> &crate::jumpcloud::resilience::UpstreamGuard {
+        match host {
+            Host::Console => &self.inner.guard,
+            Host::Insights => &self.inner.insights_guard,
+        }
+    }
+
     pub(super) async fn get_one<T: DeserializeOwned + WireObject>(
         &self,
         call: Call<'_>,
@@ -141,8 +160,7 @@ impl JcClient {
             .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
         let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(seed);
         let template = call.route.template;
-        self.inner
-            .guard
+        self.guard(call.host)
             .retry(
                 &self.inner.retry,
                 &mut rng,
@@ -165,12 +183,17 @@ impl JcClient {
     /// in-flight bound and its outcome reported to the breaker.
     pub(super) async fn send_once(&self, call: &Call<'_>) -> Result<Reply, JcError> {
         let request = self.request(call)?;
-        self.inner.guard.call(self.exchange(call, request)).await
+        self.guard(call.host)
+            .call(self.exchange(call, request))
+            .await
     }
 
     fn request(&self, call: &Call<'_>) -> Result<reqwest::RequestBuilder, JcError> {
         let inner = &*self.inner;
-        let mut url = inner.base.clone();
+        let mut url = match call.host {
+            Host::Console => inner.base.clone(),
+            Host::Insights => inner.insights_base.clone(),
+        };
         url.path_segments_mut()
             .map_err(|()| bad_config("base_url cannot take a path"))?
             .pop_if_empty()
@@ -245,7 +268,7 @@ impl JcClient {
             "JumpCloud call"
         );
         if let Some(observe) = &self.observer {
-            observe(call.route.template, status, elapsed);
+            observe(self.purpose, call.route.template, status, elapsed);
         }
 
         let (status, headers, body) = answer?;

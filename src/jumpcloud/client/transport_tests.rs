@@ -30,9 +30,11 @@ async fn reads_are_retried_through_gateway_errors_and_rate_limits() {
     let mut client = up.client();
     let observed: Arc<Mutex<Vec<(&'static str, u16)>>> = Arc::default();
     let sink = observed.clone();
-    client.set_observer(Arc::new(move |route, status, _| {
+    client.set_observer(Arc::new(move |purpose, route, status, _| {
+        assert_eq!(purpose, crate::jumpcloud::Purpose::Fetch);
         sink.lock().unwrap().push((route, status));
     }));
+    let client = client.for_purpose(crate::jumpcloud::Purpose::Fetch);
     let started = tokio::time::Instant::now();
     let g = client.get_group("g00007").await.unwrap().unwrap();
     assert_eq!(g.name, "Group 7");

@@ -66,7 +66,7 @@ impl Harness {
         config.jumpcloud.url = emulator.base_url();
         config.jumpcloud.api_key = Some(Secret::new(api_key));
         config.jumpcloud.timeout_s = 5;
-        config.refresh.interval_s = 3600;
+        config.refresh.interval_s = Some(3600);
         config.auth.tokens = vec![
             TokenConfig {
                 token: Some(Secret::new(TOKEN)),
