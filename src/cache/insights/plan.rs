@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::jumpcloud::JcEvent;
+use crate::telemetry::INSIGHTS_EVENT_TYPES;
 
 /// What becomes of a user or group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,28 +99,11 @@ fn end_kind(kind: &str) -> End {
     }
 }
 
-/// Event types counted under their own name; the rest are `directory` (a directory's own events) or `other`.
-const COUNTED: &[&str] = &[
-    "user_create",
-    "user_update",
-    "user_delete",
-    "user_activated",
-    "user_suspended",
-    "user_unsuspended",
-    "user_password_set",
-    "user_password_expired",
-    "user_lockout",
-    "user_unlocked",
-    "group_create",
-    "group_update",
-    "group_delete",
-    "association_change",
-];
-
-/// The `type` label an event is counted under (one of `telemetry::INSIGHTS_EVENT_TYPES`).
+/// The `type` label an event is counted under: one of [`INSIGHTS_EVENT_TYPES`] by its own name, else
+/// `directory` (a directory's own events) or `other`.
 fn label(event_type: &str) -> &'static str {
     let t = event_type.to_ascii_lowercase();
-    if let Some(k) = COUNTED.iter().find(|k| **k == t) {
+    if let Some(k) = INSIGHTS_EVENT_TYPES.iter().find(|k| **k == t) {
         return k;
     }
     if directory_event(&t) {
