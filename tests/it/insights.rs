@@ -182,15 +182,7 @@ fn in_group(body: &Value, gid: &str) -> bool {
 
 /// One sample of `/metrics`.
 async fn metric(h: &Harness, series: &str) -> f64 {
-    let text = h
-        .http
-        .get(format!("{}/metrics", h.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = h.text("/metrics").await;
     text.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
         .and_then(|v| v.parse().ok())
@@ -615,15 +607,7 @@ async fn a_plan_without_the_feed_falls_back_to_full_refreshes() {
         60,
         "and they run every minute"
     );
-    let page = h
-        .http
-        .get(format!("{}/status", h.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = h.text("/status").await;
     assert!(
         page.contains("not in the organisation") || page.contains("plan has no Directory Insights"),
         "{page}"

@@ -781,15 +781,7 @@ async fn a_shrunken_refresh_is_held_back_until_accepted() {
     );
     let ready = h.readyz().await.1;
     assert_eq!(ready["held_back"]["users"], 22, "{ready}");
-    let metrics = h
-        .http
-        .get(format!("{}/metrics", h.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.text("/metrics").await;
     assert!(
         metrics.lines().any(|l| l == "jcscim_refresh_held_back 1"),
         "{metrics}"

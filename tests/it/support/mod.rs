@@ -172,6 +172,18 @@ impl Harness {
         (r.status().as_u16(), r.json().await.unwrap())
     }
 
+    /// The body of the service's `path` (an operations page such as `/metrics` or `/status`), as text.
+    pub async fn text(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// The last refresh outcome `/readyz` reports.
     pub async fn last_refresh(&self) -> Value {
         self.readyz().await.1["last_refresh"].clone()
