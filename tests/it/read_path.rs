@@ -65,9 +65,71 @@ async fn sailpoint_aggregation_under_faults_never_sees_an_error() {
     assert!(failed > 0, "no upstream 502 was injected: {stats}");
 }
 
-/// Pages of 100 a list of `n` items costs (an empty list still costs one call).
+/// Pages of 100 a list of `n` items costs: an empty list still costs one call, and each page after the
+/// first shares three items with the one before it, so it brings 97 new ones.
 fn pages(n: u64) -> u64 {
-    n.div_ceil(100).max(1)
+    1 + n.saturating_sub(100).div_ceil(97)
+}
+
+#[tokio::test]
+async fn a_refresh_reads_a_directory_an_admin_is_changing_in_the_console() {
+    // 1,500 users in 16 pages of at least 10 ms each, while the console makes a change every millisecond
+    // (users created, deleted, suspended; members moved): every page lands on a list that moved since the
+    // page before it, as at 100,000 users under a few changes a second.
+    let h = Harness::start(small_emulator(1_500, 20), |c| {
+        c.insights.enabled = jumpcloud_scim::config::FeedMode::Off;
+    })
+    .await;
+    h.wait_ready().await;
+    h.faults(json!({"latency_ms": 10, "churn_per_minute": 60_000}))
+        .await;
+    for round in 0..3 {
+        let outcome = h.refresh_now().await;
+        assert_eq!(
+            outcome["ok"], true,
+            "refresh {round} under churn: {outcome}"
+        );
+    }
+    // The console stops; the next refresh holds exactly what JumpCloud holds.
+    h.faults(json!({"latency_ms": 0, "churn_per_minute": 0}))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let outcome = h.refresh_now().await;
+    assert_eq!(outcome["ok"], true, "{outcome}");
+    let mut upstream: HashSet<String> = HashSet::new();
+    let mut skip = 0;
+    loop {
+        let page = json_of(
+            h.jc(
+                reqwest::Method::GET,
+                &format!("/api/systemusers?limit=100&skip={skip}&sort=_id"),
+            )
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+        let results = page["results"].as_array().unwrap();
+        upstream.extend(
+            results
+                .iter()
+                .map(|u| u["_id"].as_str().unwrap().to_owned()),
+        );
+        skip += 100;
+        if results.len() < 100 {
+            break;
+        }
+    }
+    let (served, total) = walk(&h, "Users", 200).await;
+    let served: HashSet<String> = served.into_iter().collect();
+    assert_eq!(total as usize, upstream.len());
+    assert_eq!(served, upstream, "the snapshot is JumpCloud's directory");
+    let stats = h.stats().await;
+    assert_ne!(
+        upstream.len(),
+        1_500,
+        "the console did change the directory: {stats}"
+    );
 }
 
 #[tokio::test]

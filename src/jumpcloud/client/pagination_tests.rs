@@ -3,7 +3,8 @@
 use serde_json::{Value, json};
 
 use crate::jumpcloud::client::test_support::{
-    KEY, Seen, Upstream, group, protocol_message, reply, user, v1_users, v2_page, with_header,
+    Canned, KEY, Seen, Upstream, group, protocol_message, reply, user, v1_users, v2_page,
+    with_header,
 };
 use crate::jumpcloud::{ClientStats, JcDirectoryKind};
 
@@ -18,7 +19,7 @@ async fn users_are_listed_in_pages_of_100_with_every_header() {
 
     let seen = up.seen();
     let skips: Vec<_> = seen.iter().map(Seen::skip).collect();
-    assert_eq!(skips, [0, 100, 200]);
+    assert_eq!(skips, [0, 97, 194], "pages overlap by three");
     for s in &seen {
         assert_eq!(
             (s.method.as_str(), s.path.as_str()),
@@ -47,14 +48,104 @@ async fn users_are_listed_in_pages_of_100_with_every_header() {
 }
 
 #[tokio::test]
-async fn an_empty_list_takes_one_call_and_a_full_last_page_no_extra_one() {
+async fn an_empty_list_takes_one_call_and_a_full_page_reaching_the_total_no_extra_one() {
     let up = Upstream::start(|s, _| v1_users(s, 0)).await;
     assert!(up.client().list_users().await.unwrap().is_empty());
     assert_eq!(up.seen().len(), 1);
 
+    let up = Upstream::start(|s, _| v1_users(s, 100)).await;
+    assert_eq!(up.client().list_users().await.unwrap().len(), 100);
+    assert_eq!(up.seen().len(), 1);
+
+    // 0..100, 97..197, 194..200.
     let up = Upstream::start(|s, _| v1_users(s, 200)).await;
     assert_eq!(up.client().list_users().await.unwrap().len(), 200);
-    assert_eq!(up.seen().len(), 2);
+    assert_eq!(up.seen().len(), 3);
+}
+
+/// A v1 `/api/systemusers` that changes with every call `i`: the first `deleted(i)` users are gone, and one
+/// user per call was created (ids after every seeded one, as ObjectIds are).
+fn moving_users(s: &Seen, i: usize, n: usize, deleted: impl Fn(usize) -> usize) -> Canned {
+    let limit: usize = s.q("limit").map_or(10, |v| v.parse().unwrap());
+    let live: Vec<usize> = (deleted(i).min(n)..n).chain(10_000..10_000 + i).collect();
+    let results: Vec<Value> = live
+        .iter()
+        .skip(s.skip())
+        .take(limit)
+        .map(|&k| user(k))
+        .collect();
+    reply(200, json!({"totalCount": live.len(), "results": results}))
+}
+
+fn ids_of(users: &[crate::jumpcloud::JcUser]) -> Vec<usize> {
+    users
+        .iter()
+        .map(|u| usize::from_str_radix(&u.id, 16).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn users_deleted_ahead_of_the_walk_do_not_make_it_skip_the_ones_after_them() {
+    // Two users deleted from the head between pages: absorbed by the overlap, no page read twice.
+    let up = Upstream::start(|s, i| moving_users(s, i, 1_000, |i| 2 * i)).await;
+    let got = ids_of(&up.client().list_users().await.unwrap());
+    let skips: Vec<usize> = up.seen().iter().map(Seen::skip).collect();
+    assert!(
+        skips.windows(2).all(|w| w[1] > w[0]),
+        "no page read again: {skips:?}"
+    );
+    let calls = skips.len();
+    let mut sorted = got.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), got.len(), "each user once");
+    // Every user alive through the whole walk is there (a reader stepping by whole pages would miss two
+    // per page), and so is every user created before the last page was read.
+    for k in 2 * calls..1_000 {
+        assert!(got.contains(&k), "user {k} missed");
+    }
+    assert!(got.contains(&(10_000 + calls - 2)));
+
+    // Seven deleted between pages: more than the overlap, so pages are read again from further back.
+    let up = Upstream::start(|s, i| moving_users(s, i, 1_000, |i| 7 * i)).await;
+    let got = ids_of(&up.client().list_users().await.unwrap());
+    let skips: Vec<usize> = up.seen().iter().map(Seen::skip).collect();
+    assert!(
+        skips.windows(2).any(|w| w[1] < w[0]),
+        "a page read again from further back: {skips:?}"
+    );
+    let calls = up.seen().len();
+    for k in 7 * calls..1_000 {
+        assert!(got.contains(&k), "user {k} missed ({skips:?})");
+    }
+    let mut sorted = got.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), got.len(), "each user once");
+}
+
+#[tokio::test]
+async fn a_list_that_moves_faster_than_it_can_be_read_is_a_protocol_error_not_an_endless_walk() {
+    // Every page after the head holds only ids never seen before: no anchor is ever found.
+    let up = Upstream::start(|s, i| {
+        let results: Vec<Value> = (0..100)
+            .map(|k| {
+                user(if s.skip() == 0 {
+                    k
+                } else {
+                    1_000 * (i + 1) + k
+                })
+            })
+            .collect();
+        reply(200, json!({"totalCount": 100_000, "results": results}))
+    })
+    .await;
+    let msg = protocol_message(up.client().list_users().await);
+    assert!(
+        msg.contains("moved by more than the reader can follow"),
+        "{msg}"
+    );
+    assert!(up.seen().len() < 40, "{} calls", up.seen().len());
 }
 
 #[tokio::test]
@@ -62,35 +153,43 @@ async fn a_list_that_disagrees_with_its_total_is_a_protocol_error() {
     // The second page is short of what totalCount promised.
     let up = Upstream::start(|s, _| {
         let mut c = v1_users(s, 150);
-        if s.skip() == 100 {
-            let results: Vec<Value> = (100..130).map(user).collect();
+        if s.skip() != 0 {
+            let results: Vec<Value> = (s.skip()..s.skip() + 30).map(user).collect();
             c = reply(200, json!({"totalCount": 150, "results": results}));
         }
         c
     })
     .await;
     let msg = protocol_message(up.client().list_users().await);
-    assert!(msg.contains("expected 50 of 150"), "{msg}");
+    assert!(
+        msg.contains(
+            "page at skip=97 has 30 items, fewer than the limit 100, though the list holds 150"
+        ),
+        "{msg}"
+    );
 
-    // The total moves between pages: a user was created or deleted mid-listing.
-    let up = Upstream::start(|s, i| v1_users(s, 150 + i)).await;
-    let msg = protocol_message(up.client().list_users().await);
-    assert!(msg.contains("total changed from 150 to 151"), "{msg}");
-
-    // The same id on two pages: the list shifted under `skip`.
-    let up = Upstream::start(|s, _| {
-        let start = if s.skip() == 0 { 0 } else { 99 };
-        let results: Vec<Value> = (start..start + 100).map(user).collect();
-        reply(200, json!({"totalCount": 200, "results": results}))
+    // The same id twice on one page.
+    let up = Upstream::start(|_, _| {
+        let results: Vec<Value> = (0..10).map(|k| user(k % 9)).collect();
+        reply(200, json!({"totalCount": 10, "results": results}))
     })
     .await;
     let msg = protocol_message(up.client().list_users().await);
-    assert!(msg.contains("appears twice"), "{msg}");
+    assert!(msg.contains("appears twice on the page at skip=0"), "{msg}");
 
     // A body that is not the envelope.
     let up = Upstream::start(|_, _| reply(200, json!([]))).await;
     let msg = protocol_message(up.client().list_users().await);
     assert!(msg.contains("did not parse"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_total_that_moves_between_pages_is_a_list_being_changed_and_read_whole() {
+    // A user created with every call: 0..100, then 97..151 (short: the end).
+    let up = Upstream::start(|s, i| v1_users(s, 150 + i)).await;
+    let got = up.client().list_users().await.unwrap();
+    assert_eq!(got.len(), 151);
+    assert_eq!(up.seen().len(), 2);
 }
 
 #[tokio::test]
@@ -106,14 +205,17 @@ async fn groups_page_by_x_total_count() {
     assert_eq!(seen[1].path, "/api/v2/usergroups");
     assert_eq!(seen[1].q("sort"), Some("id"));
     assert_eq!(seen[1].q("limit"), Some("100"));
-    assert_eq!(seen[1].q("skip"), Some("100"));
+    assert_eq!(seen[1].q("skip"), Some("97"));
     assert_eq!(seen[1].header("x-org-id"), Some("org-1"));
 
     // The header says more than the pages hold.
     let all = groups.clone();
     let up = Upstream::start(move |s, _| v2_page(s, &all[..110], Some(120))).await;
     let msg = protocol_message(up.client().list_groups().await);
-    assert!(msg.contains("expected 20 of 120"), "{msg}");
+    assert!(
+        msg.contains("has 13 items, fewer than the limit 100, though the list holds 120"),
+        "{msg}"
+    );
 
     // A header that is not a number.
     let all = groups;
