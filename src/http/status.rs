@@ -180,10 +180,22 @@ fn verdict(v: &View) -> (String, &'static str) {
             "warn",
         );
     }
-    if last_failed || v.breaker == 2 {
+    let feed_healthy = v.feed.as_ref().is_some_and(|f| f.healthy);
+    if v.breaker == 2 || (last_failed && !feed_healthy) {
         return (
             format!(
                 "Serving the last good snapshot ({} old): JumpCloud is failing",
+                in_words(age)
+            ),
+            "warn",
+        );
+    }
+    if last_failed {
+        // JumpCloud answers the feed and its fetches: the data is current; only the full read failed.
+        return (
+            format!(
+                "Serving: snapshot {} old, kept current by the Directory Insights feed; the last full refresh \
+                 failed and is tried again",
                 in_words(age)
             ),
             "warn",
@@ -632,5 +644,29 @@ mod tests {
         assert!(html.contains("Failed polls in a row</dt><dd>4"));
         assert!(render(&view()).contains("Serving: snapshot 12 seconds old"));
         assert!(!render(&view()).contains("Directory Insights feed"));
+    }
+
+    #[test]
+    fn a_failed_full_refresh_beside_a_healthy_feed_is_not_called_jumpcloud_failing() {
+        let mut v = view();
+        let now = 1_800_000_000;
+        v.snapshot.as_mut().unwrap().fresh_as_of = t(now - 4);
+        v.refreshes.reverse(); // the failed one is the last
+        v.feed = Some(feed(true, "in use"));
+        let html = render(&v);
+        assert!(
+            html.contains(
+                "Serving: snapshot 4 seconds old, kept current by the Directory Insights feed; the last full \
+                 refresh failed"
+            ),
+            "{html}"
+        );
+        assert!(!html.contains("JumpCloud is failing"));
+        // Without the feed, or with JumpCloud's breaker open, it is JumpCloud failing.
+        v.feed = Some(feed(false, "failing: JumpCloud is unavailable (HTTP 502)"));
+        assert!(render(&v).contains("JumpCloud is failing"));
+        v.feed = Some(feed(true, "in use"));
+        v.breaker = 2;
+        assert!(render(&v).contains("JumpCloud is failing"));
     }
 }
