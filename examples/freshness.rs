@@ -34,8 +34,9 @@ const TOKEN: &str = "freshness-token-0123456789";
 const PROBE_DEADLINE: Duration = Duration::from_secs(150);
 /// How long a service may take to be ready (its first full refresh).
 const READY_DEADLINE: Duration = Duration::from_secs(600);
-/// Users of this program's own, changed by the probes.
-const PROBE_USERS: usize = 20;
+/// Users of this program's own, changed by the probes: one per probe, so that no probe's title is written
+/// over by a later probe before a service could show it (which would count a slow service's probe as missed).
+const MAX_PROBE_USERS: usize = 2_000;
 /// The emulator's Directory Insights ingestion lag.
 const FEED_LAG_MS: u64 = 2000;
 
@@ -247,9 +248,9 @@ fn calls_text(by: &BTreeMap<String, f64>) -> String {
 }
 
 /// Create this program's own users, so the churn's edits and the probes' never meet.
-async fn probe_users(http: &reqwest::Client, emulator: &str) -> Vec<String> {
+async fn probe_users(http: &reqwest::Client, emulator: &str, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
-    for i in 0..PROBE_USERS {
+    for i in 0..n.clamp(1, MAX_PROBE_USERS) {
         let r = http
             .post(format!("{emulator}/api/systemusers"))
             .header("x-api-key", "demo-key")
@@ -338,7 +339,13 @@ async fn main() {
     .await
     .unwrap();
     let emulator = emu.base_url();
-    let probes = probe_users(&http, &emulator).await;
+    let probes_wanted = a.churn.as_millis() / a.probe_every.as_millis().max(1) + 1;
+    let probes = probe_users(
+        &http,
+        &emulator,
+        usize::try_from(probes_wanted).unwrap_or(MAX_PROBE_USERS),
+    )
+    .await;
     let (ea, eb) = (emulator.clone(), emulator.clone());
     let poll_s = a.poll_s;
     let started = Instant::now();
