@@ -17,6 +17,7 @@ pub mod memory;
 pub mod persist;
 pub(crate) mod records;
 pub mod refresher;
+pub mod replicas;
 pub mod snapshot;
 pub mod store;
 #[cfg(test)]

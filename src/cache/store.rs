@@ -568,6 +568,27 @@ impl Store {
         Some(snapshot)
     }
 
+    /// Publish a version another replica published (read back from the shared store) in place of whatever
+    /// is current, unless the current one is that version already; versions here continue past it. The
+    /// shrink guard measures later refreshes against it. Whether it was published.
+    pub async fn adopt(&self, snapshot: Arc<Snapshot>) -> bool {
+        let _state = self.publish.lock().await;
+        self.versions.past(snapshot.version);
+        if self
+            .load()
+            .is_some_and(|cur| cur.version == snapshot.version && !cur.is_serving_only())
+        {
+            return false;
+        }
+        lock(&self.guard).record(
+            snapshot.user_count(),
+            snapshot.group_count(),
+            Timestamp::now(),
+        );
+        self.swap(snapshot);
+        true
+    }
+
     /// Publish `snapshot` as it is (tests that need a given version in place).
     #[doc(hidden)]
     pub async fn publish_as_is(&self, snapshot: Arc<Snapshot>) {

@@ -122,6 +122,27 @@ fn feed_json(state: &AppState, now: Timestamp) -> serde_json::Value {
     })
 }
 
+/// The snapshot store in `/readyz`: where versions live and, with replicas, whether Redis answers, whether
+/// this replica leads, and what the shared store's state means for writes. Never the URL's password.
+fn store_json(state: &AppState) -> serde_json::Value {
+    let Some(r) = &state.replicas else {
+        return json!({ "kind": "local" });
+    };
+    let h = &r.shared.health;
+    json!({
+        "kind": "redis",
+        "url": r.url,
+        "replica": r.shared.replica(),
+        "up": h.up(),
+        "role": if h.leader() { "leader" } else { "follower" },
+        "version": h.version(),
+        "errors": h.errors(),
+        "fenced": h.fenced(),
+        "last_error": h.last_error(),
+        "writes": if h.up() { "accepted" } else { "paused (503) until Redis answers; reads go on from the last version loaded" },
+    })
+}
+
 /// What `/readyz` and `/status` report.
 fn readiness(state: &AppState) -> (bool, serde_json::Value) {
     let now = Timestamp::now();
@@ -152,6 +173,7 @@ fn readiness(state: &AppState) -> (bool, serde_json::Value) {
         })),
         "refresh_interval_s": refresh_interval_s(state),
         "insights": feed_json(state, now),
+        "store": store_json(state),
         "held_back": held.map(|h| json!({
             "users": h.users,
             "groups": h.groups,
@@ -188,6 +210,12 @@ async fn metrics(State(state): State<AppState>) -> Response {
     state
         .metrics
         .set_breaker_state(state.writer.breaker_state());
+    if let Some(r) = &state.replicas {
+        let h = &r.shared.health;
+        state
+            .metrics
+            .set_store(h.up(), h.leader(), h.version(), (h.errors(), h.fenced()));
+    }
     let body = state.metrics.render(&state.store);
     let mut resp = body.into_response();
     resp.headers_mut().insert(
