@@ -23,5 +23,5 @@ mod sync;
 mod versions;
 
 pub use locks::Held;
-pub use shared::{Fence, Outcome, Shared, SharedSettings, StoreError, StoreHealth};
+pub use shared::{Fence, Outcome, Shared, SharedSettings, StoreError, StoreHealth, ping};
 pub use sync::Leading;

@@ -211,6 +211,28 @@ pub(super) fn new_token(replica: &str) -> String {
     format!("{replica}:{:016x}", random::<u64>())
 }
 
+/// Whether a Redis answers `PING` at `url` within `timeout` (for `check`); the error never repeats the URL.
+pub async fn ping(url: &str, timeout: Duration) -> Result<(), StoreError> {
+    let client = redis::Client::open(url).map_err(|e| {
+        StoreError::Unavailable(format!(
+            "store.url is not a usable Redis URL ({:?})",
+            e.kind()
+        ))
+    })?;
+    let answer = async {
+        let mut c = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut c).await
+    };
+    match tokio::time::timeout(timeout, answer).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "no answer within {} ms",
+            timeout.as_millis()
+        ))),
+    }
+}
+
 // === the shared store ===
 
 /// The shared store as one replica uses it.
