@@ -251,6 +251,16 @@ async fn status_page(State(state): State<AppState>) -> Response {
         refresh_interval_s: refresh_interval_s(&state),
         feed: feed_view(&state, now),
         confirmations: state.feed.confirmations(),
+        store: state.replicas.as_ref().map(|r| {
+            let h = &r.shared.health;
+            super::status::StoreView {
+                url: r.url.clone(),
+                up: h.up(),
+                leader: h.leader(),
+                version: h.version(),
+                errors: h.errors(),
+            }
+        }),
         breaker: state.metrics.breaker_state(),
         upstream_retries: state.metrics.upstream_retries(),
         upstream,
