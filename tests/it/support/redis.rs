@@ -190,6 +190,19 @@ impl Replica {
             .unwrap()
     }
 
+    /// A PATCH sent with `If-Match: etag`.
+    pub async fn patch_if(&self, path: &str, body: &Value, etag: &str) -> reqwest::Response {
+        self.http
+            .patch(self.scim(path))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/scim+json")
+            .header("if-match", etag)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `/readyz`, or `None` when the replica does not answer.
     pub async fn readyz(&self) -> Option<(u16, Value)> {
         let r = self
