@@ -12,6 +12,7 @@ use super::AppState;
 use crate::auth::Principal;
 use crate::cache::age_seconds;
 use crate::cache::insights::{FeedMode, FeedState};
+use crate::cache::replicas::Fence;
 use crate::scim::error::ScimError;
 
 /// Where `/metrics` and `/status` are served, and who may read them (`ops.listen`, `ops.auth`).
@@ -328,7 +329,27 @@ async fn admin_accept_shrink(State(state): State<AppState>, req: Request) -> Res
     if let Some(refused) = needs_provision(&req, "/admin/accept-shrink") {
         return refused;
     }
-    match state.store.accept_shrink().await {
+    // With replicas, the held-back refresh is the leader's, and it is shared like any refresh (fenced).
+    let accepted = match &state.replicas {
+        None => state.store.accept_shrink().await,
+        Some(r) => match r
+            .shared
+            .publish(Fence::Leader, || state.store.accept_shrink())
+            .await
+        {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                return json_body(
+                    StatusCode::CONFLICT,
+                    json!({"error": format!(
+                        "{e}: a held-back refresh is accepted on the replica leading the refresher \
+                         (its /readyz says \"role\": \"leader\")"
+                    )}),
+                );
+            }
+        },
+    };
+    match accepted {
         Some(snap) => {
             state.metrics.set_refresh_held_back(false);
             tracing::warn!(
