@@ -11,6 +11,7 @@
 //! | [`begin_refresh`](Store::begin_refresh) / [`publish_refresh`](Store::publish_refresh) | the refresher | builds the refresh's snapshot *outside* the publish lock (writes keep publishing meanwhile), then, under the lock, lays over it every write (and feed batch) published since the refresh began and lets the shrink guard publish or hold it back; a published refresh brings the feed's cursor up to when it began |
 //! | [`publish_restored`](Store::publish_restored) / [`complete_restored`](Store::complete_restored) | start-up | a snapshot read from disk, published unless something is already published; then the complete version (with JumpCloud's records) in its place; [`restore_feed`](Store::restore_feed) puts back the cursor saved with it |
 //! | [`accept_shrink`](Store::accept_shrink) | an operator | publishes the held-back refresh, with later writes laid over it |
+//! | [`adopt`](Store::adopt) | a replica | a version another replica published, read back from Redis, in place of the current one |
 //!
 //! Every operation takes the publish lock, so no two publish over each other, and takes its version from
 //! [`Versions`] under it, so versions grow in publication order. Writes laid over a refresh's data are
@@ -21,9 +22,11 @@
 //! when the last full refresh began, and when the feed last confirmed the data current, which is what
 //! [`fresh_as_of`](Store::fresh_as_of) reports as the snapshot's freshness.
 //!
-//! Where the published version lives is a [`Published`] backend held as `Arc<dyn Published>`: today
-//! [`Local`] (an atomic pointer in this process). A shared backend (Redis, for replicas) implements the same
-//! trait; `http/` and `directory/` only ever see [`Store`].
+//! Where the published version lives is a [`Published`] backend held as `Arc<dyn Published>`: [`Local`] (an
+//! atomic pointer in this process). Replicas keep it so (each serves its own copy) and share versions around
+//! it: [`crate::cache::replicas`] runs each of these operations under Redis's publish lock, after loading the
+//! newest shared version with [`adopt`](Store::adopt), and uploads what it published. `http/` and
+//! `directory/` only ever see [`Store`] (and, with replicas, the shared store's locks and pins).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard as StdMutexGuard};

@@ -155,7 +155,7 @@ impl Replica {
             ("JCSCIM_STORE__URL", redis.url()),
             ("JCSCIM_STORE__KEY_PREFIX", prefix.to_owned()),
             ("JCSCIM_STORE__LEASE_S", s.lease_s.to_string()),
-            ("JCSCIM_STORE__TIMEOUT_MS", "300".to_owned()),
+            ("JCSCIM_STORE__TIMEOUT_MS", "500".to_owned()),
         ];
         Replica {
             served: super::serve(&vars).await,
