@@ -79,6 +79,25 @@ struct PublishState {
     writes: Vec<WriteRecord>,
 }
 
+/// Writes recorded at most: a replica that never refreshes (a follower) never clears them, so the oldest go
+/// first; a refresh in flight while more writes than this are published may roll the oldest back (until
+/// the next refresh).
+const MAX_WRITE_RECORDS: usize = 50_000;
+
+impl PublishState {
+    /// Record a write (or feed batch) just published.
+    fn record(&mut self, touched: Touched) {
+        self.write_generation += 1;
+        if self.writes.len() >= MAX_WRITE_RECORDS {
+            self.writes.drain(..self.writes.len() / 10);
+        }
+        self.writes.push(WriteRecord {
+            generation: self.write_generation,
+            touched,
+        });
+    }
+}
+
 /// Where a refresh began, for [`Store::publish_refresh`].
 #[derive(Debug, Clone, Copy)]
 pub struct RefreshTicket {
@@ -291,12 +310,7 @@ impl Store {
             &self.options,
         ));
         self.swap(next.clone());
-        state.write_generation += 1;
-        let generation = state.write_generation;
-        state.writes.push(WriteRecord {
-            generation,
-            touched,
-        });
+        state.record(touched);
         Some(next)
     }
 
@@ -345,12 +359,7 @@ impl Store {
         }
         let next = Arc::new(next);
         self.swap(next.clone());
-        state.write_generation += 1;
-        let generation = state.write_generation;
-        state.writes.push(WriteRecord {
-            generation,
-            touched,
-        });
+        state.record(touched);
         lock(&self.guard).record_change(users, groups, now);
         let mut feed = lock(&self.feed);
         feed.cursor = Some(cursor);
