@@ -67,6 +67,8 @@ impl Published for Local {
 #[derive(Debug, Clone)]
 struct WriteRecord {
     generation: u64,
+    /// The version it published (0: another replica's, recorded when its version was adopted).
+    version: u64,
     touched: Touched,
 }
 
@@ -86,13 +88,14 @@ const MAX_WRITE_RECORDS: usize = 50_000;
 
 impl PublishState {
     /// Record a write (or feed batch) just published.
-    fn record(&mut self, touched: Touched) {
+    fn record(&mut self, touched: Touched, version: u64) {
         self.write_generation += 1;
         if self.writes.len() >= MAX_WRITE_RECORDS {
             self.writes.drain(..self.writes.len() / 10);
         }
         self.writes.push(WriteRecord {
             generation: self.write_generation,
+            version,
             touched,
         });
     }
@@ -254,6 +257,17 @@ impl Store {
         }
     }
 
+    /// What the write (or feed batch) that published `version` here touched, while it is recorded.
+    pub async fn touched_by(&self, version: u64) -> Option<Touched> {
+        let state = self.publish.lock().await;
+        state
+            .writes
+            .iter()
+            .rev()
+            .find(|w| w.version == version && version != 0)
+            .map(|w| w.touched.clone())
+    }
+
     /// The version the next publication takes.
     pub fn next_version(&self) -> u64 {
         self.versions.peek()
@@ -310,7 +324,7 @@ impl Store {
             &self.options,
         ));
         self.swap(next.clone());
-        state.record(touched);
+        state.record(touched, version);
         Some(next)
     }
 
@@ -359,7 +373,7 @@ impl Store {
         }
         let next = Arc::new(next);
         self.swap(next.clone());
-        state.record(touched);
+        state.record(touched, version);
         lock(&self.guard).record_change(users, groups, now);
         let mut feed = lock(&self.feed);
         feed.cursor = Some(cursor);
@@ -583,8 +597,15 @@ impl Store {
     /// Publish a version another replica published (read back from the shared store) in place of whatever
     /// is current, unless the current one is that version already; versions here continue past it. The
     /// shrink guard measures later refreshes against it. Whether it was published.
-    pub async fn adopt(&self, snapshot: Arc<Snapshot>) -> bool {
-        let _state = self.publish.lock().await;
+    ///
+    /// `writes` are what the writes (and feed batches) published on other replicas since the version this one
+    /// had touched: recorded as this replica's own are, so a refresh in flight here lays them over its data
+    /// instead of rolling them back.
+    pub async fn adopt(&self, snapshot: Arc<Snapshot>, writes: Vec<Touched>) -> bool {
+        let mut state = self.publish.lock().await;
+        for touched in writes {
+            state.record(touched, 0);
+        }
         self.versions.past(snapshot.version);
         if self
             .load()

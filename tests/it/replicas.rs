@@ -481,3 +481,54 @@ async fn a_leader_whose_lease_was_taken_over_publishes_nothing_over_the_new_hold
         "Redis refused no version: {store}"
     );
 }
+
+#[tokio::test]
+async fn a_refresh_in_flight_on_the_leader_keeps_a_write_made_on_another_replica() {
+    let Some((emu, _redis, replicas)) = cluster("refresh-overlay", 20, 2, QUICK).await else {
+        return;
+    };
+    let lead = leader(&replicas).await;
+    let (leader_r, other) = (&replicas[lead], &replicas[1 - lead]);
+    converged(&[leader_r, other], 1).await;
+    let list: Value = other.get("/Users?count=1").await.json().await.unwrap();
+    let id = list["Resources"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/Users/{id}");
+    // A slow JumpCloud: the refresh reads the users first, then takes seconds over the rest.
+    let http = reqwest::Client::new();
+    let r = http
+        .put(format!("{}/__emulator/faults", emu.base_url()))
+        .json(&json!({"latency_ms": 400}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let before = leader_r.readyz().await.unwrap().1["last_refresh"]["finished_at"].clone();
+    let r = leader_r
+        .http
+        .post(format!("{}/admin/refresh", leader_r.served.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // Once the refresh has read the users, the other replica writes one of them.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                      "Operations": [{"op": "replace", "path": "title", "value": "written-mid-refresh"}]});
+    assert_eq!(other.patch(&path, &body).await.status(), 200);
+    let refreshed = eventually(Duration::from_secs(60), || async {
+        leader_r.readyz().await.unwrap().1["last_refresh"]["finished_at"] != before
+    })
+    .await;
+    assert!(refreshed, "the refresh never finished");
+    let last = leader_r.readyz().await.unwrap().1["last_refresh"].clone();
+    assert_eq!(last["ok"], true, "{last}");
+    let v = converged(&[leader_r, other], 1).await;
+    for r in [leader_r, other] {
+        let u: Value = r.get(&path).await.json().await.unwrap();
+        assert_eq!(
+            u["title"], "written-mid-refresh",
+            "version {v} rolled the write back: {u}"
+        );
+    }
+}

@@ -35,6 +35,11 @@ impl Keys {
         format!("{}v:{version}:{index}", self.prefix)
     }
 
+    /// What the write that published a version touched (`refresh` for a refresh), for a while.
+    pub fn touched(&self, version: u64) -> String {
+        format!("{}t:{version}", self.prefix)
+    }
+
     /// The published versions kept, newest first.
     pub fn versions(&self) -> String {
         format!("{}versions", self.prefix)

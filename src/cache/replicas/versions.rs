@@ -10,7 +10,45 @@ use super::chunks::{CHUNK_BYTES, Manifest, join, split};
 use super::shared::{
     Fence, Outcome, PUBLISH, PUBLISH_WAIT, Shared, StoreError, TRANSFER_TIMEOUT, UPLOAD_TTL_MS,
 };
-use crate::cache::{Snapshot, persist};
+use crate::cache::{Id, Snapshot, Touched, persist};
+
+/// How long a version's record of what it touched is kept: longer than any refresh takes.
+const TOUCHED_TTL_MS: u64 = 30 * 60 * 1000;
+/// A replica this many versions behind adopts the newest without the records of the writes between.
+const TOUCHED_SPAN: u64 = 256;
+/// What a refresh's (or an accepted shrink's) version records instead of what it touched.
+const REFRESHED: &str = "refresh";
+
+/// What a write touched, as stored beside its version: JSON arrays of ids.
+pub fn encode_touched(t: &Touched) -> String {
+    let ids =
+        |s: &std::collections::BTreeSet<Id>| s.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+    serde_json::json!({
+        "users": ids(&t.users),
+        "groups": ids(&t.groups),
+        "directories": ids(&t.directories),
+        "member_lists": ids(&t.member_lists),
+    })
+    .to_string()
+}
+
+/// [`encode_touched`] read back; `None` for anything else.
+pub fn decode_touched(s: &str) -> Option<Touched> {
+    let v: serde_json::Value = serde_json::from_str(s).ok()?;
+    let ids = |k: &str| -> Option<std::collections::BTreeSet<Id>> {
+        v.get(k)?
+            .as_array()?
+            .iter()
+            .map(|i| i.as_str().map(Id::from))
+            .collect()
+    };
+    Some(Touched {
+        users: ids("users")?,
+        groups: ids("groups")?,
+        directories: ids("directories")?,
+        member_lists: ids("member_lists")?,
+    })
+}
 
 impl Shared {
     /// Publish through Redis: take the publish lock (every replica's publications are serialised by it),
@@ -126,6 +164,17 @@ impl Shared {
             .arg("PX")
             .arg(UPLOAD_TTL_MS);
         self.query::<()>(&cmd).await?;
+        // What it touched, so a replica whose refresh is in flight when it adopts this version keeps it.
+        let touched = match self.store.touched_by(v).await {
+            Some(t) => encode_touched(&t),
+            None => REFRESHED.to_owned(),
+        };
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.keys.touched(v))
+            .arg(touched)
+            .arg("PX")
+            .arg(TOUCHED_TTL_MS);
+        self.query::<()>(&cmd).await?;
         let mut inv = PUBLISH.prepare_invoke();
         inv.key(self.keys.current())
             .key(self.keys.publish())
@@ -204,12 +253,37 @@ impl Shared {
         let Some(snapshot) = self.download(v).await? else {
             return Ok(false);
         };
-        let adopted = self.store.adopt(Arc::new(snapshot)).await;
+        let writes = self.writes_between(have, v).await;
+        let adopted = self.store.adopt(Arc::new(snapshot), writes).await;
         self.loaded(v);
         if adopted {
             tracing::debug!(version = v, "loaded version {v} from the shared store");
         }
         Ok(adopted)
+    }
+
+    /// What the writes published after version `have`, up to `v`, touched (those after the last refresh
+    /// among them); none when this replica had nothing yet or is too far behind.
+    async fn writes_between(&self, have: u64, v: u64) -> Vec<Touched> {
+        if have == 0 || v <= have || v - have > TOUCHED_SPAN {
+            return Vec::new();
+        }
+        let mut cmd = redis::cmd("MGET");
+        for k in have + 1..=v {
+            cmd.arg(self.keys.touched(k));
+        }
+        let Ok(marks) = self.query::<Vec<Option<String>>>(&cmd).await else {
+            return Vec::new();
+        };
+        let mut writes = Vec::new();
+        for mark in marks.into_iter().flatten() {
+            if mark == REFRESHED {
+                writes.clear();
+            } else if let Some(t) = decode_touched(&mark) {
+                writes.push(t);
+            }
+        }
+        writes
     }
 
     /// Version `v` for a walk pinned to it on another replica: this replica's current one when it is that
@@ -219,5 +293,25 @@ impl Shared {
             return Some(cur);
         }
         self.download(v).await.ok().flatten().map(Arc::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_write_touched_reads_back_and_nothing_else_does() {
+        let mut t = Touched::default();
+        t.users.insert(Id::from("u1"));
+        t.users.insert(Id::from("u\"2"));
+        t.member_lists.insert(Id::from("g1"));
+        let back = decode_touched(&encode_touched(&t)).unwrap();
+        assert_eq!(back.users, t.users);
+        assert_eq!(back.member_lists, t.member_lists);
+        assert!(back.groups.is_empty() && back.directories.is_empty());
+        for bad in [REFRESHED, "", "{}", "{\"users\": [1]}", "[]"] {
+            assert!(decode_touched(bad).is_none(), "{bad}");
+        }
     }
 }
