@@ -15,9 +15,10 @@ use crate::auth::throttle::FailedAuth;
 use crate::cache::insights::{FeedHealth, FeedMode, FeedSettings, Poller};
 use crate::cache::persist;
 use crate::cache::refresher::{self, Refresher, Refreshes, Schedule};
+use crate::cache::replicas::{Leading, Shared, SharedSettings};
 use crate::cache::versions::Versions;
 use crate::cache::{BuildOptions, Store};
-use crate::config::{Config, OpsAuth};
+use crate::config::{Config, OpsAuth, StoreKind};
 use crate::directory::pins::Pins;
 use crate::directory::reader::Reader;
 use crate::directory::write::{WriteSettings, Writer};
@@ -30,13 +31,18 @@ use crate::rotation::{self, Rotatable, SecretSource};
 use crate::scim::discovery::Capabilities;
 use crate::scim::patch::PatchOptions;
 use crate::scim::reference::References;
-use crate::shutdown::Background;
+use crate::shutdown::{Background, stop_signal};
 use crate::telemetry::Metrics;
 
 /// At most this many list walks are pinned at once (the oldest pin goes first).
 const PIN_WALKS: u64 = 10_000;
 /// At most this many distinct snapshot versions are held for pinned walks.
 const PIN_VERSIONS: usize = 8;
+
+/// A write waits at most this for every replica to serve its version (read-your-writes across replicas).
+const RYW_WAIT: Duration = Duration::from_secs(2);
+/// A replica looks for a new shared version this often when no announcement reached it.
+const STORE_POLL: Duration = Duration::from_secs(1);
 
 /// How long in-flight requests may take to finish once shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -54,6 +60,8 @@ pub enum AppError {
     Io(#[from] std::io::Error),
     #[error("client authentication cannot be set up: {0}")]
     Auth(String),
+    #[error("the shared store cannot be set up: {0}")]
+    Store(String),
 }
 
 /// The one start-up line: what this process is and what it stands in front of (never a secret).
@@ -184,6 +192,10 @@ pub async fn serve_with(
     let metrics = Metrics::new();
     let client = observed_client(&config, &metrics)?;
     let store = snapshot_store(&config)?;
+    let shared = shared_store(&config, &store)?;
+    if let Some(sh) = &shared {
+        load_shared(sh).await;
+    }
     let mut tasks = Background::new();
     // A snapshot saved before a restart is served at once, before the first refresh (which may fail).
     let on_disk = match &config.data_dir {
@@ -202,13 +214,14 @@ pub async fn serve_with(
         &config,
         (&store, &client, &metrics),
         resumed.and_then(|r| r.refreshed_at),
+        shared.clone(),
     );
     let state = app_state(
         &config,
         store.clone(),
         client.clone(),
         (refresh_now, feed),
-        metrics,
+        (metrics, shared),
     )?;
     if let Some(source) = secrets {
         let targets = Rotatable {
@@ -251,49 +264,170 @@ pub async fn serve_with(
 /// The full refresh and, unless `insights.enabled = "off"`, the Directory Insights reader, as tasks of
 /// `tasks`; the trigger `POST /admin/refresh` notifies and the feed's health, for the handlers. The first
 /// refresh waits its interval from `resume_from` (a restored snapshot and cursor) instead of running at once.
+/// With replicas (`shared`), they run only while this replica holds the refresher's lease.
 fn spawn_refreshing(
     tasks: &mut Background,
     config: &Config,
     (store, client, metrics): (&Arc<Store>, &JcClient, &Arc<Metrics>),
     resume_from: Option<jiff::Timestamp>,
+    shared: Option<Arc<Shared>>,
 ) -> (Arc<Notify>, Arc<FeedHealth>) {
-    let with_feed = config.insights.enabled != FeedMode::Off;
     let trigger = Arc::new(Notify::new());
-    let refreshes = Arc::new(Refreshes::new(trigger.clone()));
     let feed = Arc::new(FeedHealth::new(
         config.insights.enabled,
         Duration::from_secs(config.insights.poll_s),
     ));
-    let refresher = Refresher {
+    let jobs = LeaderJobs {
+        config: config.clone(),
         store: store.clone(),
-        client: client.for_purpose(Purpose::Refresh),
-        schedule: Schedule {
-            fixed: config.refresh.interval_s.map(Duration::from_secs),
-            with_feed: Duration::from_secs(config.refresh_interval_s(true)),
-            without_feed: Duration::from_secs(config.refresh_interval_s(false)),
-            jitter: config.refresh.jitter,
-            first_retry: Duration::from_secs(1),
-        },
-        trigger: trigger.clone(),
-        refreshes: refreshes.clone(),
-        feed: with_feed.then(|| feed.clone()),
+        client: client.clone(),
         metrics: metrics.clone(),
-        resume_from: resume_from.filter(|_| with_feed),
+        trigger: trigger.clone(),
+        refreshes: Arc::new(Refreshes::new(trigger.clone())),
+        feed: feed.clone(),
+        shared: shared.clone(),
     };
-    tasks.spawn("refresher", move |stop| refresher::run(refresher, stop));
-    if with_feed {
-        let poller = Poller {
-            store: store.clone(),
-            feed: client.for_purpose(Purpose::Insights),
-            fetch: client.for_purpose(Purpose::Fetch),
-            settings: feed_settings(config),
-            health: feed.clone(),
-            refreshes,
-            metrics: metrics.clone(),
+    let Some(shared) = shared else {
+        let (refresher, poller) = jobs.build(resume_from);
+        tasks.spawn("refresher", move |stop| refresher::run(refresher, stop));
+        if let Some(poller) = poller {
+            tasks.spawn("insights", move |stop| poller.run(stop));
+        }
+        return (trigger, feed);
+    };
+    (spawn_replica(tasks, &shared, jobs), feed)
+}
+
+/// A replica's tasks: following the shared store, holding or seeking the lease (and running the leader's
+/// jobs while it is held), and carrying `POST /admin/refresh` on any replica to the leader through Redis.
+/// The trigger the handlers notify.
+fn spawn_replica(tasks: &mut Background, shared: &Arc<Shared>, jobs: LeaderJobs) -> Arc<Notify> {
+    let follow = shared.clone();
+    tasks.spawn("store-follow", move |stop| follow.run_follow(stop));
+    let admin = Arc::new(Notify::new());
+    let (asked, forward, refresher) = (admin.clone(), shared.clone(), jobs.trigger.clone());
+    tasks.spawn("store-refresh-requests", move |mut stop| async move {
+        loop {
+            tokio::select! {
+                _ = asked.notified() => {
+                    if let Err(e) = forward.ask_refresh().await {
+                        tracing::warn!(error = %e, "a refresh could not be asked of the leader: {e}");
+                    }
+                }
+                _ = forward.refresh_asked.notified() => refresher.notify_one(),
+                _ = stop.requested() => return,
+            }
+        }
+    });
+    let lead = shared.clone();
+    tasks.spawn("store-lease", move |stop| {
+        lead.run_leadership(move || jobs.start(), stop)
+    });
+    admin
+}
+
+/// What the refresher and the feed's reader are made of, kept so that a replica taking the lease can start
+/// them again.
+struct LeaderJobs {
+    config: Config,
+    store: Arc<Store>,
+    client: JcClient,
+    metrics: Arc<Metrics>,
+    trigger: Arc<Notify>,
+    refreshes: Arc<Refreshes>,
+    feed: Arc<FeedHealth>,
+    shared: Option<Arc<Shared>>,
+}
+
+impl LeaderJobs {
+    fn build(&self, resume_from: Option<jiff::Timestamp>) -> (Refresher, Option<Poller>) {
+        let config = &self.config;
+        let with_feed = config.insights.enabled != FeedMode::Off;
+        let refresher = Refresher {
+            store: self.store.clone(),
+            client: self.client.for_purpose(Purpose::Refresh),
+            schedule: Schedule {
+                fixed: config.refresh.interval_s.map(Duration::from_secs),
+                with_feed: Duration::from_secs(config.refresh_interval_s(true)),
+                without_feed: Duration::from_secs(config.refresh_interval_s(false)),
+                jitter: config.refresh.jitter,
+                first_retry: Duration::from_secs(1),
+            },
+            trigger: self.trigger.clone(),
+            refreshes: self.refreshes.clone(),
+            feed: with_feed.then(|| self.feed.clone()),
+            metrics: self.metrics.clone(),
+            resume_from: resume_from.filter(|_| with_feed),
+            shared: self.shared.clone(),
         };
-        tasks.spawn("insights", move |stop| poller.run(stop));
+        let poller = with_feed.then(|| Poller {
+            store: self.store.clone(),
+            feed: self.client.for_purpose(Purpose::Insights),
+            fetch: self.client.for_purpose(Purpose::Fetch),
+            settings: feed_settings(config),
+            health: self.feed.clone(),
+            refreshes: self.refreshes.clone(),
+            metrics: self.metrics.clone(),
+            shared: self.shared.clone(),
+        });
+        (refresher, poller)
     }
-    (trigger, feed)
+
+    /// The leader's jobs, started now (a new leader refreshes at once: the feed's cursor is its own).
+    fn start(&self) -> Leading {
+        let (handle, stop) = stop_signal();
+        let (refresher, poller) = self.build(None);
+        let mut jobs = vec![tokio::spawn(refresher::run(refresher, stop.clone()))];
+        if let Some(poller) = poller {
+            jobs.push(tokio::spawn(poller.run(stop)));
+        }
+        Leading {
+            stop: handle,
+            tasks: jobs,
+        }
+    }
+}
+
+/// With `store.kind = "redis"`, the shared store (not yet connected).
+fn shared_store(config: &Config, store: &Arc<Store>) -> Result<Option<Arc<Shared>>, AppError> {
+    if config.store.kind != StoreKind::Redis {
+        return Ok(None);
+    }
+    let url = config
+        .store
+        .url
+        .as_ref()
+        .map(|u| u.expose().to_owned())
+        .unwrap_or_default();
+    let settings = SharedSettings {
+        timeout: Duration::from_millis(config.store.timeout_ms),
+        lease: Duration::from_secs(config.store.lease_s),
+        keep_versions: PIN_VERSIONS,
+        ryw_wait: RYW_WAIT,
+        poll: STORE_POLL,
+        lock_ttl: write_deadline(config.limits.request_timeout_s) + Duration::from_secs(5),
+        pin_ttl: Duration::from_secs(config.paging.pin_ttl_s),
+    };
+    Shared::new(&url, &config.store.key_prefix, settings, store.clone())
+        .map(Some)
+        .map_err(|e| AppError::Store(e.to_string()))
+}
+
+/// Start-up with replicas: serve the shared current version at once, if Redis has one (whatever
+/// JumpCloud's state). Redis down is reported and not fatal: the replica catches up once it answers.
+async fn load_shared(shared: &Shared) {
+    match shared.catch_up().await {
+        Ok(true) => tracing::info!(
+            version = shared.health.version(),
+            "serving version {} from the shared store",
+            shared.health.version()
+        ),
+        Ok(false) => tracing::info!("the shared store holds no version yet"),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "the shared store cannot be read at start-up: {e}; this replica catches up once it answers"
+        ),
+    }
 }
 
 /// The feed reader's settings.
@@ -326,7 +460,7 @@ pub fn router_for(config: &Config) -> Result<(axum::Router, Arc<Store>), AppErro
         store.clone(),
         client,
         (Arc::new(Notify::new()), feed),
-        metrics,
+        (metrics, None),
     )?;
     Ok((http::router(state), store))
 }
@@ -371,7 +505,12 @@ fn snapshot_store(config: &Config) -> Result<Arc<Store>, AppError> {
 }
 
 /// The writer: JumpCloud first, then the snapshot.
-fn writer(config: &Config, store: Arc<Store>, client: JcClient) -> Arc<Writer> {
+fn writer(
+    config: &Config,
+    store: Arc<Store>,
+    client: JcClient,
+    shared: Option<Arc<Shared>>,
+) -> Arc<Writer> {
     let settings = WriteSettings {
         username_policy: config.users.username_policy,
         delete_mode: config.users.delete_mode,
@@ -385,11 +524,7 @@ fn writer(config: &Config, store: Arc<Store>, client: JcClient) -> Arc<Writer> {
         },
         cpu_tasks: config.limits.cpu_tasks,
     };
-    Arc::new(Writer::new(
-        store,
-        client.for_purpose(Purpose::Write),
-        settings,
-    ))
+    Arc::new(Writer::new(store, client.for_purpose(Purpose::Write), settings).with_shared(shared))
 }
 
 /// Everything a request handler reaches.
@@ -398,7 +533,7 @@ fn app_state(
     store: Arc<Store>,
     client: JcClient,
     (refresh_now, feed): (Arc<Notify>, Arc<FeedHealth>),
-    metrics: Arc<Metrics>,
+    (metrics, shared): (Arc<Metrics>, Option<Arc<Shared>>),
 ) -> Result<AppState, AppError> {
     let pins = Arc::new(Pins::new(
         Duration::from_secs(config.paging.pin_ttl_s),
@@ -426,8 +561,8 @@ fn app_state(
         );
     }
     Ok(AppState::new(crate::http::Shared {
-        writer: writer(config, store.clone(), client),
-        reader: Reader::new(store.clone(), pins),
+        writer: writer(config, store.clone(), client, shared.clone()),
+        reader: Reader::new(store.clone(), pins).with_shared(shared.clone()),
         store,
         audit,
         auth: Arc::new(auth),
@@ -439,6 +574,10 @@ fn app_state(
             config.limits.auth_failures_per_minute,
         )),
         feed,
+        replicas: shared.map(|shared| crate::http::Replicas {
+            shared,
+            url: config.store.redacted_url(),
+        }),
     }))
 }
 

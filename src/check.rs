@@ -88,7 +88,35 @@ pub async fn run(config: &Config) -> Report {
         }
     }
     latency_line(&mut latencies, &mut report);
+    store(config, &mut report).await;
     report
+}
+
+/// With `store.kind = "redis"`: whether Redis answers at `store.url` (shown with its password redacted).
+async fn store(config: &Config, report: &mut Report) {
+    if config.store.kind != crate::config::StoreKind::Redis {
+        return;
+    }
+    let shown = config.store.redacted_url();
+    if let Err(e) = config.store.validate(config.data_dir.is_some()) {
+        report.problems.push(e);
+        return;
+    }
+    let url = config
+        .store
+        .url
+        .as_ref()
+        .map(|u| u.expose().to_owned())
+        .unwrap_or_default();
+    let timeout = Duration::from_millis(config.store.timeout_ms);
+    let answered = crate::cache::replicas::ping(&url, timeout).await;
+    match answered {
+        Ok(()) => report.lines.push(format!("shared store: Redis at {shown} answers")),
+        Err(e) => report.problems.push(format!(
+            "the shared store at {shown} does not answer: {e}; replicas serve their last version but cannot \
+             refresh or write until it does"
+        )),
+    }
 }
 
 /// The organisations the key sees (sent without x-org-id, which this route does not need), as

@@ -793,6 +793,7 @@ static OAUTH: LazyLock<OAuthHarness> = LazyLock::new(|| {
                 crate::cache::insights::FeedMode::Off,
                 Duration::from_secs(5),
             )),
+            replicas: None,
         }))
     });
     OAuthHarness { runtime, router }

@@ -4,7 +4,8 @@
 //! [`store::Published`] seam where a shared backend plugs in), [`snapshot`] what a version holds,
 //! [`refresher`] the background full refresh, [`insights`] the incremental one from JumpCloud's Directory
 //! Insights feed, [`persist`] the snapshot on disk, [`guard`] the shrink guard,
-//! [`versions`] version numbers that never repeat. Must not know HTTP or SCIM requests: `directory/` reads
+//! [`versions`] version numbers that never repeat, [`replicas`] versions, the refresher's lease and write
+//! locks shared through Redis when several processes serve one directory. Must not know HTTP or SCIM requests: `directory/` reads
 //! and writes through [`Store`].
 //!
 //! The seam is a trait object (`Arc<dyn Published>` inside [`Store`]) rather than a second store type:
@@ -17,6 +18,7 @@ pub mod memory;
 pub mod persist;
 pub(crate) mod records;
 pub mod refresher;
+pub mod replicas;
 pub mod snapshot;
 pub mod store;
 #[cfg(test)]

@@ -23,6 +23,7 @@ use rand::Rng;
 use tokio::sync::Notify;
 
 use super::insights::health::FeedHealth;
+use super::replicas::{Fence, Shared};
 use super::{Data, RawDirectory, RefreshPublished, RefreshStatus, Store, age_seconds};
 use crate::jumpcloud::{
     AssocTarget, JcClient, JcDirectory, JcDirectoryKind, JcError, with_deadline,
@@ -191,7 +192,7 @@ pub async fn fetch(client: &JcClient) -> Result<RawDirectory, JcError> {
 
 /// One refresh: fetch, build, publish. Returns what happened; never panics, never clears the snapshot.
 pub async fn refresh_once(store: &Store, client: &JcClient) -> RefreshStatus {
-    refresh_tracked(store, client, None).await
+    refresh_tracked(store, client, None, None).await
 }
 
 /// [`refresh_once`], telling `refreshes` when it begins reading and when it ends.
@@ -199,6 +200,7 @@ async fn refresh_tracked(
     store: &Store,
     client: &JcClient,
     refreshes: Option<&Refreshes>,
+    shared: Option<&Shared>,
 ) -> RefreshStatus {
     struct Ended<'a>(Option<&'a Refreshes>);
     impl Drop for Ended<'_> {
@@ -239,19 +241,19 @@ async fn refresh_tracked(
     let retries = after.retries.saturating_sub(before.retries);
     let status = match result {
         Ok(raw) => {
-            let taken_at = Timestamp::now();
-            let held_back = match store
-                .publish_refresh(ticket, Data::from_raw(raw), taken_at)
-                .await
-            {
-                RefreshPublished::Published(_) => None,
-                RefreshPublished::HeldBack(reason) => Some(reason),
+            let published = publish(store, shared, ticket, Data::from_raw(raw)).await;
+            let (held_back, error) = match published {
+                Ok(RefreshPublished::Published(_)) => (false, None),
+                Ok(RefreshPublished::HeldBack(reason)) => {
+                    (true, Some(format!("held back: {reason}")))
+                }
+                Err(e) => (false, Some(format!("not published: {e}"))),
             };
             RefreshStatus {
                 finished_at: Timestamp::now(),
-                ok: held_back.is_none(),
-                held_back: held_back.is_some(),
-                error: held_back.map(|r| format!("held back: {r}")),
+                ok: error.is_none(),
+                held_back,
+                error,
                 calls,
                 retries,
                 duration_ms: started.elapsed().as_millis() as u64,
@@ -336,6 +338,27 @@ pub struct Refresher {
     /// The first refresh waits its interval from here instead of running at once: a snapshot and the feed's
     /// cursor were restored, and the full refresh behind them began then.
     pub resume_from: Option<Timestamp>,
+    /// With replicas: refreshes are published through the shared store, fenced by the lease.
+    pub shared: Option<Arc<Shared>>,
+}
+
+/// Publish a refresh's data: through the shared store (fenced by the lease) with replicas, else here.
+async fn publish(
+    store: &Store,
+    shared: Option<&Shared>,
+    ticket: super::RefreshTicket,
+    data: Data,
+) -> Result<RefreshPublished, super::replicas::StoreError> {
+    let taken_at = Timestamp::now();
+    match shared {
+        None => Ok(store.publish_refresh(ticket, data, taken_at).await),
+        Some(sh) => {
+            sh.publish(Fence::Leader, || {
+                store.publish_refresh(ticket, data, taken_at)
+            })
+            .await
+        }
+    }
 }
 
 /// Resolves when the feed's verdict changes; never without a feed (or once its health is gone).
@@ -391,7 +414,7 @@ pub async fn run(r: Refresher, mut stop: Stop) {
             }
         }
         let status = tokio::select! {
-            status = refresh_tracked(&r.store, &r.client, Some(&r.refreshes)) => status,
+            status = refresh_tracked(&r.store, &r.client, Some(&r.refreshes), r.shared.as_deref()) => status,
             _ = stop.requested() => return,
         };
         let outcome = if status.held_back {

@@ -11,6 +11,7 @@
 //! | [`begin_refresh`](Store::begin_refresh) / [`publish_refresh`](Store::publish_refresh) | the refresher | builds the refresh's snapshot *outside* the publish lock (writes keep publishing meanwhile), then, under the lock, lays over it every write (and feed batch) published since the refresh began and lets the shrink guard publish or hold it back; a published refresh brings the feed's cursor up to when it began |
 //! | [`publish_restored`](Store::publish_restored) / [`complete_restored`](Store::complete_restored) | start-up | a snapshot read from disk, published unless something is already published; then the complete version (with JumpCloud's records) in its place; [`restore_feed`](Store::restore_feed) puts back the cursor saved with it |
 //! | [`accept_shrink`](Store::accept_shrink) | an operator | publishes the held-back refresh, with later writes laid over it |
+//! | [`adopt`](Store::adopt) | a replica | a version another replica published, read back from Redis, in place of the current one |
 //!
 //! Every operation takes the publish lock, so no two publish over each other, and takes its version from
 //! [`Versions`] under it, so versions grow in publication order. Writes laid over a refresh's data are
@@ -21,9 +22,11 @@
 //! when the last full refresh began, and when the feed last confirmed the data current, which is what
 //! [`fresh_as_of`](Store::fresh_as_of) reports as the snapshot's freshness.
 //!
-//! Where the published version lives is a [`Published`] backend held as `Arc<dyn Published>`: today
-//! [`Local`] (an atomic pointer in this process). A shared backend (Redis, for replicas) implements the same
-//! trait; `http/` and `directory/` only ever see [`Store`].
+//! Where the published version lives is a [`Published`] backend held as `Arc<dyn Published>`: [`Local`] (an
+//! atomic pointer in this process). Replicas keep it so (each serves its own copy) and share versions around
+//! it: [`crate::cache::replicas`] runs each of these operations under Redis's publish lock, after loading the
+//! newest shared version with [`adopt`](Store::adopt), and uploads what it published. `http/` and
+//! `directory/` only ever see [`Store`] (and, with replicas, the shared store's locks and pins).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard as StdMutexGuard};
@@ -64,6 +67,8 @@ impl Published for Local {
 #[derive(Debug, Clone)]
 struct WriteRecord {
     generation: u64,
+    /// The version it published (0: another replica's, recorded when its version was adopted).
+    version: u64,
     touched: Touched,
 }
 
@@ -74,6 +79,26 @@ struct PublishState {
     write_generation: u64,
     /// Writes published since the oldest refresh in flight began (cleared when a refresh is published).
     writes: Vec<WriteRecord>,
+}
+
+/// Writes recorded at most: a replica that never refreshes (a follower) never clears them, so the oldest go
+/// first; a refresh in flight while more writes than this are published may roll the oldest back (until
+/// the next refresh).
+const MAX_WRITE_RECORDS: usize = 50_000;
+
+impl PublishState {
+    /// Record a write (or feed batch) just published.
+    fn record(&mut self, touched: Touched, version: u64) {
+        self.write_generation += 1;
+        if self.writes.len() >= MAX_WRITE_RECORDS {
+            self.writes.drain(..self.writes.len() / 10);
+        }
+        self.writes.push(WriteRecord {
+            generation: self.write_generation,
+            version,
+            touched,
+        });
+    }
 }
 
 /// Where a refresh began, for [`Store::publish_refresh`].
@@ -232,6 +257,17 @@ impl Store {
         }
     }
 
+    /// What the write (or feed batch) that published `version` here touched, while it is recorded.
+    pub async fn touched_by(&self, version: u64) -> Option<Touched> {
+        let state = self.publish.lock().await;
+        state
+            .writes
+            .iter()
+            .rev()
+            .find(|w| w.version == version && version != 0)
+            .map(|w| w.touched.clone())
+    }
+
     /// The version the next publication takes.
     pub fn next_version(&self) -> u64 {
         self.versions.peek()
@@ -288,12 +324,7 @@ impl Store {
             &self.options,
         ));
         self.swap(next.clone());
-        state.write_generation += 1;
-        let generation = state.write_generation;
-        state.writes.push(WriteRecord {
-            generation,
-            touched,
-        });
+        state.record(touched, version);
         Some(next)
     }
 
@@ -342,12 +373,7 @@ impl Store {
         }
         let next = Arc::new(next);
         self.swap(next.clone());
-        state.write_generation += 1;
-        let generation = state.write_generation;
-        state.writes.push(WriteRecord {
-            generation,
-            touched,
-        });
+        state.record(touched, version);
         lock(&self.guard).record_change(users, groups, now);
         let mut feed = lock(&self.feed);
         feed.cursor = Some(cursor);
@@ -566,6 +592,34 @@ impl Store {
         lock(&self.guard).reset_to(snapshot.user_count(), snapshot.group_count(), now);
         self.feed_refreshed(held.started_at, snapshot.version);
         Some(snapshot)
+    }
+
+    /// Publish a version another replica published (read back from the shared store) in place of whatever
+    /// is current, unless the current one is that version already; versions here continue past it. The
+    /// shrink guard measures later refreshes against it. Whether it was published.
+    ///
+    /// `writes` are what the writes (and feed batches) published on other replicas since the version this one
+    /// had touched: recorded as this replica's own are, so a refresh in flight here lays them over its data
+    /// instead of rolling them back.
+    pub async fn adopt(&self, snapshot: Arc<Snapshot>, writes: Vec<Touched>) -> bool {
+        let mut state = self.publish.lock().await;
+        for touched in writes {
+            state.record(touched, 0);
+        }
+        self.versions.past(snapshot.version);
+        if self
+            .load()
+            .is_some_and(|cur| cur.version == snapshot.version && !cur.is_serving_only())
+        {
+            return false;
+        }
+        lock(&self.guard).record(
+            snapshot.user_count(),
+            snapshot.group_count(),
+            Timestamp::now(),
+        );
+        self.swap(snapshot);
+        true
     }
 
     /// Publish `snapshot` as it is (tests that need a given version in place).

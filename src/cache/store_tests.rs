@@ -267,3 +267,22 @@ async fn a_saved_cursor_is_restored_only_with_its_snapshot_or_a_later_one() {
     assert_eq!(mark.refreshed_at, Some(t(800)));
     assert_eq!(mark.epoch, 1);
 }
+
+#[test]
+fn write_records_stay_bounded_where_no_refresh_clears_them() {
+    let mut state = PublishState::default();
+    let n = MAX_WRITE_RECORDS + 10;
+    for _ in 0..n {
+        state.record(Touched::default(), 1);
+    }
+    assert!(state.writes.len() <= MAX_WRITE_RECORDS);
+    assert_eq!(state.write_generation, n as u64);
+    assert_eq!(state.writes.last().unwrap().generation, n as u64);
+    assert!(
+        state
+            .writes
+            .windows(2)
+            .all(|w| w[0].generation + 1 == w[1].generation),
+        "the newest records are kept, in order"
+    );
+}

@@ -14,6 +14,7 @@
 //! [`FeedMode`](crate::cache::insights::FeedMode).
 
 pub mod load;
+mod store;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ use crate::directory::write::DeleteMode;
 use crate::mapping::UsernamePolicy;
 pub use crate::secret::Secret;
 use crate::secret::lenient_opt_string;
+pub use store::{StoreConfig, StoreKind, redact_url};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JumpCloudConfig {
@@ -254,6 +256,8 @@ pub struct Config {
     pub ops: OpsConfig,
     #[serde(default)]
     pub insights: InsightsConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
 }
 
 impl Default for Config {
@@ -300,6 +304,7 @@ impl Default for Config {
             },
             ops: OpsConfig::default(),
             insights: InsightsConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -351,6 +356,7 @@ impl Config {
             .and_then(|()| self.validate_limits())
             .and_then(|()| self.validate_upstream_and_mapping())
             .and_then(|()| self.validate_insights())
+            .and_then(|()| self.store.validate(self.data_dir.is_some()))
             .map_err(ConfigError::Invalid)
     }
 

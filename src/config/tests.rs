@@ -445,3 +445,38 @@ fn the_feed_settings_load_validate_and_pick_the_refresh_interval() {
         assert!(e.contains(says), "{key}={value}: {e}");
     }
 }
+
+#[test]
+fn a_redis_store_reads_its_url_from_a_file_and_never_shows_the_password() {
+    let dir = std::env::temp_dir().join(format!("jcscim-store-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url_file = dir.join("redis-url");
+    std::fs::write(&url_file, "redis://app:s3cret-pass@redis:6379/2\n").unwrap();
+    let base = [
+        ("JCSCIM_JUMPCLOUD__API_KEY", "k-123"),
+        ("JCSCIM_AUTH__TOKENS", "12345678"),
+        ("JCSCIM_STORE__KIND", "redis"),
+    ];
+    let mut vars = env(&base);
+    vars.push((
+        "JCSCIM_STORE__URL_FILE".into(),
+        url_file.to_str().unwrap().into(),
+    ));
+    vars.push(("JCSCIM_STORE__LEASE_S".into(), "6".into()));
+    let loaded = load_from(None, &vars).unwrap();
+    let store = &loaded.config.store;
+    assert_eq!(store.kind, StoreKind::Redis);
+    assert_eq!(store.lease_s, 6);
+    assert_eq!(store.key_prefix, "jcscim:");
+    assert_eq!(
+        store.url.as_ref().unwrap().expose(),
+        "redis://app:s3cret-pass@redis:6379/2"
+    );
+    assert_eq!(store.redacted_url(), "redis://app:***@redis:6379/2");
+    assert!(!format!("{:?}", loaded.config).contains("s3cret-pass"));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    // Redis without a URL: refused, naming the key.
+    let err = load_from(None, &env(&base)).unwrap_err().to_string();
+    assert!(err.contains("store.url is required"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -32,6 +32,22 @@ impl From<ScimError> for WriteError {
     }
 }
 
+/// The shared store (Redis, for replicas) cannot take a write now: nothing was sent to JumpCloud.
+pub fn store_unavailable(e: &crate::cache::replicas::StoreError) -> WriteError {
+    let why = match e {
+        crate::cache::replicas::StoreError::Busy(_) => {
+            "another replica is writing this resource or publishing; nothing was changed; retry shortly"
+        }
+        _ => {
+            "the shared store (Redis) is unavailable, so writes are paused; nothing was changed; retry shortly"
+        }
+    };
+    WriteError {
+        error: ScimError::new(503, None, why),
+        retry_after: Some(Duration::from_secs(5)),
+    }
+}
+
 /// No complete snapshot yet: nothing true to answer or write against. Retrying in a few seconds helps.
 pub fn not_ready() -> WriteError {
     WriteError {

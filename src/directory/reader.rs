@@ -15,6 +15,7 @@ use scim_v2::models::errors::ScimType;
 use super::pins::Pins;
 use super::read::{self, Items, ListPage};
 use super::{WriteError, not_ready};
+use crate::cache::replicas::Shared;
 use crate::cache::{Entry, Snapshot, Store};
 use crate::scim::ResourceKind;
 use crate::scim::error::ScimError;
@@ -26,6 +27,8 @@ use crate::scim::paging::Paging;
 pub struct Reader {
     store: Arc<Store>,
     pins: Arc<Pins>,
+    /// With replicas: pins are shared through Redis, so a walk's pages may land on any replica.
+    shared: Option<Arc<Shared>>,
 }
 
 /// One page and the snapshot it was read from (for `X-Snapshot-Version` and `X-Snapshot-Age`).
@@ -68,7 +71,44 @@ pub fn walk_key(principal: &str, kind: ResourceKind, params: &QueryParams) -> St
 
 impl Reader {
     pub fn new(store: Arc<Store>, pins: Arc<Pins>) -> Reader {
-        Reader { store, pins }
+        Reader {
+            store,
+            pins,
+            shared: None,
+        }
+    }
+
+    /// The same reader sharing its pins through the shared store (replicas).
+    pub fn with_shared(mut self, shared: Option<Arc<Shared>>) -> Reader {
+        self.shared = shared;
+        self
+    }
+
+    /// Before a later page of walk `walk`: when the walk was pinned on another replica, its version is
+    /// fetched (this replica's current one, or read back from Redis while it is kept) and pinned here too.
+    /// Without replicas, or when the walk is pinned here already, nothing to do.
+    pub async fn follow_walk(&self, walk: &str) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        if self.pins.pinned(walk).is_some() {
+            return;
+        }
+        let Some(version) = shared.pinned(walk).await else {
+            return;
+        };
+        if let Some(snapshot) = shared.version(version).await {
+            self.pins.pin(walk, &snapshot);
+        }
+    }
+
+    /// Pin `snapshot` for `walk` here and, with replicas, in Redis.
+    fn pin(&self, walk: &str, snapshot: &Arc<Snapshot>) {
+        self.pins.pin(walk, snapshot);
+        if let (Some(shared), Ok(rt)) = (&self.shared, tokio::runtime::Handle::try_current()) {
+            let (shared, walk, version) = (shared.clone(), walk.to_owned(), snapshot.version);
+            rt.spawn(async move { shared.pin(&walk, version).await });
+        }
     }
 
     /// How many walks are pinned now.
@@ -106,7 +146,7 @@ impl Reader {
             // Only a walk with a page after this one needs its version kept: a lookup answered in one page
             // (a `userName eq`, a small delta) pins nothing.
             if value.total > value.items.len() {
-                self.pins.pin(walk, &latest);
+                self.pin(walk, &latest);
             }
             return Ok(Read {
                 snapshot: latest,
@@ -131,7 +171,7 @@ impl Reader {
         let latest = self.latest()?;
         let (walk, offset, snapshot) = if cursor.is_empty() {
             let walk = new_walk_id();
-            self.pins.pin(&walk, &latest);
+            self.pin(&walk, &latest);
             (walk, 0usize, latest)
         } else {
             let (walk, offset) = parse_cursor(cursor)?;

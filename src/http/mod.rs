@@ -120,6 +120,16 @@ pub struct Shared {
     pub failed_auth: Arc<FailedAuth>,
     /// The Directory Insights feed's health, for `/readyz` and `/status`.
     pub feed: Arc<FeedHealth>,
+    /// With replicas: the shared store, for `/readyz`, `/status` and `/metrics`.
+    pub replicas: Option<Replicas>,
+}
+
+/// The shared store as the operations endpoints show it.
+#[derive(Debug, Clone)]
+pub struct Replicas {
+    pub shared: Arc<crate::cache::replicas::Shared>,
+    /// `store.url` with its password redacted.
+    pub url: String,
 }
 
 /// Request ids: a process-unique counter is enough to correlate log lines.

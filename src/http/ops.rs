@@ -12,6 +12,7 @@ use super::AppState;
 use crate::auth::Principal;
 use crate::cache::age_seconds;
 use crate::cache::insights::{FeedMode, FeedState};
+use crate::cache::replicas::Fence;
 use crate::scim::error::ScimError;
 
 /// Where `/metrics` and `/status` are served, and who may read them (`ops.listen`, `ops.auth`).
@@ -122,6 +123,27 @@ fn feed_json(state: &AppState, now: Timestamp) -> serde_json::Value {
     })
 }
 
+/// The snapshot store in `/readyz`: where versions live and, with replicas, whether Redis answers, whether
+/// this replica leads, and what the shared store's state means for writes. Never the URL's password.
+fn store_json(state: &AppState) -> serde_json::Value {
+    let Some(r) = &state.replicas else {
+        return json!({ "kind": "local" });
+    };
+    let h = &r.shared.health;
+    json!({
+        "kind": "redis",
+        "url": r.url,
+        "replica": r.shared.replica(),
+        "up": h.up(),
+        "role": if h.leader() { "leader" } else { "follower" },
+        "version": h.version(),
+        "errors": h.errors(),
+        "fenced": h.fenced(),
+        "last_error": h.last_error(),
+        "writes": if h.up() { "accepted" } else { "paused (503) until Redis answers; reads go on from the last version loaded" },
+    })
+}
+
 /// What `/readyz` and `/status` report.
 fn readiness(state: &AppState) -> (bool, serde_json::Value) {
     let now = Timestamp::now();
@@ -152,6 +174,7 @@ fn readiness(state: &AppState) -> (bool, serde_json::Value) {
         })),
         "refresh_interval_s": refresh_interval_s(state),
         "insights": feed_json(state, now),
+        "store": store_json(state),
         "held_back": held.map(|h| json!({
             "users": h.users,
             "groups": h.groups,
@@ -188,6 +211,12 @@ async fn metrics(State(state): State<AppState>) -> Response {
     state
         .metrics
         .set_breaker_state(state.writer.breaker_state());
+    if let Some(r) = &state.replicas {
+        let h = &r.shared.health;
+        state
+            .metrics
+            .set_store(h.up(), h.leader(), h.version(), (h.errors(), h.fenced()));
+    }
     let body = state.metrics.render(&state.store);
     let mut resp = body.into_response();
     resp.headers_mut().insert(
@@ -223,6 +252,16 @@ async fn status_page(State(state): State<AppState>) -> Response {
         refresh_interval_s: refresh_interval_s(&state),
         feed: feed_view(&state, now),
         confirmations: state.feed.confirmations(),
+        store: state.replicas.as_ref().map(|r| {
+            let h = &r.shared.health;
+            super::status::StoreView {
+                url: r.url.clone(),
+                up: h.up(),
+                leader: h.leader(),
+                version: h.version(),
+                errors: h.errors(),
+            }
+        }),
         breaker: state.metrics.breaker_state(),
         upstream_retries: state.metrics.upstream_retries(),
         upstream,
@@ -290,7 +329,27 @@ async fn admin_accept_shrink(State(state): State<AppState>, req: Request) -> Res
     if let Some(refused) = needs_provision(&req, "/admin/accept-shrink") {
         return refused;
     }
-    match state.store.accept_shrink().await {
+    // With replicas, the held-back refresh is the leader's, and it is shared like any refresh (fenced).
+    let accepted = match &state.replicas {
+        None => state.store.accept_shrink().await,
+        Some(r) => match r
+            .shared
+            .publish(Fence::Leader, || state.store.accept_shrink())
+            .await
+        {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                return json_body(
+                    StatusCode::CONFLICT,
+                    json!({"error": format!(
+                        "{e}: a held-back refresh is accepted on the replica leading the refresher \
+                         (its /readyz says \"role\": \"leader\")"
+                    )}),
+                );
+            }
+        },
+    };
+    match accepted {
         Some(snap) => {
             state.metrics.set_refresh_held_back(false);
             tracing::warn!(

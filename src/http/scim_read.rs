@@ -142,6 +142,9 @@ async fn list_kind(
         Err(e) => return error(e),
     };
     if let Some(cursor) = q.get("cursor") {
+        if let Some((walk, _)) = cursor.split_once('.') {
+            state.reader.follow_walk(walk).await;
+        }
         return cursor_page(state, kind, &q, cursor);
     }
     let params = params_of(&q);
@@ -162,6 +165,11 @@ async fn page_off_runtime(
     params: QueryParams,
     query: Query,
 ) -> Response {
+    if query.paging.start_index > 1 {
+        // A later page: its walk may have begun on another replica.
+        let walk = walk_key(&principal.name, kind, &params);
+        state.reader.follow_walk(&walk).await;
+    }
     if !crate::directory::read::scans(&query) {
         return index_page(state, principal, kind, &params, &query);
     }

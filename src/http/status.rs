@@ -35,6 +35,19 @@ pub struct View {
     pub feed: Option<FeedView>,
     /// When polls of the feed found the snapshot current, oldest first (for the age chart).
     pub confirmations: Vec<Timestamp>,
+    /// The shared store (replicas on Redis); `None` for the embedded one.
+    pub store: Option<StoreView>,
+}
+
+/// The shared store, as this replica sees it.
+#[derive(Debug, Clone)]
+pub struct StoreView {
+    /// `store.url`, password redacted.
+    pub url: String,
+    pub up: bool,
+    pub leader: bool,
+    pub version: u64,
+    pub errors: u64,
 }
 
 /// The Directory Insights feed, in aggregate.
@@ -141,6 +154,9 @@ pub fn render(v: &View) -> String {
     if let Some(f) = &v.feed {
         feed_card(&mut out, v, f);
     }
+    if let Some(st) = &v.store {
+        store_card(&mut out, st);
+    }
     upstream_card(&mut out, v);
     requests_card(&mut out, v);
     refreshes_card(&mut out, v);
@@ -164,6 +180,28 @@ td,th{text-align:left;padding:3px 6px;border-bottom:1px solid #eef0f3}th{color:#
 .ok{color:#2e7d32}.fail{color:#c62828}.legend span{display:inline-block;margin-right:10px;font-size:12px}\
 .legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}\
 footer{padding:8px 24px 24px}code{background:#eef0f3;padding:1px 4px;border-radius:4px}";
+
+fn store_card(out: &mut String, st: &StoreView) {
+    let state = if st.up {
+        "<span class=\"ok\">answering</span>"
+    } else {
+        "<span class=\"fail\">down: reads go on from the last version loaded; refreshes and writes (503) wait</span>"
+    };
+    let _ = write!(
+        out,
+        "<section><h2>Shared store (Redis)</h2><dl><dt>Redis</dt><dd>{} · {state}</dd>\
+         <dt>This replica</dt><dd>{}</dd><dt>Shared version loaded</dt><dd>{}</dd>\
+         <dt>Errors</dt><dd>{}</dd></dl></section>",
+        esc(&st.url),
+        if st.leader {
+            "leader: runs the refresher"
+        } else {
+            "follower: loads what the leader and writers publish"
+        },
+        st.version,
+        st.errors
+    );
+}
 
 fn verdict(v: &View) -> (String, &'static str) {
     let Some(s) = &v.snapshot else {
@@ -548,6 +586,7 @@ mod tests {
             held_back: None,
             feed: None,
             confirmations: Vec::new(),
+            store: None,
         }
     }
 
@@ -558,6 +597,29 @@ mod tests {
         assert_eq!(in_words(61), "1 minute");
         assert_eq!(in_words(7_500), "2 hours 5 minutes");
         assert_eq!(in_words(3 * 86_400), "3 days");
+    }
+
+    #[test]
+    fn replicas_show_the_shared_store_without_its_password() {
+        let mut v = view();
+        assert!(!render(&v).contains("Shared store"));
+        v.store = Some(StoreView {
+            url: crate::config::redact_url("redis://app:hunter2@redis:6379"),
+            up: false,
+            leader: true,
+            version: 17,
+            errors: 3,
+        });
+        let html = render(&v);
+        for needle in [
+            "Shared store (Redis)",
+            "app:***@redis:6379",
+            "down: reads go on",
+            "leader: runs",
+        ] {
+            assert!(html.contains(needle), "{needle} not in the page");
+        }
+        assert!(!html.contains("hunter2"));
     }
 
     #[test]

@@ -120,11 +120,63 @@ pub struct Metrics {
     /// lag gauge is read at scrape time.
     insights_newest_ms: std::sync::atomic::AtomicI64,
     resident_memory: Gauge,
+    /// `jcscim_store_*`: the shared store (Redis, for replicas), read from its health at scrape time.
+    store: StoreMetrics,
     /// Upstream answers and requests served, by class, minute by minute for the last hour (`/status`).
     upstream_minutes: Mutex<LastHour>,
     http_minutes: Mutex<LastHour>,
     /// When this process started.
     pub started: Timestamp,
+}
+
+/// `jcscim_store_*`.
+#[derive(Debug, Default)]
+struct StoreMetrics {
+    up: Gauge,
+    leader: Gauge,
+    version: Gauge,
+    errors: Counter,
+    fenced: Counter,
+}
+
+impl StoreMetrics {
+    fn register(registry: &mut Registry) -> StoreMetrics {
+        let m = StoreMetrics {
+            // The embedded store is always up.
+            up: {
+                let g = Gauge::default();
+                g.set(1);
+                g
+            },
+            ..StoreMetrics::default()
+        };
+        registry.register(
+            "jcscim_store_up",
+            "1 while the snapshot store answers (always 1 for store.kind = local; Redis's reachability for replicas)",
+            m.up.clone(),
+        );
+        registry.register(
+            "jcscim_store_leader",
+            "1 while this replica holds the refresher's lease (always 0 for store.kind = local)",
+            m.leader.clone(),
+        );
+        registry.register(
+            "jcscim_store_version",
+            "The newest shared snapshot version this replica has loaded or published (0 for store.kind = local)",
+            m.version.clone(),
+        );
+        registry.register(
+            "jcscim_store_errors",
+            "Calls to the shared store (Redis) that failed or timed out",
+            m.errors.clone(),
+        );
+        registry.register(
+            "jcscim_store_fenced",
+            "Versions this replica published that Redis refused because its lease token was stale",
+            m.fenced.clone(),
+        );
+        m
+    }
 }
 
 /// A sample's labels, in the order they are written.
@@ -277,7 +329,9 @@ impl Metrics {
             "Resident memory of this process (from /proc/self/status; 0 where that cannot be read)",
             resident_memory.clone(),
         );
+        let store = StoreMetrics::register(&mut registry);
         Arc::new(Metrics {
+            store,
             registry,
             snapshot_version,
             snapshot_age,
@@ -309,6 +363,17 @@ impl Metrics {
             lock(&self.upstream_minutes).series(minute),
             lock(&self.http_minutes).series(minute),
         )
+    }
+
+    /// The shared store's state, as its owner reports it at scrape time: whether it answers, whether this
+    /// replica leads, and the totals of errors and fenced publications so far.
+    pub fn set_store(&self, up: bool, leader: bool, version: u64, (errors, fenced): (u64, u64)) {
+        let m = &self.store;
+        m.up.set(i64::from(up));
+        m.leader.set(i64::from(leader));
+        m.version.set(i64::try_from(version).unwrap_or(i64::MAX));
+        m.errors.inc_by(errors.saturating_sub(m.errors.get()));
+        m.fenced.inc_by(fenced.saturating_sub(m.fenced.get()));
     }
 
     /// Requests to JumpCloud that repeated an earlier attempt, so far.

@@ -138,3 +138,23 @@ async fn check_says_whether_the_organisation_has_the_feed() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn check_says_whether_the_shared_store_answers_without_showing_its_password() {
+    let emu = emulator::spawn(small_emulator(3, 1)).await.unwrap();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut v = vars(&emu.base_url(), "demo-key");
+    v.push(("JCSCIM_STORE__KIND", "redis".to_owned()));
+    v.push((
+        "JCSCIM_STORE__URL",
+        format!("redis://app:hunter2-secret@127.0.0.1:{closed}"),
+    ));
+    let (ok, text) = check(&v).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("shared store"), "{text}");
+    assert!(text.contains("app:***@127.0.0.1"), "{text}");
+    assert!(!text.contains("hunter2-secret"), "{text}");
+}

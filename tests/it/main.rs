@@ -13,6 +13,7 @@ mod oauth;
 mod persistence;
 mod provisioning;
 mod read_path;
+mod replicas;
 mod resilience;
 mod rotation;
 mod status_page;

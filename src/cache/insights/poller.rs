@@ -73,6 +73,8 @@ pub struct Poller {
     pub health: Arc<FeedHealth>,
     pub refreshes: Arc<Refreshes>,
     pub metrics: Arc<Metrics>,
+    /// With replicas: batches are published through the shared store, fenced by the lease.
+    pub shared: Option<Arc<crate::cache::replicas::Shared>>,
 }
 
 /// What the loop does after a poll.
@@ -236,14 +238,30 @@ impl Poller {
             self.settings.overlap,
         );
         let mut removed = (0, 0);
-        let published = self
-            .store
-            .publish_events(epoch, next, read_through, |data| {
-                let e = apply::edit(data, &plan, &fetched);
-                removed = (e.users_removed, e.groups_removed);
-                e.touched
-            })
-            .await;
+        let edit = |data: &mut crate::cache::Data| {
+            let e = apply::edit(data, &plan, &fetched);
+            removed = (e.users_removed, e.groups_removed);
+            e.touched
+        };
+        let published = match &self.shared {
+            None => {
+                self.store
+                    .publish_events(epoch, next, read_through, edit)
+                    .await
+            }
+            Some(sh) => {
+                let fenced = sh
+                    .publish(crate::cache::replicas::Fence::Leader, || {
+                        self.store.publish_events(epoch, next, read_through, edit)
+                    })
+                    .await;
+                match fenced {
+                    Ok(p) => p,
+                    // Not published (Redis down, or the lease lost): the batch is read again later.
+                    Err(_) => return Next::Wait,
+                }
+            }
+        };
         self.health.polled_ok(now);
         let version = match published {
             EventsPublished::Published(snap) => Some(snap.version),

@@ -21,11 +21,7 @@ use super::{
 /// file, fsync of the directory. Blocking: call it from `spawn_blocking`.
 pub fn save(dir: &Path, snapshot: &Snapshot, opts: &BuildOptions) -> Result<(), PersistError> {
     let payload = encode_payload(snapshot, derivation(opts))?;
-    let mut header = Vec::with_capacity(HEADER_LEN);
-    header.extend_from_slice(&MAGIC);
-    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    header.extend_from_slice(&len_u64(payload.len()).to_le_bytes());
-    header.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    let header = header_of(&payload);
     let tmp = dir.join(TMP_NAME);
     let written = write_replace(dir, &tmp, &header, &payload);
     if written.is_err() {
@@ -33,6 +29,25 @@ pub fn save(dir: &Path, snapshot: &Snapshot, opts: &BuildOptions) -> Result<(), 
         let _ = fs::remove_file(&tmp);
     }
     Ok(written?)
+}
+
+/// The frame's header for `payload`.
+fn header_of(payload: &[u8]) -> Vec<u8> {
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(&MAGIC);
+    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header.extend_from_slice(&len_u64(payload.len()).to_le_bytes());
+    header.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    header
+}
+
+/// `snapshot` framed exactly as [`save`] writes it, in memory ([`decode`] reads it back): how replicas
+/// share a version through Redis. Blocking (it compresses): call it from `spawn_blocking`.
+pub fn encode(snapshot: &Snapshot, opts: &BuildOptions) -> Result<Vec<u8>, PersistError> {
+    let payload = encode_payload(snapshot, derivation(opts))?;
+    let mut framed = header_of(&payload);
+    framed.extend_from_slice(&payload);
+    Ok(framed)
 }
 
 fn write_replace(dir: &Path, tmp: &Path, header: &[u8], payload: &[u8]) -> io::Result<()> {

@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 
 pub use feed::{FEED_FILE_NAME, FEED_FORMAT, SavedFeed, load_feed, resume_feed, save_feed};
-pub use format::{decode, load, save};
+pub use format::{decode, encode, load, save};
 pub use payload::derivation;
 pub use restore::{load_and_publish, restore};
 pub use saver::run_saver;

@@ -75,7 +75,7 @@ impl Writer {
             description,
             members,
         } = desired_group(body, &self.settings.patch.refs)?;
-        let _guard = self.lock(&format!("group:{name}")).await;
+        let _guard = self.lock(&format!("group:{name}")).await?;
         let snap = self.snapshot().await?;
         Self::check_group_name_free(&snap, &name, None)?;
         let members = members.unwrap_or_default();

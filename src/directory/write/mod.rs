@@ -35,7 +35,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::{WriteError, not_ready};
+use super::{WriteError, not_ready, store_unavailable};
+use crate::cache::replicas::{Fence, Held, Shared};
 use crate::cache::snapshot::etag_listed;
 use crate::cache::{Data, Entry, Id, Snapshot, Store, Touched};
 use crate::jumpcloud::JcClient;
@@ -88,6 +89,14 @@ pub struct Writer {
     retries: WriteRetries,
     /// Bounds CPU-heavy work (PATCH application) taken off the async workers.
     cpu: Arc<tokio::sync::Semaphore>,
+    /// With replicas: the write locks and publication through Redis.
+    shared: Option<Arc<Shared>>,
+}
+
+/// A resource's write lock: this process's stripe, and with replicas the lock in Redis too.
+pub(super) struct WriteLock<'a> {
+    _local: MutexGuard<'a, ()>,
+    _shared: Option<Held>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -164,7 +173,14 @@ impl Writer {
             retries: WriteRetries::default(),
             cpu: Arc::new(tokio::sync::Semaphore::new(settings.cpu_tasks.max(1))),
             settings,
+            shared: None,
         }
+    }
+
+    /// The same writer locking and publishing through the shared store (replicas).
+    pub fn with_shared(mut self, shared: Option<Arc<Shared>>) -> Self {
+        self.shared = shared;
+        self
     }
 
     /// One of the `cpu_tasks` permits for work done on a blocking thread (a PATCH, a scan filter), waited for
@@ -195,8 +211,26 @@ impl Writer {
             .map_err(WriteError::from)
     }
 
-    async fn lock(&self, key: &str) -> MutexGuard<'_, ()> {
-        self.stripes[stripe_of(key)].lock().await
+    /// The write lock of `key`. With replicas, also the lock in Redis (so one resource is written by one
+    /// replica at a time), after which this replica loads the newest shared version, so the write works
+    /// against what the write before it, on any replica, left. Redis down: 503, nothing sent upstream.
+    async fn lock(&self, key: &str) -> Result<WriteLock<'_>, WriteError> {
+        let local = self.stripes[stripe_of(key)].lock().await;
+        let Some(shared) = &self.shared else {
+            return Ok(WriteLock {
+                _local: local,
+                _shared: None,
+            });
+        };
+        let held = shared
+            .lock_resource(key, self.settings.deadline)
+            .await
+            .map_err(|e| store_unavailable(&e))?;
+        shared.catch_up().await.map_err(|e| store_unavailable(&e))?;
+        Ok(WriteLock {
+            _local: local,
+            _shared: Some(held),
+        })
     }
 
     /// The published snapshot a write works against: a complete one, so right after a restart from disk the
@@ -224,8 +258,8 @@ impl Writer {
         kind: ResourceKind,
         id: &str,
         if_match: Option<&str>,
-    ) -> Result<(MutexGuard<'_, ()>, Arc<Snapshot>, Arc<Entry>), WriteError> {
-        let guard = self.lock(id).await;
+    ) -> Result<(WriteLock<'_>, Arc<Snapshot>, Arc<Entry>), WriteError> {
+        let guard = self.lock(id).await?;
         let snap = self.snapshot().await?;
         let entry = Self::entry(&snap, kind, id)?;
         check_if_match(if_match, &entry)?;
@@ -244,7 +278,32 @@ impl Writer {
         &self,
         change: impl FnOnce(&mut Data) -> Touched,
     ) -> Result<Arc<Snapshot>, WriteError> {
-        self.store.publish_write(change).await.ok_or_else(not_ready)
+        let Some(shared) = &self.shared else {
+            return self.store.publish_write(change).await.ok_or_else(not_ready);
+        };
+        // The write has landed in JumpCloud; a failure to share its version now is not the client's: the
+        // version is published here, and the next refresh brings it to every replica.
+        let published = match shared
+            .publish(Fence::Any, || self.store.publish_write(change))
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "a write could not be shared with the other replicas: {e}");
+                None
+            }
+        };
+        let snapshot = match published {
+            Some(s) => s,
+            None => self.snapshot().await?,
+        };
+        if !shared.wait_everywhere(snapshot.version).await {
+            tracing::debug!(
+                version = snapshot.version,
+                "not every replica served the write's version within the read-your-writes wait"
+            );
+        }
+        Ok(snapshot)
     }
 }
 

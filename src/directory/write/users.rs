@@ -167,7 +167,7 @@ impl Writer {
             .map_err(|e| ScimError::invalid_value(e.0))?;
         Self::require_email(&d)?;
         self.check_capacity(&d)?;
-        let _guard = self.lock(&d.user_name).await;
+        let _guard = self.lock(&d.user_name).await?;
         let snap = self.snapshot().await?;
         Self::check_user_unique(&snap, &d, None)?;
         Self::check_manager(&snap, &d, None)?;

@@ -360,6 +360,8 @@ pub async fn serve(vars: &[(&str, String)]) -> Served {
 
 /// What the tests read of the machine's environment, in one place: the search path for the real parts
 /// they drive (Chromium, the conformance suite) and the switches CI sets.
+pub mod redis;
+
 pub mod machine {
     #![allow(
         clippy::disallowed_methods,
