@@ -218,6 +218,16 @@ fn verdict(v: &View) -> (String, &'static str) {
             "warn",
         );
     }
+    if v.store.as_ref().is_some_and(|st| !st.up) {
+        return (
+            format!(
+                "Serving the last loaded snapshot ({} old): the shared store (Redis) is down, so writes and \
+                 refreshes are paused",
+                in_words(age)
+            ),
+            "warn",
+        );
+    }
     let feed_healthy = v.feed.as_ref().is_some_and(|f| f.healthy);
     if v.breaker == 2 || (last_failed && !feed_healthy) {
         return (
@@ -620,6 +630,12 @@ mod tests {
             assert!(html.contains(needle), "{needle} not in the page");
         }
         assert!(!html.contains("hunter2"));
+        assert!(
+            html.contains("the shared store (Redis) is down, so writes and refreshes are paused"),
+            "the verdict says what Redis being down means"
+        );
+        v.store.as_mut().unwrap().up = true;
+        assert!(render(&v).contains("Serving: snapshot 12 seconds old"));
     }
 
     #[test]
