@@ -91,6 +91,21 @@ fn refresh_interval_s(state: &AppState) -> u64 {
     }
 }
 
+/// Whether this process is a replica that does not hold the refresher's lease: the leader reads the feed
+/// and refreshes, and this one loads what it publishes, so its own feed reader never runs.
+fn follows(state: &AppState) -> bool {
+    state
+        .replicas
+        .as_ref()
+        .is_some_and(|r| !r.shared.health.leader())
+}
+
+/// The feed's state on a follower, in `/readyz`'s words and the status page's.
+const FOLLOWER_FEED: (&str, &str) = (
+    "read_by_leader",
+    "read by the leader replica; this replica loads the versions it publishes",
+);
+
 /// The Directory Insights feed in `/readyz`: its state and aggregate figures.
 fn feed_json(state: &AppState, now: Timestamp) -> serde_json::Value {
     let r = state.feed.report();
@@ -100,10 +115,15 @@ fn feed_json(state: &AppState, now: Timestamp) -> serde_json::Value {
         FeedState::Failing { reason } | FeedState::Behind { reason, .. } => Some(reason.clone()),
         _ => None,
     };
+    let (label, words) = if follows(state) {
+        (FOLLOWER_FEED.0.to_owned(), FOLLOWER_FEED.1.to_owned())
+    } else {
+        (r.state.label().to_owned(), r.state.in_words())
+    };
     json!({
         "enabled": state.feed.mode.as_str(),
-        "state": r.state.label(),
-        "in_words": r.state.in_words(),
+        "state": label,
+        "in_words": words,
         "reason": detail,
         "since": time(r.since),
         "poll_s": state.feed.poll.as_secs(),
@@ -285,10 +305,16 @@ fn feed_view(state: &AppState, now: Timestamp) -> Option<super::status::FeedView
         return None;
     }
     let r = state.feed.report();
+    let follows = follows(state);
     Some(super::status::FeedView {
         mode: state.feed.mode.as_str(),
-        state: r.state.in_words(),
-        healthy: matches!(r.state, FeedState::InUse | FeedState::Starting)
+        state: if follows {
+            FOLLOWER_FEED.1.to_owned()
+        } else {
+            r.state.in_words()
+        },
+        healthy: follows
+            || matches!(r.state, FeedState::InUse | FeedState::Starting)
             || (r.state == FeedState::NotInPlan && state.feed.mode == FeedMode::Auto),
         poll_s: state.feed.poll.as_secs(),
         last_read: r.last_ok,

@@ -117,8 +117,12 @@ async fn three_replicas_make_one_refresher_and_followers_never_call_jumpcloud() 
         "the lease moved without cause"
     );
     for (i, r) in replicas.iter().enumerate() {
+        let feed = r.readyz().await.unwrap().1["insights"]["state"].clone();
         if i != lead {
             assert_eq!(r.upstream_calls().await, 0, "follower {i} called JumpCloud");
+            assert_eq!(feed, "read_by_leader", "follower {i}'s /readyz");
+        } else {
+            assert_ne!(feed, "read_by_leader", "the leader reads the feed itself");
         }
     }
     // Every call the emulator counted came from the leader: compare in a quiet moment between refreshes.
