@@ -393,12 +393,7 @@ fn shared_store(config: &Config, store: &Arc<Store>) -> Result<Option<Arc<Shared
     if config.store.kind != StoreKind::Redis {
         return Ok(None);
     }
-    let url = config
-        .store
-        .url
-        .as_ref()
-        .map(|u| u.expose().to_owned())
-        .unwrap_or_default();
+    let url = config.store.exposed_url();
     let settings = SharedSettings {
         timeout: Duration::from_millis(config.store.timeout_ms),
         lease: Duration::from_secs(config.store.lease_s),

@@ -102,12 +102,7 @@ async fn store(config: &Config, report: &mut Report) {
         report.problems.push(e);
         return;
     }
-    let url = config
-        .store
-        .url
-        .as_ref()
-        .map(|u| u.expose().to_owned())
-        .unwrap_or_default();
+    let url = config.store.exposed_url();
     let timeout = Duration::from_millis(config.store.timeout_ms);
     let answered = crate::cache::replicas::ping(&url, timeout).await;
     match answered {

@@ -88,6 +88,14 @@ impl StoreConfig {
         Ok(())
     }
 
+    /// The URL as given, password included: only for connecting, never to be shown.
+    pub fn exposed_url(&self) -> String {
+        self.url
+            .as_ref()
+            .map(|u| u.expose().to_owned())
+            .unwrap_or_default()
+    }
+
     /// The URL with any password replaced by `***` (for logs, errors and `/status`).
     pub fn redacted_url(&self) -> String {
         self.url

@@ -400,15 +400,7 @@ async fn redis_down_reads_go_on_writes_answer_503_and_redis_back_the_replicas_ca
         status, 200,
         "a replica with a snapshot stays ready while Redis is down"
     );
-    let metrics = a
-        .http
-        .get(format!("{}/metrics", a.served.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = a.metrics().await;
     assert!(metrics.contains("jcscim_store_up 0"), "{metrics}");
 
     // Redis back (empty: it persisted nothing): a leader is elected again, writes work, and both replicas

@@ -234,17 +234,21 @@ impl Replica {
         version_of(&r)
     }
 
-    /// Every JumpCloud call this replica made, whatever the purpose (from `/metrics`).
-    pub async fn upstream_calls(&self) -> u64 {
-        let text = self
-            .http
+    /// This replica's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.http
             .get(format!("{}/metrics", self.served.base))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Every JumpCloud call this replica made, whatever the purpose (from `/metrics`).
+    pub async fn upstream_calls(&self) -> u64 {
+        let text = self.metrics().await;
         text.lines()
             .filter(|l| l.starts_with("jcscim_upstream_requests_total{"))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
