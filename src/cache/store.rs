@@ -37,6 +37,7 @@ use tokio::sync::{Mutex, watch};
 
 use super::guard::{HeldBack, ShrinkGuard};
 use super::insights::Cursor;
+use super::persist::Change;
 use super::snapshot::{BuildOptions, Data, Snapshot, Touched};
 use super::versions::Versions;
 use super::{REFRESH_HISTORY, RefreshStatus};
@@ -69,6 +70,9 @@ struct WriteRecord {
     generation: u64,
     /// The version it published (0: another replica's, recorded when its version was adopted).
     version: u64,
+    /// The version it was made on, and when it was derived (what a delta on that base needs).
+    base: u64,
+    at: Timestamp,
     touched: Touched,
 }
 
@@ -88,7 +92,7 @@ const MAX_WRITE_RECORDS: usize = 50_000;
 
 impl PublishState {
     /// Record a write (or feed batch) just published.
-    fn record(&mut self, touched: Touched, version: u64) {
+    fn record(&mut self, touched: Touched, version: u64, base: u64, at: Timestamp) {
         self.write_generation += 1;
         if self.writes.len() >= MAX_WRITE_RECORDS {
             self.writes.drain(..self.writes.len() / 10);
@@ -96,6 +100,8 @@ impl PublishState {
         self.writes.push(WriteRecord {
             generation: self.write_generation,
             version,
+            base,
+            at,
             touched,
         });
     }
@@ -257,15 +263,20 @@ impl Store {
         }
     }
 
-    /// What the write (or feed batch) that published `version` here touched, while it is recorded.
-    pub async fn touched_by(&self, version: u64) -> Option<Touched> {
+    /// What the write (or feed batch) that published `version` here changed, on which version and when,
+    /// while it is recorded; `None` for a refresh's version (or an adopted one).
+    pub async fn change_of(&self, version: u64) -> Option<Change> {
         let state = self.publish.lock().await;
         state
             .writes
             .iter()
             .rev()
             .find(|w| w.version == version && version != 0)
-            .map(|w| w.touched.clone())
+            .map(|w| Change {
+                base: w.base,
+                at: w.at,
+                touched: w.touched.clone(),
+            })
     }
 
     /// The version the next publication takes.
@@ -316,15 +327,10 @@ impl Store {
         let mut data = current.data.clone();
         let touched = change(&mut data);
         let version = self.versions.take();
-        let next = Arc::new(current.with_changes(
-            data,
-            &touched,
-            version,
-            Timestamp::now(),
-            &self.options,
-        ));
+        let now = Timestamp::now();
+        let next = Arc::new(current.with_changes(data, &touched, version, now, &self.options));
         self.swap(next.clone());
-        state.record(touched, version);
+        state.record(touched, version, current.version, now);
         Some(next)
     }
 
@@ -373,7 +379,7 @@ impl Store {
         }
         let next = Arc::new(next);
         self.swap(next.clone());
-        state.record(touched, version);
+        state.record(touched, version, current.version, now);
         lock(&self.guard).record_change(users, groups, now);
         let mut feed = lock(&self.feed);
         feed.cursor = Some(cursor);
@@ -604,7 +610,7 @@ impl Store {
     pub async fn adopt(&self, snapshot: Arc<Snapshot>, writes: Vec<Touched>) -> bool {
         let mut state = self.publish.lock().await;
         for touched in writes {
-            state.record(touched, 0);
+            state.record(touched, 0, 0, Timestamp::now());
         }
         self.versions.past(snapshot.version);
         if self

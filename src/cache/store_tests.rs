@@ -273,7 +273,7 @@ fn write_records_stay_bounded_where_no_refresh_clears_them() {
     let mut state = PublishState::default();
     let n = MAX_WRITE_RECORDS + 10;
     for _ in 0..n {
-        state.record(Touched::default(), 1);
+        state.record(Touched::default(), 1, 0, Timestamp::now());
     }
     assert!(state.writes.len() <= MAX_WRITE_RECORDS);
     assert_eq!(state.write_generation, n as u64);

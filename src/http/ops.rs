@@ -159,6 +159,7 @@ fn store_json(state: &AppState) -> serde_json::Value {
         "version": h.version(),
         "errors": h.errors(),
         "fenced": h.fenced(),
+        "shared": { "deltas": h.deltas(), "wholes": h.wholes() },
         "last_error": h.last_error(),
         "writes": if h.up() { "accepted" } else { "paused (503) until Redis answers; reads go on from the last version loaded" },
     })
@@ -236,6 +237,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state
             .metrics
             .set_store(h.up(), h.leader(), h.version(), (h.errors(), h.fenced()));
+        state.metrics.set_store_shared(h.deltas(), h.wholes());
     }
     let body = state.metrics.render(&state.store);
     let mut resp = body.into_response();

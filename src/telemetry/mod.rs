@@ -137,6 +137,8 @@ struct StoreMetrics {
     version: Gauge,
     errors: Counter,
     fenced: Counter,
+    deltas: Counter,
+    wholes: Counter,
 }
 
 impl StoreMetrics {
@@ -174,6 +176,16 @@ impl StoreMetrics {
             "jcscim_store_fenced",
             "Versions this replica published that Redis refused because its lease token was stale",
             m.fenced.clone(),
+        );
+        registry.register(
+            "jcscim_store_shared_deltas",
+            "Versions this replica published and shared as a delta on the one before (a write's or a feed batch's change)",
+            m.deltas.clone(),
+        );
+        registry.register(
+            "jcscim_store_shared_wholes",
+            "Versions this replica published and shared whole (a refresh's, or every so often a write's)",
+            m.wholes.clone(),
         );
         m
     }
@@ -374,6 +386,13 @@ impl Metrics {
         m.version.set(i64::try_from(version).unwrap_or(i64::MAX));
         m.errors.inc_by(errors.saturating_sub(m.errors.get()));
         m.fenced.inc_by(fenced.saturating_sub(m.fenced.get()));
+    }
+
+    /// The totals of versions this replica shared as deltas and whole so far.
+    pub fn set_store_shared(&self, deltas: u64, wholes: u64) {
+        let m = &self.store;
+        m.deltas.inc_by(deltas.saturating_sub(m.deltas.get()));
+        m.wholes.inc_by(wholes.saturating_sub(m.wholes.get()));
     }
 
     /// Requests to JumpCloud that repeated an earlier attempt, so far.

@@ -528,3 +528,116 @@ async fn a_refresh_in_flight_on_the_leader_keeps_a_write_made_on_another_replica
         );
     }
 }
+
+/// The bulk strings of a RESP reply (an array of them, or one).
+fn resp_strings(reply: &str) -> Vec<String> {
+    let mut lines = reply.split("\r\n");
+    let mut out = Vec::new();
+    while let Some(l) = lines.next() {
+        if l.starts_with('$') && l != "$-1" {
+            out.extend(lines.next().map(str::to_owned));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn writes_travel_as_deltas_and_every_replica_even_a_new_one_serves_them_alike() {
+    let Some((emu, redis, mut replicas)) = cluster("deltas", 30, 2, QUICK).await else {
+        return;
+    };
+    converged(&[&replicas[0], &replicas[1]], 1).await;
+    let list: Value = replicas[0]
+        .get("/Users?count=30")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<String> = list["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 30);
+    // More writes in a row than a chain of deltas grows (64): one of them is shared whole.
+    for i in 0..70 {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                          "Operations": [{"op": "replace", "path": "title", "value": format!("t-{i}")}]});
+        let r = replicas[i % 2]
+            .patch(&format!("/Users/{}", ids[i % 30]), &body)
+            .await;
+        assert_eq!(r.status(), 200, "write {i}");
+    }
+    let mut shared = (0, 0);
+    for r in &replicas {
+        let s = r.store().await;
+        shared.0 += s["shared"]["deltas"].as_u64().unwrap();
+        shared.1 += s["shared"]["wholes"].as_u64().unwrap();
+    }
+    // 69 deltas; the first refresh and the 65th write whole.
+    assert_eq!(shared, (69, 2), "(deltas, wholes) shared");
+    // A replica that starts now loads the newest whole version and the deltas after it.
+    replicas.push(Replica::start(&emu.base_url(), &redis, &prefix("deltas"), QUICK).await);
+    let all: Vec<&Replica> = replicas.iter().collect();
+    converged(&all, 71).await;
+    for id in &ids {
+        let path = format!("/Users/{id}");
+        let mut seen = HashSet::new();
+        for r in &replicas {
+            let resp = r.get(&path).await;
+            assert_eq!(resp.status(), 200);
+            let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+            seen.insert((etag, resp.text().await.unwrap()));
+        }
+        assert_eq!(
+            seen.len(),
+            1,
+            "the replicas serve {id} differently: {seen:?}"
+        );
+    }
+    let last: Value = replicas[2]
+        .get(&format!("/Users/{}", ids[69 % 30]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(last["title"], "t-69");
+    // Redis keeps the versions kept for walks and what they are made on: here all 71, two of them whole.
+    let p = prefix("deltas");
+    let kept = resp_strings(
+        &redis
+            .command(&["LRANGE", &format!("{p}versions"), "0", "-1"])
+            .await
+            .unwrap(),
+    );
+    assert_eq!(kept.len(), 71, "{kept:?}");
+    let mut wholes = 0;
+    for v in &kept {
+        let m = resp_strings(&redis.command(&["GET", &format!("{p}v:{v}")]).await.unwrap());
+        assert_eq!(m.len(), 1, "version {v}'s manifest is kept");
+        if m[0].split(':').count() == 3 {
+            wholes += 1;
+        }
+    }
+    assert_eq!(wholes, 2);
+    // Eight more writes: the oldest kept version (the 8th newest) is then the second whole one, and
+    // everything before it goes.
+    for i in 0..8 {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                          "Operations": [{"op": "replace", "path": "title", "value": format!("u-{i}")}]});
+        let r = replicas[i % 3]
+            .patch(&format!("/Users/{}", ids[i]), &body)
+            .await;
+        assert_eq!(r.status(), 200, "write {i}");
+    }
+    let kept = resp_strings(
+        &redis
+            .command(&["LRANGE", &format!("{p}versions"), "0", "-1"])
+            .await
+            .unwrap(),
+    );
+    assert!(kept.len() <= 14, "old versions are dropped: {kept:?}");
+    let gone = resp_strings(&redis.command(&["GET", &format!("{p}v:2")]).await.unwrap());
+    assert!(gone.is_empty(), "version 2 is dropped with its chain");
+}

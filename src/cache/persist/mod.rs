@@ -28,6 +28,7 @@
 //! Directory Insights cursor, a small file of its own written after each snapshot) and `saver` (the
 //! background task that keeps both files current).
 
+mod delta;
 mod feed;
 mod format;
 mod payload;
@@ -41,6 +42,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
+pub use delta::{Change, apply_delta, encode_delta};
 pub use feed::{FEED_FILE_NAME, FEED_FORMAT, SavedFeed, load_feed, resume_feed, save_feed};
 pub use format::{decode, encode, load, save};
 pub use payload::derivation;

@@ -4,12 +4,22 @@
 /// The largest chunk: 4 MiB.
 pub const CHUNK_BYTES: usize = 4 << 20;
 
-/// What a version's manifest says of its bytes: `len:chunks:crc32` in Redis.
+/// What a version's manifest says of its bytes: `len:chunks:crc32` in Redis for a whole version, and
+/// `len:chunks:crc32:base:depth` for a delta on version `base`, the `depth`-th since a whole one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Manifest {
     pub len: u64,
     pub chunks: usize,
     pub crc: u32,
+    /// For a delta: the version it is made on, and how many deltas lead back to a whole version.
+    pub delta: Option<Delta>,
+}
+
+/// Where a delta stands in its chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delta {
+    pub base: u64,
+    pub depth: u32,
 }
 
 /// Why chunks do not make the snapshot their manifest describes.
@@ -32,11 +42,26 @@ impl Manifest {
             len: bytes.len() as u64,
             chunks: bytes.len().div_ceil(chunk.max(1)).max(1),
             crc: crc32fast::hash(bytes),
+            delta: None,
+        }
+    }
+
+    /// The same bytes, as a delta.
+    pub fn on(self, delta: Delta) -> Manifest {
+        Manifest {
+            delta: Some(delta),
+            ..self
         }
     }
 
     pub fn encode(&self) -> String {
-        format!("{}:{}:{}", self.len, self.chunks, self.crc)
+        match self.delta {
+            None => format!("{}:{}:{}", self.len, self.chunks, self.crc),
+            Some(d) => format!(
+                "{}:{}:{}:{}:{}",
+                self.len, self.chunks, self.crc, d.base, d.depth
+            ),
+        }
     }
 
     pub fn decode(s: &str) -> Result<Manifest, ChunkError> {
@@ -46,10 +71,22 @@ impl Manifest {
         let len = next()?.parse().map_err(|_| bad())?;
         let chunks = next()?.parse().map_err(|_| bad())?;
         let crc = next()?.parse().map_err(|_| bad())?;
+        let delta = match parts.next() {
+            None => None,
+            Some(base) => Some(Delta {
+                base: base.parse().map_err(|_| bad())?,
+                depth: parts.next().ok_or_else(bad)?.parse().map_err(|_| bad())?,
+            }),
+        };
         if parts.next().is_some() || chunks == 0 || chunks > 1 << 20 {
             return Err(bad());
         }
-        Ok(Manifest { len, chunks, crc })
+        Ok(Manifest {
+            len,
+            chunks,
+            crc,
+            delta,
+        })
     }
 }
 
@@ -113,6 +150,15 @@ mod tests {
     }
 
     #[test]
+    fn a_delta_manifest_names_its_base_and_depth() {
+        let m = Manifest::of(b"abc", 2).on(Delta { base: 41, depth: 3 });
+        assert_eq!(m.encode(), format!("3:2:{}:41:3", crc32fast::hash(b"abc")));
+        assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
+        let whole = Manifest::of(b"abc", 2);
+        assert_eq!(Manifest::decode(&whole.encode()).unwrap().delta, None);
+    }
+
+    #[test]
     fn damaged_missing_or_foreign_chunks_are_refused() {
         let bytes = vec![5u8; 100];
         let m = Manifest::of(&bytes, 40);
@@ -135,7 +181,15 @@ mod tests {
         let mut longer = good();
         longer[0].as_mut().unwrap().push(0);
         assert!(matches!(join(&m, longer), Err(ChunkError::Length { .. })));
-        for bad in ["", "1:2", "a:1:1", "1:0:1", "1:1:1:1"] {
+        for bad in [
+            "",
+            "1:2",
+            "a:1:1",
+            "1:0:1",
+            "1:1:1:1",
+            "1:1:1:1:x",
+            "1:1:1:1:1:1",
+        ] {
             assert!(Manifest::decode(bad).is_err(), "{bad}");
         }
     }

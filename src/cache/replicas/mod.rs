@@ -1,6 +1,7 @@
 //! Replicas on Redis (`store.kind = "redis"`): several processes serving one directory, each from its own
 //! in-memory copy of the newest published version, with what must be single shared through Redis: the
-//! published versions themselves (the persisted format, compressed, chunked, checksummed), one refresher (a
+//! published versions themselves (a refresh's whole in the persisted format, a write's as a delta on the
+//! version before it, [`crate::cache::persist::encode_delta`]; compressed, chunked, checksummed), one refresher (a
 //! fenced lease), write locks per resource, the publish lock and version order, pinned walks, and which
 //! version each replica serves (for read-your-writes).
 //!

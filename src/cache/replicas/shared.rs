@@ -103,6 +103,9 @@ pub struct StoreHealth {
     /// The newest shared version this replica has loaded or published.
     pub(super) version: AtomicU64,
     pub(super) fenced: AtomicU64,
+    /// Versions this replica shared as deltas (the rest it shared whole).
+    pub(super) deltas: AtomicU64,
+    pub(super) wholes: AtomicU64,
     last_error: StdMutex<Option<String>>,
 }
 
@@ -122,6 +125,12 @@ impl StoreHealth {
     /// Publications Redis refused because their fencing token was stale.
     pub fn fenced(&self) -> u64 {
         self.fenced.load(Ordering::Relaxed)
+    }
+    pub fn deltas(&self) -> u64 {
+        self.deltas.load(Ordering::Relaxed)
+    }
+    pub fn wholes(&self) -> u64 {
+        self.wholes.load(Ordering::Relaxed)
     }
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|g| g.clone())
@@ -165,10 +174,12 @@ return 0",
 });
 
 /// Make an uploaded version current, atomically with every check: the publish lock is ours, the lease holds
-/// our fencing token (leader-only publications), the version is newer than the current one and uploaded.
-/// Then keep it (its chunks no longer expire), drop versions past the newest `keep`, announce it.
+/// our fencing token (leader-only publications), the version is newer than the current one and uploaded, and
+/// a delta is made on the current version. Then keep it (its chunks no longer expire), drop the versions no
+/// kept version needs (past the newest `keep`, back to the whole version the oldest kept one is made on),
+/// announce it.
 /// KEYS: current, publish lock, lease, versions list. ARGV: publish token, fencing token or '', version,
-/// keep, prefix, channel.
+/// keep, prefix, channel, the delta's base or ''.
 pub(super) static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
@@ -176,6 +187,9 @@ if ARGV[2] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[2] then return -2 end
 local v = tonumber(ARGV[3])
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if v <= cur then return -3 end
+if ARGV[7] ~= '' and (tonumber(ARGV[7]) ~= cur or redis.call('EXISTS', ARGV[5] .. 'v:' .. cur) == 0) then
+  return -5
+end
 local function each_key(ver, f)
   local m = redis.call('GET', ARGV[5] .. 'v:' .. ver)
   if not m then return end
@@ -183,13 +197,27 @@ local function each_key(ver, f)
   for i = 0, n - 1 do f(ARGV[5] .. 'v:' .. ver .. ':' .. i) end
   f(ARGV[5] .. 'v:' .. ver)
 end
+local function whole(ver)
+  local m = redis.call('GET', ARGV[5] .. 'v:' .. ver)
+  return m ~= false and string.match(m, '^%d+:%d+:%d+$') ~= nil
+end
 if redis.call('EXISTS', ARGV[5] .. 'v:' .. ARGV[3]) == 0 then return -4 end
 each_key(ARGV[3], function(k) redis.call('PERSIST', k) end)
 redis.call('SET', KEYS[1], ARGV[3])
 redis.call('LPUSH', KEYS[4], ARGV[3])
-while redis.call('LLEN', KEYS[4]) > tonumber(ARGV[4]) do
-  local old = redis.call('RPOP', KEYS[4])
-  each_key(old, function(k) redis.call('DEL', k) end)
+local keep = tonumber(ARGV[4])
+local all = redis.call('LRANGE', KEYS[4], 0, -1)
+if #all > keep then
+  local cut = nil
+  for i = keep, #all do
+    if whole(all[i]) then cut = i break end
+  end
+  if cut then
+    for i = #all, cut + 1, -1 do
+      redis.call('RPOP', KEYS[4])
+      each_key(all[i], function(k) redis.call('DEL', k) end)
+    end
+  end
 end
 redis.call('PUBLISH', ARGV[6], ARGV[3])
 return 1",

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::chunks::{CHUNK_BYTES, Manifest, join, split};
+use super::chunks::{CHUNK_BYTES, Delta, Manifest, join, split};
 use super::shared::{
     Fence, Outcome, PUBLISH, PUBLISH_WAIT, Shared, StoreError, TRANSFER_TIMEOUT, UPLOAD_TTL_MS,
 };
@@ -18,6 +18,13 @@ const TOUCHED_TTL_MS: u64 = 30 * 60 * 1000;
 const TOUCHED_SPAN: u64 = 256;
 /// What a refresh's (or an accepted shrink's) version records instead of what it touched.
 const REFRESHED: &str = "refresh";
+/// Deltas in a row before a version is shared whole again: what a replica loading from scratch applies
+/// at most on top of a whole version.
+const MAX_DEPTH: u32 = 64;
+/// A chain read back is refused past this many deltas (it cannot be longer unless Redis's data is damaged).
+const MAX_CHAIN: usize = 4 * MAX_DEPTH as usize;
+/// Why a delta was not made current: the version it is made on is no longer Redis's current one.
+const BASE_MOVED: &str = "the delta's base is no longer the shared current version";
 
 /// What a write touched, as stored beside its version: JSON arrays of ids.
 pub fn encode_touched(t: &Touched) -> String {
@@ -132,6 +139,8 @@ impl Shared {
         self.diverged.store(false, Ordering::Relaxed);
     }
 
+    /// Share version `snapshot` (published here): as a delta on the version it was made on when it is a
+    /// write's (or a feed batch's) and that version is current in Redis, otherwise whole; then make it current.
     async fn upload(
         &self,
         snapshot: &Arc<Snapshot>,
@@ -139,14 +148,71 @@ impl Shared {
         fencing: Option<u64>,
     ) -> Result<(), StoreError> {
         let v = snapshot.version;
+        let change = self.store.change_of(v).await;
+        // What it touched, so a replica whose refresh is in flight when it adopts this version keeps it.
+        let touched = change
+            .as_ref()
+            .map_or_else(|| REFRESHED.to_owned(), |c| encode_touched(&c.touched));
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.keys.touched(v))
+            .arg(touched)
+            .arg("PX")
+            .arg(TOUCHED_TTL_MS);
+        self.query::<()>(&cmd).await?;
+        if let Some(change) = change
+            && let Some(delta) = self.delta_on(change.base).await?
+        {
+            let s = snapshot.clone();
+            let bytes = tokio::task::spawn_blocking(move || persist::encode_delta(&s, &change))
+                .await
+                .map_err(|_| StoreError::Corrupt("the delta could not be encoded".into()))?
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if bytes.len() <= CHUNK_BYTES {
+                let manifest = Manifest::of(&bytes, CHUNK_BYTES).on(delta);
+                self.put(v, &bytes, &manifest).await?;
+                match self.make_current(v, token, fencing, Some(delta.base)).await {
+                    Err(StoreError::Busy(BASE_MOVED)) => {}
+                    shared => {
+                        if shared.is_ok() {
+                            self.health.deltas.fetch_add(1, Ordering::Relaxed);
+                        }
+                        return shared;
+                    }
+                }
+            }
+        }
         let (s, opts) = (snapshot.clone(), self.store.options.clone());
         let bytes = tokio::task::spawn_blocking(move || persist::encode(&s, &opts))
             .await
             .map_err(|_| StoreError::Corrupt("the version could not be encoded".into()))?
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let manifest = Manifest::of(&bytes, CHUNK_BYTES);
+        self.put(v, &bytes, &Manifest::of(&bytes, CHUNK_BYTES))
+            .await?;
+        self.make_current(v, token, fencing, None).await?;
+        self.health.wholes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Where a delta on version `base` would stand: `None` when `base` is not kept in Redis or its chain is
+    /// as long as chains get (the next version is shared whole).
+    async fn delta_on(&self, base: u64) -> Result<Option<Delta>, StoreError> {
+        let Some(m) = self
+            .query::<Option<String>>(redis::cmd("GET").arg(self.keys.version(base)))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Ok(m) = Manifest::decode(&m) else {
+            return Ok(None);
+        };
+        let depth = m.delta.map_or(0, |d| d.depth) + 1;
+        Ok((depth <= MAX_DEPTH).then_some(Delta { base, depth }))
+    }
+
+    /// Upload version `v`'s bytes in chunks, then its manifest; all expire unless it is made current.
+    async fn put(&self, v: u64, bytes: &[u8], manifest: &Manifest) -> Result<(), StoreError> {
         let mut c = self.conn().await?;
-        for (i, part) in split(&bytes, CHUNK_BYTES).into_iter().enumerate() {
+        for (i, part) in split(bytes, CHUNK_BYTES).into_iter().enumerate() {
             let mut cmd = redis::cmd("SET");
             cmd.arg(self.keys.chunk(v, i))
                 .arg(part)
@@ -163,18 +229,17 @@ impl Shared {
             .arg(manifest.encode())
             .arg("PX")
             .arg(UPLOAD_TTL_MS);
-        self.query::<()>(&cmd).await?;
-        // What it touched, so a replica whose refresh is in flight when it adopts this version keeps it.
-        let touched = match self.store.touched_by(v).await {
-            Some(t) => encode_touched(&t),
-            None => REFRESHED.to_owned(),
-        };
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.keys.touched(v))
-            .arg(touched)
-            .arg("PX")
-            .arg(TOUCHED_TTL_MS);
-        self.query::<()>(&cmd).await?;
+        self.query::<()>(&cmd).await
+    }
+
+    /// Make the uploaded version `v` current (a delta on `base`), with every check in one script.
+    async fn make_current(
+        &self,
+        v: u64,
+        token: &str,
+        fencing: Option<u64>,
+        base: Option<u64>,
+    ) -> Result<(), StoreError> {
         let mut inv = PUBLISH.prepare_invoke();
         inv.key(self.keys.current())
             .key(self.keys.publish())
@@ -185,7 +250,8 @@ impl Shared {
             .arg(v)
             .arg(self.settings.keep_versions)
             .arg(self.keys.prefix())
-            .arg(self.keys.channel());
+            .arg(self.keys.channel())
+            .arg(base.map_or_else(String::new, |b| b.to_string()));
         match self.invoke::<i64>(&inv).await? {
             1 => Ok(()),
             -1 => Err(StoreError::Busy(
@@ -193,14 +259,15 @@ impl Shared {
             )),
             -2 => Err(StoreError::NotLeader),
             -3 => Err(StoreError::Busy("a newer version was shared meanwhile")),
+            -5 => Err(StoreError::Busy(BASE_MOVED)),
             _ => Err(StoreError::Busy(
                 "the uploaded version expired before it was shared",
             )),
         }
     }
 
-    /// Version `v` as Redis holds it; `None` when it is no longer kept.
-    pub async fn download(&self, v: u64) -> Result<Option<Snapshot>, StoreError> {
+    /// Version `v`'s manifest and bytes as Redis holds them; `None` when it is no longer kept.
+    async fn fetch(&self, v: u64) -> Result<Option<(Manifest, Vec<u8>)>, StoreError> {
         let Some(m) = self
             .query::<Option<String>>(redis::cmd("GET").arg(self.keys.version(v)))
             .await?
@@ -223,11 +290,54 @@ impl Shared {
             // Dropped between the manifest and its chunks: no longer kept.
             return Ok(None);
         }
+        let bytes = join(&manifest, parts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some((manifest, bytes)))
+    }
+
+    /// Version `v` as Redis holds it; `None` when it is no longer kept. A delta is applied on the version
+    /// it is made on: this replica's own when the chain reaches it, otherwise the whole version the chain
+    /// starts from, read back.
+    pub async fn download(&self, v: u64) -> Result<Option<Arc<Snapshot>>, StoreError> {
+        let local = self
+            .store
+            .load()
+            .filter(|s| !s.is_serving_only() && !self.diverged.load(Ordering::Relaxed));
+        let mut deltas = Vec::new();
+        let mut at = v;
+        let base = loop {
+            if let Some(l) = local.as_ref().filter(|l| l.version == at) {
+                break Base::Here(l.clone());
+            }
+            let Some((manifest, bytes)) = self.fetch(at).await? else {
+                return Ok(None);
+            };
+            match manifest.delta {
+                None => break Base::Whole(bytes),
+                Some(d) if d.base < at && deltas.len() < MAX_CHAIN => {
+                    deltas.push(bytes);
+                    at = d.base;
+                }
+                Some(_) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "version {v}'s chain of deltas does not lead back to a whole version"
+                    )));
+                }
+            }
+        };
         let opts = self.store.options.clone();
         let read = tokio::task::spawn_blocking(move || {
-            let bytes = join(&manifest, parts).map_err(|e| e.to_string())?;
-            let p = persist::decode(bytes).map_err(|e| e.to_string())?;
-            Ok::<_, String>(persist::restore(p, &opts))
+            let mut s = match base {
+                Base::Here(s) => s,
+                Base::Whole(bytes) => {
+                    let p = persist::decode(bytes).map_err(|e| e.to_string())?;
+                    Arc::new(persist::restore(p, &opts))
+                }
+            };
+            for d in deltas.iter().rev() {
+                let (next, _) = persist::apply_delta(&s, d, &opts).map_err(|e| e.to_string())?;
+                s = Arc::new(next);
+            }
+            Ok::<_, String>(s)
         })
         .await
         .map_err(|_| StoreError::Corrupt("the version could not be decoded".into()))?;
@@ -254,7 +364,7 @@ impl Shared {
             return Ok(false);
         };
         let writes = self.writes_between(have, v).await;
-        let adopted = self.store.adopt(Arc::new(snapshot), writes).await;
+        let adopted = self.store.adopt(snapshot, writes).await;
         self.loaded(v);
         if adopted {
             tracing::debug!(version = v, "loaded version {v} from the shared store");
@@ -292,8 +402,16 @@ impl Shared {
         if let Some(cur) = self.store.load().filter(|s| s.version == v) {
             return Some(cur);
         }
-        self.download(v).await.ok().flatten().map(Arc::new)
+        self.download(v).await.ok().flatten()
     }
+}
+
+/// What a chain of deltas is applied on.
+enum Base {
+    /// This replica's current version.
+    Here(Arc<Snapshot>),
+    /// A whole version's bytes, read back.
+    Whole(Vec<u8>),
 }
 
 #[cfg(test)]
