@@ -320,8 +320,15 @@ fn spawn_replica(tasks: &mut Background, shared: &Arc<Shared>, jobs: LeaderJobs)
         }
     });
     let lead = shared.clone();
+    let jobs = Arc::new(jobs);
     tasks.spawn("store-lease", move |stop| {
-        lead.run_leadership(move || jobs.start(), stop)
+        lead.run_leadership(
+            move || {
+                let jobs = jobs.clone();
+                async move { jobs.start().await }
+            },
+            stop,
+        )
     });
     admin
 }
@@ -373,10 +380,17 @@ impl LeaderJobs {
         (refresher, poller)
     }
 
-    /// The leader's jobs, started now (a new leader refreshes at once: the feed's cursor is its own).
-    fn start(&self) -> Leading {
+    /// The leader's jobs, started now: with the feed, from the cursor the last leader shared (the first
+    /// full refresh then waits its interval from the one behind it), else with a full refresh at once.
+    async fn start(&self) -> Leading {
+        let resumed = match &self.shared {
+            Some(shared) if self.config.insights.enabled != FeedMode::Off => {
+                shared.resume_feed().await
+            }
+            _ => None,
+        };
         let (handle, stop) = stop_signal();
-        let (refresher, poller) = self.build(None);
+        let (refresher, poller) = self.build(resumed.and_then(|r| r.refreshed_at));
         let mut jobs = vec![tokio::spawn(refresher::run(refresher, stop.clone()))];
         if let Some(poller) = poller {
             jobs.push(tokio::spawn(poller.run(stop)));

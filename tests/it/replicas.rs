@@ -15,6 +15,7 @@ use crate::support::small_emulator;
 const QUICK: ReplicaSettings = ReplicaSettings {
     lease_s: 3,
     refresh_s: 3600,
+    insights: false,
 };
 
 /// The emulator, Redis and `n` replicas, each ready (serving a version).
@@ -104,6 +105,7 @@ async fn three_replicas_make_one_refresher_and_followers_never_call_jumpcloud() 
     let settings = ReplicaSettings {
         lease_s: 3,
         refresh_s: 1,
+        insights: false,
     };
     let Some((emu, _redis, replicas)) = cluster("one-refresher", 30, 3, settings).await else {
         return;
@@ -147,6 +149,7 @@ async fn a_killed_leader_is_replaced_within_a_lease_and_a_paused_one_is_fenced_o
     let settings = ReplicaSettings {
         lease_s: 3,
         refresh_s: 1,
+        insights: false,
     };
     let Some((_emu, _redis, mut replicas)) = cluster("failover", 12, 3, settings).await else {
         return;
@@ -435,6 +438,7 @@ async fn a_leader_whose_lease_was_taken_over_publishes_nothing_over_the_new_hold
     let settings = ReplicaSettings {
         lease_s: 30,
         refresh_s: 1,
+        insights: false,
     };
     let Some((_emu, redis, replicas)) = cluster("fence", 8, 2, settings).await else {
         return;
@@ -640,4 +644,100 @@ async fn writes_travel_as_deltas_and_every_replica_even_a_new_one_serves_them_al
     assert!(kept.len() <= 14, "old versions are dropped: {kept:?}");
     let gone = resp_strings(&redis.command(&["GET", &format!("{p}v:2")]).await.unwrap());
     assert!(gone.is_empty(), "version 2 is dropped with its chain");
+}
+
+/// The emulator's request count for `route` (e.g. `GET /api/systemusers`), all statuses.
+async fn route_calls(emu: &jumpcloud_scim::emulator::RunningEmulator, route: &str) -> u64 {
+    let v: Value = reqwest::get(format!("{}/__emulator/stats", emu.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["routes"][route]
+        .as_object()
+        .map_or(0, |by| by.values().filter_map(Value::as_u64).sum())
+}
+
+/// An admin's edit in the JumpCloud console: `title` on user `id`.
+async fn console_title(emu: &jumpcloud_scim::emulator::RunningEmulator, id: &str, title: &str) {
+    let r = reqwest::Client::new()
+        .put(format!("{}/api/systemusers/{id}", emu.base_url()))
+        .header("x-api-key", "demo-key")
+        .json(&json!({ "jobTitle": title }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+/// Whether every one of `replicas` shows `title` on user `id` within 20 s.
+async fn shows_title(replicas: &[&Replica], id: &str, title: &str) -> bool {
+    eventually(Duration::from_secs(20), || async {
+        for r in replicas {
+            let u: Value = r.get(&format!("/Users/{id}")).await.json().await.unwrap();
+            if u["title"] != title {
+                return false;
+            }
+        }
+        true
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_new_leader_reads_the_feed_on_from_the_shared_cursor_without_a_full_refresh() {
+    let settings = ReplicaSettings {
+        lease_s: 3,
+        refresh_s: 3600,
+        insights: true,
+    };
+    let Some((emu, _redis, mut replicas)) = cluster("feed-cursor", 30, 2, settings).await else {
+        return;
+    };
+    converged(&[&replicas[0], &replicas[1]], 1).await;
+    let list: Value = replicas[0]
+        .get("/Users?count=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<String> = (0..2)
+        .map(|i| list["Resources"][i]["id"].as_str().unwrap().to_owned())
+        .collect();
+    // The leader reads the feed: a console edit reaches both replicas without a refresh.
+    console_title(&emu, &ids[0], "Seen by the first leader").await;
+    assert!(
+        shows_title(
+            &[&replicas[0], &replicas[1]],
+            &ids[0],
+            "Seen by the first leader"
+        )
+        .await,
+        "the first leader's feed never showed the edit"
+    );
+    let lists = route_calls(&emu, "GET /api/systemusers").await;
+    let lead = leader(&replicas).await;
+    replicas[lead].kill().await;
+    let dead = replicas.remove(lead);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            replicas[0].is_leader().await
+        })
+        .await,
+        "nobody took over"
+    );
+    console_title(&emu, &ids[1], "Seen by the new leader").await;
+    assert!(
+        shows_title(&[&replicas[0]], &ids[1], "Seen by the new leader").await,
+        "the new leader's feed never showed the edit"
+    );
+    assert_eq!(
+        route_calls(&emu, "GET /api/systemusers").await,
+        lists,
+        "the new leader listed every user (a full refresh) instead of reading the feed on"
+    );
+    let feed = replicas[0].readyz().await.unwrap().1["insights"].clone();
+    assert_ne!(feed["state"], "read_by_leader", "{feed}");
+    drop(dead);
 }

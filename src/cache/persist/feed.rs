@@ -48,15 +48,50 @@ struct Document {
     cursor: Cursor,
 }
 
-/// Write `saved` into `dir` atomically. Blocking.
-pub fn save_feed(dir: &Path, saved: &SavedFeed) -> Result<(), PersistError> {
+/// `saved` as the document the file holds (and replicas share through Redis).
+pub fn encode_feed(saved: &SavedFeed) -> Result<Vec<u8>, PersistError> {
     let doc = Document {
         format: FEED_FORMAT,
         snapshot_version: saved.snapshot_version,
         refreshed_at_ms: saved.refreshed_at.map(Timestamp::as_millisecond),
         cursor: saved.cursor.clone(),
     };
-    let bytes = serde_json::to_vec(&doc).map_err(|e| PersistError::Encode(e.to_string()))?;
+    serde_json::to_vec(&doc).map_err(|e| PersistError::Encode(e.to_string()))
+}
+
+/// [`encode_feed`]'s document read back; an error for anything else (another format included).
+pub fn decode_feed(bytes: &[u8]) -> Result<SavedFeed, PersistError> {
+    if bytes.len() as u64 > MAX_FEED_FILE {
+        return Err(PersistError::Corrupt(
+            "the cursor file is larger than any cursor",
+        ));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| PersistError::Decode(e.to_string()))?;
+    let found = value.get("format").and_then(serde_json::Value::as_u64);
+    if found != Some(u64::from(FEED_FORMAT)) {
+        return Err(PersistError::WrongVersion {
+            found: found.and_then(|f| u32::try_from(f).ok()).unwrap_or(0),
+            expected: FEED_FORMAT,
+        });
+    }
+    let doc: Document =
+        serde_json::from_value(value).map_err(|e| PersistError::Decode(e.to_string()))?;
+    let refreshed_at = doc
+        .refreshed_at_ms
+        .map(Timestamp::from_millisecond)
+        .transpose()
+        .map_err(|e| PersistError::Decode(e.to_string()))?;
+    Ok(SavedFeed {
+        snapshot_version: doc.snapshot_version,
+        cursor: doc.cursor,
+        refreshed_at,
+    })
+}
+
+/// Write `saved` into `dir` atomically. Blocking.
+pub fn save_feed(dir: &Path, saved: &SavedFeed) -> Result<(), PersistError> {
+    let bytes = encode_feed(saved)?;
     let tmp = dir.join(FEED_TMP_NAME);
     let written = (|| -> io::Result<()> {
         let mut file = File::create(&tmp)?;
@@ -83,32 +118,7 @@ pub fn load_feed(dir: &Path) -> Result<Option<SavedFeed>, PersistError> {
     };
     let mut bytes = Vec::new();
     file.take(MAX_FEED_FILE + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_FEED_FILE {
-        return Err(PersistError::Corrupt(
-            "the cursor file is larger than any cursor",
-        ));
-    }
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| PersistError::Decode(e.to_string()))?;
-    let found = value.get("format").and_then(serde_json::Value::as_u64);
-    if found != Some(u64::from(FEED_FORMAT)) {
-        return Err(PersistError::WrongVersion {
-            found: found.and_then(|f| u32::try_from(f).ok()).unwrap_or(0),
-            expected: FEED_FORMAT,
-        });
-    }
-    let doc: Document =
-        serde_json::from_value(value).map_err(|e| PersistError::Decode(e.to_string()))?;
-    let refreshed_at = doc
-        .refreshed_at_ms
-        .map(Timestamp::from_millisecond)
-        .transpose()
-        .map_err(|e| PersistError::Decode(e.to_string()))?;
-    Ok(Some(SavedFeed {
-        snapshot_version: doc.snapshot_version,
-        cursor: doc.cursor,
-        refreshed_at,
-    }))
+    decode_feed(&bytes).map(Some)
 }
 
 /// Start-up, after the snapshot file was published: put back the cursor saved with it, so the feed is read

@@ -43,7 +43,10 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 
 pub use delta::{Change, apply_delta, encode_delta};
-pub use feed::{FEED_FILE_NAME, FEED_FORMAT, SavedFeed, load_feed, resume_feed, save_feed};
+pub use feed::{
+    FEED_FILE_NAME, FEED_FORMAT, SavedFeed, decode_feed, encode_feed, load_feed, resume_feed,
+    save_feed,
+};
 pub use format::{decode, encode, load, save};
 pub use payload::derivation;
 pub use restore::{load_and_publish, restore};

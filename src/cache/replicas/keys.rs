@@ -40,6 +40,12 @@ impl Keys {
         format!("{}t:{version}", self.prefix)
     }
 
+    /// Where the leader's Directory Insights reader stands (its cursor, and the version it describes), so a
+    /// new leader reads the feed on from there.
+    pub fn feed(&self) -> String {
+        format!("{}feed", self.prefix)
+    }
+
     /// The published versions kept, newest first.
     pub fn versions(&self) -> String {
         format!("{}versions", self.prefix)
@@ -108,6 +114,7 @@ mod tests {
         assert_eq!(k.version(7), "jcscim:v:7");
         assert_eq!(k.chunk(7, 2), "jcscim:v:7:2");
         assert_eq!(k.lease(), "jcscim:lease");
+        assert_eq!(k.feed(), "jcscim:feed");
         assert_eq!(k.channel(), "jcscim:published");
         let pin = k.pin("alice\u{1f}Users\u{1f}userName sw \"a\"");
         assert!(pin.starts_with("jcscim:pin:"));

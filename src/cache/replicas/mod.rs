@@ -6,7 +6,7 @@
 //! version each replica serves (for read-your-writes).
 //!
 //! Rooms: `keys` names every key, `chunks` cuts a version into chunks and checks it back, `lease` is the
-//! lease's pure logic, `shared` the connection and scripts, `versions` publishing and loading versions,
+//! lease's pure logic, `feed` the Directory Insights cursor, `shared` the connection and scripts, `versions` publishing and loading versions,
 //! `locks` locks and the lease in Redis, `sync` the background work. Must not know HTTP, SCIM or JumpCloud:
 //! it moves [`Snapshot`](crate::cache::Snapshot)s between [`Store`](crate::cache::Store)s.
 //!
@@ -16,6 +16,7 @@
 //! the scripts name keys they compute.
 
 pub mod chunks;
+mod feed;
 pub mod keys;
 pub mod lease;
 mod locks;

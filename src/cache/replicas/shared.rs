@@ -173,6 +173,15 @@ return 0",
     )
 });
 
+/// Set a key only while the lease holds our fencing token. KEYS: lease, key. ARGV: fencing token, value.
+pub(super) static FENCED_SET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1",
+    )
+});
+
 /// Make an uploaded version current, atomically with every check: the publish lock is ours, the lease holds
 /// our fencing token (leader-only publications), the version is newer than the current one and uploaded, and
 /// a delta is made on the current version. Then keep it (its chunks no longer expire), drop the versions no

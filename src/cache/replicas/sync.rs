@@ -182,16 +182,16 @@ impl Shared {
 
     /// Hold or seek the refresher's lease until `stop`: `start` runs the leader-only tasks when this replica
     /// takes the lease; they stop when it is lost. At the end the lease is given up.
-    pub async fn run_leadership(
+    pub async fn run_leadership<Fut: std::future::Future<Output = Leading> + Send>(
         self: Arc<Self>,
-        mut start: impl FnMut() -> Leading + Send,
+        mut start: impl FnMut() -> Fut + Send,
         mut stop: Stop,
     ) {
         let mut leading: Option<Leading> = None;
         loop {
             let leader = self.lead_round().await;
             match (leader, leading.take()) {
-                (true, None) => leading = Some(start()),
+                (true, None) => leading = Some(start().await),
                 (true, Some(l)) => leading = Some(l),
                 (false, Some(l)) => l.end(),
                 (false, None) => {}

@@ -96,9 +96,14 @@ impl Shared {
             Fence::Any => None,
         };
         let out = publish().await;
+        let mut shared = true;
         if let Some(snapshot) = out.published() {
+            shared = false;
             match self.upload(&snapshot, token, fencing).await {
-                Ok(()) => self.loaded(snapshot.version),
+                Ok(()) => {
+                    self.loaded(snapshot.version);
+                    shared = true;
+                }
                 Err(e) => {
                     self.diverged.store(true, Ordering::Relaxed);
                     if matches!(e, StoreError::NotLeader) {
@@ -113,6 +118,10 @@ impl Shared {
                     );
                 }
             }
+        }
+        // Where the leader's feed reader now stands, once the version it describes is shared.
+        if let Some(f) = fencing.filter(|_| shared) {
+            self.share_feed(f).await;
         }
         Ok(out)
     }

@@ -135,6 +135,8 @@ pub struct Replica {
 pub struct ReplicaSettings {
     pub lease_s: u64,
     pub refresh_s: u64,
+    /// The Directory Insights feed read every second (else off).
+    pub insights: bool,
 }
 
 impl Replica {
@@ -144,11 +146,15 @@ impl Replica {
         prefix: &str,
         s: ReplicaSettings,
     ) -> Replica {
+        let feed = if s.insights { "auto" } else { "off" };
         let vars = [
             ("JCSCIM_JUMPCLOUD__URL", jumpcloud.to_owned()),
             ("JCSCIM_JUMPCLOUD__API_KEY", "demo-key".to_owned()),
             ("JCSCIM_AUTH__TOKENS", TOKEN.to_owned()),
-            ("JCSCIM_INSIGHTS__ENABLED", "off".to_owned()),
+            ("JCSCIM_INSIGHTS__ENABLED", feed.to_owned()),
+            ("JCSCIM_INSIGHTS__POLL_S", "1".to_owned()),
+            ("JCSCIM_INSIGHTS__OVERLAP_S", "10".to_owned()),
+            ("JCSCIM_INSIGHTS__MAX_LAG_S", "5".to_owned()),
             ("JCSCIM_REFRESH__INTERVAL_S", s.refresh_s.to_string()),
             ("JCSCIM_REFRESH__JITTER", "0".to_owned()),
             ("JCSCIM_STORE__KIND", "redis".to_owned()),
