@@ -59,6 +59,11 @@ impl Pins {
         self.versions.lock().ok()?.get(&version).cloned()
     }
 
+    /// Version `version`, while some walk here holds it.
+    pub fn held(&self, version: u64) -> Option<Arc<Snapshot>> {
+        self.versions.lock().ok()?.get(&version).cloned()
+    }
+
     /// Walks currently pinned (for the `jcscim_pinned_walks` gauge).
     pub fn walks(&self) -> u64 {
         self.walks.run_pending_tasks();
@@ -92,6 +97,9 @@ mod tests {
         pins.pin("b", &snap(3));
         assert_eq!(pins.pinned("b").unwrap().version, 3);
         assert_eq!(pins.walks(), 3);
+        // What walks hold, whichever walk pinned it.
+        assert_eq!(pins.held(3).unwrap().version, 3);
+        assert!(pins.held(1).is_none());
     }
 
     #[test]

@@ -97,7 +97,10 @@ impl Reader {
         let Some(version) = shared.pinned(walk).await else {
             return;
         };
-        if let Some(snapshot) = shared.version(version).await {
+        // Another walk that came here from the same version holds it already: not read back again.
+        if let Some(snapshot) = self.pins.held(version) {
+            self.pins.pin(walk, &snapshot);
+        } else if let Some(snapshot) = shared.version(version).await {
             self.pins.pin(walk, &snapshot);
         }
     }
