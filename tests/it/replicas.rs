@@ -533,6 +533,22 @@ async fn a_refresh_in_flight_on_the_leader_keeps_a_write_made_on_another_replica
     }
 }
 
+/// The ids of the first `n` users `r` lists.
+async fn user_ids(r: &Replica, n: usize) -> Vec<String> {
+    let list: Value = r
+        .get(&format!("/Users?count={n}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    list["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// The bulk strings of a RESP reply (an array of them, or one).
 fn resp_strings(reply: &str) -> Vec<String> {
     let mut lines = reply.split("\r\n");
@@ -551,18 +567,7 @@ async fn writes_travel_as_deltas_and_every_replica_even_a_new_one_serves_them_al
         return;
     };
     converged(&[&replicas[0], &replicas[1]], 1).await;
-    let list: Value = replicas[0]
-        .get("/Users?count=30")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<String> = list["Resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = user_ids(&replicas[0], 30).await;
     assert_eq!(ids.len(), 30);
     // More writes in a row than a chain of deltas grows (64): one of them is shared whole.
     for i in 0..70 {
@@ -696,15 +701,7 @@ async fn a_new_leader_reads_the_feed_on_from_the_shared_cursor_without_a_full_re
         return;
     };
     converged(&[&replicas[0], &replicas[1]], 1).await;
-    let list: Value = replicas[0]
-        .get("/Users?count=2")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<String> = (0..2)
-        .map(|i| list["Resources"][i]["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = user_ids(&replicas[0], 2).await;
     // The leader reads the feed: a console edit reaches both replicas without a refresh.
     console_title(&emu, &ids[0], "Seen by the first leader").await;
     assert!(
