@@ -91,13 +91,15 @@ fn refresh_interval_s(state: &AppState) -> u64 {
     }
 }
 
-/// Whether this process is a replica that does not hold the refresher's lease: the leader reads the feed
-/// and refreshes, and this one loads what it publishes, so its own feed reader never runs.
+/// Whether this process is a replica that does not hold the refresher's lease while the feed is on: the
+/// leader reads the feed and refreshes, and this one loads what it publishes, so its own feed reader never
+/// runs. With the feed off, the feed's state is `off` on every replica.
 fn follows(state: &AppState) -> bool {
-    state
-        .replicas
-        .as_ref()
-        .is_some_and(|r| !r.shared.health.leader())
+    state.feed.mode != FeedMode::Off
+        && state
+            .replicas
+            .as_ref()
+            .is_some_and(|r| !r.shared.health.leader())
 }
 
 /// The feed's state on a follower, in `/readyz`'s words and the status page's.

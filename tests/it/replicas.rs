@@ -120,11 +120,10 @@ async fn three_replicas_make_one_refresher_and_followers_never_call_jumpcloud() 
     );
     for (i, r) in replicas.iter().enumerate() {
         let feed = r.readyz().await.unwrap().1["insights"]["state"].clone();
+        // The feed is off here: every replica says so (the feed's test below has a follower's view of it).
+        assert_eq!(feed, "off", "replica {i}'s /readyz");
         if i != lead {
             assert_eq!(r.upstream_calls().await, 0, "follower {i} called JumpCloud");
-            assert_eq!(feed, "read_by_leader", "follower {i}'s /readyz");
-        } else {
-            assert_ne!(feed, "read_by_leader", "the leader reads the feed itself");
         }
     }
     // Every call the emulator counted came from the leader: compare in a quiet moment between refreshes.
@@ -715,6 +714,14 @@ async fn a_new_leader_reads_the_feed_on_from_the_shared_cursor_without_a_full_re
     );
     let lists = route_calls(&emu, "GET /api/systemusers").await;
     let lead = leader(&replicas).await;
+    for (i, r) in replicas.iter().enumerate() {
+        let feed = r.readyz().await.unwrap().1["insights"]["state"].clone();
+        if i == lead {
+            assert_ne!(feed, "read_by_leader", "the leader reads the feed itself");
+        } else {
+            assert_eq!(feed, "read_by_leader", "the follower's /readyz");
+        }
+    }
     replicas[lead].kill().await;
     let dead = replicas.remove(lead);
     assert!(
