@@ -353,17 +353,33 @@ impl Data {
         for d in &touched.directories {
             self.overlay_directory(from, d);
         }
-        self.rebuild_reports();
     }
 
-    /// The user `u` and its edges as `from` has them.
+    /// The user `u` and its edges as `from` has them (its manager's reports kept in step, without
+    /// recomputing every manager's).
     fn overlay_user(&mut self, from: &Data, u: &Id) {
+        let manager = |d: &Data| d.users.get(u).and_then(PackedUser::manager).map(id);
+        let old_manager = manager(self);
         match from.users.get(u) {
             Some(ju) => {
                 self.users.insert(u.clone(), ju.clone());
             }
             None => {
                 self.users.remove(u);
+            }
+        }
+        let new_manager = manager(self);
+        if old_manager != new_manager {
+            if let Some(m) = old_manager
+                && let Some(set) = self.reports.get_mut(&m)
+            {
+                set.remove(u);
+                if set.is_empty() {
+                    self.reports.remove(&m);
+                }
+            }
+            if let Some(m) = new_manager {
+                self.reports.entry(m).or_default().insert(u.clone());
             }
         }
         let old: Vec<Id> = self

@@ -502,3 +502,33 @@ fn a_build_packs_neighbours_and_the_next_keeps_them_where_they_were() {
         serde_json::from_slice(&second.get(ResourceKind::User, "u3").unwrap().bytes).unwrap();
     assert_eq!(served["name"]["familyName"], "Changed");
 }
+
+#[test]
+fn an_overlay_keeps_managers_reports_as_a_rebuild_makes_them() {
+    let mut base = Data::from_raw(raw());
+    let mut next = base.clone();
+    let mut touched = Touched::default();
+    // Carol moves to Bob, Bob loses his manager, Dave joins under Alice, and Alice's record is edited.
+    for u in [
+        user("u3", "carol", Some("u2")),
+        user("u2", "bob", None),
+        user("u4", "dave", Some("u1")),
+        user("u1", "alice-renamed", None),
+    ] {
+        touched.users.insert(next.put_user(u));
+    }
+    base.overlay(&next, &touched);
+    let mut rebuilt = base.clone();
+    rebuilt.rebuild_reports();
+    assert_eq!(base.reports, rebuilt.reports);
+    assert_eq!(base.reports["u1"].len(), 1, "Alice keeps only Dave");
+    assert_eq!(base.reports["u2"].len(), 1, "Bob has Carol");
+    // A manager deleted: their reports lose them (the removal touches them), and no entry is left.
+    let mut next = base.clone();
+    let touched = next.remove_user(&Arc::from("u2"));
+    base.overlay(&next, &touched);
+    let mut rebuilt = base.clone();
+    rebuilt.rebuild_reports();
+    assert_eq!(base.reports, rebuilt.reports);
+    assert!(!base.reports.contains_key("u2"));
+}
