@@ -129,7 +129,7 @@ pub struct Replicas {
     pub url: String,
 }
 
-/// What [`front`] needs: the metrics it counts into, the request-id counter and the two limits it applies.
+/// What [`FrontLayer`] needs: the metrics it counts into, the request-id counter and the two limits it applies.
 #[derive(Clone)]
 struct Front {
     metrics: Arc<Metrics>,
@@ -185,11 +185,11 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::router())
         .with_state(state)
         // The front layer (request id, tracking, deadline, URI limit, SCIM errors: one layer, so that a
-        // request pays for one boxed future and one copy of the stack below it, not six), then the body
+        // request pays for one boxed future, not six and their copies of the stack below), then the body
         // limit, innermost, next to the extractors it protects.
         .layer(
             ServiceBuilder::new()
-                .layer(middleware::from_fn_with_state(front_state, front))
+                .layer(FrontLayer(Arc::new(front_state)))
                 .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit)),
         )
 }
@@ -200,43 +200,107 @@ pub fn router(state: AppState) -> Router {
 /// refused, and whatever answers an error on a SCIM path (an extractor's rejection, the body limit below)
 /// gets an RFC 7644 error body. The answer carries the request's id (`X-Request-Id`): the client's own when
 /// it sent one, else `req-<n>`.
-async fn front(State(front): State<Front>, mut req: Request, next: Next) -> Response {
-    let id = match req.headers().get(&X_REQUEST_ID) {
+///
+/// A layer of its own rather than `from_fn`: the routes below are called in place (no copy of the stack
+/// below it, no boxed `Next`), and the request's one boxed future is its answer.
+#[derive(Clone)]
+struct FrontLayer(Arc<Front>);
+
+impl<S> tower::Layer<S> for FrontLayer {
+    type Service = FrontService<S>;
+
+    fn layer(&self, inner: S) -> FrontService<S> {
+        FrontService {
+            front: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct FrontService<S> {
+    front: Arc<Front>,
+    inner: S,
+}
+
+impl<S, B> tower::Service<Request> for FrontService<S>
+where
+    S: tower::Service<
+            Request,
+            Response = axum::http::Response<B>,
+            Error = std::convert::Infallible,
+        >,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let front = self.front.clone();
+        let id = request_id(&front, &mut req);
+        let method = req.method().clone();
+        let matched = req.extensions().get::<MatchedPath>().cloned();
+        let scim_path = req.uri().path().starts_with("/scim/");
+        // A URI too long is refused without calling the routes (as the layer inside the deadline did).
+        let inner = match long_uri(front.uri_limit, &req) {
+            Some(refused) => Err(refused),
+            None => Ok(self.inner.call(req)),
+        };
+        Box::pin(async move {
+            let answer = async {
+                let within = async {
+                    match inner {
+                        Err(refused) => refused,
+                        Ok(answer) => {
+                            let Ok(resp) = answer.await;
+                            scim_errors_only(scim_path, resp.into_response()).await
+                        }
+                    }
+                };
+                match tokio::time::timeout(front.timeout, within).await {
+                    Ok(resp) => resp,
+                    Err(_) => timed_out(front.timeout),
+                }
+            };
+            let mut resp = telemetry::tracked(
+                &front.metrics,
+                &method,
+                matched.as_ref().map(MatchedPath::as_str),
+                id.to_str().unwrap_or("-"),
+                answer,
+            )
+            .await;
+            if !resp.headers().contains_key(&X_REQUEST_ID) {
+                resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
+            }
+            Ok(resp)
+        })
+    }
+}
+
+/// The request's id: the client's own `X-Request-Id`, else the next `req-<n>`, written into the request
+/// (the handlers and the audit read it there).
+fn request_id(front: &Front, req: &mut Request) -> HeaderValue {
+    match req.headers().get(&X_REQUEST_ID) {
         Some(given) => given.clone(),
         None => {
             let id = front.next_id();
             req.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
             id
         }
-    };
-    let method = req.method().clone();
-    let matched = req.extensions().get::<MatchedPath>().cloned();
-    let answer = async {
-        match tokio::time::timeout(front.timeout, within_limits(front.uri_limit, req, next)).await {
-            Ok(resp) => resp,
-            Err(_) => timed_out(front.timeout),
-        }
-    };
-    let mut resp = telemetry::tracked(
-        &front.metrics,
-        &method,
-        matched.as_ref().map(MatchedPath::as_str),
-        id.to_str().unwrap_or("-"),
-        answer,
-    )
-    .await;
-    if !resp.headers().contains_key(&X_REQUEST_ID) {
-        resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
     }
-    resp
-}
-
-/// Inside the deadline: the URI limit, then the rest with [`scim_errors_only`].
-async fn within_limits(uri_limit: usize, req: Request, next: Next) -> Response {
-    if let Some(refused) = long_uri(uri_limit, &req) {
-        return refused;
-    }
-    scim_errors_only(req, next).await
 }
 
 /// A URI longer than `limits.uri_bytes` is 414 with a SCIM error (longer still, past what the HTTP parser
@@ -353,9 +417,7 @@ fn snapshot_headers(state: &AppState, mut resp: Response) -> Response {
 
 /// Turn any error answer that is not already a SCIM error (axum's plain-text rejections, the body limit's
 /// 413) into one with the same status.
-async fn scim_errors_only(req: Request, next: Next) -> Response {
-    let scim_path = req.uri().path().starts_with("/scim/");
-    let resp = next.run(req).await;
+async fn scim_errors_only(scim_path: bool, resp: Response) -> Response {
     if !scim_path {
         return resp;
     }
