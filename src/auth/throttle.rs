@@ -13,6 +13,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -29,6 +30,9 @@ pub struct FailedAuth {
     clock: DefaultClock,
     /// Names refused until a moment; a name here is answered 429 before its credential is looked at.
     blocked: Mutex<std::collections::HashMap<String, Instant>>,
+    /// How many names `blocked` holds, read without its lock: while none is held (the usual case), a
+    /// request need not spell out its name or take the lock to learn that it is not refused.
+    held: AtomicUsize,
 }
 
 impl std::fmt::Debug for FailedAuth {
@@ -46,7 +50,13 @@ impl FailedAuth {
             limiter: DefaultKeyedRateLimiter::hashmap(Quota::per_minute(rate).allow_burst(burst)),
             clock: DefaultClock::default(),
             blocked: Mutex::new(std::collections::HashMap::new()),
+            held: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether any name may be refused now (`false`: [`Self::blocked`] is `None` for every name).
+    pub fn refuses_any(&self) -> bool {
+        self.held.load(Ordering::Relaxed) > 0
     }
 
     /// How long `name` is still refused, if it is.
@@ -57,6 +67,7 @@ impl FailedAuth {
             Some(until) if *until > now => Some(until.duration_since(now)),
             Some(_) => {
                 blocked.remove(name);
+                self.held.store(blocked.len(), Ordering::Relaxed);
                 None
             }
             None => None,
@@ -79,6 +90,7 @@ impl FailedAuth {
             blocked.retain(|_, until| *until > now);
         }
         blocked.insert(key, now + governor::nanos::Nanos::from(wait));
+        self.held.store(blocked.len(), Ordering::Relaxed);
         Some(wait)
     }
 }
@@ -94,6 +106,7 @@ mod tests {
             assert_eq!(f.failed("basic:iiq"), None);
         }
         assert_eq!(f.blocked("basic:iiq"), None);
+        assert!(!f.refuses_any());
         let wait = f
             .failed("basic:iiq")
             .expect("the fourth failure is one too many");
@@ -102,6 +115,7 @@ mod tests {
             "{wait:?}"
         );
         assert!(f.blocked("basic:iiq").is_some());
+        assert!(f.refuses_any());
         // Another name, from the same address, is untouched.
         assert_eq!(f.blocked("client:sailpoint"), None);
         assert_eq!(f.failed("client:sailpoint"), None);

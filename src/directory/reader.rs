@@ -54,19 +54,28 @@ pub struct RootPage {
 }
 
 /// What makes two requests pages of one listing: everything but where the page starts.
+/// The parts are joined by U+001F (unit separator), written one after another into a string of the right
+/// size: a page of a walk asks for its key every time.
 pub fn walk_key(principal: &str, kind: ResourceKind, params: &QueryParams) -> String {
-    let f = |v: &Option<String>| v.clone().unwrap_or_default();
-    format!(
-        "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
-        principal,
-        kind.endpoint(),
-        f(&params.filter),
-        f(&params.sort_by),
-        f(&params.sort_order),
-        f(&params.count),
-        f(&params.attributes),
-        f(&params.excluded_attributes)
-    )
+    let parts = [
+        Some(principal),
+        Some(kind.endpoint()),
+        params.filter.as_deref(),
+        params.sort_by.as_deref(),
+        params.sort_order.as_deref(),
+        params.count.as_deref(),
+        params.attributes.as_deref(),
+        params.excluded_attributes.as_deref(),
+    ];
+    let len = parts.iter().map(|p| p.map_or(0, str::len) + 1).sum();
+    let mut key = String::with_capacity(len);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            key.push('\u{1f}');
+        }
+        key.push_str(part.unwrap_or_default());
+    }
+    key
 }
 
 impl Reader {
@@ -88,9 +97,20 @@ impl Reader {
     /// fetched (this replica's current one, or read back from Redis while it is kept) and pinned here too.
     /// Without replicas, or when the walk is pinned here already, nothing to do.
     pub async fn follow_walk(&self, walk: &str) {
+        self.follow_walk_named(|| walk.to_owned()).await;
+    }
+
+    /// [`Self::follow_walk`] for a walk whose name is only spelled out when there is a shared store to
+    /// look it up in.
+    pub async fn follow_walk_named(&self, walk: impl FnOnce() -> String) {
         let Some(shared) = &self.shared else {
             return;
         };
+        let walk = walk();
+        self.follow_shared(shared, &walk).await;
+    }
+
+    async fn follow_shared(&self, shared: &Arc<Shared>, walk: &str) {
         if self.pins.pinned(walk).is_some() {
             return;
         }
@@ -137,9 +157,11 @@ impl Reader {
     /// One page of an index-paged walk (a GET list or a `.search`) named by `walk` ([`walk_key`]): the first
     /// page pins the latest version for the walk, later pages read the pinned one (or the latest, once the
     /// pin is gone).
+    ///
+    /// `walk` spells the name out: a first page answered whole (a lookup) never needs it.
     pub fn index_page(
         &self,
-        walk: &str,
+        walk: &dyn Fn() -> String,
         kind: ResourceKind,
         query: &Query,
     ) -> Result<Read<ListPage>, WriteError> {
@@ -149,14 +171,14 @@ impl Reader {
             // Only a walk with a page after this one needs its version kept: a lookup answered in one page
             // (a `userName eq`, a small delta) pins nothing.
             if value.total > value.items.len() {
-                self.pin(walk, &latest);
+                self.pin(&walk(), &latest);
             }
             return Ok(Read {
                 snapshot: latest,
                 value,
             });
         }
-        let snapshot = self.pins.pinned(walk).unwrap_or(latest);
+        let snapshot = self.pins.pinned(&walk()).unwrap_or(latest);
         let value = read::list(&snapshot, kind, query);
         Ok(Read { snapshot, value })
     }

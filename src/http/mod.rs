@@ -18,15 +18,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::HeaderValue;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Notify;
 use tower::ServiceBuilder;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
 
 use crate::audit::Audit;
 use crate::auth::throttle::FailedAuth;
@@ -132,16 +129,38 @@ pub struct Replicas {
     pub url: String,
 }
 
-/// Request ids: a process-unique counter is enough to correlate log lines.
-#[derive(Clone, Default)]
-struct CounterRequestId(Arc<AtomicU64>);
+/// What [`FrontLayer`] needs: the metrics it counts into, the request-id counter and the two limits it applies.
+#[derive(Clone)]
+struct Front {
+    metrics: Arc<Metrics>,
+    /// Request ids: a process-unique counter is enough to correlate log lines.
+    ids: Arc<AtomicU64>,
+    timeout: Duration,
+    uri_limit: usize,
+}
 
-impl MakeRequestId for CounterRequestId {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
-        HeaderValue::from_str(&format!("req-{n}"))
-            .ok()
-            .map(RequestId::new)
+/// The request id's header, on the request (for the handlers and the audit) and on its answer.
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+impl Front {
+    /// The next `req-<n>`, written without a format string or a `String` of its own.
+    fn next_id(&self) -> HeaderValue {
+        let n = self.ids.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut buf = *b"req-00000000000000000000";
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut rest = n;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        let len = digits.len() - i;
+        buf[4..4 + len].copy_from_slice(&digits[i..]);
+        HeaderValue::from_bytes(&buf[..4 + len]).unwrap_or_else(|_| HeaderValue::from_static("req"))
     }
 }
 
@@ -149,46 +168,147 @@ impl MakeRequestId for CounterRequestId {
 pub fn router(state: AppState) -> Router {
     let scim = scim_read::router()
         .merge(scim_write::router(state.clone()))
-        // Auth as a route layer: unknown paths stay 404 rather than 401.
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .fallback(scim_not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            snapshot_headers,
-        ));
-    let timeout = state.settings.request_timeout;
-    let uri_limit = state.settings.uri_bytes;
+        // Auth as a route layer: unknown paths stay 404 rather than 401. The snapshot headers go on in the
+        // same layer (and on the fallback's 404 by the fallback itself): one layer fewer on every request.
+        .route_layer(middleware::from_fn_with_state(state.clone(), scim_route))
+        .fallback(scim_not_found);
+    let front_state = Front {
+        metrics: state.metrics.clone(),
+        ids: Arc::default(),
+        timeout: state.settings.request_timeout,
+        uri_limit: state.settings.uri_bytes,
+    };
     let body_limit = state.settings.body_bytes;
-    let metrics = state.metrics.clone();
     Router::new()
         .nest("/scim/v2", scim)
         .merge(ops::router(state.clone()))
         .merge(oauth::router())
         .with_state(state)
-        // Outermost first: the request id exists before tracking opens the request's span (every line
-        // logged inside carries the id) and writes the one log line per request; tracking sits outside the
-        // timeout, so a timed-out request is still counted and logged; the body limit is innermost, next to
-        // the extractors it protects.
+        // The front layer (request id, tracking, deadline, URI limit, SCIM errors: one layer, so that a
+        // request pays for one boxed future, not six and their copies of the stack below), then the body
+        // limit, innermost, next to the extractors it protects.
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(CounterRequestId::default()))
-                .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(middleware::from_fn_with_state(metrics, telemetry::track))
-                .layer(middleware::from_fn_with_state(timeout, deadline))
-                .layer(middleware::from_fn_with_state(uri_limit, long_uri))
-                // Whatever answers an error on a SCIM path (an extractor's rejection, the body limit just
-                // below), the client gets an RFC 7644 error body.
-                .layer(middleware::from_fn(scim_errors_only))
+                .layer(FrontLayer(Arc::new(front_state)))
                 .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit)),
         )
 }
 
+/// Every request, outermost first: the request id exists before tracking opens the request's span (every
+/// line logged inside carries the id) and writes the one log line per request; tracking sits outside the
+/// deadline, so a timed-out request is still counted and logged; inside the deadline, a URI too long is
+/// refused, and whatever answers an error on a SCIM path (an extractor's rejection, the body limit below)
+/// gets an RFC 7644 error body. The answer carries the request's id (`X-Request-Id`): the client's own when
+/// it sent one, else `req-<n>`.
+///
+/// A layer of its own rather than `from_fn`: the routes below are called in place (no copy of the stack
+/// below it, no boxed `Next`), and the request's one boxed future is its answer.
+#[derive(Clone)]
+struct FrontLayer(Arc<Front>);
+
+impl<S> tower::Layer<S> for FrontLayer {
+    type Service = FrontService<S>;
+
+    fn layer(&self, inner: S) -> FrontService<S> {
+        FrontService {
+            front: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct FrontService<S> {
+    front: Arc<Front>,
+    inner: S,
+}
+
+impl<S, B> tower::Service<Request> for FrontService<S>
+where
+    S: tower::Service<
+            Request,
+            Response = axum::http::Response<B>,
+            Error = std::convert::Infallible,
+        >,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let front = self.front.clone();
+        let id = request_id(&front, &mut req);
+        let method = req.method().clone();
+        let matched = req.extensions().get::<MatchedPath>().cloned();
+        let scim_path = req.uri().path().starts_with("/scim/");
+        // A URI too long is refused without calling the routes (as the layer inside the deadline did).
+        let inner = match long_uri(front.uri_limit, &req) {
+            Some(refused) => Err(refused),
+            None => Ok(self.inner.call(req)),
+        };
+        Box::pin(async move {
+            let answer = async {
+                let within = async {
+                    match inner {
+                        Err(refused) => refused,
+                        Ok(answer) => {
+                            let Ok(resp) = answer.await;
+                            scim_errors_only(scim_path, resp.into_response()).await
+                        }
+                    }
+                };
+                match tokio::time::timeout(front.timeout, within).await {
+                    Ok(resp) => resp,
+                    Err(_) => timed_out(front.timeout),
+                }
+            };
+            let mut resp = telemetry::tracked(
+                &front.metrics,
+                &method,
+                matched.as_ref().map(MatchedPath::as_str),
+                id.to_str().unwrap_or("-"),
+                answer,
+            )
+            .await;
+            if !resp.headers().contains_key(&X_REQUEST_ID) {
+                resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
+            }
+            Ok(resp)
+        })
+    }
+}
+
+/// The request's id: the client's own `X-Request-Id`, else the next `req-<n>`, written into the request
+/// (the handlers and the audit read it there).
+fn request_id(front: &Front, req: &mut Request) -> HeaderValue {
+    match req.headers().get(&X_REQUEST_ID) {
+        Some(given) => given.clone(),
+        None => {
+            let id = front.next_id();
+            req.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
+            id
+        }
+    }
+}
+
 /// A URI longer than `limits.uri_bytes` is 414 with a SCIM error (longer still, past what the HTTP parser
 /// reads, it gets the parser's own empty 414).
-async fn long_uri(State(limit): State<usize>, req: Request, next: Next) -> Response {
+fn long_uri(limit: usize, req: &Request) -> Option<Response> {
     let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if len > limit {
-        return ScimError::new(
+        return Some(ScimError::new(
             414,
             None,
             format!(
@@ -196,36 +316,50 @@ async fn long_uri(State(limit): State<usize>, req: Request, next: Next) -> Respo
                  long filter in the body of POST …/.search instead"
             ),
         )
-        .into_response();
+        .into_response());
     }
-    next.run(req).await
+    None
 }
 
-/// Answer rather than let a request outlive every client's patience. The request is cancelled (its future
-/// dropped); the answer carries no `Retry-After` and says why the same request would fail the same way.
-async fn deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => ScimError::new(
-            503,
-            None,
-            format!(
-                "the request took longer than {} s (limits.request_timeout_s) and was cancelled; the same request \
-                 would take as long again: narrow it (a smaller count, a simpler filter, fewer operations), and \
-                 after a write, read the resource to see what was done",
-                limit.as_secs()
-            ),
-        )
-        .into_response(),
-    }
+/// The answer to a request that outlived every client's patience (`limits.request_timeout_s`): the request
+/// is cancelled (its future dropped); the answer carries no `Retry-After` and says why the same request would
+/// fail the same way.
+fn timed_out(limit: Duration) -> Response {
+    ScimError::new(
+        503,
+        None,
+        format!(
+            "the request took longer than {} s (limits.request_timeout_s) and was cancelled; the same request \
+             would take as long again: narrow it (a smaller count, a simpler filter, fewer operations), and \
+             after a write, read the resource to see what was done",
+            limit.as_secs()
+        ),
+    )
+    .into_response()
+}
+
+/// Every `/scim/v2` route: [`authenticated`], then [`snapshot_headers`] on whatever it answers.
+async fn scim_route(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let resp = authenticated(&state, req, next).await;
+    snapshot_headers(&state, resp)
+}
+
+/// Middleware: [`authenticated`] (the operations endpoints that take a credential).
+async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    authenticated(&state, req, next).await
 }
 
 /// Every `/scim/v2` route needs a credential; the principal goes into the request's extensions. A name that
 /// failed too often is answered 429 with `Retry-After` before its credential is looked at.
-async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let peer = req.extensions().get::<server::PeerAddr>().map(|p| p.0.ip());
-    let name = crate::auth::failure_name(req.headers(), peer);
-    if let Some(wait) = state.failed_auth.blocked(&name) {
+async fn authenticated(state: &AppState, mut req: Request, next: Next) -> Response {
+    let name = |req: &Request| {
+        let peer = req.extensions().get::<server::PeerAddr>().map(|p| p.0.ip());
+        crate::auth::failure_name(req.headers(), peer)
+    };
+    // The name is only spelled out when some name is refused, or this credential failed.
+    if state.failed_auth.refuses_any()
+        && let Some(wait) = state.failed_auth.blocked(&name(&req))
+    {
         return too_many_failures(wait);
     }
     match state.auth.authenticate_async(req.headers()).await {
@@ -235,7 +369,7 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
         }
         Err(e) => {
             if e == AuthError::Invalid
-                && let Some(wait) = state.failed_auth.failed(&name)
+                && let Some(wait) = state.failed_auth.failed(&name(&req))
             {
                 return too_many_failures(wait);
             }
@@ -271,9 +405,8 @@ pub(crate) fn too_many_failures(wait: Duration) -> Response {
 /// Every SCIM answer says which snapshot version it was made from and how old it is (handlers that read a
 /// pinned version set these themselves; the rest get the latest). The age is since the version was known to
 /// match JumpCloud: its read, or a later poll of the Directory Insights feed that found nothing to change.
-async fn snapshot_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
-    if !resp.headers().contains_key("x-snapshot-version")
+fn snapshot_headers(state: &AppState, mut resp: Response) -> Response {
+    if !resp.headers().contains_key(&support::X_SNAPSHOT_VERSION)
         && let Some(snap) = state.store.load()
     {
         support::add_snapshot_headers(&mut resp, &snap);
@@ -284,9 +417,7 @@ async fn snapshot_headers(State(state): State<AppState>, req: Request, next: Nex
 
 /// Turn any error answer that is not already a SCIM error (axum's plain-text rejections, the body limit's
 /// 413) into one with the same status.
-async fn scim_errors_only(req: Request, next: Next) -> Response {
-    let scim_path = req.uri().path().starts_with("/scim/");
-    let resp = next.run(req).await;
+async fn scim_errors_only(scim_path: bool, resp: Response) -> Response {
     if !scim_path {
         return resp;
     }
@@ -319,7 +450,11 @@ async fn scim_errors_only(req: Request, next: Next) -> Response {
     out
 }
 
-async fn scim_not_found(req: Request) -> Response {
+async fn scim_not_found(State(state): State<AppState>, req: Request) -> Response {
+    snapshot_headers(&state, not_found(&req))
+}
+
+fn not_found(req: &Request) -> Response {
     let path = req.uri().path().to_string();
     let hint = if path.contains("/Users/Users") || path.contains("/Users/ServiceProviderConfig") {
         " (the base URL should end in /scim/v2, without /Users)"

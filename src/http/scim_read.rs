@@ -111,15 +111,16 @@ fn index_page(
     params: &QueryParams,
     query: &Query,
 ) -> Response {
-    let walk = walk_key(&principal.name, kind, params);
+    let walk = || walk_key(&principal.name, kind, params);
     match state.reader.index_page(&walk, kind, query) {
         Ok(read) => render_list(&[(&read.value, kind, &query.attributes)], &read.snapshot),
         Err(e) => e.into_response(),
     }
 }
 
-fn params_of(q: &HashMap<String, String>) -> QueryParams {
-    let get = |k: &str| q.get(k).cloned();
+/// The parameters of a query, taken out of its map rather than copied.
+fn params_of(mut q: HashMap<String, String>) -> QueryParams {
+    let mut get = |k: &str| q.remove(k);
     QueryParams {
         filter: get("filter"),
         attributes: get("attributes"),
@@ -147,7 +148,7 @@ async fn list_kind(
         }
         return cursor_page(state, kind, &q, cursor);
     }
-    let params = params_of(&q);
+    let params = params_of(q);
     let query = match Query::parse(&params, kind, state.settings.max_count) {
         Ok(q) => bounded(q, state.settings.max_results),
         Err(e) => return error(e),
@@ -167,8 +168,10 @@ async fn page_off_runtime(
 ) -> Response {
     if query.paging.start_index > 1 {
         // A later page: its walk may have begun on another replica.
-        let walk = walk_key(&principal.name, kind, &params);
-        state.reader.follow_walk(&walk).await;
+        state
+            .reader
+            .follow_walk_named(|| walk_key(&principal.name, kind, &params))
+            .await;
     }
     if !crate::directory::read::scans(&query) {
         return index_page(state, principal, kind, &params, &query);
@@ -210,7 +213,7 @@ fn cursor_page(
             "startIndex and cursor cannot be used together; send one of them",
         ));
     }
-    let mut params = params_of(q);
+    let mut params = params_of(q.clone());
     let count = match params
         .count
         .as_deref()
@@ -407,7 +410,8 @@ async fn get_kind(
     };
     // The ETag header stands for `meta.version`: sent with every representation that carries it.
     let carries_version = attrs.is_default() || attrs.keeps_meta_version(kind);
-    let mut resp = if if_none_match(headers, &entry.etag()) {
+    let etag = entry.etag();
+    let mut resp = if if_none_match(headers, &etag) {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         r.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -417,29 +421,31 @@ async fn get_kind(
     } else {
         scim_response(StatusCode::OK, entry_bytes(&entry, &attrs, kind))
     };
-    if carries_version && let Ok(v) = HeaderValue::from_str(&entry.etag()) {
+    if carries_version && let Ok(v) = HeaderValue::try_from(etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
     add_snapshot_headers(&mut resp, &snap);
     resp
 }
 
+// The request itself rather than a `HeaderMap` extractor, which would copy every header for the one
+// (`If-None-Match`) read.
 async fn get_user(
     State(state): State<AppState>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
-    headers: HeaderMap,
+    req: axum::extract::Request,
 ) -> Response {
-    get_kind(&state, ResourceKind::User, &id, raw, &headers).await
+    get_kind(&state, ResourceKind::User, &id, raw, req.headers()).await
 }
 
 async fn get_group(
     State(state): State<AppState>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
-    headers: HeaderMap,
+    req: axum::extract::Request,
 ) -> Response {
-    get_kind(&state, ResourceKind::Group, &id, raw, &headers).await
+    get_kind(&state, ResourceKind::Group, &id, raw, req.headers()).await
 }
 
 // === discovery ===

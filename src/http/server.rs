@@ -372,8 +372,7 @@ impl Timer for ConnTimer {
 
     fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn Sleep>> {
         // hyper asks for `now + header_read_timeout`: the wait for a request head starts now.
-        let deadline = tokio::time::Instant::from_std(deadline);
-        let started = deadline.checked_sub(self.header).unwrap_or(deadline);
+        let started = self.started(deadline);
         Box::pin(HeadWait {
             bytes: self.bytes.clone(),
             at_start: self.bytes.load(Ordering::Relaxed),
@@ -387,8 +386,32 @@ impl Timer for ConnTimer {
         })
     }
 
+    /// hyper resets its one timer twice a request (to the head's wait as the request starts, then far ahead
+    /// once the head is read): the wait is started again in place rather than built anew.
     fn reset(&self, sleep: &mut Pin<Box<dyn Sleep>>, new_deadline: std::time::Instant) {
-        *sleep = self.sleep_until(new_deadline);
+        match sleep.as_mut().downcast_mut_pin::<HeadWait>() {
+            Some(wait) => {
+                let wait = wait.get_mut();
+                wait.at_start = self.bytes.load(Ordering::Relaxed);
+                wait.started = self.started(new_deadline);
+                wait.first_byte = None;
+                let first = wait.started + self.header.min(self.idle);
+                wait.sleep.as_mut().reset(first);
+            }
+            None => *sleep = self.sleep_until(new_deadline),
+        }
+    }
+}
+
+#[allow(
+    clippy::disallowed_types,
+    reason = "hyper's Timer trait is written in std's Instant; it is converted to tokio's at once"
+)]
+impl ConnTimer {
+    /// When a wait hyper asks to end at `deadline` (`now + header_read_timeout`) started.
+    fn started(&self, deadline: std::time::Instant) -> tokio::time::Instant {
+        let deadline = tokio::time::Instant::from_std(deadline);
+        deadline.checked_sub(self.header).unwrap_or(deadline)
     }
 }
 
@@ -447,7 +470,10 @@ impl Future for HeadWait {
                 Some(_) => due,
                 None => due.min(now + self.header),
             };
-            self.sleep.as_mut().reset(next);
+            // The timer moves only when its deadline does (a reset takes the timer wheel's lock).
+            if self.sleep.deadline() != next {
+                self.sleep.as_mut().reset(next);
+            }
             if self.sleep.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }

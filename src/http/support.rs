@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 
@@ -26,39 +26,37 @@ pub fn scim_response(status: StatusCode, body: impl Into<Body>) -> Response {
     resp
 }
 
+/// The names of the snapshot headers, parsed once.
+pub static X_SNAPSHOT_VERSION: HeaderName = HeaderName::from_static("x-snapshot-version");
+pub static X_SNAPSHOT_AGE: HeaderName = HeaderName::from_static("x-snapshot-age");
+
 /// `X-Snapshot-Version` and `X-Snapshot-Age` on every read.
 pub fn add_snapshot_headers(resp: &mut Response, snap: &Snapshot) {
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&snap.version.to_string()) {
-        h.insert("x-snapshot-version", v);
-    }
+    h.insert(X_SNAPSHOT_VERSION.clone(), HeaderValue::from(snap.version));
     let age = age_seconds(snap.taken_at, Timestamp::now());
-    if let Ok(v) = HeaderValue::from_str(&age.to_string()) {
-        h.insert("x-snapshot-age", v);
-    }
+    h.insert(X_SNAPSHOT_AGE.clone(), HeaderValue::from(age));
 }
 
 /// Lower `X-Snapshot-Age` to the Directory Insights feed's last confirmation of the answer's version, when
 /// one covers it (the version was current then, whatever its data's read time says).
 pub fn confirm_snapshot_age(resp: &mut Response, store: &crate::cache::Store) {
     let h = resp.headers();
-    let number = |name: &str| {
+    let number = |name: &HeaderName| {
         h.get(name)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
     };
-    let (Some(version), Some(age)) = (number("x-snapshot-version"), number("x-snapshot-age"))
-    else {
+    let (Some(version), Some(age)) = (number(&X_SNAPSHOT_VERSION), number(&X_SNAPSHOT_AGE)) else {
         return;
     };
     let Some(at) = store.confirmed_for(version) else {
         return;
     };
     let confirmed = age_seconds(at, Timestamp::now());
-    if confirmed < age
-        && let Ok(v) = HeaderValue::from_str(&confirmed.to_string())
-    {
-        resp.headers_mut().insert("x-snapshot-age", v);
+    if confirmed < age {
+        resp.headers_mut()
+            .insert(X_SNAPSHOT_AGE.clone(), HeaderValue::from(confirmed));
     }
 }
 

@@ -165,3 +165,41 @@ async fn what_is_not_offered_says_so() {
         405,
     );
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_scim_ones_their_snapshot() {
+    let (router, store) = router();
+    publish_one_user(&store).await;
+    // The service's own ids count up, `req-<n>`; a client's own is kept.
+    let first = send(&router, "GET", "/healthz", None).await;
+    let id = first.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let n: u64 = id.strip_prefix("req-").expect("req-<n>").parse().unwrap();
+    let next = send(&router, "GET", "/scim/v2/Users/u1", Some(TOKEN)).await;
+    assert_eq!(next.headers()["x-request-id"], format!("req-{}", n + 1));
+    let given = router
+        .clone()
+        .oneshot(
+            Request::get("/healthz")
+                .header("x-request-id", "client-chosen-7")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(given.headers()["x-request-id"], "client-chosen-7");
+    // The probe's body, byte for byte.
+    assert_eq!(first.headers()[header::CONTENT_TYPE], "application/json");
+    let body = axum::body::to_bytes(first.into_body(), 1024).await.unwrap();
+    assert_eq!(&body[..], br#"{"status":"alive"}"#);
+    // A refusal and an unknown path under /scim/v2 say which version answered too.
+    for (path, token, status) in [
+        ("/scim/v2/Users", None, 401),
+        ("/scim/v2/Nothing", Some(TOKEN), 404),
+    ] {
+        let resp = send(&router, "GET", path, token).await;
+        is_scim_error(&resp, status);
+        assert_eq!(resp.headers()["x-snapshot-version"], "7", "{path}");
+        assert!(resp.headers().contains_key("x-snapshot-age"), "{path}");
+        assert!(resp.headers().contains_key("x-request-id"), "{path}");
+    }
+}

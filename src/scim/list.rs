@@ -205,23 +205,49 @@ pub fn list_around<B: AsRef<[u8]>>(head: Vec<u8>, resources: &[B]) -> Vec<u8> {
 pub const LIST_TAIL: &[u8] = b"]}";
 
 /// A `ListResponse` up to its first resource: the one place the envelope is written.
+///
+/// Written piece by piece rather than through format strings: every list answer starts with one.
 pub fn list_head(total: usize, items_per_page: usize, position: Position<'_>) -> Vec<u8> {
-    let position = match position {
-        Position::Index(start) => format!("\"startIndex\":{},", start.max(1)),
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(b"{\"schemas\":[\"");
+    out.extend_from_slice(LIST_RESPONSE_URN.as_bytes());
+    out.extend_from_slice(b"\"],\"totalResults\":");
+    push_decimal(&mut out, total);
+    out.extend_from_slice(b",\"itemsPerPage\":");
+    push_decimal(&mut out, items_per_page);
+    out.push(b',');
+    match position {
+        Position::Index(start) => {
+            out.extend_from_slice(b"\"startIndex\":");
+            push_decimal(&mut out, start.max(1));
+            out.push(b',');
+        }
         Position::Cursors { next, previous } => {
-            let mut out = String::new();
             for (name, cursor) in [("nextCursor", next), ("previousCursor", previous)] {
                 if let Some(c) = cursor {
-                    out.push_str(&format!("\"{name}\":{},", Value::from(c)));
+                    out.extend_from_slice(format!("\"{name}\":{},", Value::from(c)).as_bytes());
                 }
             }
-            out
         }
-    };
-    format!(
-        "{{\"schemas\":[\"{LIST_RESPONSE_URN}\"],\"totalResults\":{total},\"itemsPerPage\":{items_per_page},{position}\"Resources\":["
-    )
-    .into_bytes()
+    }
+    out.extend_from_slice(b"\"Resources\":[");
+    out
+}
+
+/// `n` in decimal at the end of `out`.
+fn push_decimal(out: &mut Vec<u8>, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut rest = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 #[cfg(test)]

@@ -110,9 +110,10 @@ pub struct Metrics {
     breaker_state: Gauge,
     http_requests: Family<Labels, Counter>,
     http_duration: Family<Labels, Histogram, fn() -> Histogram>,
-    /// The families' handles by route, so that counting a request allocates no labels once its route and
-    /// status have been seen (a handle shares its series with the family).
-    http_handles: std::sync::RwLock<std::collections::HashMap<String, RouteHandles>>,
+    /// The families' handles by route template, then method, so that counting a request allocates nothing
+    /// (not even its route label) once its route and status have been seen (a handle shares its series with
+    /// the family).
+    http_handles: std::sync::RwLock<HandlesByRoute>,
     pinned_walks: Gauge,
     insights_events: Family<Labels, Counter>,
     insights_lag: Gauge,
@@ -193,6 +194,9 @@ impl StoreMetrics {
 
 /// A sample's labels, in the order they are written.
 type Labels = Vec<(&'static str, String)>;
+
+/// Route template → method → that route's handles.
+type HandlesByRoute = std::collections::HashMap<String, Vec<(Box<str>, RouteHandles)>>;
 
 /// One route's duration histogram and its request counters by status.
 #[derive(Clone, Debug)]
@@ -412,9 +416,19 @@ impl Metrics {
 
     /// One answered HTTP request. `route` is the route label (method and template, see [`route_label`]).
     pub fn observe_http(&self, route: &str, status: u16, elapsed: Duration) {
+        let (method, template) = route.split_once(' ').unwrap_or(("OTHER", route));
+        self.observe_route(method, template, status, elapsed);
+    }
+
+    /// [`Self::observe_http`] with the label's two halves apart, as a request has them: no label is built
+    /// once the route and status have been seen.
+    fn observe_route(&self, method: &str, template: &str, status: u16, elapsed: Duration) {
         // Counted under the read guard: the handles are not cloned (two shared counts fewer per request).
         let counted = self.http_handles.read().ok().is_some_and(|h| {
-            let Some(r) = h.get(route) else {
+            let Some((_, r)) = h
+                .get(template)
+                .and_then(|by_method| by_method.iter().find(|(m, _)| **m == *method))
+            else {
                 return false;
             };
             let Some((_, counter)) = r.by_status.iter().find(|(s, _)| *s == status) else {
@@ -425,7 +439,7 @@ impl Metrics {
             true
         });
         if !counted {
-            let (duration, counter) = self.http_handles_for(route, status);
+            let (duration, counter) = self.http_handles_for(method, template, status);
             counter.inc();
             duration.observe(elapsed.as_secs_f64());
         }
@@ -433,25 +447,35 @@ impl Metrics {
     }
 
     /// The handles of a route and status seen for the first time, kept for the next request.
-    fn http_handles_for(&self, route: &str, status: u16) -> (Histogram, Counter) {
+    fn http_handles_for(&self, method: &str, template: &str, status: u16) -> (Histogram, Counter) {
+        let route = format!("{method} {template}");
         let counter = self
             .http_requests
             .get_or_create(&vec![
-                ("route", route.to_owned()),
+                ("route", route.clone()),
                 ("status", status.to_string()),
             ])
             .clone();
         let duration = self
             .http_duration
-            .get_or_create(&vec![("route", route.to_owned())])
+            .get_or_create(&vec![("route", route)])
             .clone();
         if let Ok(mut handles) = self.http_handles.write() {
-            let r = handles
-                .entry(route.to_owned())
-                .or_insert_with(|| RouteHandles {
-                    duration: duration.clone(),
-                    by_status: Vec::new(),
-                });
+            let by_method = handles.entry(template.to_owned()).or_default();
+            let i = match by_method.iter().position(|(m, _)| **m == *method) {
+                Some(i) => i,
+                None => {
+                    by_method.push((
+                        method.into(),
+                        RouteHandles {
+                            duration: duration.clone(),
+                            by_status: Vec::new(),
+                        },
+                    ));
+                    by_method.len() - 1
+                }
+            };
+            let r = &mut by_method[i].1;
             if !r.by_status.iter().any(|(s, _)| *s == status) {
                 r.by_status.push((status, counter.clone()));
             }
@@ -613,12 +637,16 @@ fn status_label(status: u16) -> String {
 /// (`GET /scim/v2/Users/{id}`), or `METHOD unmatched` when no route matched. Methods outside the standard
 /// set become `OTHER`, so neither a made-up method nor a made-up path can add a series.
 pub fn route_label(method: &Method, matched: Option<&str>) -> String {
-    let template = match matched {
+    format!("{} {}", method_label(method), route_template(matched))
+}
+
+/// The template half of [`route_label`].
+fn route_template(matched: Option<&str>) -> &str {
+    match matched {
         // A nested router's fallback carries axum's private catch-all parameter: no route matched.
         Some(t) if !t.contains("{*__private__") => t,
         _ => "unmatched",
-    };
-    format!("{} {template}", method_label(method))
+    }
 }
 
 fn method_label(method: &Method) -> &'static str {
@@ -638,27 +666,42 @@ fn method_label(method: &Method) -> &'static str {
 /// it is answered (method, route template, status, latency; never a header value or a body). Sits inside
 /// the trace span, so the line carries the request id, and outside the deadline, so timeouts are counted.
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let started = tokio::time::Instant::now();
-    let method = method_label(req.method());
-    let route = route_label(
-        req.method(),
-        req.extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str),
-    );
+    let method = req.method().clone();
+    let matched = req.extensions().get::<MatchedPath>().cloned();
     let id = req
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_owned();
+    tracked(
+        &metrics,
+        &method,
+        matched.as_ref().map(MatchedPath::as_str),
+        &id,
+        next.run(req),
+    )
+    .await
+}
+
+/// What [`track`] does around `answer`, the answer to a request of `method` whose route template is
+/// `matched` and whose id is `id`: for a layer that has those at hand already (the service's front layer).
+pub async fn tracked(
+    metrics: &Metrics,
+    method: &Method,
+    matched: Option<&str>,
+    id: &str,
+    answer: impl Future<Output = Response>,
+) -> Response {
+    let started = tokio::time::Instant::now();
+    let method = method_label(method);
+    let template = route_template(matched);
     // Every line logged while the request runs carries its id.
     let span = tracing::info_span!("request", id = %id);
-    let resp = next.run(req).instrument(span).await;
+    let resp = answer.instrument(span).await;
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
-    metrics.observe_http(&route, status, elapsed);
-    let template = route.split_once(' ').map_or(route.as_str(), |(_, t)| t);
+    metrics.observe_route(method, template, status, elapsed);
     // The one line per request.
     tracing::info!(
         id,
