@@ -13,9 +13,11 @@
 //! check on `/readyz`, as `deploy/compose/haproxy.cfg` does (without its request log). Every `serve` has a
 //! TOML config in a temp dir, the Directory Insights feed off, a refresh interval of an hour (refreshes only
 //! when asked), and logs at `warn` to a file there. Then, in this order:
-//! - (a) reads at 32 connections (a page of 100, a get by id, a `userName eq` filter): `alone`, replica `a`
-//!   directly, and both replicas through HAProxy, in alternating rounds so all three see the same machine;
-//!   requests/s, p50, p99, and what each replica served through the proxy (its `jcscim_http_requests_total`);
+//! - (a) reads at 32 connections (a page of 100, a get by id, a `userName eq` filter): `alone`, `alone`
+//!   through HAProxy (a frontend of its own with `alone` as its only server: what the proxy costs by itself),
+//!   replica `a` directly, and both replicas through HAProxy, in alternating rounds so all four see the same
+//!   machine; requests/s, p50, p99, and what each replica served through the proxy (its
+//!   `jcscim_http_requests_total`);
 //! - (c) resident memory (`VmRSS`) of each process after a full walk of every user on it, and Redis's;
 //! - (b) a user's title changed in the emulator, then `POST /admin/refresh` through the proxy (so to either
 //!   replica, which asks the leader): how long until each replica, polled directly, answers it, beside the
@@ -413,8 +415,10 @@ async fn role(http: &reqwest::Client, base: &str) -> String {
 // === HAProxy ===
 
 /// Based on deploy/compose/haproxy.cfg: round robin, health check on /readyz, retries for reads; no request
-/// log, and a stats page of its own for the wait until every replica is in the rotation.
-fn haproxy_cfg(port: u16, stats_port: u16, replicas: &[(String, String)]) -> String {
+/// log, and a stats page of its own for the wait until every server is in its rotation. A second frontend
+/// (`solo_port`) has `alone` as its only server: the proxy's own cost, apart from the replicas'.
+fn haproxy_cfg(ports: (u16, u16, u16), replicas: &[(String, String)], alone: &str) -> String {
+    let (port, solo_port, stats_port) = ports;
     let mut cfg = format!(
         "global
     maxconn 4096
@@ -432,17 +436,28 @@ frontend scim
     bind 127.0.0.1:{port}
     default_backend replicas
 
+frontend solo
+    bind 127.0.0.1:{solo_port}
+    default_backend solo
+
 frontend stats
     bind 127.0.0.1:{stats_port}
     stats enable
     stats uri /stats
+
+backend solo
+    option httpchk GET /readyz
+    http-check expect status 200
+    default-server inter 2s fall 2 rise 1
+    server alone {alone} check
 
 backend replicas
     balance roundrobin
     option httpchk GET /readyz
     http-check expect status 200
     default-server inter 2s fall 2 rise 1
-"
+",
+        alone = alone.trim_start_matches("http://"),
     );
     for (name, base) in replicas {
         let addr = base.trim_start_matches("http://");
@@ -451,11 +466,19 @@ backend replicas
     cfg
 }
 
-/// Start HAProxy in front of `replicas` on `port`, and wait (bounded) until it has every one of them UP.
-async fn start_haproxy(bin: &Path, dir: &Path, port: u16, replicas: &[(String, String)]) -> Proc {
+/// Start HAProxy in front of `replicas` on `port` and of `alone` on `solo_port`, and wait (bounded) until it
+/// has every one of them UP.
+async fn start_haproxy(
+    bin: &Path,
+    dir: &Path,
+    (port, solo_port): (u16, u16),
+    replicas: &[(String, String)],
+    alone: &str,
+) -> Proc {
     let stats_port = free_port();
     let cfg = dir.join("haproxy.cfg");
-    std::fs::write(&cfg, haproxy_cfg(port, stats_port, replicas)).expect("haproxy.cfg is written");
+    let text = haproxy_cfg((port, solo_port, stats_port), replicas, alone);
+    std::fs::write(&cfg, text).expect("haproxy.cfg is written");
     let log = std::fs::File::create(dir.join("haproxy.log")).expect("the log file");
     let proc = Proc::spawn(
         "haproxy",
@@ -476,10 +499,15 @@ async fn start_haproxy(bin: &Path, dir: &Path, port: u16, replicas: &[(String, S
         };
         let up = csv
             .lines()
-            .filter(|l| l.starts_with("replicas,") && !l.starts_with("replicas,BACKEND"))
-            .filter(|l| l.split(',').nth(17) == Some("UP"))
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|f| matches!(f[0], "replicas" | "solo"))
+            .filter(|f| {
+                f.get(1)
+                    .is_some_and(|s| !matches!(*s, "BACKEND" | "FRONTEND"))
+            })
+            .filter(|f| f.get(17) == Some(&"UP"))
             .count();
-        if up == replicas.len() {
+        if up == replicas.len() + 1 {
             return proc;
         }
         assert!(
@@ -614,9 +642,11 @@ async fn walk(http: &reqwest::Client, base: &str) -> Vec<(String, String)> {
 
 // === (a) reads ===
 
-/// The processes of the main comparison: `alone`, the replicas (name, base), and the proxy in front of them.
+/// The processes of the main comparison: `alone`, the proxy in front of it alone, the replicas (name, base),
+/// and the proxy in front of them.
 struct Bases {
     alone: String,
+    alone_proxy: String,
     replicas: Vec<(String, String)>,
     proxy: String,
 }
@@ -625,6 +655,7 @@ struct Bases {
 struct ReadRow {
     label: &'static str,
     alone: Sample,
+    alone_proxy: Sample,
     direct: Sample,
     proxy: Sample,
     per_replica: Vec<f64>,
@@ -649,14 +680,16 @@ async fn read_row(
     let urls = |base: &str| -> Arc<Vec<String>> {
         Arc::new(paths.iter().map(|p| format!("{base}/scim/v2{p}")).collect())
     };
-    let (alone, direct, proxy) = (urls(&b.alone), urls(&b.replicas[0].1), urls(&b.proxy));
+    let (alone, alone_proxy) = (urls(&b.alone), urls(&b.alone_proxy));
+    let (direct, proxy) = (urls(&b.replicas[0].1), urls(&b.proxy));
     // Warm every side's connections (and each replica's pin of the page walk) before counting.
-    for u in [&alone, &direct, &proxy] {
+    for u in [&alone, &alone_proxy, &direct, &proxy] {
         let _ = sample(http, u, Duration::from_millis(300)).await;
     }
     let mut row = ReadRow {
         label,
         alone: Sample::default(),
+        alone_proxy: Sample::default(),
         direct: Sample::default(),
         proxy: Sample::default(),
         per_replica: Vec::new(),
@@ -665,6 +698,8 @@ async fn read_row(
     let each = run_for / ROUNDS;
     for _ in 0..ROUNDS {
         row.alone.extend(sample(http, &alone, each).await);
+        row.alone_proxy
+            .extend(sample(http, &alone_proxy, each).await);
         row.direct.extend(sample(http, &direct, each).await);
         let before = served(http, b).await;
         row.proxy.extend(sample(http, &proxy, each).await);
@@ -676,8 +711,9 @@ async fn read_row(
     let secs = row.proxy.elapsed.as_secs_f64().max(1e-9);
     row.per_replica = counted.iter().map(|n| n / secs).collect();
     println!(
-        "  {label:<20} alone {} | a direct {} | proxy {}",
+        "  {label:<20} alone {} | alone via HAProxy {} | a direct {} | 2 via HAProxy {}",
         row.alone.cell(),
+        row.alone_proxy.cell(),
         row.direct.cell(),
         row.proxy.cell()
     );
@@ -954,6 +990,9 @@ struct CallsRow {
     refreshes: f64,
     /// Resident memory of each replica at the end of the window.
     rss: Vec<u64>,
+    /// JumpCloud calls of the leader's last full refresh (its `/readyz`): what one refresh costs, whatever
+    /// the window's phase.
+    per_refresh: u64,
 }
 
 async fn seed(users: usize) -> RunningEmulator {
@@ -1030,8 +1069,13 @@ async fn calls(http: &reqwest::Client, p: &Parts<'_>, a: &Args) -> Vec<CallsRow>
     let mut rows = Vec::new();
     for ((c, b), x) in clusters.iter().zip(&before).zip(&after) {
         let mut replicas = Vec::new();
+        let mut per_refresh = 0;
         for (s, (cb, cx)) in c.replicas.iter().zip(b.1.iter().zip(&x.1)) {
             let role = role(http, &s.base).await;
+            if role == "leader" {
+                let r = get_json(http, &format!("{}/readyz", s.base)).await;
+                per_refresh = r["last_refresh"]["calls"].as_u64().unwrap_or(0);
+            }
             replicas.push((s.proc.name.clone(), role, (cx - cb) / minutes));
         }
         rows.push(CallsRow {
@@ -1040,6 +1084,7 @@ async fn calls(http: &reqwest::Client, p: &Parts<'_>, a: &Args) -> Vec<CallsRow>
             replicas,
             refreshes: x.2 - b.2,
             rss: c.replicas.iter().map(|s| s.proc.rss()).collect(),
+            per_refresh,
         });
     }
     for c in clusters {
@@ -1070,7 +1115,7 @@ async fn start_main(http: &reqwest::Client, p: &Parts<'_>, haproxy: &Path, a: &A
         a.users,
         secs(t.elapsed())
     );
-    let proxy_port = free_port();
+    let (proxy_port, solo_port) = (free_port(), free_port());
     let public = format!("http://127.0.0.1:{proxy_port}");
     let audit = |name: &str| p.dir.join(format!("{name}-audit.log"));
     let t = Instant::now();
@@ -1097,13 +1142,15 @@ async fn start_main(http: &reqwest::Client, p: &Parts<'_>, haproxy: &Path, a: &A
     }
     let bases = Bases {
         alone: alone.base.clone(),
+        alone_proxy: format!("http://127.0.0.1:{solo_port}"),
         replicas: replicas
             .iter()
             .map(|s| (s.proc.name.clone(), s.base.clone()))
             .collect(),
         proxy: public,
     };
-    let haproxy = start_haproxy(haproxy, p.dir, proxy_port, &bases.replicas).await;
+    let ports = (proxy_port, solo_port);
+    let haproxy = start_haproxy(haproxy, p.dir, ports, &bases.replicas, &bases.alone).await;
     println!(
         "  HAProxy has both replicas in its rotation at {}",
         bases.proxy
@@ -1221,6 +1268,7 @@ fn print_reads(rows: &[ReadRow]) {
     for row in rows {
         for (side, s) in [
             ("alone", &row.alone),
+            ("alone via HAProxy", &row.alone_proxy),
             ("replica a, direct", &row.direct),
             ("2 replicas via HAProxy", &row.proxy),
         ] {
@@ -1331,8 +1379,9 @@ fn print_calls(rows: &[CallsRow], a: &Args) {
             .join(", ");
         let rss = c.rss.iter().map(|b| mib(*b)).collect::<Vec<_>>().join(", ");
         println!(
-            "  {:<10} emulator counted {:>8.1}/min; {:.0} refreshes published; by replica: {by}; resident {rss}",
-            c.label, c.emulator, c.refreshes
+            "  {:<10} emulator counted {:>8.1}/min; {:.0} refreshes published in the window, {} calls each; \
+             by replica: {by}; resident {rss}",
+            c.label, c.emulator, c.refreshes, c.per_refresh
         );
     }
 }
