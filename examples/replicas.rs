@@ -15,15 +15,17 @@
 //! when asked), and logs at `warn` to a file there. Then, in this order:
 //! - (a) reads at 32 connections (a page of 100, a get by id, a `userName eq` filter): `alone`, `alone`
 //!   through HAProxy (a frontend of its own with `alone` as its only server: what the proxy costs by itself),
-//!   replica `a` directly, and both replicas through HAProxy, in alternating rounds so all four see the same
+//!   each replica directly, and both replicas through HAProxy, in alternating rounds so all five see the same
 //!   machine; requests/s, p50, p99, and what each replica served through the proxy (its
 //!   `jcscim_http_requests_total`);
 //! - (c) resident memory (`VmRSS`) of each process after a full walk of every user on it, and Redis's;
 //! - (b) a user's title changed in the emulator, then `POST /admin/refresh` through the proxy (so to either
 //!   replica, which asks the leader): how long until each replica, polled directly, answers it, beside the
-//!   leader's own refresh duration (`/readyz`); then the same on `alone`;
-//! - (e) a PATCH of one user's title, alternately on `alone` and through the proxy: p50 and p99, and how many
-//!   proxied writes every replica already served when the PATCH answered (read-your-writes);
+//!   leader's own refresh duration (`/readyz`, the refresh asked for), and the gap between the first replica
+//!   serving it and the last; then the same on `alone`;
+//! - (e) a PATCH of one user's title, alternately on `alone` and through the proxy: p50 and p99, also by the
+//!   replica that took it (HAProxy names it in `X-Server`), and how many proxied writes every replica already
+//!   served when the PATCH answered (read-your-writes);
 //! - (d) those processes stopped, two clusters side by side over the same window, each with its own emulator
 //!   and the same refresh interval: one replica, and three. JumpCloud calls a minute as each emulator counted
 //!   them (`/__emulator/stats`), by replica as each says (`jcscim_upstream_requests_total`), and the full
@@ -449,6 +451,7 @@ backend solo
     option httpchk GET /readyz
     http-check expect status 200
     default-server inter 2s fall 2 rise 1
+    http-response set-header X-Server %s
     server alone {alone} check
 
 backend replicas
@@ -456,6 +459,7 @@ backend replicas
     option httpchk GET /readyz
     http-check expect status 200
     default-server inter 2s fall 2 rise 1
+    http-response set-header X-Server %s
 ",
         alone = alone.trim_start_matches("http://"),
     );
@@ -648,6 +652,8 @@ struct Bases {
     alone: String,
     alone_proxy: String,
     replicas: Vec<(String, String)>,
+    /// Each replica's role (`leader`, `follower`) when the measures began.
+    roles: Vec<String>,
     proxy: String,
 }
 
@@ -656,7 +662,8 @@ struct ReadRow {
     label: &'static str,
     alone: Sample,
     alone_proxy: Sample,
-    direct: Sample,
+    /// Each replica alone, directly: ("replica a (follower), direct", its sample).
+    direct: Vec<(String, Sample)>,
     proxy: Sample,
     per_replica: Vec<f64>,
 }
@@ -681,16 +688,27 @@ async fn read_row(
         Arc::new(paths.iter().map(|p| format!("{base}/scim/v2{p}")).collect())
     };
     let (alone, alone_proxy) = (urls(&b.alone), urls(&b.alone_proxy));
-    let (direct, proxy) = (urls(&b.replicas[0].1), urls(&b.proxy));
+    let direct: Vec<Arc<Vec<String>>> = b.replicas.iter().map(|(_, base)| urls(base)).collect();
+    let proxy = urls(&b.proxy);
     // Warm every side's connections (and each replica's pin of the page walk) before counting.
-    for u in [&alone, &alone_proxy, &direct, &proxy] {
+    for u in [&alone, &alone_proxy, &proxy].into_iter().chain(&direct) {
         let _ = sample(http, u, Duration::from_millis(300)).await;
     }
     let mut row = ReadRow {
         label,
         alone: Sample::default(),
         alone_proxy: Sample::default(),
-        direct: Sample::default(),
+        direct: b
+            .replicas
+            .iter()
+            .zip(&b.roles)
+            .map(|((name, _), role)| {
+                (
+                    format!("replica {name} ({role}), direct"),
+                    Sample::default(),
+                )
+            })
+            .collect(),
         proxy: Sample::default(),
         per_replica: Vec::new(),
     };
@@ -700,7 +718,9 @@ async fn read_row(
         row.alone.extend(sample(http, &alone, each).await);
         row.alone_proxy
             .extend(sample(http, &alone_proxy, each).await);
-        row.direct.extend(sample(http, &direct, each).await);
+        for ((_, d), urls) in row.direct.iter_mut().zip(&direct) {
+            d.extend(sample(http, urls, each).await);
+        }
         let before = served(http, b).await;
         row.proxy.extend(sample(http, &proxy, each).await);
         let after = served(http, b).await;
@@ -711,10 +731,14 @@ async fn read_row(
     let secs = row.proxy.elapsed.as_secs_f64().max(1e-9);
     row.per_replica = counted.iter().map(|n| n / secs).collect();
     println!(
-        "  {label:<20} alone {} | alone via HAProxy {} | a direct {} | 2 via HAProxy {}",
+        "  {label:<20} alone {} | alone via HAProxy {} | {} | 2 via HAProxy {}",
         row.alone.cell(),
         row.alone_proxy.cell(),
-        row.direct.cell(),
+        row.direct
+            .iter()
+            .map(|(l, s)| format!("{l} {}", s.cell()))
+            .collect::<Vec<_>>()
+            .join(" | "),
         row.proxy.cell()
     );
     row
@@ -792,18 +816,31 @@ async fn ask_refresh(http: &reqwest::Client, base: &str) {
     assert_eq!(r.status(), 202, "POST {base}/admin/refresh");
 }
 
-/// The last refresh's duration as `base`'s `/readyz` says.
-async fn last_refresh_duration(http: &reqwest::Client, base: &str) -> Duration {
-    let r = get_json(http, &format!("{base}/readyz")).await;
-    Duration::from_millis(r["last_refresh"]["duration_ms"].as_u64().unwrap_or(0))
+/// `base`'s last refresh as its `/readyz` says: when it finished (to tell the next one from it).
+async fn last_refresh(http: &reqwest::Client, base: &str) -> Value {
+    get_json(http, &format!("{base}/readyz")).await["last_refresh"].clone()
+}
+
+/// The duration of the first refresh `base` finished after the one that finished at `before` (waiting for
+/// it, bounded: it is recorded a moment after its version is served).
+async fn refresh_after(http: &reqwest::Client, base: &str, before: &Value) -> Option<Duration> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let last = last_refresh(http, base).await;
+        if last["finished_at"] != before["finished_at"] {
+            return last["duration_ms"].as_u64().map(Duration::from_millis);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
 }
 
 /// One repetition of (b): on the replicas (each one's time, the leader's refresh), then on `alone`.
 struct FreshRow {
     replicas: Vec<Option<Duration>>,
-    leader_refresh: Duration,
+    leader_refresh: Option<Duration>,
     alone: Option<Duration>,
-    alone_refresh: Duration,
+    alone_refresh: Option<Duration>,
 }
 
 async fn freshness(
@@ -818,6 +855,13 @@ async fn freshness(
         let id = &ids[(rep * 7 + 1) % ids.len()].0;
         let title = format!("fresh-replicas-{rep}");
         set_title_upstream(http, emulator, id, &title).await;
+        let mut leader = &b.replicas[0].1;
+        for (_, base) in &b.replicas {
+            if role(http, base).await == "leader" {
+                leader = base;
+            }
+        }
+        let before = last_refresh(http, leader).await;
         let t0 = Instant::now();
         ask_refresh(http, &b.proxy).await;
         let seen = futures_util::future::join_all(
@@ -826,18 +870,14 @@ async fn freshness(
                 .map(|(_, base)| until_title(http, base, id, &title, t0)),
         )
         .await;
-        let mut leader_refresh = Duration::ZERO;
-        for (_, base) in &b.replicas {
-            if role(http, base).await == "leader" {
-                leader_refresh = last_refresh_duration(http, base).await;
-            }
-        }
+        let leader_refresh = refresh_after(http, leader, &before).await;
         let title = format!("fresh-alone-{rep}");
         set_title_upstream(http, emulator, id, &title).await;
+        let before = last_refresh(http, &b.alone).await;
         let t0 = Instant::now();
         ask_refresh(http, &b.alone).await;
         let alone = until_title(http, &b.alone, id, &title, t0).await;
-        let alone_refresh = last_refresh_duration(http, &b.alone).await;
+        let alone_refresh = refresh_after(http, &b.alone, &before).await;
         let row = FreshRow {
             replicas: seen,
             leader_refresh,
@@ -851,9 +891,9 @@ async fn freshness(
                 .map(|d| opt_s(*d))
                 .collect::<Vec<_>>()
                 .join(", "),
-            secs(row.leader_refresh),
+            opt_s(row.leader_refresh),
             opt_s(row.alone),
-            secs(row.alone_refresh)
+            opt_s(row.alone_refresh)
         );
         rows.push(row);
     }
@@ -902,13 +942,13 @@ async fn memory(
 
 // === (e) writes ===
 
-/// PATCH `id`'s title on `base`; its latency when it answered 200.
+/// PATCH `id`'s title on `base`; its latency when it answered 200, and the server HAProxy sent it to.
 async fn patch_title(
     http: &reqwest::Client,
     base: &str,
     id: &str,
     title: &str,
-) -> Option<Duration> {
+) -> Option<(Duration, String)> {
     let body = json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{"op": "replace", "path": "title", "value": title}],
@@ -924,8 +964,14 @@ async fn patch_title(
         .await
         .ok()?;
     let ok = r.status() == 200;
+    let server = r
+        .headers()
+        .get("x-server")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
     let _ = r.bytes().await;
-    ok.then(|| t.elapsed())
+    ok.then(|| (t.elapsed(), server))
 }
 
 /// Latencies of the writes on `alone` and through the proxy, the failures, and how many proxied writes
@@ -934,6 +980,8 @@ async fn patch_title(
 struct Writes {
     alone: Vec<Duration>,
     proxy: Vec<Duration>,
+    /// The proxied writes by the replica HAProxy sent them to.
+    by_replica: BTreeMap<String, Vec<Duration>>,
     errors: usize,
     visible_everywhere: usize,
 }
@@ -949,13 +997,16 @@ async fn writes(http: &reqwest::Client, b: &Bases, ids: &[(String, String)], n: 
         }
         let alone_id = &ids[(half + 2 * i) % ids.len()].0;
         match patch_title(http, &b.alone, alone_id, &format!("write-alone-{i}")).await {
-            Some(d) => w.alone.push(d),
+            Some((d, _)) => w.alone.push(d),
             None => w.errors += 1,
         }
         let id = &ids[(half + 2 * i + 1) % ids.len()].0;
         let title = format!("write-replicas-{i}");
         match patch_title(http, &b.proxy, id, &title).await {
-            Some(d) => w.proxy.push(d),
+            Some((d, server)) => {
+                w.proxy.push(d);
+                w.by_replica.entry(server).or_default().push(d);
+            }
             None => w.errors += 1,
         }
         let mut everywhere = true;
@@ -967,6 +1018,17 @@ async fn writes(http: &reqwest::Client, b: &Bases, ids: &[(String, String)], n: 
     }
     w.alone.sort();
     w.proxy.sort();
+    for (name, lat) in std::mem::take(&mut w.by_replica) {
+        let role = b
+            .replicas
+            .iter()
+            .position(|(n, _)| *n == name)
+            .and_then(|i| b.roles.get(i))
+            .map_or("?", String::as_str);
+        let mut lat = lat;
+        lat.sort();
+        w.by_replica.insert(format!("on {name} ({role})"), lat);
+    }
     w
 }
 
@@ -1148,9 +1210,14 @@ async fn start_main(http: &reqwest::Client, p: &Parts<'_>, haproxy: &Path, a: &A
             .map(|s| (s.proc.name.clone(), s.base.clone()))
             .collect(),
         proxy: public,
+        roles: Vec::new(),
     };
     let ports = (proxy_port, solo_port);
     let haproxy = start_haproxy(haproxy, p.dir, ports, &bases.replicas, &bases.alone).await;
+    let mut bases = bases;
+    for (_, base) in &bases.replicas {
+        bases.roles.push(role(http, base).await);
+    }
     println!(
         "  HAProxy has both replicas in its rotation at {}",
         bases.proxy
@@ -1262,30 +1329,36 @@ fn print_report(a: &Args, r: &Report) {
 fn print_reads(rows: &[ReadRow]) {
     println!("\n(a) reads at {CONCURRENCY} connections (ms)");
     println!(
-        "{:<20} {:<24} {:>8} {:>8} {:>8} {:>7}  per replica via the proxy",
+        "{:<20} {:<32} {:>8} {:>8} {:>8} {:>7}  per replica via the proxy",
         "scenario", "side", "req/s", "p50", "p99", "errors"
     );
     for row in rows {
-        for (side, s) in [
-            ("alone", &row.alone),
-            ("alone via HAProxy", &row.alone_proxy),
-            ("replica a, direct", &row.direct),
-            ("2 replicas via HAProxy", &row.proxy),
-        ] {
+        let per = row
+            .per_replica
+            .iter()
+            .map(|n| format!("{n:.0} req/s"))
+            .collect::<Vec<_>>()
+            .join(" + ");
+        let mut sides = vec![
+            ("alone".to_owned(), &row.alone, String::new()),
+            (
+                "alone via HAProxy".to_owned(),
+                &row.alone_proxy,
+                String::new(),
+            ),
+        ];
+        sides.extend(
+            row.direct
+                .iter()
+                .map(|(l, s)| (l.clone(), s, String::new())),
+        );
+        sides.push(("2 replicas via HAProxy".to_owned(), &row.proxy, per));
+        for (i, (side, s, per)) in sides.into_iter().enumerate() {
             let mut lat = s.lat.clone();
             lat.sort();
-            let per = if std::ptr::eq(s, &row.proxy) {
-                row.per_replica
-                    .iter()
-                    .map(|n| format!("{n:.0} req/s"))
-                    .collect::<Vec<_>>()
-                    .join(" + ")
-            } else {
-                String::new()
-            };
             println!(
-                "{:<20} {side:<24} {:>8.0} {:>8.2} {:>8.2} {:>7}  {per}",
-                if side == "alone" { row.label } else { "" },
+                "{:<20} {side:<32} {:>8.0} {:>8.2} {:>8.2} {:>7}  {per}",
+                if i == 0 { row.label } else { "" },
                 s.rps(),
                 percentile(&lat, 0.5).as_secs_f64() * 1e3,
                 percentile(&lat, 0.99).as_secs_f64() * 1e3,
@@ -1316,8 +1389,14 @@ fn print_fresh(rows: &[FreshRow]) {
         "\n(b) a change in the emulator + POST /admin/refresh → served (seconds from the POST)"
     );
     println!(
-        "  {:<4} {:>22} {:>14} {:>16} {:>8} {:>15}",
-        "rep", "each replica", "every replica", "leader's refresh", "alone", "alone's refresh"
+        "  {:<4} {:>22} {:>14} {:>16} {:>13} {:>8} {:>15}",
+        "rep",
+        "each replica",
+        "every replica",
+        "leader's refresh",
+        "last - first",
+        "alone",
+        "alone's refresh"
     );
     for (i, f) in rows.iter().enumerate() {
         let every = if f.replicas.iter().all(Option::is_some) {
@@ -1325,6 +1404,7 @@ fn print_fresh(rows: &[FreshRow]) {
         } else {
             None
         };
+        let first = f.replicas.iter().flatten().min().copied();
         let each = f
             .replicas
             .iter()
@@ -1332,20 +1412,23 @@ fn print_fresh(rows: &[FreshRow]) {
             .collect::<Vec<_>>()
             .join(", ");
         println!(
-            "  {i:<4} {each:>22} {:>14} {:>16} {:>8} {:>15}",
+            "  {i:<4} {each:>22} {:>14} {:>16} {:>13} {:>8} {:>15}",
             opt_s(every),
-            secs(f.leader_refresh),
+            opt_s(f.leader_refresh),
+            opt_s(every.zip(first).map(|(e, f)| e - f)),
             opt_s(f.alone),
-            secs(f.alone_refresh)
+            opt_s(f.alone_refresh)
         );
     }
 }
 
 fn print_writes(w: &Writes) {
     println!("\n(e) PATCH of one user's title, one at a time");
-    for (side, lat) in [("alone", &w.alone), ("through HAProxy", &w.proxy)] {
+    let mut sides = vec![("alone", &w.alone), ("through HAProxy", &w.proxy)];
+    sides.extend(w.by_replica.iter().map(|(k, v)| (k.as_str(), v)));
+    for (side, lat) in sides {
         println!(
-            "  {side:<16} {:>3} writes  p50 {:>10}  p99 {:>10}  fastest {:>10}",
+            "  {side:<22} {:>3} writes  p50 {:>10}  p99 {:>10}  fastest {:>10}",
             lat.len(),
             ms(percentile(lat, 0.5)),
             ms(percentile(lat, 0.99)),
