@@ -23,7 +23,8 @@
 //!   replica, which asks the leader): how long until each replica, polled directly, answers it, beside the
 //!   leader's own refresh duration (`/readyz`, the refresh asked for), and the gap between the first replica
 //!   serving it and the last; then the same on `alone`;
-//! - (e) a PATCH of one user's title, alternately on `alone` and through the proxy: p50 and p99, also by the
+//! - (e) a PATCH of one user's title, alternately on `alone` and through the proxy (beside the emulator's own PUT
+//!   of a title, the floor under both): p50 and p99, also by the
 //!   replica that took it (HAProxy names it in `X-Server`), and how many proxied writes every replica already
 //!   served when the PATCH answered (read-your-writes);
 //! - (d) those processes stopped, two clusters side by side over the same window, each with its own emulator
@@ -978,6 +979,8 @@ async fn patch_title(
 /// every replica already served when the PATCH answered.
 #[derive(Default)]
 struct Writes {
+    /// The emulator's own PUT of a title, with no service in front: the floor under both.
+    upstream: Vec<Duration>,
     alone: Vec<Duration>,
     proxy: Vec<Duration>,
     /// The proxied writes by the replica HAProxy sent them to.
@@ -986,7 +989,13 @@ struct Writes {
     visible_everywhere: usize,
 }
 
-async fn writes(http: &reqwest::Client, b: &Bases, ids: &[(String, String)], n: usize) -> Writes {
+async fn writes(
+    http: &reqwest::Client,
+    emulator: &str,
+    b: &Bases,
+    ids: &[(String, String)],
+    n: usize,
+) -> Writes {
     let mut w = Writes::default();
     let started = Instant::now();
     let half = ids.len() / 2;
@@ -995,6 +1004,10 @@ async fn writes(http: &reqwest::Client, b: &Bases, ids: &[(String, String)], n: 
             println!("  writes stopped after {i} of {n}: {WRITES_DEADLINE:?} passed");
             break;
         }
+        let t = Instant::now();
+        let direct = &ids[(ids.len() / 4 + i) % ids.len()].0;
+        set_title_upstream(http, emulator, direct, &format!("write-upstream-{i}")).await;
+        w.upstream.push(t.elapsed());
         let alone_id = &ids[(half + 2 * i) % ids.len()].0;
         match patch_title(http, &b.alone, alone_id, &format!("write-alone-{i}")).await {
             Some((d, _)) => w.alone.push(d),
@@ -1016,6 +1029,7 @@ async fn writes(http: &reqwest::Client, b: &Bases, ids: &[(String, String)], n: 
         }
         w.visible_everywhere += usize::from(everywhere);
     }
+    w.upstream.sort();
     w.alone.sort();
     w.proxy.sort();
     for (name, lat) in std::mem::take(&mut w.by_replica) {
@@ -1274,7 +1288,7 @@ async fn run(a: Args, redis_bin: PathBuf, haproxy_bin: PathBuf, bin: PathBuf) {
     let emu = m.emulator.base_url();
     let fresh = freshness(&http, &emu, &m.bases, &ids, a.fresh).await;
     println!("(e) {} PATCHes a side", a.writes);
-    let writes = writes(&http, &m.bases, &ids, a.writes).await;
+    let writes = writes(&http, &emu, &m.bases, &ids, a.writes).await;
     m.haproxy.stop().await;
     for s in std::iter::once(m.alone).chain(m.replicas) {
         s.proc.stop().await;
@@ -1424,11 +1438,15 @@ fn print_fresh(rows: &[FreshRow]) {
 
 fn print_writes(w: &Writes) {
     println!("\n(e) PATCH of one user's title, one at a time");
-    let mut sides = vec![("alone", &w.alone), ("through HAProxy", &w.proxy)];
+    let mut sides = vec![
+        ("emulator PUT, no service", &w.upstream),
+        ("alone", &w.alone),
+        ("through HAProxy", &w.proxy),
+    ];
     sides.extend(w.by_replica.iter().map(|(k, v)| (k.as_str(), v)));
     for (side, lat) in sides {
         println!(
-            "  {side:<22} {:>3} writes  p50 {:>10}  p99 {:>10}  fastest {:>10}",
+            "  {side:<26} {:>3} writes  p50 {:>10}  p99 {:>10}  fastest {:>10}",
             lat.len(),
             ms(percentile(lat, 0.5)),
             ms(percentile(lat, 0.99)),
