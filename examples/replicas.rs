@@ -62,6 +62,75 @@ const ROUNDS: u32 = 5;
 const READY_DEADLINE: Duration = Duration::from_secs(600);
 /// How long a change may take to be served after a refresh was asked for.
 const FRESH_DEADLINE: Duration = Duration::from_secs(180);
+/// A process not ready this long after it started is asked for a refresh again ([`wait_ready`]).
+const NUDGE_AFTER: Duration = Duration::from_secs(90);
+/// What the run had to work around, for the report.
+static NOTES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn note(text: String) {
+    println!("  NOTE: {text}");
+    NOTES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(text);
+}
+
+/// The `WARN` and `ERROR` lines of every log in `dir` (escape codes removed), by file: how many, and the
+/// first few.
+fn log_warnings(dir: &Path) -> Vec<(String, usize, Vec<String>)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "log") && !p.to_string_lossy().contains("audit")
+        })
+        .collect();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        let lines: Vec<String> = text
+            .lines()
+            .map(strip_escapes)
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+            .collect();
+        if !lines.is_empty() {
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let first = lines
+                .iter()
+                .take(3)
+                .map(|l| l.chars().take(400).collect())
+                .collect();
+            out.push((name, lines.len(), first));
+        }
+    }
+    out
+}
+
+/// `line` without its terminal colour codes (`ESC [ … m`).
+fn strip_escapes(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// All the writes of (e) together stop after this long, however many were asked for.
 const WRITES_DEADLINE: Duration = Duration::from_secs(600);
 
@@ -368,15 +437,33 @@ async fn start_serve(bin: &Path, dir: &Path, name: &str, toml: &str) -> Serve {
     Serve { proc, base }
 }
 
-/// Wait (bounded) until `base` answers `/readyz` 200.
+/// Wait (bounded) until `base` answers `/readyz` 200. One still not ready after [`NUDGE_AFTER`] is asked for
+/// a refresh again, at most 3 times, and the run says so: a replica stays unready when its leader's first
+/// version was never shared (seen at 100,000 users on a busy machine: the publish lock expired during the
+/// upload), and the next refresh, an hour later here, is what would share one.
 async fn wait_ready(http: &reqwest::Client, name: &str, base: &str) {
-    let deadline = Instant::now() + READY_DEADLINE;
+    let started = Instant::now();
+    let deadline = started + READY_DEADLINE;
+    let mut nudges = 0;
     loop {
         let r = http.get(format!("{base}/readyz")).send().await;
         if r.is_ok_and(|r| r.status() == 200) {
             return;
         }
         assert!(Instant::now() < deadline, "{name} never became ready");
+        if started.elapsed() > NUDGE_AFTER * (nudges + 1) && nudges < 3 {
+            nudges += 1;
+            note(format!(
+                "{name} was not ready {} s after it started: asked for a refresh again (POST /admin/refresh, \
+                 try {nudges}); see the WARN lines of the logs below",
+                started.elapsed().as_secs()
+            ));
+            let _ = http
+                .post(format!("{base}/admin/refresh"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -1252,6 +1339,8 @@ struct Report {
     fresh: Vec<FreshRow>,
     writes: Writes,
     calls: Vec<CallsRow>,
+    /// `WARN`/`ERROR` lines of the processes' logs, by file.
+    warnings: Vec<(String, usize, Vec<String>)>,
 }
 
 async fn run(a: Args, redis_bin: PathBuf, haproxy_bin: PathBuf, bin: PathBuf) {
@@ -1301,6 +1390,7 @@ async fn run(a: Args, redis_bin: PathBuf, haproxy_bin: PathBuf, bin: PathBuf) {
         fresh,
         writes,
         calls,
+        warnings: log_warnings(&dir.0),
     };
     print_report(&a, &report);
     redis.stop().await;
@@ -1338,6 +1428,28 @@ fn print_report(a: &Args, r: &Report) {
     print_fresh(&r.fresh);
     print_writes(&r.writes);
     print_calls(&r.calls, a);
+    print_notes(&r.warnings);
+}
+
+fn print_notes(warnings: &[(String, usize, Vec<String>)]) {
+    let notes = NOTES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    if notes.is_empty() && warnings.is_empty() {
+        println!("\n(no notes; no WARN or ERROR line in any log)");
+        return;
+    }
+    println!("\nnotes");
+    for n in notes {
+        println!("  {n}");
+    }
+    for (file, count, first) in warnings {
+        println!("  {file}: {count} WARN/ERROR lines, the first:");
+        for l in first {
+            println!("    {l}");
+        }
+    }
 }
 
 fn print_reads(rows: &[ReadRow]) {
