@@ -40,7 +40,10 @@
 //! emulator and the load generator all share the same two cores. "Per replica" throughput is what each replica
 //! serves under that sharing, not what a replica on its own cores would; `alone` gets both cores (less the
 //! load generator's share) while it is measured, so the proxy's figure says what replicas cost on the same
-//! hardware, not how they scale out.
+//! hardware, not how they scale out. Every child inherits this program's niceness (run under `nice -n 19` on
+//! a machine shared with other builds, the figures are slower and noisier than on an idle one), and on such
+//! a machine a first refresh of 100,000 users can outlast the publish lock (`store.lease_s`), so that its
+//! version is never shared: the report's notes then show the replicas' `WARN` lines.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
