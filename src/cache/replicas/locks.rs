@@ -61,6 +61,23 @@ impl Shared {
     }
 
     /// Release `key` if it still holds `token` (errors ignored: it expires anyway).
+    /// Keep the lock `key` (held with `token`) for `ttl` at a time, renewing it every third of that, for as
+    /// long as this future is polled; it ends only when the lock was lost (expired and taken, or gone).
+    pub(super) async fn keep(&self, key: &str, token: &str, ttl: Duration) {
+        let ms = ttl.as_millis() as u64;
+        loop {
+            tokio::time::sleep(ttl / 3).await;
+            let mut inv = RENEW.prepare_invoke();
+            inv.key(key).arg(token).arg(ms);
+            match self.invoke::<i64>(&inv).await {
+                Ok(1) => {}
+                Ok(_) => return,
+                // Redis not answering: try again; the lock expires by itself if this goes on.
+                Err(_) => {}
+            }
+        }
+    }
+
     pub(super) async fn release(&self, key: &str, token: &str) {
         let mut inv = RELEASE.prepare_invoke();
         inv.key(key).arg(token);

@@ -24,6 +24,9 @@ mod shared;
 mod sync;
 mod versions;
 
+#[cfg(test)]
+mod publish_tests;
+
 pub use locks::Held;
 pub use shared::{Fence, Outcome, Shared, SharedSettings, StoreError, StoreHealth, ping};
 pub use sync::Leading;

@@ -77,7 +77,17 @@ impl Shared {
             Ok(t) => t,
             Err(e) => return self.unshared(fence, e, publish).await,
         };
-        let out = self.publish_locked(fence, &token, publish).await;
+        // A refresh's publication (building and uploading a large version) may take longer than the lock
+        // lasts: it is renewed for as long as the publication runs.
+        let work = self.publish_locked(fence, &token, publish);
+        tokio::pin!(work);
+        let out = tokio::select! {
+            out = &mut work => out,
+            () = self.keep(&key, &token, self.settings.lease) => {
+                tracing::warn!("the publish lock was lost while publishing; the version is not shared");
+                work.await
+            }
+        };
         self.release(&key, &token).await;
         out
     }
