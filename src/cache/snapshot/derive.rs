@@ -432,12 +432,19 @@ impl Snapshot {
 
     /// The users and groups whose representation shows what a write `touched` (in `data`, the data with the
     /// write applied, or in this version's): they are derived again.
+    ///
+    /// A group or a directory listed as a group shows its members' ids alone, so a touched user's groups and
+    /// directories are derived again only where the user joined, left, appeared or went; a user's title
+    /// changed in a group of 100,000 leaves the group (and every other holder of its directories) as it is.
     fn shown_in(&self, data: &Data, touched: &Touched) -> (BTreeSet<Id>, BTreeSet<Id>) {
         let mut users: BTreeSet<Id> = touched.users.clone();
         let mut groups: BTreeSet<Id> = touched.groups.clone();
+        // Directories whose holders show them (a directory changed, or a group bound to it).
         let mut dirs: BTreeSet<Id> = touched.directories.clone();
+        // Groups and directories whose member list changed alone: derived again, their members not.
+        let mut lists: BTreeSet<Id> = BTreeSet::new();
         for u in &touched.users {
-            // Reports show their manager's name; groups and directories show their members' names.
+            // Reports show their manager's name.
             for r in data
                 .reports
                 .get(u)
@@ -447,21 +454,24 @@ impl Snapshot {
             {
                 users.insert(r.clone());
             }
-            for g in data
-                .user_groups
-                .get(u)
+            let moved = self.data.users.contains_key(u) != data.users.contains_key(u);
+            let (before, after) = (self.data.user_groups.get(u), data.user_groups.get(u));
+            let held = |set: Option<&super::IdSet>, g: &Id| set.is_some_and(|s| s.contains(g));
+            for g in before
                 .into_iter()
                 .flatten()
-                .chain(self.data.user_groups.get(u).into_iter().flatten())
+                .chain(after.into_iter().flatten())
             {
-                groups.insert(g.clone());
+                if moved || held(before, g) != held(after, g) {
+                    groups.insert(g.clone());
+                }
             }
-            for (did, _) in data
-                .user_directories(u)
-                .into_iter()
-                .chain(self.data.user_directories(u))
-            {
-                dirs.insert(did);
+            let (before, after) = (self.data.user_directories(u), data.user_directories(u));
+            let holds = |list: &[(Id, bool)], d: &Id| list.iter().any(|(x, _)| x == d);
+            for (d, _) in before.iter().chain(after.iter()) {
+                if moved || holds(&before, d) != holds(&after, d) {
+                    lists.insert(d.clone());
+                }
             }
         }
         for g in &touched.groups {
@@ -492,7 +502,6 @@ impl Snapshot {
         }
         // A member list that changed alone: the group (and a directory it is bound to, whose holders it
         // changes) is derived again, but not every member; those added or removed are in `users`.
-        let mut lists: BTreeSet<Id> = BTreeSet::new();
         for g in &touched.member_lists {
             lists.insert(g.clone());
             for (did, bound) in data.directory_groups.iter() {

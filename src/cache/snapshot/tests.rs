@@ -532,3 +532,29 @@ fn an_overlay_keeps_managers_reports_as_a_rebuild_makes_them() {
     assert_eq!(base.reports, rebuilt.reports);
     assert!(!base.reports.contains_key("u2"));
 }
+
+#[test]
+fn a_user_who_left_a_group_is_gone_from_its_members_though_only_the_user_was_touched() {
+    let s1 = build(raw(), 1, t(1000), None);
+    let members =
+        |s: &Snapshot| s.get(ResourceKind::Group, "g1").unwrap().to_json()["members"].clone();
+    assert!(members(&s1).to_string().contains("\"u2\""));
+    let mut data = s1.data.clone();
+    let (g1, u2): (Id, Id) = (Arc::from("g1"), Arc::from("u2"));
+    data.remove_member(&g1, &u2);
+    let touched = Touched {
+        users: [u2].into_iter().collect(),
+        ..Touched::default()
+    };
+    let s2 = s1.with_changes(data, &touched, 2, t(2000), &opts());
+    assert!(
+        !members(&s2).to_string().contains("\"u2\""),
+        "{}",
+        members(&s2)
+    );
+    // Sales, which Bob never was in, is shared as it was.
+    assert!(Arc::ptr_eq(
+        s1.get(ResourceKind::Group, "g2").unwrap(),
+        s2.get(ResourceKind::Group, "g2").unwrap()
+    ));
+}
