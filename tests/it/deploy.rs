@@ -1245,3 +1245,37 @@ impl Drop for Service {
         let _ = self.child.start_kill();
     }
 }
+
+/// The compose profile `replicas` starts HAProxy with `deploy/compose/haproxy.cfg`: HAProxy itself must accept
+/// it (its checker resolves nothing it is told to resolve later, so the replicas' names need not exist here),
+/// and it must send every replica a health check on `/readyz`.
+#[test]
+fn the_replicas_proxy_config_is_one_haproxy_accepts() {
+    let path = root().join("deploy/compose/haproxy.cfg");
+    let text = read(&path);
+    assert!(
+        text.contains("option httpchk GET /readyz"),
+        "no readiness check"
+    );
+    let Some(haproxy) = crate::support::machine::on_path(&["haproxy"]) else {
+        let how = "install it with: sudo apt-get install -y haproxy";
+        assert!(
+            !crate::support::machine::real_parts_required(),
+            "haproxy is not installed, and JCSCIM_REQUIRE_REAL_PARTS=1: {how}"
+        );
+        eprintln!("\n*** SKIPPED the HAProxy config check: haproxy is not installed. {how} ***\n");
+        return;
+    };
+    let out = std::process::Command::new(haproxy)
+        .arg("-c")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "haproxy refuses {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
