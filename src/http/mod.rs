@@ -146,21 +146,13 @@ impl Front {
     /// The next `req-<n>`, written without a format string or a `String` of its own.
     fn next_id(&self) -> HeaderValue {
         let n = self.ids.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut buf = *b"req-00000000000000000000";
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut rest = n;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
-        }
-        let len = digits.len() - i;
-        buf[4..4 + len].copy_from_slice(&digits[i..]);
-        HeaderValue::from_bytes(&buf[..4 + len]).unwrap_or_else(|_| HeaderValue::from_static("req"))
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(n).as_bytes();
+        let mut buf = [0u8; 24];
+        buf[..4].copy_from_slice(b"req-");
+        buf[4..4 + digits.len()].copy_from_slice(digits);
+        HeaderValue::from_bytes(&buf[..4 + digits.len()])
+            .unwrap_or_else(|_| HeaderValue::from_static("req"))
     }
 }
 
