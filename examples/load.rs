@@ -20,7 +20,10 @@
 //! scenario also runs without and with that line, for its cost (send standard error to `/dev/null`).
 //! Every loop is bounded in count and time.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+#[path = "support/sampling.rs"]
+mod sampling;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The binary's allocator, so that the service measured here allocates as it does in production.
 #[global_allocator]
@@ -29,6 +32,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
+use sampling::{Sample, percentile};
 use tokio::time::Instant;
 
 use jumpcloud_scim::auth::Scope;
@@ -59,14 +63,6 @@ fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
 /// Set by `--log=…`.
 static LOG_SWITCH: OnceLock<LogSwitch> = OnceLock::new();
 /// Set by `--only=TEXT`: measure only the scenarios whose label contains it (for a profile of one).
@@ -74,70 +70,16 @@ static ONLY: OnceLock<String> = OnceLock::new();
 /// Set by `--no-ceiling`: measure the service alone (for a profile of its side only).
 static NO_CEILING: OnceLock<bool> = OnceLock::new();
 
-/// Latencies of the requests answered, the failures, and the time they took.
-#[derive(Default)]
-struct Sample {
-    lat: Vec<Duration>,
-    errors: usize,
-    elapsed: Duration,
-}
-
 impl Sample {
-    fn extend(&mut self, other: Sample) {
-        self.lat.extend(other.lat);
-        self.errors += other.errors;
-        self.elapsed += other.elapsed;
-    }
-
-    fn rps(&self) -> f64 {
-        self.lat.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
     fn line(&self) -> String {
-        let mut lat = self.lat.clone();
-        lat.sort();
-        format!(
-            "{:>7.0} req/s  p50 {:>5.2} ms  p99 {:>5.2} ms",
-            self.rps(),
-            percentile(&lat, 0.5).as_secs_f64() * 1e3,
-            percentile(&lat, 0.99).as_secs_f64() * 1e3,
-        )
+        let (rps, p50, p99) = self.figures();
+        format!("{rps:>7.0} req/s  p50 {p50:>5.2} ms  p99 {p99:>5.2} ms")
     }
 }
 
-/// Hit `urls` round-robin from `CONCURRENCY` tasks for `run_for` (at most 200,000 requests a task).
+/// Hit `urls` round-robin from `CONCURRENCY` tasks for `run_for`.
 async fn sample(client: &reqwest::Client, urls: &Arc<Vec<String>>, run_for: Duration) -> Sample {
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let deadline = started + run_for;
-    let mut tasks = Vec::new();
-    for _ in 0..CONCURRENCY {
-        let (client, urls, next) = (client.clone(), urls.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0usize;
-            while Instant::now() < deadline && lat.len() < 200_000 {
-                let i = next.fetch_add(1, Ordering::Relaxed) % urls.len();
-                let t = Instant::now();
-                match client.get(&urls[i]).bearer_auth(TOKEN).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        lat.push(t.elapsed());
-                    }
-                    _ => errors += 1,
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    let mut out = Sample::default();
-    for t in tasks {
-        let (l, e) = t.await.expect("task");
-        out.lat.extend(l);
-        out.errors += e;
-    }
-    out.elapsed = started.elapsed();
-    out
+    sampling::sample(client, urls, run_for, CONCURRENCY, TOKEN).await
 }
 
 /// The ceiling: axum with no layers answering `bodies[s][i]` at `/{s}/{i}`, from memory.

@@ -45,14 +45,17 @@
 //! a machine a first refresh of 100,000 users can outlast the publish lock (`store.lease_s`), so that its
 //! version is never shared: the report's notes then show the replicas' `WARN` lines.
 
+#[path = "support/sampling.rs"]
+mod sampling;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use jumpcloud_scim::emulator::{self, EmulatorConfig, RunningEmulator};
+use sampling::{Sample, percentile};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::time::Instant;
@@ -616,45 +619,15 @@ async fn start_haproxy(
 
 // === measuring ===
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-/// Latencies of the requests answered, the failures, and the time they took.
-#[derive(Default)]
-struct Sample {
-    lat: Vec<Duration>,
-    errors: usize,
-    elapsed: Duration,
-}
-
 impl Sample {
-    fn extend(&mut self, other: Sample) {
-        self.lat.extend(other.lat);
-        self.errors += other.errors;
-        self.elapsed += other.elapsed;
-    }
-
-    fn rps(&self) -> f64 {
-        self.lat.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
     fn cell(&self) -> String {
-        let mut lat = self.lat.clone();
-        lat.sort();
+        let (rps, p50, p99) = self.figures();
         format!(
-            "{:>6.0} req/s p50 {:>5.2} p99 {:>6.2}{}",
-            self.rps(),
-            percentile(&lat, 0.5).as_secs_f64() * 1e3,
-            percentile(&lat, 0.99).as_secs_f64() * 1e3,
+            "{rps:>6.0} req/s p50 {p50:>5.2} p99 {p99:>6.2}{}",
             if self.errors > 0 {
                 format!(" ({} errors)", self.errors)
             } else {
@@ -664,39 +637,9 @@ impl Sample {
     }
 }
 
-/// Hit `urls` round-robin from `CONCURRENCY` tasks for `run_for` (at most 200,000 requests a task).
-async fn sample(http: &reqwest::Client, urls: &Arc<Vec<String>>, run_for: Duration) -> Sample {
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let deadline = started + run_for;
-    let mut tasks = Vec::new();
-    for _ in 0..CONCURRENCY {
-        let (http, urls, next) = (http.clone(), urls.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0usize;
-            while Instant::now() < deadline && lat.len() < 200_000 {
-                let i = next.fetch_add(1, Ordering::Relaxed) % urls.len();
-                let t = Instant::now();
-                match http.get(&urls[i]).bearer_auth(TOKEN).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        lat.push(t.elapsed());
-                    }
-                    _ => errors += 1,
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    let mut out = Sample::default();
-    for t in tasks {
-        let (l, e) = t.await.expect("a load task");
-        out.lat.extend(l);
-        out.errors += e;
-    }
-    out.elapsed = started.elapsed();
-    out
+/// Hit `urls` round-robin from `CONCURRENCY` tasks for `run_for`.
+async fn sample(client: &reqwest::Client, urls: &Arc<Vec<String>>, run_for: Duration) -> Sample {
+    sampling::sample(client, urls, run_for, CONCURRENCY, TOKEN).await
 }
 
 fn enc(s: &str) -> String {
