@@ -17,6 +17,11 @@ const QUICK: ReplicaSettings = ReplicaSettings {
     refresh_s: 3600,
     insights: false,
 };
+/// A refresh every second (and a short lease): versions keep coming.
+const BUSY: ReplicaSettings = ReplicaSettings {
+    refresh_s: 1,
+    ..QUICK
+};
 
 /// The emulator, Redis and `n` replicas, each ready (serving a version).
 async fn cluster(
@@ -102,11 +107,7 @@ async fn stats_total(emu: &jumpcloud_scim::emulator::RunningEmulator) -> u64 {
 
 #[tokio::test]
 async fn three_replicas_make_one_refresher_and_followers_never_call_jumpcloud() {
-    let settings = ReplicaSettings {
-        lease_s: 3,
-        refresh_s: 1,
-        insights: false,
-    };
+    let settings = BUSY;
     let Some((emu, _redis, replicas)) = cluster("one-refresher", 30, 3, settings).await else {
         return;
     };
@@ -145,11 +146,7 @@ async fn three_replicas_make_one_refresher_and_followers_never_call_jumpcloud() 
 
 #[tokio::test]
 async fn a_killed_leader_is_replaced_within_a_lease_and_a_paused_one_is_fenced_off() {
-    let settings = ReplicaSettings {
-        lease_s: 3,
-        refresh_s: 1,
-        insights: false,
-    };
+    let settings = BUSY;
     let Some((_emu, _redis, mut replicas)) = cluster("failover", 12, 3, settings).await else {
         return;
     };
@@ -436,8 +433,7 @@ async fn a_leader_whose_lease_was_taken_over_publishes_nothing_over_the_new_hold
     // seconds after another holder took its lease; only the fencing token stops its versions.
     let settings = ReplicaSettings {
         lease_s: 30,
-        refresh_s: 1,
-        insights: false,
+        ..BUSY
     };
     let Some((_emu, redis, replicas)) = cluster("fence", 8, 2, settings).await else {
         return;
@@ -692,9 +688,8 @@ async fn shows_title(replicas: &[&Replica], id: &str, title: &str) -> bool {
 #[tokio::test]
 async fn a_new_leader_reads_the_feed_on_from_the_shared_cursor_without_a_full_refresh() {
     let settings = ReplicaSettings {
-        lease_s: 3,
-        refresh_s: 3600,
         insights: true,
+        ..QUICK
     };
     let Some((emu, _redis, mut replicas)) = cluster("feed-cursor", 30, 2, settings).await else {
         return;
