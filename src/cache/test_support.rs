@@ -3,6 +3,7 @@
 use jiff::{Timestamp, ToSpan};
 
 use super::{BuildOptions, Data, RawDirectory, Snapshot};
+use crate::jumpcloud::JcGroup;
 use crate::mapping::MappingOptions;
 
 pub fn opts() -> BuildOptions {
@@ -28,4 +29,13 @@ pub fn build(raw: RawDirectory, version: u64, now: Timestamp, prev: Option<&Snap
         prev,
         &|_, _| None,
     )
+}
+
+/// A user group with `id` and `name`, nothing else set.
+pub fn group(id: &str, name: &str) -> JcGroup {
+    JcGroup {
+        id: id.into(),
+        name: name.into(),
+        ..JcGroup::default()
+    }
 }

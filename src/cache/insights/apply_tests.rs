@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::*;
 use crate::cache::RawDirectory;
+use crate::cache::test_support::group;
 use crate::jumpcloud::JcEvent;
 
 fn user(id: &str) -> JcUser {
@@ -15,14 +16,6 @@ fn user(id: &str) -> JcUser {
         username: format!("user-{id}"),
         email: format!("{id}@example.com"),
         ..JcUser::default()
-    }
-}
-
-fn group(id: &str, name: &str) -> JcGroup {
-    JcGroup {
-        id: id.into(),
-        name: name.into(),
-        ..JcGroup::default()
     }
 }
 

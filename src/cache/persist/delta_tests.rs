@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use super::*;
 use crate::cache::persist::encode;
-use crate::cache::test_support::opts;
+use crate::cache::test_support::{group, opts};
 use crate::cache::{Data, RawDirectory, RefreshPublished, Store};
-use crate::jumpcloud::{JcDirectory, JcDirectoryKind, JcGroup, JcUser};
+use crate::jumpcloud::{JcDirectory, JcDirectoryKind, JcUser};
 
 fn user(i: usize, manager: Option<usize>) -> JcUser {
     JcUser {
@@ -16,14 +16,6 @@ fn user(i: usize, manager: Option<usize>) -> JcUser {
         email: format!("user{i}@example.com"),
         manager: manager.map(|m| format!("u{m:03}")),
         ..JcUser::default()
-    }
-}
-
-fn group(id: &str, name: &str) -> JcGroup {
-    JcGroup {
-        id: id.into(),
-        name: name.into(),
-        ..JcGroup::default()
     }
 }
 

@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::cache::test_support::{build, opts, t};
-use crate::jumpcloud::{JcDirectory, JcDirectoryKind, JcGroup, JcUser};
+use crate::cache::test_support::{build, group, opts, t};
+use crate::jumpcloud::{JcDirectory, JcDirectoryKind, JcUser};
 use crate::scim::ResourceKind;
 
 fn user(id: &str, name: &str, manager: Option<&str>) -> JcUser {
@@ -14,14 +14,6 @@ fn user(id: &str, name: &str, manager: Option<&str>) -> JcUser {
         state: Some("ACTIVATED".into()),
         activated: true,
         manager: manager.map(Into::into),
-        ..Default::default()
-    }
-}
-
-fn group(id: &str, name: &str) -> JcGroup {
-    JcGroup {
-        id: id.into(),
-        name: name.into(),
         ..Default::default()
     }
 }
