@@ -224,8 +224,59 @@ impl Authenticator {
     /// Authenticate a request, verifying an argon2 hash on a blocking thread so the async workers keep
     /// answering.
     pub async fn authenticate_async(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let current = self.current.load_full();
-        current.authenticate_async(headers).await
+        match self.check(headers) {
+            Checked::Done(r) => r,
+            Checked::Pending(p) => p.finish().await,
+        }
+    }
+
+    /// Check a request's credential as far as can be done at once: every kind but a Basic password
+    /// under an argon2 hash not verified recently, which is left [`Checked::Pending`].
+    pub fn check(&self, headers: &HeaderMap) -> Checked {
+        let current = self.current.load();
+        match current.check(headers) {
+            Step::Done(r) => Checked::Done(r),
+            Step::Argon2 {
+                phc,
+                password,
+                principal,
+                memo,
+            } => Checked::Pending(PendingCheck {
+                credentials: arc_swap::Guard::into_inner(current),
+                phc,
+                password,
+                principal,
+                memo,
+            }),
+        }
+    }
+}
+
+/// What [`Authenticator::check`] found.
+pub enum Checked {
+    Done(Result<Principal, AuthError>),
+    /// A password still to verify against its argon2 hash (slow by design): [`PendingCheck::finish`].
+    Pending(PendingCheck),
+}
+
+/// A Basic password to verify against an argon2 hash, with the credentials it was found in.
+pub struct PendingCheck {
+    credentials: Arc<Credentials>,
+    phc: String,
+    password: String,
+    principal: Principal,
+    memo: [u8; 32],
+}
+
+impl PendingCheck {
+    /// Verify on a blocking thread, so the async workers keep answering.
+    pub async fn finish(self) -> Result<Principal, AuthError> {
+        tokio::task::spawn_blocking(move || {
+            self.credentials
+                .finish_argon2(&self.phc, &self.password, self.principal, self.memo)
+        })
+        .await
+        .unwrap_or(Err(AuthError::Invalid))
     }
 }
 
@@ -343,28 +394,6 @@ impl Credentials {
                 principal,
                 memo,
             } => self.finish_argon2(&phc, &password, principal, memo),
-        }
-    }
-
-    async fn authenticate_async(
-        self: Arc<Self>,
-        headers: &HeaderMap,
-    ) -> Result<Principal, AuthError> {
-        match self.check(headers) {
-            Step::Done(r) => r,
-            Step::Argon2 {
-                phc,
-                password,
-                principal,
-                memo,
-            } => {
-                let this = self.clone();
-                tokio::task::spawn_blocking(move || {
-                    this.finish_argon2(&phc, &password, principal, memo)
-                })
-                .await
-                .unwrap_or(Err(AuthError::Invalid))
-            }
         }
     }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::{self, Next};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Notify;
 use tower::ServiceBuilder;
@@ -157,13 +157,15 @@ impl Front {
 }
 
 /// The whole application.
+///
+/// The SCIM routes are written out under `/scim/v2` rather than nested there: a nested router rewrites
+/// every request's URI to strip its prefix, and the audit and error details want the path the client sent.
 pub fn router(state: AppState) -> Router {
     let scim = scim_read::router()
         .merge(scim_write::router(state.clone()))
         // Auth as a route layer: unknown paths stay 404 rather than 401. The snapshot headers go on in the
-        // same layer (and on the fallback's 404 by the fallback itself): one layer fewer on every request.
-        .route_layer(middleware::from_fn_with_state(state.clone(), scim_route))
-        .fallback(scim_not_found);
+        // same layer (and on the 404 of an unknown SCIM path by [`unmatched`]).
+        .route_layer(ScimRouteLayer(state.clone()));
     let front_state = Front {
         metrics: state.metrics.clone(),
         ids: Arc::default(),
@@ -172,9 +174,10 @@ pub fn router(state: AppState) -> Router {
     };
     let body_limit = state.settings.body_bytes;
     Router::new()
-        .nest("/scim/v2", scim)
+        .merge(scim)
         .merge(ops::router(state.clone()))
         .merge(oauth::router())
+        .fallback(unmatched)
         .with_state(state)
         // The front layer (request id, tracking, deadline, URI limit, SCIM errors: one layer, so that a
         // request pays for one boxed future, not six and their copies of the stack below), then the body
@@ -330,52 +333,151 @@ fn timed_out(limit: Duration) -> Response {
     .into_response()
 }
 
-/// Every `/scim/v2` route: [`authenticated`], then [`snapshot_headers`] on whatever it answers.
-async fn scim_route(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let resp = authenticated(&state, req, next).await;
-    snapshot_headers(&state, resp)
+/// Every `/scim/v2` route: the credential is checked ([`admit`]), then the answer gets the snapshot
+/// headers ([`snapshot_headers`]).
+///
+/// A layer of its own rather than `from_fn`: a credential that can be checked at once (a bearer token, an
+/// OAuth token, a Basic password verified recently) is, before the route is called, and the route is then
+/// called in place (no copy of it, no boxed `Next`); only an argon2 verification waits with a copy.
+#[derive(Clone)]
+struct ScimRouteLayer(AppState);
+
+impl<S> tower::Layer<S> for ScimRouteLayer {
+    type Service = ScimRoute<S>;
+
+    fn layer(&self, inner: S) -> ScimRoute<S> {
+        ScimRoute {
+            state: self.0.clone(),
+            inner,
+        }
+    }
 }
 
-/// Middleware: [`authenticated`] (the operations endpoints that take a credential).
-async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    authenticated(&state, req, next).await
+#[derive(Clone)]
+struct ScimRoute<S> {
+    state: AppState,
+    inner: S,
+}
+
+type Answer = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+>;
+
+impl<S> tower::Service<Request> for ScimRoute<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = Answer;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Answer {
+        let state = self.state.clone();
+        match admit(&state, &mut req) {
+            Admitted::Now => {
+                let answer = self.inner.call(req);
+                Box::pin(async move {
+                    let Ok(resp) = answer.await;
+                    Ok(snapshot_headers(&state, resp))
+                })
+            }
+            Admitted::Refused(resp) => Box::pin(async move { Ok(snapshot_headers(&state, resp)) }),
+            Admitted::Pending(pending) => {
+                // The route was made ready for this request: take it, and leave a copy for the next.
+                let ready = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, ready);
+                Box::pin(async move {
+                    let resp = match pending.finish().await {
+                        Ok(p) => {
+                            req.extensions_mut().insert(p);
+                            let Ok(resp) = inner.call(req).await;
+                            resp
+                        }
+                        Err(e) => refused(&state, &req, e),
+                    };
+                    Ok(snapshot_headers(&state, resp))
+                })
+            }
+        }
+    }
+}
+
+/// What [`admit`] decided.
+enum Admitted {
+    /// The principal is in the request's extensions.
+    Now,
+    Refused(Response),
+    /// An argon2 verification still to do.
+    Pending(crate::auth::PendingCheck),
 }
 
 /// Every `/scim/v2` route needs a credential; the principal goes into the request's extensions. A name that
 /// failed too often is answered 429 with `Retry-After` before its credential is looked at.
-async fn authenticated(state: &AppState, mut req: Request, next: Next) -> Response {
-    let name = |req: &Request| {
-        let peer = req.extensions().get::<server::PeerAddr>().map(|p| p.0.ip());
-        crate::auth::failure_name(req.headers(), peer)
-    };
+fn admit(state: &AppState, req: &mut Request) -> Admitted {
     // The name is only spelled out when some name is refused, or this credential failed.
     if state.failed_auth.refuses_any()
-        && let Some(wait) = state.failed_auth.blocked(&name(&req))
+        && let Some(wait) = state.failed_auth.blocked(&failure_name(req))
+    {
+        return Admitted::Refused(too_many_failures(wait));
+    }
+    match state.auth.check(req.headers()) {
+        crate::auth::Checked::Done(Ok(p)) => {
+            req.extensions_mut().insert(p);
+            Admitted::Now
+        }
+        crate::auth::Checked::Done(Err(e)) => Admitted::Refused(refused(state, req, e)),
+        crate::auth::Checked::Pending(p) => Admitted::Pending(p),
+    }
+}
+
+/// The name failed authentications are counted under.
+fn failure_name(req: &Request) -> String {
+    let peer = req.extensions().get::<server::PeerAddr>().map(|p| p.0.ip());
+    crate::auth::failure_name(req.headers(), peer)
+}
+
+/// The answer to a credential refused: 401 with `WWW-Authenticate`, or 429 when this failure is one too many.
+fn refused(state: &AppState, req: &Request, e: AuthError) -> Response {
+    if e == AuthError::Invalid
+        && let Some(wait) = state.failed_auth.failed(&failure_name(req))
     {
         return too_many_failures(wait);
     }
-    match state.auth.authenticate_async(req.headers()).await {
-        Ok(p) => {
-            req.extensions_mut().insert(p);
-            next.run(req).await
-        }
-        Err(e) => {
-            if e == AuthError::Invalid
-                && let Some(wait) = state.failed_auth.failed(&name(&req))
-            {
-                return too_many_failures(wait);
+    let detail = match e {
+        AuthError::Missing => "authentication required: send Authorization: Bearer <token>",
+        AuthError::Invalid => "the credential presented is not valid",
+    };
+    let mut resp = ScimError::new(401, None, detail).into_response();
+    resp.headers_mut().insert(
+        "www-authenticate",
+        HeaderValue::from_static("Bearer realm=\"jumpcloud-scim\""),
+    );
+    resp
+}
+
+/// Middleware: the operations endpoints that take a credential.
+async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    match admit(&state, &mut req) {
+        Admitted::Now => next.run(req).await,
+        Admitted::Refused(resp) => resp,
+        Admitted::Pending(pending) => match pending.finish().await {
+            Ok(p) => {
+                req.extensions_mut().insert(p);
+                next.run(req).await
             }
-            let detail = match e {
-                AuthError::Missing => "authentication required: send Authorization: Bearer <token>",
-                AuthError::Invalid => "the credential presented is not valid",
-            };
-            let mut resp = ScimError::new(401, None, detail).into_response();
-            resp.headers_mut().insert(
-                "www-authenticate",
-                HeaderValue::from_static("Bearer realm=\"jumpcloud-scim\""),
-            );
-            resp
-        }
+            Err(e) => refused(&state, &req, e),
+        },
     }
 }
 
@@ -394,16 +496,14 @@ pub(crate) fn too_many_failures(wait: Duration) -> Response {
     resp
 }
 
-/// Every SCIM answer says which snapshot version it was made from and how old it is (handlers that read a
-/// pinned version set these themselves; the rest get the latest). The age is since the version was known to
-/// match JumpCloud: its read, or a later poll of the Directory Insights feed that found nothing to change.
+/// Every SCIM answer says which snapshot version it was made from and how old it is: handlers that read a
+/// version set these themselves ([`support::add_snapshot_headers`]); the rest get the latest's.
 fn snapshot_headers(state: &AppState, mut resp: Response) -> Response {
     if !resp.headers().contains_key(&support::X_SNAPSHOT_VERSION)
         && let Some(snap) = state.store.load()
     {
-        support::add_snapshot_headers(&mut resp, &snap);
+        support::add_snapshot_headers(&mut resp, &snap, &state.store);
     }
-    support::confirm_snapshot_age(&mut resp, &state.store);
     resp
 }
 
@@ -442,8 +542,14 @@ async fn scim_errors_only(scim_path: bool, resp: Response) -> Response {
     out
 }
 
-async fn scim_not_found(State(state): State<AppState>, req: Request) -> Response {
-    snapshot_headers(&state, not_found(&req))
+/// A path no route matches: under `/scim/v2` a SCIM 404 with the snapshot headers, elsewhere a bare 404.
+async fn unmatched(State(state): State<AppState>, req: Request) -> Response {
+    let path = req.uri().path();
+    if path == "/scim/v2" || path.starts_with("/scim/v2/") {
+        snapshot_headers(&state, not_found(&req))
+    } else {
+        axum::http::StatusCode::NOT_FOUND.into_response()
+    }
 }
 
 fn not_found(req: &Request) -> Response {

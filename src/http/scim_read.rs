@@ -8,15 +8,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::Value;
-use std::collections::HashMap;
 
 use super::AppState;
 use super::list_body::{self, Part};
 use super::support::{
-    add_snapshot_headers, entry_bytes, error, if_none_match, query_map, scim_response, selection,
+    UrlQuery, add_snapshot_headers, entry_bytes, error, if_none_match, scim_response, selection,
+    url_query,
 };
 use crate::auth::Principal;
-use crate::cache::Snapshot;
+use crate::cache::{Snapshot, Store};
 use crate::directory::read::ListPage;
 use crate::directory::reader::walk_key;
 use crate::scim::ResourceKind;
@@ -27,20 +27,23 @@ use crate::scim::list::{self, Position, Query, QueryParams};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/Users", get(list_users))
-        .route("/Users/.search", post(search_users))
-        .route("/Users/{id}", get(get_user))
-        .route("/Groups", get(list_groups))
-        .route("/Groups/.search", post(search_groups))
-        .route("/Groups/{id}", get(get_group))
-        .route("/.search", post(search_root))
-        .route("/ServiceProviderConfig", get(service_provider_config))
-        .route("/ResourceTypes", get(resource_types))
-        .route("/ResourceTypes/{id}", get(resource_type))
-        .route("/Schemas", get(schemas))
-        .route("/Schemas/{id}", get(schema))
-        .route("/Me", axum::routing::any(not_implemented))
-        .route("/Bulk", axum::routing::any(not_implemented))
+        .route("/scim/v2/Users", get(list_users))
+        .route("/scim/v2/Users/.search", post(search_users))
+        .route("/scim/v2/Users/{id}", get(get_user))
+        .route("/scim/v2/Groups", get(list_groups))
+        .route("/scim/v2/Groups/.search", post(search_groups))
+        .route("/scim/v2/Groups/{id}", get(get_group))
+        .route("/scim/v2/.search", post(search_root))
+        .route(
+            "/scim/v2/ServiceProviderConfig",
+            get(service_provider_config),
+        )
+        .route("/scim/v2/ResourceTypes", get(resource_types))
+        .route("/scim/v2/ResourceTypes/{id}", get(resource_type))
+        .route("/scim/v2/Schemas", get(schemas))
+        .route("/scim/v2/Schemas/{id}", get(schema))
+        .route("/scim/v2/Me", axum::routing::any(not_implemented))
+        .route("/scim/v2/Bulk", axum::routing::any(not_implemented))
         .method_not_allowed_fallback(method_not_allowed)
 }
 
@@ -64,8 +67,8 @@ async fn method_not_allowed() -> Response {
 /// Pages of one or two resource kinds, each projected by its own kind's selection.
 type Pages<'a> = [(&'a ListPage, ResourceKind, &'a AttrSelection)];
 
-fn render_list(pages: &Pages<'_>, snap: &Snapshot) -> Response {
-    render_list_with(pages, snap, None)
+fn render_list(pages: &Pages<'_>, snap: &Snapshot, store: &Store) -> Response {
+    render_list_with(pages, snap, store, None)
 }
 
 /// Cursors of an RFC 9865 page: `nextCursor` and `previousCursor`, when there are such pages.
@@ -74,7 +77,12 @@ struct Cursors {
     previous: Option<String>,
 }
 
-fn render_list_with(pages: &Pages<'_>, snap: &Snapshot, cursors: Option<Cursors>) -> Response {
+fn render_list_with(
+    pages: &Pages<'_>,
+    snap: &Snapshot,
+    store: &Store,
+    cursors: Option<Cursors>,
+) -> Response {
     let total: usize = pages.iter().map(|(p, _, _)| p.total).sum();
     let start_index = pages.first().map(|(p, _, _)| p.start_index).unwrap_or(1);
     // Index paging says where the page starts; cursor paging says where the next one does.
@@ -99,7 +107,7 @@ fn render_list_with(pages: &Pages<'_>, snap: &Snapshot, cursors: Option<Cursors>
     if let Some(handoff) = handoff {
         resp.extensions_mut().insert(handoff);
     }
-    add_snapshot_headers(&mut resp, snap);
+    add_snapshot_headers(&mut resp, snap, store);
     resp
 }
 
@@ -113,22 +121,12 @@ fn index_page(
 ) -> Response {
     let walk = || walk_key(&principal.name, kind, params);
     match state.reader.index_page(&walk, kind, query) {
-        Ok(read) => render_list(&[(&read.value, kind, &query.attributes)], &read.snapshot),
+        Ok(read) => render_list(
+            &[(&read.value, kind, &query.attributes)],
+            &read.snapshot,
+            &state.store,
+        ),
         Err(e) => e.into_response(),
-    }
-}
-
-/// The parameters of a query, taken out of its map rather than copied.
-fn params_of(mut q: HashMap<String, String>) -> QueryParams {
-    let mut get = |k: &str| q.remove(k);
-    QueryParams {
-        filter: get("filter"),
-        attributes: get("attributes"),
-        excluded_attributes: get("excludedattributes"),
-        sort_by: get("sortby"),
-        sort_order: get("sortorder"),
-        start_index: get("startindex"),
-        count: get("count"),
     }
 }
 
@@ -138,17 +136,16 @@ async fn list_kind(
     kind: ResourceKind,
     raw: Option<String>,
 ) -> Response {
-    let q = match query_map(raw.as_deref()) {
+    let UrlQuery { params, cursor } = match url_query(raw.as_deref()) {
         Ok(q) => q,
         Err(e) => return error(e),
     };
-    if let Some(cursor) = q.get("cursor") {
+    if let Some(cursor) = cursor {
         if let Some((walk, _)) = cursor.split_once('.') {
             state.reader.follow_walk(walk).await;
         }
-        return cursor_page(state, kind, &q, cursor);
+        return cursor_page(state, kind, params, &cursor);
     }
-    let params = params_of(q);
     let query = match Query::parse(&params, kind, state.settings.max_count) {
         Ok(q) => bounded(q, state.settings.max_results),
         Err(e) => return error(e),
@@ -205,15 +202,14 @@ async fn page_off_runtime(
 fn cursor_page(
     state: &AppState,
     kind: ResourceKind,
-    q: &HashMap<String, String>,
+    mut params: QueryParams,
     cursor: &str,
 ) -> Response {
-    if q.contains_key("startindex") {
+    if params.start_index.is_some() {
         return error(ScimError::invalid_value(
             "startIndex and cursor cannot be used together; send one of them",
         ));
     }
-    let mut params = params_of(q.clone());
     let count = match params
         .count
         .as_deref()
@@ -246,6 +242,7 @@ fn cursor_page(
             render_list_with(
                 &[(&read.value.page, kind, &attributes)],
                 &read.snapshot,
+                &state.store,
                 Some(cursors),
             )
         }
@@ -357,6 +354,7 @@ async fn search_root(State(state): State<AppState>, body: Bytes) -> Response {
                 ),
             ],
             &read.snapshot,
+            &state.store,
         ),
         Err(e) => e.into_response(),
     }
@@ -405,7 +403,7 @@ async fn get_kind(
             kind.name(),
             crate::scim::error::excerpt(id)
         )));
-        add_snapshot_headers(&mut resp, &snap);
+        add_snapshot_headers(&mut resp, &snap, &state.store);
         return resp;
     };
     // The ETag header stands for `meta.version`: sent with every representation that carries it.
@@ -424,7 +422,7 @@ async fn get_kind(
     if carries_version && let Ok(v) = HeaderValue::try_from(etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
-    add_snapshot_headers(&mut resp, &snap);
+    add_snapshot_headers(&mut resp, &snap, &state.store);
     resp
 }
 

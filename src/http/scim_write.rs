@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::support::{
-    add_snapshot_headers, entry_bytes, json_object, query_map, scim_response, selection,
+    add_snapshot_headers, entry_bytes, json_object, scim_response, selection, url_query,
 };
 use crate::audit::AuditRecord;
 use crate::auth::Principal;
@@ -25,14 +25,14 @@ use crate::scim::error::ScimError;
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
-        .route("/Users", post(create_user))
+        .route("/scim/v2/Users", post(create_user))
         .route(
-            "/Users/{id}",
+            "/scim/v2/Users/{id}",
             put(replace_user).patch(patch_user).delete(delete_user),
         )
-        .route("/Groups", post(create_group))
+        .route("/scim/v2/Groups", post(create_group))
         .route(
-            "/Groups/{id}",
+            "/scim/v2/Groups/{id}",
             put(replace_group).patch(patch_group).delete(delete_group),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), audit))
@@ -47,11 +47,7 @@ async fn audit(State(state): State<AppState>, req: Request, next: Next) -> Respo
         .map(|p| p.name.clone())
         .unwrap_or_default();
     let method = req.method().to_string();
-    // Inside the nested SCIM router the URI is stripped of /scim/v2; record the path the client sent.
-    let path = req
-        .extensions()
-        .get::<axum::extract::OriginalUri>()
-        .map_or_else(|| req.uri().path().to_string(), |u| u.path().to_string());
+    let path = req.uri().path().to_string();
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -124,6 +120,7 @@ fn if_match(headers: &HeaderMap) -> Option<String> {
 
 /// The resource a write produced, projected as the query asks.
 fn render(
+    store: &crate::cache::Store,
     written: &Written,
     kind: ResourceKind,
     status: StatusCode,
@@ -150,7 +147,7 @@ fn render(
     {
         resp.headers_mut().insert(header::LOCATION, v);
     }
-    add_snapshot_headers(&mut resp, &written.snapshot);
+    add_snapshot_headers(&mut resp, &written.snapshot, store);
     resp
 }
 
@@ -163,8 +160,8 @@ fn respond(result: Result<Response, WriteError>) -> Response {
 
 /// Whether the query names `attributes` or `excludedAttributes` (then PATCH on Groups answers 200 with a body).
 fn asks_for_body(raw: Option<&str>) -> bool {
-    query_map(raw)
-        .is_ok_and(|q| q.contains_key("attributes") || q.contains_key("excludedattributes"))
+    url_query(raw)
+        .is_ok_and(|q| q.params.attributes.is_some() || q.params.excluded_attributes.is_some())
 }
 
 async fn create_user(
@@ -178,6 +175,7 @@ async fn create_user(
             let v = json_body(&headers, &body, state.settings.json_depth)?;
             let w = state.writer.create_user(&v).await?;
             Ok(render(
+                &state.store,
                 &w,
                 ResourceKind::User,
                 StatusCode::CREATED,
@@ -204,6 +202,7 @@ async fn replace_user(
                 .replace_user(&id, &v, if_match(&headers).as_deref())
                 .await?;
             Ok(render(
+                &state.store,
                 &w,
                 ResourceKind::User,
                 StatusCode::OK,
@@ -230,6 +229,7 @@ async fn patch_user(
                 .patch_user(&id, &v, if_match(&headers).as_deref())
                 .await?;
             Ok(render(
+                &state.store,
                 &w,
                 ResourceKind::User,
                 StatusCode::OK,
@@ -269,6 +269,7 @@ async fn create_group(
             let v = json_body(&headers, &body, state.settings.json_depth)?;
             let w = state.writer.create_group(&v).await?;
             Ok(render(
+                &state.store,
                 &w,
                 ResourceKind::Group,
                 StatusCode::CREATED,
@@ -295,6 +296,7 @@ async fn replace_group(
                 .replace_group(&id, &v, if_match(&headers).as_deref())
                 .await?;
             Ok(render(
+                &state.store,
                 &w,
                 ResourceKind::Group,
                 StatusCode::OK,
@@ -324,6 +326,7 @@ async fn patch_group(
                 .await?;
             if asks_for_body(raw.as_deref()) {
                 Ok(render(
+                    &state.store,
                     &w,
                     ResourceKind::Group,
                     StatusCode::OK,
@@ -335,7 +338,7 @@ async fn patch_group(
                 if let Ok(v) = HeaderValue::from_str(&w.entry.etag()) {
                     resp.headers_mut().insert(header::ETAG, v);
                 }
-                add_snapshot_headers(&mut resp, &w.snapshot);
+                add_snapshot_headers(&mut resp, &w.snapshot, &state.store);
                 Ok(resp)
             }
         }

@@ -1,6 +1,6 @@
 //! Response helpers shared by the SCIM handlers: content type, snapshot headers, ETags.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -13,6 +13,7 @@ use crate::scim::ResourceKind;
 use crate::scim::SCIM_CONTENT_TYPE;
 use crate::scim::attrs::AttrSelection;
 use crate::scim::error::ScimError;
+use crate::scim::list::QueryParams;
 use axum::body::Bytes;
 
 /// A response with a SCIM JSON body.
@@ -30,34 +31,18 @@ pub fn scim_response(status: StatusCode, body: impl Into<Body>) -> Response {
 pub static X_SNAPSHOT_VERSION: HeaderName = HeaderName::from_static("x-snapshot-version");
 pub static X_SNAPSHOT_AGE: HeaderName = HeaderName::from_static("x-snapshot-age");
 
-/// `X-Snapshot-Version` and `X-Snapshot-Age` on every read.
-pub fn add_snapshot_headers(resp: &mut Response, snap: &Snapshot) {
+/// `X-Snapshot-Version` and `X-Snapshot-Age` on every read. The age is since the version was known to
+/// match JumpCloud: its read, or a later poll of the Directory Insights feed that found nothing to change
+/// (the version was current then, whatever its data's read time says).
+pub fn add_snapshot_headers(resp: &mut Response, snap: &Snapshot, store: &crate::cache::Store) {
+    let now = Timestamp::now();
+    let mut age = age_seconds(snap.taken_at, now);
+    if let Some(at) = store.confirmed_for(snap.version) {
+        age = age.min(age_seconds(at, now));
+    }
     let h = resp.headers_mut();
     h.insert(X_SNAPSHOT_VERSION.clone(), HeaderValue::from(snap.version));
-    let age = age_seconds(snap.taken_at, Timestamp::now());
     h.insert(X_SNAPSHOT_AGE.clone(), HeaderValue::from(age));
-}
-
-/// Lower `X-Snapshot-Age` to the Directory Insights feed's last confirmation of the answer's version, when
-/// one covers it (the version was current then, whatever its data's read time says).
-pub fn confirm_snapshot_age(resp: &mut Response, store: &crate::cache::Store) {
-    let h = resp.headers();
-    let number = |name: &HeaderName| {
-        h.get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-    };
-    let (Some(version), Some(age)) = (number(&X_SNAPSHOT_VERSION), number(&X_SNAPSHOT_AGE)) else {
-        return;
-    };
-    let Some(at) = store.confirmed_for(version) else {
-        return;
-    };
-    let confirmed = age_seconds(at, Timestamp::now());
-    if confirmed < age {
-        resp.headers_mut()
-            .insert(X_SNAPSHOT_AGE.clone(), HeaderValue::from(confirmed));
-    }
 }
 
 /// Whether an `If-None-Match` header matches `etag` (weak comparison, `*` matches anything).
@@ -69,9 +54,19 @@ pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         .any(|v| etag_listed(v, etag))
 }
 
-/// Query parameters, with case-insensitive names (clients differ: `startIndex`, `startindex`).
-pub fn query_map(raw: Option<&str>) -> Result<HashMap<String, String>, ScimError> {
-    let mut out = HashMap::new();
+/// The query string's parameters this service reads: the list parameters and RFC 9865's `cursor`.
+#[derive(Debug, Default)]
+pub struct UrlQuery {
+    pub params: QueryParams,
+    pub cursor: Option<String>,
+}
+
+/// Read a query string: names are matched case-insensitively (clients differ: `startIndex`,
+/// `startindex`), values are decoded, the last of a repeated name wins and names this service does not
+/// read are ignored. Every pair must be valid percent-encoding. Read straight into [`UrlQuery`]'s fields:
+/// no map is built, and a name or value without `%` or `+` is not copied to be compared.
+pub fn url_query(raw: Option<&str>) -> Result<UrlQuery, ScimError> {
+    let mut out = UrlQuery::default();
     let Some(raw) = raw else { return Ok(out) };
     for pair in raw.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -85,14 +80,33 @@ pub fn query_map(raw: Option<&str>) -> Result<HashMap<String, String>, ScimError
                 "the value of query parameter {k:?} is not valid percent-encoding"
             ))
         })?;
-        out.insert(k.to_ascii_lowercase(), v);
+        let p = &mut out.params;
+        let slot = [
+            ("filter", &mut p.filter),
+            ("attributes", &mut p.attributes),
+            ("excludedattributes", &mut p.excluded_attributes),
+            ("sortby", &mut p.sort_by),
+            ("sortorder", &mut p.sort_order),
+            ("startindex", &mut p.start_index),
+            ("count", &mut p.count),
+            ("cursor", &mut out.cursor),
+        ]
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(&k));
+        if let Some((_, slot)) = slot {
+            *slot = Some(v.into_owned());
+        }
     }
     Ok(out)
 }
 
-/// `application/x-www-form-urlencoded` decoding (`+` is a space).
-fn percent_decode(s: &str) -> Option<String> {
+/// `application/x-www-form-urlencoded` decoding (`+` is a space); the text itself when there is nothing
+/// to decode.
+fn percent_decode(s: &str) -> Option<Cow<'_, str>> {
     let bytes = s.as_bytes();
+    if !bytes.iter().any(|b| matches!(b, b'%' | b'+')) {
+        return Some(Cow::Borrowed(s));
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -108,15 +122,15 @@ fn percent_decode(s: &str) -> Option<String> {
         }
         i += 1;
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(Cow::Owned)
 }
 
 /// `attributes` / `excludedAttributes` from a query string, for one resource kind.
 pub fn selection(raw: Option<&str>, kind: ResourceKind) -> Result<AttrSelection, ScimError> {
-    let q = query_map(raw)?;
+    let q = url_query(raw)?.params;
     AttrSelection::parse(
-        q.get("attributes").map(String::as_str),
-        q.get("excludedattributes").map(String::as_str),
+        q.attributes.as_deref(),
+        q.excluded_attributes.as_deref(),
         kind,
     )
 }
@@ -190,11 +204,19 @@ mod tests {
 
     #[test]
     fn query_names_are_case_insensitive_and_values_decoded() {
-        let q = query_map(Some("filter=userName+eq+%22a%40b.c%22&StartIndex=2&count=")).unwrap();
-        assert_eq!(q["filter"], "userName eq \"a@b.c\"");
-        assert_eq!(q["startindex"], "2");
-        assert_eq!(q["count"], "");
-        assert!(query_map(Some("filter=%zz")).is_err());
+        let q = url_query(Some(
+            "filter=userName+eq+%22a%40b.c%22&StartIndex=2&count=&other=x&COUNT=5&Cursor=",
+        ))
+        .unwrap();
+        assert_eq!(q.params.filter.as_deref(), Some("userName eq \"a@b.c\""));
+        assert_eq!(q.params.start_index.as_deref(), Some("2"));
+        // The last of a repeated name wins.
+        assert_eq!(q.params.count.as_deref(), Some("5"));
+        assert_eq!(q.cursor.as_deref(), Some(""));
+        assert_eq!(q.params.sort_by, None);
+        assert!(url_query(Some("filter=%zz")).is_err());
+        assert!(url_query(Some("unknown=%zz")).is_err());
+        assert!(url_query(Some("%zz=1")).is_err());
     }
 
     #[test]
