@@ -114,8 +114,7 @@ fn percent_decode(s: &str) -> Option<Cow<'_, str>> {
             b'+' => out.push(b' '),
             b'%' => {
                 let hex = bytes.get(i + 1..i + 3)?;
-                let s = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(s, 16).ok()?);
+                out.push(hex_digit(hex[0])? << 4 | hex_digit(hex[1])?);
                 i += 2;
             }
             b => out.push(b),
@@ -123,6 +122,10 @@ fn percent_decode(s: &str) -> Option<Cow<'_, str>> {
         i += 1;
     }
     String::from_utf8(out).ok().map(Cow::Owned)
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    char::from(b).to_digit(16).map(|d| d as u8)
 }
 
 /// `attributes` / `excludedAttributes` from a query string, for one resource kind.
@@ -217,6 +220,10 @@ mod tests {
         assert!(url_query(Some("filter=%zz")).is_err());
         assert!(url_query(Some("unknown=%zz")).is_err());
         assert!(url_query(Some("%zz=1")).is_err());
+        assert!(url_query(Some("filter=%4")).is_err());
+        let q = url_query(Some("filter=a%2bb%2B%e2%82%ac")).unwrap();
+        assert_eq!(q.params.filter.as_deref(), Some("a+b+€"));
+        assert!(url_query(Some("filter=%e2%82")).is_err(), "not UTF-8");
     }
 
     #[test]

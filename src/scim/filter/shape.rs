@@ -27,9 +27,21 @@ pub const MAX_SHAPE_LEN: usize = 1024;
 static CACHE: LazyLock<moka::sync::Cache<Box<str>, Arc<Filter>>> =
     LazyLock::new(|| moka::sync::Cache::builder().max_capacity(SHAPES).build());
 
-/// Placeholder `k`, as the shape's text writes it and as its tree holds it (decoded).
-fn placeholder(k: usize) -> (String, String) {
-    (format!("\"\\u0000{k}\""), format!("\u{0}{k}"))
+/// Placeholder `k` as the shape's text writes it, `"\u0000k"`; its tree holds it decoded, `\0k`.
+fn push_placeholder(shape: &mut String, k: usize) {
+    shape.push_str("\"\\u0000");
+    shape.push_str(itoa::Buffer::new().format(k));
+    shape.push('"');
+}
+
+/// A string literal's value (quotes included in `literal`), decoded as `serde_json` decodes it; one
+/// without escapes or control characters is its own text.
+fn literal_value(literal: &str) -> Option<String> {
+    let inner = literal.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.bytes().all(|b| b != b'\\' && b != b'"' && b >= 0x20) {
+        return Some(inner.to_owned());
+    }
+    serde_json::from_str(literal).ok()
 }
 
 /// Parse `raw` (already bounded in length) as `full` would, through the cache of shapes.
@@ -64,9 +76,9 @@ fn cut(raw: &str) -> Option<(String, Vec<String>)> {
     let mut values = Vec::new();
     let mut copied = 0;
     for r in literals(raw) {
-        let value: String = serde_json::from_str(raw.get(r.clone())?).ok()?;
+        let value = literal_value(raw.get(r.clone())?)?;
         shape.push_str(&raw[copied..r.start]);
-        shape.push_str(&placeholder(values.len()).0);
+        push_placeholder(&mut shape, values.len());
         values.push(value);
         copied = r.end;
     }
@@ -209,6 +221,25 @@ mod tests {
         for _ in 0..2 {
             let (cached, fresh) = both(t);
             assert_eq!(cached.unwrap(), fresh.unwrap());
+        }
+    }
+
+    #[test]
+    fn a_literal_decodes_as_serde_json_decodes_it() {
+        for literal in [
+            r#""plain@example.com""#,
+            r#""""#,
+            r#""tab\there""#,
+            r#""\u00e9 and \"quotes\"""#,
+            "\"raw\u{1}control\"",
+            r#""unclosed"#,
+            r#""\x""#,
+        ] {
+            assert_eq!(
+                literal_value(literal),
+                serde_json::from_str::<String>(literal).ok(),
+                "{literal}"
+            );
         }
     }
 
