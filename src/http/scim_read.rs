@@ -56,8 +56,34 @@ async fn not_implemented(req: axum::extract::Request) -> Response {
     .into_response()
 }
 
-async fn method_not_allowed() -> Response {
-    ScimError::new(405, None, "this endpoint does not support that HTTP method").into_response()
+/// 405 with the `Allow` header RFC 9110 §15.5.6 requires, naming the methods the path takes.
+async fn method_not_allowed(req: axum::extract::Request) -> Response {
+    let allowed = allowed_methods(req.uri().path());
+    let mut resp = ScimError::new(
+        405,
+        None,
+        format!(
+            "{} {} is not offered: this endpoint takes {allowed}",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+    .into_response();
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allowed));
+    resp
+}
+
+/// The methods a SCIM path takes (paths the routes above match).
+fn allowed_methods(path: &str) -> &'static str {
+    let rest = path.strip_prefix("/scim/v2/").unwrap_or(path);
+    let mut segments = rest.split('/');
+    match (segments.next(), segments.next()) {
+        (Some("Users" | "Groups"), None) => "GET, POST",
+        (Some(".search"), None) | (Some("Users" | "Groups"), Some(".search")) => "POST",
+        (Some("Users" | "Groups"), Some(_)) => "GET, PUT, PATCH, DELETE",
+        _ => "GET",
+    }
 }
 
 // === lists ===

@@ -164,6 +164,19 @@ async fn what_is_not_offered_says_so() {
         .await,
         405,
     );
+    // A 405 names the methods the path takes (RFC 9110 §15.5.6).
+    for (method, path, allow) in [
+        ("DELETE", "/scim/v2/ServiceProviderConfig", "GET"),
+        ("PATCH", "/scim/v2/Users", "GET, POST"),
+        ("POST", "/scim/v2/Groups/some-id", "GET, PUT, PATCH, DELETE"),
+        ("GET", "/scim/v2/Users/.search", "POST"),
+        ("PUT", "/scim/v2/.search", "POST"),
+        ("POST", "/scim/v2/Schemas/urn:x", "GET"),
+    ] {
+        let resp = send(&router, method, path, Some(TOKEN)).await;
+        is_scim_error(&resp, 405);
+        assert_eq!(resp.headers()[header::ALLOW], allow, "{method} {path}");
+    }
 }
 
 #[tokio::test]
