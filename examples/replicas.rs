@@ -45,6 +45,8 @@
 //! a machine a first refresh of 100,000 users can outlast the publish lock (`store.lease_s`), so that its
 //! version is never shared: the report's notes then show the replicas' `WARN` lines.
 
+#[path = "../tests/it/support/resp.rs"]
+mod resp;
 #[path = "support/sampling.rs"]
 mod sampling;
 
@@ -57,7 +59,7 @@ use std::time::Duration;
 use jumpcloud_scim::emulator::{self, EmulatorConfig, RunningEmulator};
 use sampling::{Sample, percentile};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::time::Instant;
 
 const TOKEN: &str = "replicas-bench-token-0123456789";
@@ -295,22 +297,7 @@ impl Drop for TempDir {
 
 /// One command in RESP; the raw reply, or `None` when Redis does not answer.
 async fn redis_cmd(port: u16, args: &[&str]) -> Option<String> {
-    let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
-    let mut s = tokio::time::timeout(Duration::from_millis(500), connect)
-        .await
-        .ok()?
-        .ok()?;
-    let mut req = format!("*{}\r\n", args.len());
-    for a in args {
-        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    s.write_all(req.as_bytes()).await.ok()?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let n = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf))
-        .await
-        .ok()?
-        .ok()?;
-    (n > 0).then(|| String::from_utf8_lossy(&buf[..n]).into_owned())
+    resp::command(port, args, 64 * 1024).await
 }
 
 async fn start_redis(bin: &Path, dir: &Path) -> (Proc, u16) {

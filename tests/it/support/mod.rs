@@ -361,6 +361,7 @@ pub async fn serve(vars: &[(&str, String)]) -> Served {
 /// What the tests read of the machine's environment, in one place: the search path for the real parts
 /// they drive (Chromium, the conformance suite) and the switches CI sets.
 pub mod redis;
+pub mod resp;
 
 pub mod machine {
     #![allow(

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Served, machine};
 
@@ -103,24 +102,7 @@ impl Redis {
 
     /// One command in RESP; the raw reply, or `None` when Redis does not answer.
     pub async fn command(&self, args: &[&str]) -> Option<String> {
-        let mut s = tokio::time::timeout(
-            Duration::from_millis(500),
-            tokio::net::TcpStream::connect(("127.0.0.1", self.port)),
-        )
-        .await
-        .ok()?
-        .ok()?;
-        let mut req = format!("*{}\r\n", args.len());
-        for a in args {
-            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut buf = vec![0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf))
-            .await
-            .ok()?
-            .ok()?;
-        (n > 0).then(|| String::from_utf8_lossy(&buf[..n]).into_owned())
+        super::resp::command(self.port, args, 4096).await
     }
 }
 
