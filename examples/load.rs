@@ -32,7 +32,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use sampling::{Sample, percentile};
+use sampling::{Sample, enc, percentile};
 use tokio::time::Instant;
 
 use jumpcloud_scim::auth::Scope;
@@ -162,17 +162,6 @@ async fn get_bytes(client: &reqwest::Client, url: &str) -> Bytes {
 
 async fn get_json(client: &reqwest::Client, url: &str) -> Value {
     serde_json::from_slice(&get_bytes(client, url).await).unwrap()
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Ask for a full refresh and wait until it is recorded; returns `/readyz`'s `last_refresh`.

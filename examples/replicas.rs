@@ -57,7 +57,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jumpcloud_scim::emulator::{self, EmulatorConfig, RunningEmulator};
-use sampling::{Sample, percentile};
+use sampling::{Sample, enc, percentile};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::time::Instant;
@@ -627,17 +627,6 @@ impl Sample {
 /// Hit `urls` round-robin from `CONCURRENCY` tasks for `run_for`.
 async fn sample(client: &reqwest::Client, urls: &Arc<Vec<String>>, run_for: Duration) -> Sample {
     sampling::sample(client, urls, run_for, CONCURRENCY, TOKEN).await
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Walk every user of `base` in pages of 100 (bounded: 10,000 pages); (id, userName) of each.

@@ -92,3 +92,15 @@ pub async fn sample(
     out.elapsed = started.elapsed();
     out
 }
+
+/// A query-string value, percent-encoded (everything but RFC 3986's unreserved characters).
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
