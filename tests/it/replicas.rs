@@ -95,14 +95,18 @@ async fn converged(replicas: &[&Replica], at_least: u64) -> u64 {
     }
 }
 
-async fn stats_total(emu: &jumpcloud_scim::emulator::RunningEmulator) -> u64 {
-    let v: Value = reqwest::get(format!("{}/__emulator/stats", emu.base_url()))
+/// The emulator's request counts (`/__emulator/stats`).
+async fn emulator_stats(emu: &jumpcloud_scim::emulator::RunningEmulator) -> Value {
+    reqwest::get(format!("{}/__emulator/stats", emu.base_url()))
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
-    v["total"].as_u64().unwrap()
+        .unwrap()
+}
+
+async fn stats_total(emu: &jumpcloud_scim::emulator::RunningEmulator) -> u64 {
+    emulator_stats(emu).await["total"].as_u64().unwrap()
 }
 
 #[tokio::test]
@@ -648,12 +652,7 @@ async fn writes_travel_as_deltas_and_every_replica_even_a_new_one_serves_them_al
 
 /// The emulator's request count for `route` (e.g. `GET /api/systemusers`), all statuses.
 async fn route_calls(emu: &jumpcloud_scim::emulator::RunningEmulator, route: &str) -> u64 {
-    let v: Value = reqwest::get(format!("{}/__emulator/stats", emu.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = emulator_stats(emu).await;
     v["routes"][route]
         .as_object()
         .map_or(0, |by| by.values().filter_map(Value::as_u64).sum())
